@@ -1,0 +1,88 @@
+"""ASE calculator for Facet models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from .graph import atoms_to_graph
+from .properties import compute_properties
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_model(model, device="cpu", dtype="float64"):
+    """A FacetModel object, a model file path, or a pretrained name -> FacetModel on device/dtype."""
+    from .model import FacetModel
+    from .model_file import load_model
+
+    if isinstance(model, FacetModel):
+        return model.to(device=device, dtype=DTYPES[dtype])
+    if isinstance(model, (str, Path)):
+        if Path(model).is_file():
+            return load_model(model, device=device, dtype=dtype)
+        from .pretrained import PRETRAINED, pretrained_path
+
+        if str(model) in PRETRAINED:
+            return load_model(pretrained_path(str(model)), device=device, dtype=dtype)
+        if isinstance(model, Path) or any(c in str(model) for c in "/\\.") and not str(model) in PRETRAINED:
+            raise FileNotFoundError(
+                f"model file not found: {model} (nor is it a pretrained name: "
+                f"{', '.join(sorted(PRETRAINED)) or 'none shipped yet'})"
+            )
+        pretrained_path(str(model))  # raises with the list of known names
+    raise TypeError(f"model must be a FacetModel, a file path or a pretrained name, got {type(model).__name__}")
+
+
+class FacetCalculator(Calculator):
+    """``FacetCalculator(model, device="cpu", dtype="float64")``.
+
+    Properties: energy, free_energy, forces, stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile
+    positive), energies (per atom) and stresses (per atom, summing to the stress).
+    ``model`` is a FacetModel, a model file, or a pretrained name.
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
+
+    def __init__(self, model="facet-s", device: str = "cpu", dtype: str = "float64", **kwargs):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but torch has no CUDA device here")
+        super().__init__(**kwargs)
+        self.device = torch.device(device)
+        self.dtype = DTYPES[dtype]
+        self.model = resolve_model(model, device=self.device, dtype=dtype)
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from .structures import to_atoms
+
+        if atoms is not None:
+            atoms = to_atoms(atoms)
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype).to(self.device, self.dtype)
+        volume_ok = abs(np.linalg.det(atoms.cell.array)) > 1e-8
+        want_stress = ("stress" in properties or "stresses" in properties)
+        if want_stress and not volume_ok:
+            raise PropertyNotImplementedError("stress needs a cell of non-zero volume")
+        out = compute_properties(self.model, graph, forces=True, stress=volume_ok, virials=volume_ok)
+        energy = float(out["energy"][0].detach())
+        if not np.isfinite(energy):
+            raise ValueError("the model returned a non-finite energy for this structure")
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["energies"] = out["energies"].detach().cpu().double().numpy()
+        self.results["forces"] = out["forces"].detach().cpu().double().numpy()
+        if volume_ok:
+            s = out["stress"][0].detach().cpu().double().numpy()
+            self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+            v = out["virials"].detach().cpu().double().numpy()
+            per_atom = -v / abs(np.linalg.det(atoms.cell.array))
+            self.results["stresses"] = np.array([full_3x3_to_voigt_6_stress(0.5 * (p + p.T)) for p in per_atom])

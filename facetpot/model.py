@@ -1,0 +1,242 @@
+"""The Facet model: species embedding -> interaction blocks -> per-atom energies.
+
+    E_i = E0[s_i] + sigma[s_i] * (e(h_i^(T)) - e_iso[s_i])
+
+h^(0) is a learned embedding of the species; each interaction block (see ``nn.interaction``)
+mixes neighbour features through the spline-weighted convolution and a nonlinearity; e is a linear
+readout of the last layer's scalars. Subtracting e_iso (the readout of an atom with no neighbours)
+makes an isolated atom's energy exactly its reference E0, and the per-species scale sigma sets
+the size of the interaction energy. Both are fitted from data by the trainer.
+
+The model sees the structure only through species and edge vectors r_ij = x_j - x_i (+ cell
+shifts), so energies are translation invariant by construction; forces, stress and virials follow
+from dE/dr_ij (``facetpot.properties``).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from .nn.conv_density import NeighborMatrix
+from .nn.interaction import InteractionBlock
+from .nn.irreps import parse_irreps, split_blocks
+from .nn.irreps_linear import IrrepsLinear
+from .nn.spherical_harmonics import EdgeSphericalHarmonics
+from .nn.spline_radial import SplineRadialBasis
+
+#: Facet-S: the defaults of ``build_model()``.
+DEFAULT_CONFIG: Dict[str, Any] = {
+    "hidden_irreps": "128x0e+64x1o+32x2e",
+    "lmax": 2,
+    "num_layers": 3,
+    "cutoff": 6.0,
+    "num_radial": 8,
+    "envelope_p": 6,
+    "species": list(range(1, 95)),
+    "nonlinearity": "s2_mlp",
+    "parity": True,
+    "grid_channels": 32,
+    "grid_hidden": 64,
+    "grid_activation": "quadratic",
+    "grid_degree": 0,
+    "avg_num_neighbors": 40.0,
+    "neighbor_norm_exponent": 0.7,
+    "atomic_energies": None,
+    "scale": 1.0,
+}
+
+
+def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f"unknown model option(s) {unknown}; known options: {sorted(DEFAULT_CONFIG)}")
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    cfg.update(copy.deepcopy(config))
+    cfg["species"] = sorted(int(z) for z in cfg["species"])
+    if not cfg["species"] or len(set(cfg["species"])) != len(cfg["species"]):
+        raise ValueError("species must be a non-empty list of distinct atomic numbers")
+    if any(z < 1 or z > 118 for z in cfg["species"]):
+        raise ValueError(f"species must be atomic numbers 1..118, got {cfg['species']}")
+    if float(cfg["cutoff"]) <= 0:
+        raise ValueError(f"cutoff must be positive, got {cfg['cutoff']}")
+    if int(cfg["num_layers"]) < 1:
+        raise ValueError("num_layers must be at least 1")
+    for key in ("atomic_energies", "scale"):
+        v = cfg[key]
+        if isinstance(v, dict):
+            cfg[key] = {int(z): float(e) for z, e in v.items()}
+            missing = sorted(set(cfg["species"]) - set(cfg[key]))
+            if missing:
+                raise ValueError(f"{key} lacks species {missing}")
+    return cfg
+
+
+class FacetModel(nn.Module):
+    """Per-atom energies from species and edge vectors. Build it with :func:`build_model`."""
+
+    def __init__(self, **config: Any):
+        super().__init__()
+        cfg = _check_config(config)
+        self.config = cfg
+        self.cutoff = float(cfg["cutoff"])
+        self.species = list(cfg["species"])
+        parity = bool(cfg["parity"])
+        lmax = int(cfg["lmax"])
+        hidden = parse_irreps(cfg["hidden_irreps"])
+        if not parity:  # SO(3) only: every feature is labelled even
+            hidden = parse_irreps("+".join(f"{m}x{l}e" for m, l, _ in hidden))
+        if hidden[0][1] != 0:
+            raise ValueError("hidden_irreps needs scalars (0e)")
+        if max(l for _, l, _ in hidden) > lmax:
+            raise ValueError(f"hidden_irreps has l above lmax={lmax}")
+        mul0 = hidden[0][0]
+
+        z_to_index = torch.full((119,), -1, dtype=torch.long)
+        for k, z in enumerate(self.species):
+            z_to_index[z] = k
+        self.register_buffer("z_to_index", z_to_index, persistent=False)
+
+        n_species = len(self.species)
+        self.embedding = nn.Embedding(n_species, mul0)
+        self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]))
+        self.sh = EdgeSphericalHarmonics(lmax, parity)
+        layers: List[InteractionBlock] = []
+        irreps = [(mul0, 0, 1)]
+        for t in range(int(cfg["num_layers"])):
+            last = t == int(cfg["num_layers"]) - 1
+            out = [(mul0, 0, 1)] if last else hidden
+            layers.append(
+                InteractionBlock(
+                    irreps,
+                    out,
+                    lmax,
+                    parity,
+                    int(cfg["num_radial"]),
+                    float(cfg["avg_num_neighbors"]),
+                    float(cfg["neighbor_norm_exponent"]),
+                    nonlinearity=cfg["nonlinearity"],
+                    grid_channels=int(cfg["grid_channels"]),
+                    grid_hidden=int(cfg["grid_hidden"]),
+                    grid_activation=cfg["grid_activation"],
+                    grid_degree=int(cfg["grid_degree"]),
+                )
+            )
+            irreps = out
+        self.layers = nn.ModuleList(layers)
+        self.readout = IrrepsLinear([(mul0, 0, 1)], [(1, 0, 1)])
+        #: "density" (atom-centred GEMMs, fast on CPU) or "edgewise" (reference); same numbers
+        self.conv_backend = "density"
+
+        e0 = cfg["atomic_energies"]
+        sc = cfg["scale"]
+        self.register_buffer(
+            "atomic_energies",
+            torch.tensor([e0[z] if isinstance(e0, dict) else 0.0 for z in self.species], dtype=torch.float64).to(
+                torch.get_default_dtype()
+            ),
+        )
+        self.register_buffer(
+            "scale",
+            torch.tensor([sc[z] if isinstance(sc, dict) else float(sc) for z in self.species], dtype=torch.float64).to(
+                torch.get_default_dtype()
+            ),
+        )
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embedding.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.weight.device
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Atomic numbers -> model species indices; raises ValueError naming unknown elements."""
+        numbers = torch.as_tensor(numbers, dtype=torch.long, device=self.z_to_index.device)
+        bad = (numbers < 1) | (numbers > 118)
+        idx = self.z_to_index[numbers.clamp(0, 118)]
+        bad = bad | (idx < 0)
+        if bool(bad.any()):
+            from ase.data import chemical_symbols
+
+            zs = sorted(set(int(z) for z in numbers[bad].tolist()))
+            names = [chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}" for z in zs]
+            known = "".join(f" {chemical_symbols[z]}" for z in self.species)
+            raise ValueError(f"element(s) {', '.join(names)} not covered by this model; it knows:{known}")
+        return idx
+
+    def set_atomic_energies(self, energies: Dict[int, float]) -> None:
+        for z, e in energies.items():
+            self.atomic_energies[self.species.index(int(z))] = float(e)
+        self.config["atomic_energies"] = {z: float(self.atomic_energies[k]) for k, z in enumerate(self.species)}
+
+    def set_scale(self, scale: Dict[int, float]) -> None:
+        for z, s in scale.items():
+            self.scale[self.species.index(int(z))] = float(s)
+        self.config["scale"] = {z: float(self.scale[k]) for k, z in enumerate(self.species)}
+
+    def set_backend(self, backend: str) -> "FacetModel":
+        """Choose the convolution backend: "density" (default) or "edgewise" (reference)."""
+        if backend not in ("density", "edgewise"):
+            raise ValueError(f"backend must be 'density' or 'edgewise', got {backend!r}")
+        self.conv_backend = backend
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ forward
+    def _node_energies(
+        self,
+        species: torch.Tensor,
+        sh: torch.Tensor,
+        radial: torch.Tensor,
+        dst: torch.Tensor,
+        src: torch.Tensor,
+        neighbors: Optional[NeighborMatrix] = None,
+    ) -> torch.Tensor:
+        blocks = [self.embedding(species).unsqueeze(-1)]
+        for layer in self.layers:
+            blocks = layer(blocks, sh, radial, dst, src, neighbors)
+        return self.readout(blocks)[0].reshape(-1)
+
+    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies (N,) in eV.
+
+        species: (N,) model species indices; edge_index: (2, E), row 0 the receiving atom i,
+        row 1 its neighbour j; edge_vec: (E, 3) = x_j - x_i + shift, in Å.
+        """
+        dst = edge_index[0]
+        src = edge_index[1]
+        r = torch.sqrt((edge_vec * edge_vec).sum(-1) + 1e-30)
+        radial = self.radial(r)
+        sh = self.sh(edge_vec)
+        neighbors: Optional[NeighborMatrix] = None
+        if self.conv_backend == "density":
+            neighbors = NeighborMatrix(dst, src, species.shape[0])
+            neighbors.set_basis(radial, sh)
+        e = self._node_energies(species, sh, radial, dst, src, neighbors)
+        # reference: the same network for one atom of every species, without neighbours
+        all_species = torch.arange(self.embedding.num_embeddings, device=species.device)
+        no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
+        e_iso = self._node_energies(all_species, sh[:0], radial[:0], no_edges[0], no_edges[1])
+        return self.atomic_energies[species] + self.scale[species] * (e - e_iso[species])
+
+    # ------------------------------------------------------------------ files
+    def save(self, path, metadata: Optional[Dict[str, Any]] = None) -> None:
+        from .model_file import save_model
+
+        save_model(self, path, metadata)
+
+
+def build_model(**config: Any) -> FacetModel:
+    """A randomly initialised Facet model; no arguments give Facet-S (see ``DEFAULT_CONFIG``)."""
+    return FacetModel(**config)

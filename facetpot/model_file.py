@@ -1,0 +1,86 @@
+"""Model files: config + weights + metadata in one ``torch.save`` archive of plain tensors and types.
+
+Loading uses ``torch.load(weights_only=True)``, which never unpickles code; a file of another
+format version, or not a facetpot model at all, is rejected with a message that says so.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+FORMAT_NAME = "facetpot-model"
+FORMAT_VERSION = 1
+
+
+def save_model(model, path, metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Write atomically: a crash mid-write leaves the old file (if any) intact."""
+    from . import __version__
+
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "facetpot_version": __version__,
+        "config": model.config,
+        "state_dict": state,
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "metadata": {
+            "species": list(model.species),
+            "cutoff": float(model.cutoff),
+            "num_layers": int(model.num_layers),
+            "units": {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"},
+            **(metadata or {}),
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_model_file(path) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip, unsafe globals...
+        raise ValueError(f"{path} is not a readable facetpot model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not a facetpot model file (no '{FORMAT_NAME}' header)")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model-file format version {version} (written by facetpot "
+            f"{payload.get('facetpot_version', '?')}); this facetpot ({_version()}) reads version {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def load_model(path, device="cpu", dtype: Optional[str] = None):
+    """Load a model file written by ``model.save``; ``dtype`` defaults to the one it was saved in."""
+    from .model import FacetModel
+
+    payload = read_model_file(path)
+    model = FacetModel(**payload["config"])
+    model.load_state_dict(payload["state_dict"], strict=True)
+    model.metadata = payload.get("metadata", {})
+    dt = getattr(torch, dtype or payload.get("dtype", "float32"))
+    return model.to(device=device, dtype=dt).eval()

@@ -1,0 +1,84 @@
+"""Node-density backend of :class:`SplineConvolution` (the default).
+
+Because every radial weight is linear in the spline basis, w^(p)_u(r) = sum_k b_k(r) W^(p)_ku,
+the convolution factorises through an atom-centred density (as in ACE / MACE):
+
+    D_i[u, m1, (l2 m2), k] = sum_{j in N(i)} x_j[u, m1] Y_l2m2(r_ij) b_k(r_ij)       (GEMM per atom)
+    m_i^(p)[u, m3]         = sum_{m1, m2, k} D_i[u, m1, (l2 m2), k] C^(p)_{m1 m2 m3} W^(p)_ku   (GEMM per channel)
+
+The first GEMM runs on a padded neighbour matrix, (channels x n_neigh) @ (n_neigh x (l_max+1)^2 K)
+for every atom; the second contracts with M_u = C (x) W_u, one matrix per channel u built once per
+call. No per-edge message is ever stored: for Si 512 (46 neighbours, 2368 message components per
+edge) memory traffic falls about 5x against the edge-wise backend. Padding slots point at a zero
+feature row and a zero basis row, so they add nothing.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+
+
+class NeighborMatrix:
+    """Edges of every receiving atom laid out in rows of a padded (N, n_max) matrix.
+
+    ``src``: (N, n_max) neighbour index, N for padding (a zero row appended to the features);
+    ``edge``: (N, n_max) edge index, E for padding; ``density_basis``: (N, n_max, d, K).
+    """
+
+    def __init__(self, edge_dst: torch.Tensor, edge_src: torch.Tensor, num_nodes: int):
+        num_edges = edge_dst.shape[0]
+        order = torch.argsort(edge_dst, stable=True)
+        dst_sorted = edge_dst[order]
+        counts = torch.bincount(edge_dst, minlength=num_nodes)
+        n_max = int(counts.max()) if num_edges > 0 else 0
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(num_edges, device=edge_dst.device) - starts[dst_sorted]
+        flat = dst_sorted * n_max + slot
+        edge = torch.full((num_nodes * n_max,), num_edges, dtype=torch.long, device=edge_dst.device)
+        edge[flat] = order
+        src = torch.full((num_nodes * n_max,), num_nodes, dtype=torch.long, device=edge_dst.device)
+        src[flat] = edge_src[order]
+        self.num_nodes = num_nodes
+        self.n_max = n_max
+        self.edge = edge.view(num_nodes, n_max)
+        self.src = src.view(num_nodes, n_max)
+        self.density_basis = torch.empty(0)
+
+    def set_basis(self, radial: torch.Tensor, sh: torch.Tensor) -> None:
+        """Y_lm(r_e) b_k(r_e) laid out as (N, n_max, (l_max+1)^2, K), zero in padding slots."""
+        k, d = radial.shape[1], sh.shape[1]
+        rb = (sh.unsqueeze(2) * radial.unsqueeze(1)).reshape(-1, d * k)
+        rb = torch.cat([rb, rb.new_zeros(1, d * k)])
+        self.density_basis = rb.index_select(0, self.edge.reshape(-1)).view(self.num_nodes, self.n_max, d, k)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Node features (N, F) -> neighbour features (N, n_max, F)."""
+        x_ext = torch.cat([x, x.new_zeros(1, x.shape[1])])
+        return x_ext.index_select(0, self.src.reshape(-1)).view(self.num_nodes, self.n_max, x.shape[1])
+
+
+def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix) -> List[torch.Tensor]:
+    basis = nm.density_basis  # (N, n, d, K)
+    n_nodes, n_max, d_all, k_rad = basis.shape
+    w_all = conv.radial_weight * conv.norm  # (K, n_weights)
+    out: List[torch.Tensor] = []
+    for b, x in enumerate(blocks):
+        n_paths = conv.block_paths[b]
+        if n_paths == 0:
+            continue
+        mul, l1, _ = conv.irreps_in[b]
+        lo, hi = conv.block_sh_range[b]
+        rb = basis if (lo == 0 and hi == d_all) else basis[:, :, lo:hi, :]
+        rb = rb.reshape(n_nodes, n_max, (hi - lo) * k_rad)
+        xn = nm.gather(x.reshape(n_nodes, mul * (2 * l1 + 1)))  # (N, n, u m1)
+        dens = torch.bmm(xn.transpose(1, 2), rb)  # (N, u m1, d' K) = (N, u, [m1 d' K])
+        # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
+        wofs = conv.block_wofs[b]
+        wb = w_all.narrow(1, wofs, n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
+        wexp = wb.index_select(2, getattr(conv, f"colpath_{b}"))  # (K, u, cols)
+        cc = getattr(conv, f"cc_{b}")  # (m1 d', cols)
+        m = (cc.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, cc.shape[1])
+        y = torch.bmm(dens.view(n_nodes, mul, -1).transpose(0, 1), m).transpose(0, 1)  # (N, u, cols)
+        out.extend(torch.split(y, conv.block_path_dims[b], dim=2))
+    return out

@@ -1,0 +1,103 @@
+"""One message-passing layer.
+
+    x' = Nonlin( Linear_out( Conv( Linear_in(x), Y, b(r) ) ) + SelfConnection(x) )
+
+Nonlin is ``gate`` (SevenNet-style: linear self-connection + gate) or ``s2_mlp`` (Facet: the
+spherical-grid mixing layer). A layer whose output is scalars only (the last one) uses SiLU.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .conv_density import NeighborMatrix
+from .convolution import SplineConvolution
+from .gate import SILU_NORM, Gate
+from .irreps import Irrep
+from .irreps_linear import IrrepsLinear
+from .s2_grid_mixing import S2GridMixing
+
+NONLINEARITIES = ("gate", "s2_mlp")
+
+
+class InteractionBlock(nn.Module):
+    def __init__(
+        self,
+        irreps_in: Sequence[Irrep],
+        irreps_out: Sequence[Irrep],
+        sh_lmax: int,
+        parity: bool,
+        num_radial: int,
+        avg_num_neighbors: float,
+        neighbor_norm_exponent: float,
+        nonlinearity: str = "s2_mlp",
+        grid_channels: int = 32,
+        grid_hidden: int = 64,
+        grid_activation: str = "quadratic",
+        grid_degree: int = 0,
+    ):
+        super().__init__()
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+        self.irreps_in = list(irreps_in)
+        self.irreps_out = list(irreps_out)
+        self.scalars_only = all(l == 0 for _, l, _ in self.irreps_out)
+        self.linear_in = IrrepsLinear(self.irreps_in, self.irreps_in)
+        self.conv = SplineConvolution(
+            self.irreps_in,
+            sh_lmax,
+            parity,
+            [(l, p) for _, l, p in self.irreps_out],
+            num_radial,
+            avg_num_neighbors,
+            neighbor_norm_exponent,
+        )
+        self.mode = "silu" if self.scalars_only else nonlinearity
+        if self.mode == "gate":
+            scalars = [ir for ir in self.irreps_out if ir[1] == 0]
+            gated = [ir for ir in self.irreps_out if ir[1] > 0]
+            if len(scalars) != 1:
+                raise ValueError("the gate needs exactly one block of 0e scalars")
+            n_gates = sum(m for m, _, _ in gated)
+            pre = scalars + [(n_gates, 0, 1)] + gated
+            self.gate = Gate([m for m, _, _ in gated])
+        else:
+            pre = self.irreps_out
+            self.gate = None
+        self.linear_out = IrrepsLinear(self.conv.irreps_mid, pre)
+        self.self_connection = IrrepsLinear(self.irreps_in, pre, bias=True, allow_missing=True)
+        if self.mode == "s2_mlp":
+            self.mixing = S2GridMixing(
+                pre,
+                self.irreps_out,
+                sh_lmax,
+                channels=grid_channels,
+                hidden=grid_hidden,
+                activation=grid_activation,
+                grid_degree=grid_degree,
+                parity=parity,
+            )
+        else:
+            self.mixing = None
+
+    def forward(
+        self,
+        blocks: List[torch.Tensor],
+        sh: torch.Tensor,
+        radial: torch.Tensor,
+        edge_dst: torch.Tensor,
+        edge_src: torch.Tensor,
+        neighbors: Optional[NeighborMatrix] = None,
+    ) -> List[torch.Tensor]:
+        num_nodes = blocks[0].shape[0]
+        msg = self.conv(self.linear_in(blocks), sh, radial, edge_dst, edge_src, num_nodes, neighbors)
+        msg = self.linear_out(msg)
+        sc = self.self_connection(blocks)
+        y = [a + b for a, b in zip(msg, sc)]
+        if self.gate is not None:
+            return self.gate(y)
+        if self.mixing is not None:
+            return self.mixing(y)
+        return [torch.nn.functional.silu(y[0]) * SILU_NORM]

@@ -1,0 +1,55 @@
+"""Spline radial basis: local cubic B-splines on [0, r_c] times a smooth cutoff envelope.
+
+    b_k(r) = N3((r - k h) / h) * u(r / r_c),   k = 0 .. K-1,   h = r_c / (K - 1)
+
+with N3 the centred cardinal cubic B-spline (support [-2, 2], C^2) and u the polynomial envelope
+of degree p (value, first and second derivatives vanish at r_c). Every radial weight of the model
+is *linear* in these K functions (Facet's replacement of the radial MLP); each r touches at most
+four of them. The basis is computed once per edge and shared by all layers.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
+    """Centred cardinal cubic B-spline N3(x)."""
+    ax = x.abs()
+    inner = (4.0 - 6.0 * ax**2 + 3.0 * ax**3) / 6.0
+    outer = (2.0 - ax).clamp(min=0.0) ** 3 / 6.0
+    return torch.where(ax < 1.0, inner, outer)
+
+
+def polynomial_envelope(x: torch.Tensor, p: int) -> torch.Tensor:
+    """u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2) for x < 1, else 0."""
+    xc = x.clamp(max=1.0)
+    u = (
+        1.0
+        - (p + 1.0) * (p + 2.0) / 2.0 * xc**p
+        + p * (p + 2.0) * xc ** (p + 1)
+        - p * (p + 1.0) / 2.0 * xc ** (p + 2)
+    )
+    return torch.where(x < 1.0, u, torch.zeros_like(u))
+
+
+class SplineRadialBasis(nn.Module):
+    """r (E,) -> b (E, K): cubic B-splines with uniform knots on [0, r_c], times the envelope."""
+
+    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6):
+        super().__init__()
+        if num_basis < 4:
+            raise ValueError(f"num_radial must be at least 4 (cubic B-splines), got {num_basis}")
+        self.cutoff = float(cutoff)
+        self.num_basis = int(num_basis)
+        self.envelope_p = int(envelope_p)
+        self.spacing = self.cutoff / (self.num_basis - 1)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        k = torch.arange(self.num_basis, device=r.device, dtype=r.dtype)
+        t = r.unsqueeze(-1) / self.spacing - k
+        env = polynomial_envelope(r / self.cutoff, self.envelope_p)
+        return cubic_bspline(t) * env.unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"cutoff={self.cutoff}, num_basis={self.num_basis}, envelope_p={self.envelope_p}"

@@ -1,0 +1,67 @@
+"""Energy, forces, stress and virials as derivatives of the model's energy.
+
+With g_e = dE/dr_e for every edge vector r_e = x_j - x_i (+ shift):
+
+    F_i        = sum_{e: i receives} g_e - sum_{e: i is neighbour} g_e      (= -dE/dx_i)
+    sigma      = 1/V sum_e sym(r_e (x) g_e)          (= 1/V dE/d(strain); ASE sign, tensile > 0)
+    W_i        = -1/2 sum_{e touching i} r_e (x) g_e   (per-atom virial in eV, LAMMPS convention)
+    sigma_i    = -W_i / V                              (per-atom stress, sums to sigma)
+
+One backward pass through the edge vectors gives all of them, and the same formulas hold for a
+LAMMPS domain (pair forces), where positions of ghost atoms are not independent variables.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+
+from .graph import AtomicGraph
+
+
+def compute_properties(
+    model,
+    graph: AtomicGraph,
+    forces: bool = True,
+    stress: bool = True,
+    virials: bool = False,
+    create_graph: bool = False,
+) -> Dict[str, torch.Tensor]:
+    """Returns energy (B,), energies (N,), and as asked forces (N, 3), stress (B, 3, 3), virials (N, 3, 3)."""
+    species = model.species_index(graph.numbers)
+    edge_vec = graph.edge_vectors()
+    need_grad = forces or stress or virials
+    if need_grad:
+        edge_vec = edge_vec.detach().requires_grad_(True)
+    with torch.set_grad_enabled(need_grad or torch.is_grad_enabled()):
+        node_e = model(species, graph.edge_index, edge_vec)
+        energy = torch.zeros(graph.num_graphs, dtype=node_e.dtype, device=node_e.device)
+        energy = energy.index_add(0, graph.batch, node_e)
+        out: Dict[str, torch.Tensor] = {"energy": energy, "energies": node_e}
+        if not need_grad:
+            return out
+        if edge_vec.shape[0] > 0:
+            (g,) = torch.autograd.grad(energy.sum(), edge_vec, create_graph=create_graph, allow_unused=True)
+            if g is None:
+                g = torch.zeros_like(edge_vec)
+        else:
+            g = torch.zeros_like(edge_vec)
+    i, j = graph.edge_index
+    n = graph.num_atoms
+    if forces:
+        f = torch.zeros(n, 3, dtype=g.dtype, device=g.device)
+        out["forces"] = f.index_add(0, i, g).index_add(0, j, -g)
+    if stress or virials:
+        rg = edge_vec.unsqueeze(2) * g.unsqueeze(1)  # (E, 3, 3)
+        if not create_graph:
+            rg = rg.detach()
+        if stress:
+            volume = torch.linalg.det(graph.cell).abs()
+            s = torch.zeros(graph.num_graphs, 3, 3, dtype=g.dtype, device=g.device)
+            s = s.index_add(0, graph.batch[i], rg)
+            s = 0.5 * (s + s.transpose(1, 2))
+            out["stress"] = s / volume.clamp(min=1e-30).view(-1, 1, 1)
+        if virials:
+            w = torch.zeros(n, 3, 3, dtype=g.dtype, device=g.device)
+            out["virials"] = -0.5 * (w.index_add(0, i, rg).index_add(0, j, rg))
+    return out
