@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .nn.conv_density import NeighborMatrix
+from .nn.exact_buffers import ExactBuffers
 from .nn.interaction import InteractionBlock
 from .nn.irreps import parse_irreps, split_blocks
 from .nn.irreps_linear import IrrepsLinear
@@ -74,7 +75,7 @@ def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return cfg
 
 
-class FacetModel(nn.Module):
+class FacetModel(ExactBuffers):
     """Per-atom energies from species and edge vectors. Build it with :func:`build_model`."""
 
     def __init__(self, **config: Any):
@@ -132,17 +133,12 @@ class FacetModel(nn.Module):
 
         e0 = cfg["atomic_energies"]
         sc = cfg["scale"]
-        self.register_buffer(
-            "atomic_energies",
-            torch.tensor([e0[z] if isinstance(e0, dict) else 0.0 for z in self.species], dtype=torch.float64).to(
-                torch.get_default_dtype()
-            ),
+        # float64 masters (ExactBuffers): reference energies of -1000 eV keep their meV in float32 files
+        self.register_constant(
+            "atomic_energies", torch.tensor([e0[z] if isinstance(e0, dict) else 0.0 for z in self.species], dtype=torch.float64)
         )
-        self.register_buffer(
-            "scale",
-            torch.tensor([sc[z] if isinstance(sc, dict) else float(sc) for z in self.species], dtype=torch.float64).to(
-                torch.get_default_dtype()
-            ),
+        self.register_constant(
+            "scale", torch.tensor([sc[z] if isinstance(sc, dict) else float(sc) for z in self.species], dtype=torch.float64)
         )
 
     # ------------------------------------------------------------------ helpers
@@ -174,14 +170,23 @@ class FacetModel(nn.Module):
         return idx
 
     def set_atomic_energies(self, energies: Dict[int, float]) -> None:
-        for z, e in energies.items():
-            self.atomic_energies[self.species.index(int(z))] = float(e)
-        self.config["atomic_energies"] = {z: float(self.atomic_energies[k]) for k, z in enumerate(self.species)}
+        """Per-species reference energies E0 (eV): the energy of an isolated atom."""
+        self._set_per_species("atomic_energies", energies)
 
     def set_scale(self, scale: Dict[int, float]) -> None:
-        for z, s in scale.items():
-            self.scale[self.species.index(int(z))] = float(s)
-        self.config["scale"] = {z: float(self.scale[k]) for k, z in enumerate(self.species)}
+        """Per-species scale of the interaction energy."""
+        self._set_per_species("scale", scale)
+
+    def _set_per_species(self, name: str, values: Dict[int, float]) -> None:
+        master = self._masters[name].clone()
+        for z, v in values.items():
+            if int(z) not in self.species:
+                raise ValueError(f"{name}: element Z={z} is not among the model's species")
+            master[self.species.index(int(z))] = float(v)
+        self.config[name] = {z: float(master[k]) for k, z in enumerate(self.species)}
+        self.register_constant(name, master)
+        cur = self.embedding.weight
+        setattr(self, name, master.to(device=cur.device, dtype=cur.dtype))
 
     def set_backend(self, backend: str) -> "FacetModel":
         """Choose the convolution backend: "density" (default) or "edgewise" (reference)."""

@@ -24,10 +24,11 @@ from torch import nn
 
 from .conv_density import NeighborMatrix, density_messages
 from .conv_edgewise import edgewise_messages
+from .exact_buffers import ExactBuffers
 from .irreps import Irrep
 
 
-class SplineConvolution(nn.Module):
+class SplineConvolution(ExactBuffers):
     def __init__(
         self,
         irreps_in: Sequence[Irrep],
@@ -56,7 +57,7 @@ class SplineConvolution(nn.Module):
                     c = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)
                     # Y^(l2) (E, 2l2+1) @ cg (2l2+1, (2l1+1)(2l3+1)) -> A (E, 2l1+1, 2l3+1)
                     cg = c.permute(1, 0, 2).reshape(2 * l2 + 1, (2 * l1 + 1) * (2 * l3 + 1))
-                    self.register_buffer(f"cg_{len(path_block)}", cg.to(torch.get_default_dtype()))
+                    self.register_constant(f"cg_{len(path_block)}", cg)
                     cgs.append(c)
                     self.irreps_mid.append((mul, l3, p3))
                     path_block.append(b)
@@ -87,8 +88,8 @@ class SplineConvolution(nn.Module):
                 cc[:, l2 * l2 - lo : l2 * l2 - lo + 2 * l2 + 1, col : col + d3] = c
                 colpath.extend([local] * d3)
                 col += d3
-            self.register_buffer(f"cc_{b}", cc.reshape((2 * l1 + 1) * (hi - lo), -1).to(torch.get_default_dtype()))
-            self.register_buffer(f"colpath_{b}", torch.tensor(colpath, dtype=torch.long))
+            self.register_constant(f"cc_{b}", cc.reshape((2 * l1 + 1) * (hi - lo), -1))
+            self.register_buffer(f"colpath_{b}", torch.tensor(colpath, dtype=torch.long), persistent=False)
             self.block_sh_range.append((lo, hi))
             self.block_path_dims.append(dims)
         self.n_weights = n_weights
@@ -96,10 +97,6 @@ class SplineConvolution(nn.Module):
         # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
         self.radial_weight = nn.Parameter(torch.randn(num_radial, n_weights) * math.sqrt(2.0))
         self.norm = float(avg_num_neighbors) ** (-float(neighbor_norm_exponent))
-
-    def path_weights(self) -> List[torch.Tensor]:
-        """Spline coefficients W^(p) (K, u) of every path, with the neighbour normalisation folded in."""
-        return list(torch.split(self.radial_weight * self.norm, self.path_muls, dim=1))
 
     def forward(
         self,

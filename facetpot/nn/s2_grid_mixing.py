@@ -20,6 +20,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
+from .exact_buffers import ExactBuffers
 from .irreps import Irrep, sh_parity
 from .irreps_linear import IrrepsLinear
 from .s2_grid import grid_matrices
@@ -32,7 +33,7 @@ def quadratic_activation(z: torch.Tensor) -> torch.Tensor:
 ACTIVATIONS = ("quadratic", "silu")
 
 
-class S2GridMixing(nn.Module):
+class S2GridMixing(ExactBuffers):
     def __init__(
         self,
         irreps_in: Sequence[Irrep],
@@ -61,8 +62,8 @@ class S2GridMixing(nn.Module):
         lifted = [(self.channels, l, sh_parity(l, parity)) for l in range(self.lmax + 1)]
         self.lift = IrrepsLinear(irreps_in, lifted)
         to_grid, from_grid = grid_matrices(self.lmax, self.grid_degree, parity)
-        self.register_buffer("to_grid", to_grid.to(torch.get_default_dtype()))
-        self.register_buffer("from_grid", from_grid.to(torch.get_default_dtype()))
+        self.register_constant("to_grid", to_grid)
+        self.register_constant("from_grid", from_grid)
         self.mlp_in = nn.Linear(self.channels, hidden)
         self.mlp_out = nn.Linear(hidden, self.channels)
         self.down = IrrepsLinear(list(irreps_in) + lifted, irreps_out, bias=True)

@@ -1,0 +1,98 @@
+"""The ASE calculator: relaxations with cell filters, pymatgen input, dtypes, per-atom properties."""
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS, FIRE
+
+import facetpot
+from conftest import evaluate, small_model, structures
+
+
+def _gentle_model():
+    return small_model(species=[14, 8])
+
+
+@pytest.mark.parametrize("optimizer", [FIRE, BFGS])
+def test_relaxation_with_frechet_cell_filter(optimizer):
+    atoms = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    atoms.rattle(0.05, seed=0)
+    atoms.calc = facetpot.FacetCalculator(_gentle_model())
+    e0 = atoms.get_potential_energy()
+    opt = optimizer(FrechetCellFilter(atoms), logfile=None)
+    assert np.abs(atoms.get_forces()).max() > 0.1  # far from the minimum at the start
+    converged = opt.run(fmax=0.005, steps=500)
+    assert converged
+    assert atoms.get_potential_energy() < e0 - 1e-3
+    assert np.abs(atoms.get_forces()).max() < 0.005
+    # FrechetCellFilter's fmax also bounds the stress: |virial| / N < fmax
+    assert np.abs(atoms.get_stress()).max() * atoms.get_volume() / len(atoms) < 0.005
+
+
+def test_calculator_matches_model_and_reports_all_properties():
+    model = small_model()
+    atoms = structures()["triclinic"]
+    ref = evaluate(model, atoms)
+    atoms.calc = facetpot.FacetCalculator(model)
+    assert atoms.get_potential_energy() == pytest.approx(ref["energy"].item(), abs=1e-12)
+    assert atoms.get_potential_energy(force_consistent=True) == pytest.approx(ref["energy"].item(), abs=1e-12)
+    assert np.allclose(atoms.get_forces(), ref["forces"].numpy(), atol=1e-12)
+    assert np.allclose(atoms.get_potential_energies(), ref["energies"].numpy(), atol=1e-12)
+    stress = atoms.get_stress()  # Voigt xx yy zz yz xz xy
+    s = ref["stress"].numpy()[0]
+    assert np.allclose(stress, [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]], atol=1e-12)
+    assert np.allclose(atoms.get_stresses().sum(0), stress, atol=1e-12)
+
+
+def test_float32_agrees_with_float64():
+    model = small_model()
+    atoms = structures()["triclinic"] * (2, 2, 1)
+    atoms.calc = facetpot.FacetCalculator(model, dtype="float64")
+    e64, f64 = atoms.get_potential_energy(), atoms.get_forces()
+    atoms.calc = facetpot.FacetCalculator(small_model(), dtype="float32")
+    e32, f32 = atoms.get_potential_energy(), atoms.get_forces()
+    assert abs(e32 - e64) < 1e-5 * abs(e64)
+    assert np.abs(f32 - f64).max() < 1e-4 * max(1, np.abs(f64).max())
+
+
+def test_model_file_and_pymatgen_structure(tmp_path):
+    pytest.importorskip("pymatgen")
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = small_model()
+    model.save(tmp_path / "m.pt")
+    atoms = structures()["triclinic"]
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    calc = facetpot.FacetCalculator(tmp_path / "m.pt")
+    calc.calculate(structure, ["energy", "forces", "stress"])
+    assert calc.results["energy"] == pytest.approx(evaluate(model, atoms)["energy"].item(), abs=1e-10)
+    assert facetpot.to_atoms(structure).get_chemical_formula() == atoms.get_chemical_formula()
+
+
+def test_backends_agree():
+    """The node-density backend (default) and the edge-wise reference compute the same sum."""
+    for cfg in ({}, {"nonlinearity": "gate"}, {"parity": False}):
+        model = small_model(**cfg)
+        for name, atoms in structures().items():
+            a = evaluate(model, atoms)
+            model.set_backend("edgewise")
+            b = evaluate(model, atoms)
+            model.set_backend("density")
+            for k in a:
+                assert torch.allclose(a[k], b[k], atol=1e-11, rtol=1e-11), (cfg, name, k)
+
+
+def test_batched_evaluation_equals_single():
+    from facetpot.graph import atoms_list_to_graph
+    from facetpot.properties import compute_properties
+
+    model = small_model()
+    items = list(structures().values())
+    out = compute_properties(model, atoms_list_to_graph(items, model.cutoff))
+    start = 0
+    for k, atoms in enumerate(items):
+        single = evaluate(model, atoms)
+        assert out["energy"][k].item() == pytest.approx(single["energy"].item(), abs=1e-11)
+        assert torch.allclose(out["forces"][start : start + len(atoms)], single["forces"], atol=1e-11)
+        start += len(atoms)

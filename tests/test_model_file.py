@@ -1,0 +1,95 @@
+"""Model files round-trip exactly and are loaded without unpickling code."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import facetpot
+from facetpot.model_file import FORMAT_VERSION
+from conftest import evaluate, small_model, structures
+
+
+def test_round_trip_identical_outputs(tmp_path):
+    model = small_model(nonlinearity="gate")
+    model.set_scale({6: 1.3})
+    path = tmp_path / "m.pt"
+    model.save(path, metadata={"note": "test"})
+    loaded = facetpot.load_model(path)
+    assert loaded.dtype == torch.float64 and loaded.config == model.config
+    assert loaded.metadata["note"] == "test" and loaded.metadata["cutoff"] == model.cutoff
+    assert loaded.metadata["units"]["energy"] == "eV"
+    for atoms in structures().values():
+        a, b = evaluate(model, atoms), evaluate(loaded, atoms)
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+
+
+def test_float32_file_keeps_reference_energies_exact(tmp_path):
+    model = small_model().float()
+    model.set_atomic_energies({14: -1234.56789012345})
+    model.save(tmp_path / "m.pt")
+    loaded = facetpot.load_model(tmp_path / "m.pt", dtype="float64")
+    assert loaded.atomic_energies[loaded.species.index(14)].item() == -1234.56789012345
+
+
+def test_rejects_other_format_version(tmp_path):
+    path = tmp_path / "m.pt"
+    small_model().save(path)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=f"format version {FORMAT_VERSION + 1}"):
+        facetpot.load_model(path)
+
+
+def test_rejects_non_model_and_pickled_code(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable facetpot model"):
+        facetpot.load_model(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a facetpot model"):
+        facetpot.load_model(tmp_path / "other.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"format": "facetpot-model", "x": Evil()}, f)
+    with pytest.raises(ValueError):
+        facetpot.load_model(tmp_path / "evil.pt")
+    with pytest.raises(FileNotFoundError):
+        facetpot.load_model(tmp_path / "missing.pt")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    small_model().save(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(RuntimeError):
+        small_model(seed=1).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown model option"):
+        facetpot.build_model(hidden_irrep="8x0e")
+    with pytest.raises(ValueError, match="nonlinearity"):
+        facetpot.build_model(nonlinearity="relu", species=[1])
+    with pytest.raises(ValueError, match="grid_activation"):
+        facetpot.build_model(grid_activation="tanh", species=[1])
+
+
+def test_default_is_facet_s():
+    model = facetpot.build_model()
+    assert model.config["hidden_irreps"] == "128x0e+64x1o+32x2e"
+    assert model.num_layers == 3 and model.cutoff == 6.0 and model.species == list(range(1, 95))
+    assert model.layers[0].irreps_out == [(128, 0, 1), (64, 1, -1), (32, 2, 1)]
+    assert 2e5 < model.num_parameters() < 5e5
