@@ -130,6 +130,9 @@ class FacetModel(ExactBuffers):
         self.readout = IrrepsLinear([(mul0, 0, 1)], [(1, 0, 1)])
         #: "density" (atom-centred GEMMs, fast on CPU) or "edgewise" (reference); same numbers
         self.conv_backend = "density"
+        #: above this many atoms the density backend recomputes per-chunk intermediates in the
+        #: backward pass instead of storing them (bounded memory for 100k-atom cells); 0 = never
+        self.chunk_atoms = 4096
 
         e0 = cfg["atomic_energies"]
         sc = cfg["scale"]
@@ -210,7 +213,7 @@ class FacetModel(ExactBuffers):
     ) -> torch.Tensor:
         blocks = [self.embedding(species).unsqueeze(-1)]
         for layer in self.layers:
-            blocks = layer(blocks, sh, radial, dst, src, neighbors)
+            blocks = layer(blocks, sh, radial, dst, src, neighbors, self.chunk_atoms)
         return self.readout(blocks)[0].reshape(-1)
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import List
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 
 class NeighborMatrix:
@@ -52,16 +53,25 @@ class NeighborMatrix:
         rb = torch.cat([rb, rb.new_zeros(1, d * k)])
         self.density_basis = rb.index_select(0, self.edge.reshape(-1)).view(self.num_nodes, self.n_max, d, k)
 
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """Node features (N, F) -> neighbour features (N, n_max, F)."""
-        x_ext = torch.cat([x, x.new_zeros(1, x.shape[1])])
-        return x_ext.index_select(0, self.src.reshape(-1)).view(self.num_nodes, self.n_max, x.shape[1])
 
 
-def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix) -> List[torch.Tensor]:
+def _block_messages(x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Messages (C, u, cols) of C receiving atoms: neighbour gather, density GEMM, channel GEMM."""
+    c, n_max = src.shape
+    mul = m.shape[0]
+    xn = x_ext.index_select(0, src.reshape(-1)).view(c, n_max, x_ext.shape[1])  # (C, n, u m1)
+    dens = torch.bmm(xn.transpose(1, 2), rb)  # (C, u m1, d' K) = (C, u, [m1 d' K])
+    return torch.bmm(dens.view(c, mul, -1).transpose(0, 1), m).transpose(0, 1)
+
+
+def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix, chunk_atoms: int = 0) -> List[torch.Tensor]:
+    """Messages of every path. With ``chunk_atoms`` > 0 and autograd on, receiving atoms are processed
+    in chunks whose intermediates are recomputed in the backward pass (activation checkpointing):
+    memory then grows with the chunk, not the system, at the price of one more forward per layer."""
     basis = nm.density_basis  # (N, n, d, K)
     n_nodes, n_max, d_all, k_rad = basis.shape
     w_all = conv.radial_weight * conv.norm  # (K, n_weights)
+    chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled()
     out: List[torch.Tensor] = []
     for b, x in enumerate(blocks):
         n_paths = conv.block_paths[b]
@@ -71,14 +81,22 @@ def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix) -> Li
         lo, hi = conv.block_sh_range[b]
         rb = basis if (lo == 0 and hi == d_all) else basis[:, :, lo:hi, :]
         rb = rb.reshape(n_nodes, n_max, (hi - lo) * k_rad)
-        xn = nm.gather(x.reshape(n_nodes, mul * (2 * l1 + 1)))  # (N, n, u m1)
-        dens = torch.bmm(xn.transpose(1, 2), rb)  # (N, u m1, d' K) = (N, u, [m1 d' K])
         # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
         wofs = conv.block_wofs[b]
         wb = w_all.narrow(1, wofs, n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
         wexp = wb.index_select(2, getattr(conv, f"colpath_{b}"))  # (K, u, cols)
         cc = getattr(conv, f"cc_{b}")  # (m1 d', cols)
         m = (cc.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, cc.shape[1])
-        y = torch.bmm(dens.view(n_nodes, mul, -1).transpose(0, 1), m).transpose(0, 1)  # (N, u, cols)
+        x_flat = x.reshape(n_nodes, mul * (2 * l1 + 1))
+        x_ext = torch.cat([x_flat, x_flat.new_zeros(1, x_flat.shape[1])])  # padding row
+        if chunked:
+            parts = [
+                checkpoint(_block_messages, x_ext, nm.src[s : s + chunk_atoms], rb[s : s + chunk_atoms], m,
+                           use_reentrant=False)
+                for s in range(0, n_nodes, chunk_atoms)
+            ]
+            y = torch.cat(parts)
+        else:
+            y = _block_messages(x_ext, nm.src, rb, m)
         out.extend(torch.split(y, conv.block_path_dims[b], dim=2))
     return out

@@ -107,6 +107,7 @@ class SplineConvolution(ExactBuffers):
         edge_src: torch.Tensor,
         num_nodes: int,
         neighbors: Optional[NeighborMatrix] = None,
+        chunk_atoms: int = 0,
     ) -> List[torch.Tensor]:
         """blocks[b]: (N, u, 2l1+1); sh: (E, (lmax+1)^2); radial: (E, K). Returns one (N, u, 2l3+1) per path.
 
@@ -114,5 +115,5 @@ class SplineConvolution(ExactBuffers):
         runs; without, the edge-wise reference.
         """
         if neighbors is not None and sh.shape[0] > 0:
-            return density_messages(self, blocks, neighbors)
+            return density_messages(self, blocks, neighbors, chunk_atoms)
         return edgewise_messages(self, blocks, sh, radial, edge_dst, edge_src, num_nodes)

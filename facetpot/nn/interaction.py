@@ -90,9 +90,10 @@ class InteractionBlock(nn.Module):
         edge_dst: torch.Tensor,
         edge_src: torch.Tensor,
         neighbors: Optional[NeighborMatrix] = None,
+        chunk_atoms: int = 0,
     ) -> List[torch.Tensor]:
         num_nodes = blocks[0].shape[0]
-        msg = self.conv(self.linear_in(blocks), sh, radial, edge_dst, edge_src, num_nodes, neighbors)
+        msg = self.conv(self.linear_in(blocks), sh, radial, edge_dst, edge_src, num_nodes, neighbors, chunk_atoms)
         msg = self.linear_out(msg)
         sc = self.self_connection(blocks)
         y = [a + b for a, b in zip(msg, sc)]
