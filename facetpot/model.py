@@ -131,8 +131,9 @@ class FacetModel(ExactBuffers):
         #: "density" (atom-centred GEMMs, fast on CPU) or "edgewise" (reference); same numbers
         self.conv_backend = "density"
         #: above this many atoms the density backend recomputes per-chunk intermediates in the
-        #: backward pass instead of storing them (bounded memory for 100k-atom cells); 0 = never
-        self.chunk_atoms = 4096
+        #: backward pass instead of storing them (bounded memory for 100k-atom cells); 0 = never;
+        #: None = 4096 on CPU, 32768 on GPU (where memory is larger and recompute costs more)
+        self.chunk_atoms: Optional[int] = None
 
         e0 = cfg["atomic_energies"]
         sc = cfg["scale"]
@@ -212,8 +213,11 @@ class FacetModel(ExactBuffers):
         neighbors: Optional[NeighborMatrix] = None,
     ) -> torch.Tensor:
         blocks = [self.embedding(species).unsqueeze(-1)]
+        chunk = self.chunk_atoms
+        if chunk is None:
+            chunk = 32768 if species.is_cuda else 4096
         for layer in self.layers:
-            blocks = layer(blocks, sh, radial, dst, src, neighbors, self.chunk_atoms)
+            blocks = layer(blocks, sh, radial, dst, src, neighbors, chunk)
         return self.readout(blocks)[0].reshape(-1)
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:
@@ -232,11 +236,11 @@ class FacetModel(ExactBuffers):
             neighbors = NeighborMatrix(dst, src, species.shape[0])
             neighbors.set_basis(radial, sh)
         e = self._node_energies(species, sh, radial, dst, src, neighbors)
-        # reference: the same network for one atom of every species, without neighbours
-        all_species = torch.arange(self.embedding.num_embeddings, device=species.device)
+        # reference: the same network for one atom of each species present, without neighbours
+        present, which = torch.unique(species, return_inverse=True)
         no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
-        e_iso = self._node_energies(all_species, sh[:0], radial[:0], no_edges[0], no_edges[1])
-        return self.atomic_energies[species] + self.scale[species] * (e - e_iso[species])
+        e_iso = self._node_energies(present, sh[:0], radial[:0], no_edges[0], no_edges[1])
+        return self.atomic_energies[species] + self.scale[species] * (e - e_iso[which])
 
     # ------------------------------------------------------------------ files
     def save(self, path, metadata: Optional[Dict[str, Any]] = None) -> None:

@@ -1,0 +1,143 @@
+"""Speed and memory of a force + stress call of Facet-S through the ASE calculator.
+
+    python benchmarks/speed.py [--peer-python peer-venv/bin/python] [--max-atoms] [--threads 2]
+
+Every system runs in a fresh subprocess (so peak RSS belongs to that system alone), float32,
+median of repeated calls after a warm-up. With --peer-python, SevenNet-0 and CHGNet are timed in
+that interpreter in the same run (their own venv: see ../shared/notes/peers.md) and the ratios are
+printed. --max-atoms grows a Si supercell until peak RSS passes 16 GB or 100k atoms is reached.
+Results are appended to benchmarks/RESULTS.md with the machine they ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+WORKER = r"""
+import json, resource, statistics, sys, time
+import numpy as np, torch
+from ase.build import bulk
+which, system, reps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+kind, n = system.split(":")
+n = int(n)
+if kind == "si":
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
+elif kind == "mgo":
+    atoms = bulk("MgO", "rocksalt", a=4.21, cubic=True) * (n, n, n)
+atoms.rattle(0.01, seed=1)
+if which == "facet":
+    import facetpot
+    torch.manual_seed(0)
+    calc = facetpot.FacetCalculator(facetpot.build_model(), dtype="float32")
+elif which == "sevennet0":
+    from sevenn.calculator import SevenNetCalculator
+    calc = SevenNetCalculator("7net-0", device="cpu")
+elif which == "chgnet":
+    from chgnet.model import CHGNetCalculator
+    calc = CHGNetCalculator(use_device="cpu")
+atoms.calc = calc
+times = []
+for k in range(reps + 1):
+    atoms.positions[0, 0] += 1e-4  # force a new calculation
+    t = time.perf_counter()
+    atoms.get_forces(); atoms.get_stress()
+    times.append(time.perf_counter() - t)
+times = times[1:] if reps > 0 else times
+print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(times),
+      "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+"""
+
+
+def run(python, which, system, reps, threads, timeout=3600):
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    proc = subprocess.run([python, "-c", WORKER, which, system, str(reps), str(threads)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{which} {system} failed:\n{proc.stderr[-2000:]}")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--peer-python", help="python of a venv with sevenn and chgnet installed")
+    ap.add_argument("--max-atoms", action="store_true", help="find the largest Si cell under 16 GB")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    args = ap.parse_args()
+    py = sys.executable
+    rows = []
+    systems = [("Si 64", "si:2", 5), ("Si 512", "si:4", 5), ("MgO 512", "mgo:4", 5), ("Si 4096", "si:8", 2)]
+    for label, system, reps in systems:
+        r = run(py, "facet", system, reps, args.threads)
+        rows.append((label, r))
+        print(f"facet  {label:8s} {r['ms']:9.1f} ms/call {1e3 * r['ms'] / r['atoms']:8.1f} us/atom "
+              f"peak RSS {r['rss_gb']:.2f} GB", flush=True)
+    peers = []
+    if args.peer_python:
+        facet512 = dict(rows)["Si 512"]["ms"]
+        for which in ("sevennet0", "chgnet"):
+            try:
+                r = run(args.peer_python, which, "si:4", 3, args.threads)
+            except Exception as exc:  # a peer that fails to run is reported, not fatal
+                print(f"{which}: {exc}")
+                continue
+            peers.append((which, r, r["ms"] / facet512))
+            print(f"{which:9s} Si 512 {r['ms']:9.1f} ms/call  -> facet is {r['ms'] / facet512:.1f}x faster", flush=True)
+    largest = None
+    if args.max_atoms:
+        for n in (12, 16, 20, 24, 26, 28, 30):
+            r = run(py, "facet", f"si:{n}", 0, args.threads)
+            print(f"facet  Si {r['atoms']:7d} {r['ms'] / 1e3:8.1f} s/call  peak RSS {r['rss_gb']:.2f} GB", flush=True)
+            if r["rss_gb"] > 16:
+                break
+            largest = r
+            if r["atoms"] >= 100_000:
+                break
+    if args.no_write:
+        return
+    lines = [f"\n### Facet-S force+stress call, float32, {args.threads} threads "
+             f"({datetime.date.today().isoformat()})\n",
+             f"Machine: {machine()}. Command: `python benchmarks/speed.py"
+             f"{' --peer-python ' + args.peer_python if args.peer_python else ''}"
+             f"{' --max-atoms' if args.max_atoms else ''}`\n",
+             "| system | atoms | ms/call | µs/atom | peak RSS (GB) |", "|---|---|---|---|---|"]
+    for label, r in rows:
+        lines.append(f"| {label} | {r['atoms']} | {r['ms']:.1f} | {1e3 * r['ms'] / r['atoms']:.1f} | {r['rss_gb']:.2f} |")
+    if peers:
+        lines += ["", "| peer, same run, Si 512 | ms/call | Facet-S speed-up |", "|---|---|---|"]
+        for which, r, ratio in peers:
+            lines.append(f"| {which} | {r['ms']:.1f} | {ratio:.1f}x |")
+    if largest:
+        lines += ["", f"Largest Si cell measured under 16 GB peak RSS: {largest['atoms']} atoms "
+                  f"({largest['rss_gb']:.1f} GB, {largest['ms'] / 1e3:.1f} s per force+stress call)."]
+    with open(HERE / "RESULTS.md", "a") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"appended to {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
