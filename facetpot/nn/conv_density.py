@@ -45,6 +45,7 @@ class NeighborMatrix:
         self.edge = edge.view(num_nodes, n_max)
         self.src = src.view(num_nodes, n_max)
         self.density_basis = torch.empty(0)
+        self.basis_by_l: List[torch.Tensor] = []
 
     def set_basis(self, radial: torch.Tensor, sh: torch.Tensor) -> None:
         """Y_lm(r_e) b_k(r_e) laid out as (N, n_max, (l_max+1)^2, K), zero in padding slots."""
@@ -52,7 +53,26 @@ class NeighborMatrix:
         rb = (sh.unsqueeze(2) * radial.unsqueeze(1)).reshape(-1, d * k)
         rb = torch.cat([rb, rb.new_zeros(1, d * k)])
         self.density_basis = rb.index_select(0, self.edge.reshape(-1)).view(self.num_nodes, self.n_max, d, k)
+        self.basis_by_l: List[torch.Tensor] = []
 
+    def basis_columns(self, lo: int, hi: int) -> torch.Tensor:
+        """Basis columns lo:hi (whole degrees l) as (N, n_max, (hi - lo) K).
+
+        Slices of an autograd tensor each cost a full-size zero tensor in the backward pass; one
+        ``split`` into degrees, shared by all layers, costs a single concatenation."""
+        n, m, d, k = self.density_basis.shape
+        if lo == 0 and hi == d:
+            return self.density_basis.reshape(n, m, d * k)
+        if not self.basis_by_l:
+            lmax = int(round(d**0.5)) - 1
+            self.basis_by_l = list(torch.split(self.density_basis, [2 * l + 1 for l in range(lmax + 1)], dim=2))
+        parts = self.basis_by_l[int(round(lo**0.5)) : int(round(hi**0.5))]
+        return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)).reshape(n, m, (hi - lo) * k)
+
+
+
+#: receiving atoms per plain chunk; keeps a chunk's density (~140 kB per atom for Facet-S) in cache
+CACHE_ATOMS = 128
 
 
 def _block_messages(x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -68,8 +88,7 @@ def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix, chunk
     """Messages of every path. With ``chunk_atoms`` > 0 and autograd on, receiving atoms are processed
     in chunks whose intermediates are recomputed in the backward pass (activation checkpointing):
     memory then grows with the chunk, not the system, at the price of one more forward per layer."""
-    basis = nm.density_basis  # (N, n, d, K)
-    n_nodes, n_max, d_all, k_rad = basis.shape
+    n_nodes, n_max, d_all, k_rad = nm.density_basis.shape
     w_all = conv.radial_weight * conv.norm  # (K, n_weights)
     chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled()
     out: List[torch.Tensor] = []
@@ -79,8 +98,7 @@ def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix, chunk
             continue
         mul, l1, _ = conv.irreps_in[b]
         lo, hi = conv.block_sh_range[b]
-        rb = basis if (lo == 0 and hi == d_all) else basis[:, :, lo:hi, :]
-        rb = rb.reshape(n_nodes, n_max, (hi - lo) * k_rad)
+        rb = nm.basis_columns(lo, hi)
         # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
         wofs = conv.block_wofs[b]
         wb = w_all.narrow(1, wofs, n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
@@ -89,13 +107,16 @@ def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix, chunk
         m = (cc.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, cc.shape[1])
         x_flat = x.reshape(n_nodes, mul * (2 * l1 + 1))
         x_ext = torch.cat([x_flat, x_flat.new_zeros(1, x_flat.shape[1])])  # padding row
-        if chunked:
-            parts = [
-                checkpoint(_block_messages, x_ext, nm.src[s : s + chunk_atoms], rb[s : s + chunk_atoms], m,
-                           use_reentrant=False)
-                for s in range(0, n_nodes, chunk_atoms)
-            ]
-            y = torch.cat(parts)
+        size = chunk_atoms if chunked else CACHE_ATOMS
+        if n_nodes > size:
+            # chunks by split (a slice would cost a full-size zero tensor each in the backward pass);
+            # checkpointed chunks recompute their intermediates in the backward pass, plain chunks
+            # just keep each chunk's density in cache for the second GEMM
+            pieces = zip(torch.split(nm.src, size), torch.split(rb, size))
+            if chunked:
+                y = torch.cat([checkpoint(_block_messages, x_ext, s, r, m, use_reentrant=False) for s, r in pieces])
+            else:
+                y = torch.cat([_block_messages(x_ext, s, r, m) for s, r in pieces])
         else:
             y = _block_messages(x_ext, nm.src, rb, m)
         out.extend(torch.split(y, conv.block_path_dims[b], dim=2))
