@@ -23,7 +23,7 @@ from torch import nn
 from .nn.conv_density import NeighborMatrix
 from .nn.exact_buffers import ExactBuffers
 from .nn.interaction import InteractionBlock
-from .nn.irreps import parse_irreps, split_blocks
+from .nn.irreps import parse_irreps
 from .nn.irreps_linear import IrrepsLinear
 from .nn.spherical_harmonics import EdgeSphericalHarmonics
 from .nn.spline_radial import SplineRadialBasis

@@ -67,7 +67,6 @@ class S2GridMixing(ExactBuffers):
         self.mlp_in = nn.Linear(self.channels, hidden)
         self.mlp_out = nn.Linear(hidden, self.channels)
         self.down = IrrepsLinear(list(irreps_in) + lifted, irreps_out, bias=True)
-        self.num_in = len(irreps_in)
 
     def forward(self, blocks: List[torch.Tensor]) -> List[torch.Tensor]:
         lifted = torch.cat(self.lift(blocks), dim=2)  # (N, U, d)
