@@ -79,8 +79,9 @@ def load_model(path, device="cpu", dtype: Optional[str] = None):
     from .model import FacetModel
 
     payload = read_model_file(path)
-    model = FacetModel(**payload["config"])
+    saved = getattr(torch, payload.get("dtype", "float32"))
+    # load into parameters of the saved dtype: float64 weights copied into float32 ones would be rounded
+    model = FacetModel(**payload["config"]).to(dtype=saved)
     model.load_state_dict(payload["state_dict"], strict=True)
     model.metadata = payload.get("metadata", {})
-    dt = getattr(torch, dtype or payload.get("dtype", "float32"))
-    return model.to(device=device, dtype=dt).eval()
+    return model.to(device=device, dtype=getattr(torch, dtype) if dtype else saved).eval()

@@ -72,7 +72,7 @@ class InteractionBlock(nn.Module):
             self.mixing = S2GridMixing(
                 pre,
                 self.irreps_out,
-                sh_lmax,
+                max(l for _, l, _ in pre),  # band limit of the features, not of the edge harmonics
                 channels=grid_channels,
                 hidden=grid_hidden,
                 activation=grid_activation,

@@ -1,0 +1,75 @@
+"""The ``facet`` command: ``facet train``, ``facet eval``, ``facet convert``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _train(args) -> int:
+    from .training.config import load_config
+    from .training.trainer import Trainer
+
+    cfg = load_config(args.config)
+    if args.output:
+        cfg["training"]["output"] = args.output
+    Trainer(cfg, resume=args.resume).run()
+    return 0
+
+
+def _convert(args) -> int:
+    from .data.cache import convert
+    from .data.readers import iter_frames
+    from .training.trainer import _sources
+
+    keys = dict(kv.split("=", 1) for kv in args.key)
+    convert(iter_frames(args.inputs, keys=keys, mptrj_energy=args.mptrj_energy), args.output,
+            shard_frames=args.shard_frames, sources=_sources(args.inputs))
+    return 0
+
+
+def _eval(args) -> int:
+    from .evaluate import evaluate_model
+
+    report = evaluate_model(args.model, args.data, out_dir=args.output, keys=dict(kv.split("=", 1) for kv in args.key),
+                            device=args.device, dtype=args.dtype, batch_atoms=args.batch_atoms,
+                            plots=not args.no_plots)
+    print(json.dumps(report["all"], indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="facet", description="Facet interatomic potential: train, evaluate, convert data")
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train or fine-tune a model from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    t.add_argument("--output", help="override training.output")
+    t.set_defaults(func=_train)
+    c = sub.add_parser("convert", help="convert data files into an on-disk training cache")
+    c.add_argument("inputs", nargs="+", help="extxyz / ASE .db / MPtrj .json files or globs")
+    c.add_argument("-o", "--output", required=True)
+    c.add_argument("--key", action="append", default=[], help="label key, e.g. energy=REF_energy")
+    c.add_argument("--mptrj-energy", default="uncorrected", choices=["uncorrected", "corrected"])
+    c.add_argument("--shard-frames", type=int, default=50_000)
+    c.set_defaults(func=_convert)
+    e = sub.add_parser("eval", help="errors of a model on labelled data: JSON report and plots")
+    e.add_argument("model")
+    e.add_argument("data", nargs="+")
+    e.add_argument("-o", "--output", default="eval")
+    e.add_argument("--key", action="append", default=[])
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    e.add_argument("--batch-atoms", type=int, default=2048)
+    e.add_argument("--no-plots", action="store_true")
+    e.set_defaults(func=_eval)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"facet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Frames -> graphs with labels -> batches packed by an atom budget.
+
+``BudgetBatchSampler`` packs shuffled frames greedily into batches of at most ``max_atoms`` atoms
+(and ``max_frames`` frames); its order is a pure function of (seed, epoch), so a resumed run sees
+the same batches, and under DDP every rank takes every world_size-th batch of the same order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..graph import AtomicGraph, batch_graphs
+from ..neighbors import radius_graph
+from .frame import Frame
+
+
+@dataclass
+class LabelledGraph:
+    graph: AtomicGraph
+    energy: torch.Tensor  # (B,)
+    forces: torch.Tensor  # (N, 3), NaN where unknown
+    stress: torch.Tensor  # (B, 3, 3), NaN where unknown
+    weight: torch.Tensor  # (B,)
+    num_atoms: torch.Tensor  # (B,)
+    config_type: List[str]
+
+    def to(self, device=None, dtype=None) -> "LabelledGraph":
+        def f(t):
+            return t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device=device)
+
+        return LabelledGraph(self.graph.to(device, dtype), f(self.energy), f(self.forces), f(self.stress),
+                             f(self.weight), self.num_atoms.to(device), self.config_type)
+
+
+def frame_to_graph(frame: Frame, cutoff: float, dtype=torch.float64) -> LabelledGraph:
+    i, j, s = radius_graph(frame.positions, frame.cell, frame.pbc, cutoff)
+    n = len(frame.numbers)
+    g = AtomicGraph(
+        numbers=torch.as_tensor(frame.numbers, dtype=torch.long),
+        positions=torch.as_tensor(frame.positions, dtype=dtype),
+        cell=torch.as_tensor(frame.cell, dtype=dtype).unsqueeze(0),
+        pbc=torch.as_tensor(frame.pbc).unsqueeze(0),
+        edge_index=torch.as_tensor(np.stack([i, j]), dtype=torch.long),
+        shifts=torch.as_tensor(s, dtype=dtype),
+        batch=torch.zeros(n, dtype=torch.long),
+    )
+    forces = frame.forces if frame.forces is not None else np.full((n, 3), np.nan)
+    stress = frame.stress if frame.stress is not None else np.full((3, 3), np.nan)
+    return LabelledGraph(
+        graph=g,
+        energy=torch.tensor([frame.energy], dtype=torch.float64),
+        forces=torch.as_tensor(forces, dtype=torch.float64),
+        stress=torch.as_tensor(stress, dtype=torch.float64).unsqueeze(0),
+        weight=torch.tensor([frame.weight], dtype=torch.float64),
+        num_atoms=torch.tensor([n]),
+        config_type=[frame.config_type],
+    )
+
+
+def collate(items: Sequence[LabelledGraph]) -> LabelledGraph:
+    return LabelledGraph(
+        graph=batch_graphs([it.graph for it in items]),
+        energy=torch.cat([it.energy for it in items]),
+        forces=torch.cat([it.forces for it in items]),
+        stress=torch.cat([it.stress for it in items]),
+        weight=torch.cat([it.weight for it in items]),
+        num_atoms=torch.cat([it.num_atoms for it in items]),
+        config_type=[c for it in items for c in it.config_type],
+    )
+
+
+class GraphDataset(torch.utils.data.Dataset):
+    """Frames of a cache (by index) as labelled graphs; opens the memory maps lazily in each worker."""
+
+    def __init__(self, cache_path, indices: Sequence[int], cutoff: float):
+        self.cache_path = str(cache_path)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.cutoff = float(cutoff)
+        self._cache = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> LabelledGraph:
+        if self._cache is None:
+            from .cache import FrameCache
+
+            self._cache = FrameCache(self.cache_path)
+        return frame_to_graph(self._cache[int(self.indices[k])], self.cutoff)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = None  # memory maps are reopened, never pickled
+        return state
+
+
+class BudgetBatchSampler(torch.utils.data.Sampler):
+    """Lists of dataset positions, at most ``max_atoms`` atoms and ``max_frames`` frames each."""
+
+    def __init__(self, num_atoms: Sequence[int], max_atoms: int, max_frames: int = 1 << 30, shuffle: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.num_atoms = np.asarray(num_atoms, dtype=np.int64)
+        if len(self.num_atoms) and self.num_atoms.max() > max_atoms:
+            raise ValueError(f"a frame has {int(self.num_atoms.max())} atoms, more than batch max_atoms={max_atoms}")
+        self.max_atoms, self.max_frames = int(max_atoms), int(max_frames)
+        self.shuffle, self.seed = shuffle, int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.epoch = 0
+        self.skip = 0  # batches of this epoch already consumed (resume)
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = int(epoch), int(skip)
+
+    def all_batches(self, epoch: Optional[int] = None) -> List[List[int]]:
+        order = np.arange(len(self.num_atoms))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(order)
+        batches, cur, atoms = [], [], 0
+        for k in order:
+            n = int(self.num_atoms[k])
+            if cur and (atoms + n > self.max_atoms or len(cur) >= self.max_frames):
+                batches.append(cur)
+                cur, atoms = [], 0
+            cur.append(int(k))
+            atoms += n
+        if cur:
+            batches.append(cur)
+        if self.world_size > 1:  # equal count on every rank: repeat from the start to fill
+            per = -(-len(batches) // self.world_size)
+            batches = (batches * 2)[: per * self.world_size]
+            batches = batches[self.rank :: self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return iter(self.all_batches()[self.skip :])
+
+    def __len__(self) -> int:
+        return len(self.all_batches()) - self.skip

@@ -1,0 +1,229 @@
+"""Preprocessed on-disk cache: frames converted once into sharded numpy arrays, memory-mapped for training.
+
+Layout of a cache folder::
+
+    manifest.json             format, counts, species, config types, groups, rejected count, sources
+    rejected.tsv              one line per rejected frame: name <TAB> reason
+    shard_00000/              one folder per shard (at most ``shard_frames`` frames)
+        atom_ptr.npy          (F+1,) int64, atoms of frame f are atom_ptr[f]:atom_ptr[f+1]
+        numbers.npy           (A,) int16
+        positions.npy         (A, 3) float64, Å
+        forces.npy            (A, 3) float64, eV/Å (NaN where a frame has none)
+        cell.npy              (F, 3, 3) float64
+        pbc.npy               (F, 3) bool
+        energy.npy            (F,) float64, eV
+        stress.npy            (F, 3, 3) float64, eV/Å^3 (NaN where a frame has none)
+        weight.npy            (F,) float64
+        config_type.npy       (F,) int32, index into manifest["config_types"]
+        group.npy             (F,) int32, index into the shard's groups.json
+        groups.json           the shard's group names (MPtrj trajectory ids)
+
+Conversion holds one shard in memory at a time, so its peak memory does not depend on the size
+of the input; each shard is written to a temporary folder and renamed into place, and the
+manifest is written last, so an interrupted conversion never looks complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from .frame import Frame
+
+FORMAT = "facetpot-cache"
+FORMAT_VERSION = 1
+ARRAYS = ("atom_ptr", "numbers", "positions", "forces", "cell", "pbc", "energy", "stress", "weight",
+          "config_type", "group")
+
+
+class _ShardWriter:
+    def __init__(self):
+        self.frames: List[Frame] = []
+        self.groups: Dict[str, int] = {}
+
+    def add(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def write(self, folder: Path, config_types: Dict[str, int]) -> int:
+        tmp = folder.with_name(folder.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        fr = self.frames
+        n_atoms = np.array([len(f.numbers) for f in fr], dtype=np.int64)
+        groups: Dict[str, int] = {}
+        arrays = {
+            "atom_ptr": np.concatenate([[0], np.cumsum(n_atoms)]).astype(np.int64),
+            "numbers": np.concatenate([f.numbers for f in fr]).astype(np.int16),
+            "positions": np.concatenate([f.positions for f in fr]).astype(np.float64),
+            "forces": np.concatenate(
+                [f.forces if f.forces is not None else np.full((len(f.numbers), 3), np.nan) for f in fr]
+            ).astype(np.float64),
+            "cell": np.stack([f.cell for f in fr]).astype(np.float64),
+            "pbc": np.stack([f.pbc for f in fr]).astype(bool),
+            "energy": np.array([f.energy for f in fr], dtype=np.float64),
+            "stress": np.stack([f.stress if f.stress is not None else np.full((3, 3), np.nan) for f in fr]),
+            "weight": np.array([f.weight for f in fr], dtype=np.float64),
+            "config_type": np.array([config_types.setdefault(f.config_type, len(config_types)) for f in fr],
+                                    dtype=np.int32),
+            "group": np.array([groups.setdefault(f.group or f.name, len(groups)) for f in fr], dtype=np.int32),
+        }
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", arr)
+        (tmp / "groups.json").write_text(json.dumps(list(groups)))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        count = len(fr)
+        self.frames = []
+        return count
+
+
+def convert(
+    frames: Iterable[Frame],
+    out_dir,
+    shard_frames: int = 50_000,
+    species: Optional[List[int]] = None,
+    sources: Optional[List[str]] = None,
+    progress: bool = True,
+    log=sys.stderr,
+) -> dict:
+    """Write ``frames`` into a cache folder; returns the manifest. Frames that cannot be used are
+    listed with their reason in ``rejected.tsv`` (and counted), never dropped silently."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        manifest_path.unlink()  # the cache is incomplete until a new manifest is written
+    allowed = set(int(z) for z in species) if species else None
+    writer = _ShardWriter()
+    config_types: Dict[str, int] = {}
+    shards: List[dict] = []
+    n_in = n_out = n_atoms = 0
+    rejected_reasons: Dict[str, int] = {}
+    elements: Dict[int, int] = {}
+    t0 = last = time.time()
+    with open(out / "rejected.tsv", "w") as rej:
+        rej.write("frame\treason\n")
+        for frame in frames:
+            n_in += 1
+            reason = frame.problem()
+            if reason is None and allowed is not None:
+                extra = sorted(set(frame.numbers.tolist()) - allowed)
+                if extra:
+                    from ase.data import chemical_symbols
+
+                    reason = "element(s) outside the species list: " + " ".join(chemical_symbols[z] for z in extra)
+            if reason is not None:
+                rej.write(f"{frame.name}\t{reason}\n")
+                key = reason.split(":")[0]
+                rejected_reasons[key] = rejected_reasons.get(key, 0) + 1
+                continue
+            writer.add(frame)
+            n_out += 1
+            n_atoms += len(frame.numbers)
+            for z in frame.numbers.tolist():
+                elements[z] = elements.get(z, 0) + 1
+            if len(writer.frames) >= shard_frames:
+                name = f"shard_{len(shards):05d}"
+                shards.append({"name": name, "frames": writer.write(out / name, config_types)})
+            now = time.time()
+            if progress and now - last > 5:
+                last = now
+                print(f"  converted {n_in:,} frames ({n_out:,} kept, {n_in - n_out:,} rejected), "
+                      f"{n_in / (now - t0):,.0f} frames/s", file=log, flush=True)
+    if writer.frames:
+        name = f"shard_{len(shards):05d}"
+        shards.append({"name": name, "frames": writer.write(out / name, config_types)})
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "frames_in": n_in,
+        "frames": n_out,
+        "atoms": n_atoms,
+        "rejected": n_in - n_out,
+        "rejected_reasons": rejected_reasons,
+        "shards": shards,
+        "config_types": list(config_types),
+        "species": sorted(elements),
+        "element_counts": {str(z): c for z, c in sorted(elements.items())},
+        "sources": sources or [],
+        "seconds": time.time() - t0,
+    }
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, manifest_path)
+    if progress:
+        print(f"converted {n_in:,} frames -> {n_out:,} kept ({n_atoms:,} atoms, {len(shards)} shards), "
+              f"{n_in - n_out:,} rejected (see {out / 'rejected.tsv'}) in {manifest['seconds']:.1f} s",
+              file=log, flush=True)
+    return manifest
+
+
+class FrameCache:
+    """Read-only view of a cache folder; arrays are memory-mapped, nothing is loaded eagerly."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        mpath = self.path / "manifest.json"
+        if not mpath.is_file():
+            raise FileNotFoundError(f"{self.path} is not a complete facetpot cache (no manifest.json); "
+                                    "convert the data again")
+        self.manifest = json.loads(mpath.read_text())
+        if self.manifest.get("format") != FORMAT or self.manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{self.path}: cache format {self.manifest.get('format')} "
+                             f"v{self.manifest.get('format_version')}, expected {FORMAT} v{FORMAT_VERSION}")
+        self.shards = []
+        starts = [0]
+        for sh in self.manifest["shards"]:
+            folder = self.path / sh["name"]
+            arrs = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+            arrs["groups"] = json.loads((folder / "groups.json").read_text())
+            self.shards.append(arrs)
+            starts.append(starts[-1] + sh["frames"])
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.config_types = self.manifest["config_types"]
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _locate(self, idx: int):
+        s = int(np.searchsorted(self.starts, idx, side="right") - 1)
+        return self.shards[s], idx - int(self.starts[s])
+
+    def num_atoms(self) -> np.ndarray:
+        """(F,) atoms per frame, for batching."""
+        return np.concatenate([np.diff(sh["atom_ptr"]) for sh in self.shards]) if self.shards else np.zeros(0, int)
+
+    def groups(self) -> np.ndarray:
+        """(F,) a global group label per frame (shard-qualified names made unique)."""
+        names: Dict[str, int] = {}
+        out = []
+        for sh in self.shards:
+            table = np.array([names.setdefault(g, len(names)) for g in sh["groups"]], dtype=np.int64)
+            out.append(table[np.asarray(sh["group"])])
+        return np.concatenate(out) if out else np.zeros(0, int)
+
+    def __getitem__(self, idx: int) -> Frame:
+        sh, i = self._locate(int(idx))
+        a, b = int(sh["atom_ptr"][i]), int(sh["atom_ptr"][i + 1])
+        forces = np.array(sh["forces"][a:b])
+        stress = np.array(sh["stress"][i])
+        return Frame(
+            numbers=np.array(sh["numbers"][a:b], dtype=np.int64),
+            positions=np.array(sh["positions"][a:b]),
+            cell=np.array(sh["cell"][i]),
+            pbc=np.array(sh["pbc"][i]),
+            energy=float(sh["energy"][i]),
+            forces=None if np.isnan(forces).any() else forces,
+            stress=None if np.isnan(stress).any() else stress,
+            weight=float(sh["weight"][i]),
+            config_type=self.config_types[int(sh["config_type"][i])],
+            group=sh["groups"][int(sh["group"][i])],
+        )

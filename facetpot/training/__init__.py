@@ -1,0 +1,1 @@
+"""Training beside the model: config -> data cache -> statistics -> trainer loop -> checkpoints, logs."""

@@ -1,0 +1,141 @@
+"""Training configuration: YAML -> validated dict with defaults; every mistake named with its path.
+
+See ``training/*.yaml`` for worked examples. Sections: ``model`` (options of ``build_model``),
+``data``, ``training``, ``loss``, ``finetune``.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Dict
+
+DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "model": {},  # build_model options; species default: the elements of the training data
+    "data": {
+        "train": None,  # file, glob or list of them (extxyz, ASE .db, MPtrj .json)
+        "valid": None,  # optional files; else a split of train
+        "valid_fraction": 0.1,
+        "split_by": "auto",  # group (MPtrj trajectory), frame, or auto (group when groups exist)
+        "keys": {},  # e.g. {energy: REF_energy, forces: REF_forces, stress: REF_stress}
+        "mptrj_energy": "uncorrected",
+        "cache": None,  # default: <output>/cache
+        "stats_frames": 2000,  # frames sampled for the average neighbour count
+    },
+    "training": {
+        "output": "runs/facet",
+        "seed": 0,
+        "device": "auto",  # auto, cpu, cuda
+        "dtype": "float32",
+        "max_atoms_per_batch": 1024,
+        "max_frames_per_batch": 32,
+        "epochs": 100,
+        "max_steps": None,  # stops earlier than epochs when set
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 1e-3,
+        "schedule": "cosine",  # cosine, plateau, constant
+        "warmup_steps": 100,
+        "min_lr_ratio": 0.01,
+        "plateau_patience": 5,
+        "plateau_factor": 0.5,
+        "grad_clip": 10.0,
+        "ema_decay": 0.99,
+        "valid_every": None,  # steps; default: once per epoch
+        "checkpoint_every": None,  # steps; default: valid_every
+        "log_every": 10,
+        "num_workers": 0,
+        "threads": None,
+        "tensorboard": True,
+    },
+    "loss": {
+        "type": "huber",  # huber, mae, mse
+        "huber_delta": 0.01,
+        "energy_weight": 1.0,  # on energy per atom (eV/atom)
+        "forces_weight": 10.0,  # on force components (eV/Å)
+        "stress_weight": 1.0,  # on stress components (eV/Å^3)
+    },
+    "finetune": {
+        "from": None,  # model file or pretrained name
+        "freeze": [],  # parameter name prefixes, e.g. [embedding, layers.0]
+        "refit_atomic_energies": True,
+    },
+}
+
+CHOICES = {
+    ("data", "split_by"): ("auto", "group", "frame"),
+    ("data", "mptrj_energy"): ("uncorrected", "corrected"),
+    ("training", "device"): ("auto", "cpu", "cuda"),
+    ("training", "dtype"): ("float32", "float64"),
+    ("training", "optimizer"): ("adamw", "adam"),
+    ("training", "schedule"): ("cosine", "plateau", "constant"),
+    ("loss", "type"): ("huber", "mae", "mse"),
+}
+
+POSITIVE = {("training", k) for k in ("max_atoms_per_batch", "max_frames_per_batch", "epochs", "lr", "log_every")}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping with sections model, data, training, loss, finetune")
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; known: {sorted(DEFAULTS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    for section, values in raw.items():
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"section '{section}' must be a mapping, got {type(values).__name__}")
+        if section == "model":
+            cfg["model"] = dict(values)
+            continue
+        bad = sorted(set(values) - set(DEFAULTS[section]))
+        if bad:
+            raise ConfigError(f"unknown key(s) {', '.join(section + '.' + b for b in bad)}; "
+                              f"known in '{section}': {sorted(DEFAULTS[section])}")
+        for key, value in values.items():
+            default = DEFAULTS[section][key]
+            if default is not None and value is not None and not isinstance(default, (list, dict)):
+                typ = float if isinstance(default, float) else type(default)
+                if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    value = float(value)
+                elif typ is int and isinstance(value, bool) or not isinstance(value, typ):
+                    raise ConfigError(f"{section}.{key} must be {typ.__name__}, got {value!r}")
+            if (section, key) in CHOICES and value not in CHOICES[(section, key)]:
+                raise ConfigError(f"{section}.{key} must be one of {CHOICES[(section, key)]}, got {value!r}")
+            if (section, key) in POSITIVE and not value > 0:
+                raise ConfigError(f"{section}.{key} must be positive, got {value!r}")
+            cfg[section][key] = value
+    if not cfg["data"]["train"]:
+        raise ConfigError("data.train is required: a file, a glob, or a list of them")
+    if not 0.0 <= cfg["data"]["valid_fraction"] < 1.0:
+        raise ConfigError(f"data.valid_fraction must be in [0, 1), got {cfg['data']['valid_fraction']}")
+    return cfg
+
+
+def load_config(path) -> Dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    cfg = validate(raw or {})
+    # relative data paths are relative to the config file
+    base = path.resolve().parent
+
+    def rel(p):
+        return p if Path(p).is_absolute() else str(base / p)
+
+    for key in ("train", "valid"):
+        v = cfg["data"][key]
+        if v:
+            cfg["data"][key] = [rel(p) for p in ([v] if isinstance(v, str) else v)]
+    return cfg
