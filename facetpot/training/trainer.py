@@ -142,6 +142,42 @@ def _extend_species(base, extra: List[int]):
     return model
 
 
+def predict(model, batch, create_graph: bool):
+    """Energies, and forces / stress where the batch has labels for them."""
+    has_f = bool((~torch.isnan(batch.forces)).any())
+    has_s = bool((~torch.isnan(batch.stress)).any())
+    with torch.enable_grad():
+        return compute_properties(model, batch.graph, forces=has_f, stress=has_s, create_graph=create_graph)
+
+
+def loss_backward(model, batch, loss_cfg) -> float:
+    """Loss of this rank's batch normalised by the counts of all ranks; gradients accumulated into
+    ``.grad`` and summed over ranks, so every rank holds the gradient of the union of the batches.
+    Returns the global loss."""
+    pred = predict(model, batch, create_graph=True)
+    terms = loss_terms(pred, batch, loss_cfg)
+    ref = pred["energy"]
+    counts = {f"{n}_count": terms[f"{n}_count"].detach().clone() if f"{n}_count" in terms
+              else torch.zeros((), dtype=ref.dtype, device=ref.device) for n in ("energy", "forces", "stress")}
+    if _world() > 1:
+        for v in counts.values():
+            torch.distributed.all_reduce(v)
+    loss = combine(terms, counts, loss_cfg)
+    if torch.is_tensor(loss):
+        loss.backward()
+    for p in model.parameters():  # parameters the batch did not reach get a zero gradient
+        if p.requires_grad and p.grad is None:
+            p.grad = torch.zeros_like(p)
+    value = torch.tensor([float(loss.detach()) if torch.is_tensor(loss) else 0.0], dtype=torch.float64,
+                         device=ref.device)
+    if _world() > 1:
+        for p in model.parameters():
+            if p.requires_grad:
+                torch.distributed.all_reduce(p.grad)
+        torch.distributed.all_reduce(value)
+    return float(value)
+
+
 class Trainer:
     def __init__(self, cfg: Dict[str, Any], resume: bool = False):
         self.cfg = cfg
@@ -270,32 +306,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _predict(self, batch, create_graph: bool):
-        has_f = bool((~torch.isnan(batch.forces)).any())
-        has_s = bool((~torch.isnan(batch.stress)).any())
-        with torch.enable_grad():
-            return compute_properties(self.model, batch.graph, forces=has_f, stress=has_s, create_graph=create_graph)
+        return predict(self.model, batch, create_graph)
 
     def train_step(self, batch) -> float:
         self.model.train()
-        pred = self._predict(batch, create_graph=True)
-        terms = loss_terms(pred, batch, self.cfg["loss"])
-        counts = {k: v.detach().clone() for k, v in terms.items() if k.endswith("_count")}
-        if _world() > 1:
-            for name in ("energy", "forces", "stress"):  # every rank must hold every count
-                counts.setdefault(f"{name}_count", torch.zeros((), dtype=self.dtype, device=self.device))
-            for v in counts.values():
-                torch.distributed.all_reduce(v)
-        loss = combine(terms, counts, self.cfg["loss"])
         self.optimizer.zero_grad(set_to_none=False)
-        if torch.is_tensor(loss):
-            loss.backward()
-        for p in self.model.parameters():  # parameters the batch did not reach get a zero gradient
-            if p.requires_grad and p.grad is None:
-                p.grad = torch.zeros_like(p)
-        if _world() > 1:
-            for p in self.model.parameters():
-                if p.requires_grad:
-                    torch.distributed.all_reduce(p.grad)
+        value = loss_backward(self.model, batch, self.cfg["loss"])
         if not all(torch.isfinite(p.grad).all() for p in self.model.parameters() if p.requires_grad):
             raise FloatingPointError(f"non-finite gradient at step {self.step}: check the data "
                                      "(rejected.tsv) or lower training.lr")
@@ -305,11 +321,6 @@ class Trainer:
         self.optimizer.step()
         self.schedule.step()
         self.ema.update(self.model)
-        value = float(loss.detach()) if torch.is_tensor(loss) else 0.0
-        if _world() > 1:
-            t = torch.tensor([value], dtype=torch.float64, device=self.device)
-            torch.distributed.all_reduce(t)
-            value = float(t)
         return value
 
     def validate(self) -> Dict[str, Dict[str, float]]:
