@@ -30,6 +30,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "max_frames_per_batch": 32,
         "epochs": 100,
         "max_steps": None,  # stops earlier than epochs when set
+        "max_time_minutes": None,  # stop (validate, save) when the run has used this much wall time
         "optimizer": "adamw",
         "lr": 1e-3,
         "weight_decay": 1e-3,

@@ -252,6 +252,7 @@ class Trainer:
         self.checkpoint_every = int(tc["checkpoint_every"] or self.valid_every)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best = math.inf
+        self._elapsed = 0.0
         if ckpt is not None:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.schedule.load_state_dict(ckpt["schedule"])
@@ -319,7 +320,8 @@ class Trainer:
         if clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], clip)
         self.optimizer.step()
-        self.schedule.step()
+        budget = self.cfg["training"]["max_time_minutes"]
+        self.schedule.step(self._elapsed / (60.0 * float(budget)) if budget else 0.0)
         self.ema.update(self.model)
         return value
 
@@ -393,6 +395,7 @@ class Trainer:
             self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
             for batch in self._loader(self.train_cache, self.train_idx, self.sampler):
                 batch = batch.to(self.device, self.dtype)
+                self._elapsed = time.time() - t0
                 losses.append(self.train_step(batch))
                 self.step += 1
                 self.batch_in_epoch += 1
@@ -400,7 +403,12 @@ class Trainer:
                     progress.update(1)
                     progress.set_postfix(loss=f"{losses[-1]:.4g}")
                 row = {"step": self.step, "epoch": self.epoch, "lr": self.schedule.lr(), "seconds": time.time() - t0}
-                if self.step % self.valid_every == 0 or self.step == self.total_steps:
+                out_of_time = bool(tc["max_time_minutes"]) and time.time() - t0 > 60 * float(tc["max_time_minutes"])
+                if _world() > 1:  # rank 0's clock decides for everyone
+                    flag = torch.tensor([float(out_of_time)], device=self.device)
+                    torch.distributed.broadcast(flag, 0)
+                    out_of_time = bool(flag.item())
+                if self.step % self.valid_every == 0 or self.step == self.total_steps or out_of_time:
                     last_metrics = self.validate()
                     allm = last_metrics.get("all", {})
                     row.update(train_loss=float(np.mean(losses)) if losses else "",
@@ -420,10 +428,13 @@ class Trainer:
                             f"meV/atom F {allm.get('forces_mae', math.nan):.4f} eV/Å")
                 elif self.step % int(tc["log_every"]) == 0 and progress is None:
                     log(f"step {self.step}/{self.total_steps} loss {np.mean(losses[-int(tc['log_every']):]):.4g}")
-                if self.step % self.checkpoint_every == 0 or self.step == self.total_steps:
+                if self.step % self.checkpoint_every == 0 or self.step == self.total_steps or out_of_time:
                     self.save_checkpoint()
                 if self.step == _KILL_AT_STEP:  # tests: die like a pre-empted job, mid-epoch
                     os.kill(os.getpid(), signal.SIGKILL)
+                if out_of_time:
+                    log(f"stopping at step {self.step}: training.max_time_minutes={tc['max_time_minutes']} reached")
+                    self.total_steps = self.step
                 if self.step >= self.total_steps:
                     break
             else:
