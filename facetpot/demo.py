@@ -1,39 +1,22 @@
-"""``make demo``: relax a small crystal with the ASE calculator and report what a user would see.
+"""``make demo``: the main jobs on embedded defaults, in about two minutes on 2 CPU cores.
 
-Until a pretrained model ships, the model here is UNTRAINED (random weights): the numbers show the
-machinery and its speed, not physics.
+1. Relax a small crystal with the ASE calculator and Facet-S. No pretrained model ships yet, so
+   this model is UNTRAINED (random weights): the numbers show the machinery and its speed.
+2. Train a small Facet model on data made on the spot (ASE's EMT potential for Cu/Al: energies,
+   forces, stresses), evaluate it on held-out structures, and relax with the trained model.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
 
-def main() -> None:
-    from ase.build import bulk
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
-    import facetpot
-
-    # ASE's FrechetCellFilter calls scipy's logm, which warns about round-off at every step
-    warnings.filterwarnings("ignore", message="logm result may be inaccurate")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    torch.manual_seed(0)
-    model = facetpot.build_model()  # Facet-S architecture
-    print(f"facetpot {facetpot.__version__}: Facet-S, {model.num_parameters():,} parameters, "
-          f"cutoff {model.cutoff} Å, {model.num_layers} layers")
-    print("NOTE: this model is UNTRAINED (random weights): energies are meaningless until a pretrained")
-    print("      model ships; the demo shows the calculator, the relaxation and the speed.\n")
-
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)  # 64 atoms
-    atoms.rattle(0.05, seed=1)
-    calc = facetpot.FacetCalculator(model, dtype="float32")
-    atoms.calc = calc
-    times = []
+def _timed(calc, times):
     original = calc.calculate
 
     def timed(*args, **kwargs):
@@ -42,18 +25,99 @@ def main() -> None:
         times.append(time.perf_counter() - t)
 
     calc.calculate = timed
+    return calc
+
+
+def relax(atoms, calc, label: str, fmax=0.05, steps=100) -> None:
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    times = []
+    atoms.calc = _timed(calc, times)
     e0 = atoms.get_potential_energy()
-    print(f"Si {len(atoms)} atoms, rattled: E = {e0:.4f} eV, max |F| = {np.abs(atoms.get_forces()).max():.4f} eV/Å")
+    print(f"{label}: {len(atoms)} atoms, start E = {e0:.4f} eV, max |F| = {np.abs(atoms.get_forces()).max():.4f} eV/Å")
     opt = FIRE(FrechetCellFilter(atoms), logfile=None)
-    converged = opt.run(fmax=0.05, steps=100)
+    converged = opt.run(fmax=fmax, steps=steps)
     stress = atoms.get_stress()
-    print(f"relaxed ({'converged' if converged else 'not converged'}, {opt.nsteps} FIRE steps, cell + positions):")
+    print(f"  relaxed ({'converged' if converged else 'not converged'}, {opt.nsteps} FIRE steps, cell + positions)")
     print(f"  energy        {atoms.get_potential_energy():.4f} eV")
     print(f"  max |force|   {np.abs(atoms.get_forces()).max():.4f} eV/Å")
     print(f"  stress        {' '.join(f'{s:+.5f}' for s in stress)} eV/Å^3 (xx yy zz yz xz xy)")
     print(f"  volume        {atoms.get_volume():.2f} Å^3")
-    print(f"  time per call {1e3 * np.median(times):.1f} ms (median of {len(times)}, float32, "
-          f"{torch.get_num_threads()} threads, energy+forces+stress)")
+    print(f"  time per call {1e3 * np.median(times):.1f} ms (median of {len(times)}, energy+forces+stress, "
+          f"{torch.get_num_threads()} threads)")
+
+
+def emt_dataset(path: Path, n: int, seed: int) -> None:
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(n):
+        a = bulk("Cu", "fcc", a=3.61 * (1 + 0.02 * rng.standard_normal()), cubic=True) * (2, 1, 1)
+        for i in rng.choice(len(a), size=int(rng.integers(0, 3)), replace=False):
+            a.numbers[i] = 13
+        a.rattle(0.1, seed=int(rng.integers(1 << 30)))
+        a.calc = EMT()
+        e, f, s = a.get_potential_energy(), a.get_forces(), a.get_stress()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f, stress=s)
+        frames.append(a)
+    write(path, frames)
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", message="logm result may be inaccurate")  # FrechetCellFilter
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    import facetpot
+    from ase.build import bulk
+
+    torch.manual_seed(0)
+    model = facetpot.build_model()
+    print(f"facetpot {facetpot.__version__}\n")
+    print(f"== 1. Facet-S ({model.num_parameters():,} parameters, cutoff {model.cutoff} Å, "
+          f"{model.num_layers} layers) with the ASE calculator")
+    print("NOTE: this model is UNTRAINED (random weights): its energies are meaningless until a")
+    print("      pretrained model ships; this part shows the calculator, the relaxation and the speed.")
+    si = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
+    si.rattle(0.05, seed=1)
+    relax(si, facetpot.FacetCalculator(model, dtype="float32"), "Si (untrained Facet-S, float32)")
+
+    print("\n== 2. A short training run: `facet train` on Cu/Al data made with ASE's EMT")
+    from facetpot.evaluate import evaluate_model
+    from facetpot.training.config import validate
+    from facetpot.training.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        emt_dataset(tmp / "train.extxyz", 80, seed=0)
+        emt_dataset(tmp / "test.extxyz", 20, seed=1)
+        cfg = validate({
+            "model": {"hidden_irreps": "16x0e+8x1o+4x2e", "num_layers": 2, "cutoff": 4.5, "grid_channels": 8,
+                      "grid_hidden": 16},
+            "data": {"train": [str(tmp / "train.extxyz")], "valid_fraction": 0.1},
+            "training": {"output": str(tmp / "run"), "epochs": 30, "max_time_minutes": 1.0, "lr": 0.005,
+                         "max_atoms_per_batch": 64, "warmup_steps": 20, "tensorboard": False, "log_every": 10**9},
+            "loss": {"energy_weight": 10.0, "forces_weight": 1.0, "stress_weight": 0.1},
+        })
+        t = time.time()
+        Trainer(cfg).run()
+        print(f"trained in {time.time() - t:.0f} s")
+        report = evaluate_model(tmp / "run" / "best.pt", tmp / "test.extxyz", out_dir=tmp / "eval", plots=False)["all"]
+        print(f"held-out EMT structures: energy MAE {report['energy_mae_meV_per_atom']:.2f} meV/atom, "
+              f"force MAE {report['forces_mae_eV_per_A']:.4f} eV/Å, stress MAE {report['stress_mae_GPa']:.3f} GPa")
+        trained = facetpot.load_model(tmp / "run" / "best.pt")
+        cu = bulk("Cu", "fcc", a=3.70, cubic=True) * (2, 2, 2)
+        cu.rattle(0.05, seed=2)
+        relax(cu, facetpot.FacetCalculator(trained), "Cu, strained and rattled (trained model)")
+        from ase.calculators.emt import EMT
+
+        ref = cu.copy()
+        ref.calc = EMT()
+        print(f"  EMT at the relaxed geometry: max |F| = {np.abs(ref.get_forces()).max():.4f} eV/Å, "
+              f"pressure {-ref.get_stress()[:3].mean() * 160.2:.2f} GPa (the trained model's target)")
 
 
 if __name__ == "__main__":
