@@ -58,7 +58,7 @@ def data(tmp_path):
 
 
 def test_train_writes_models_logs_and_learns(data):
-    cfg = write_config(data, training={"epochs": 6})
+    cfg = write_config(data, training={"epochs": 6, "tensorboard": True})
     assert facet(["train", str(cfg)]) == 0
     run = data / "run"
     for name in ("best.pt", "last.pt", "checkpoint.pt", "metrics.csv", "statistics.json", "learning_curve.png"):
@@ -71,6 +71,8 @@ def test_train_writes_models_logs_and_learns(data):
     stats = json.loads((run / "statistics.json").read_text())
     assert set(model.species) == {13, 29}
     assert model.atomic_energies[model.species.index(29)].item() == pytest.approx(stats["atomic_energies"]["29"])
+    pytest.importorskip("tensorboard")
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_resume_after_sigkill_gives_the_same_weights(data):
