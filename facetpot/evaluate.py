@@ -12,13 +12,14 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from ase import units
 
 from .data.batching import collate, frame_to_graph
 from .data.readers import iter_frames
 from .properties import compute_properties
 from .training.loss import ErrorMetrics
 
-EV_A3_TO_GPA = 160.21766208
+EV_A3_TO_GPA = 1.0 / units.GPa
 
 
 def _batches(frames, cutoff, batch_atoms):

@@ -45,18 +45,14 @@ class Frame:
         return None
 
 
-def voigt6_to_full(s) -> np.ndarray:
-    """xx yy zz yz xz xy -> 3x3."""
-    s = np.asarray(s, dtype=float)
-    return np.array([[s[0], s[5], s[4]], [s[5], s[1], s[3]], [s[4], s[3], s[2]]])
-
-
 def as_stress_matrix(s) -> Optional[np.ndarray]:
     if s is None:
         return None
     s = np.asarray(s, dtype=float)
     if s.shape == (6,):
-        return voigt6_to_full(s)
+        from ase.stress import voigt_6_to_full_3x3_stress
+
+        return voigt_6_to_full_3x3_stress(s)
     if s.size == 9:
         return s.reshape(3, 3)
     raise ValueError(f"stress must have 6 (Voigt) or 9 components, got shape {s.shape}")

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 import numpy as np
+from ase import units
 
 from .frame import Frame
 
-KBAR_TO_EV_A3 = 0.1 / 160.21766208  # 1 kBar = 0.1 GPa; 1 eV/Å^3 = 160.2 GPa
+KBAR_TO_EV_A3 = 0.1 * units.GPa  # 1 kBar = 0.1 GPa
 BLOCK = 1 << 20
 
 

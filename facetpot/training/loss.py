@@ -6,7 +6,7 @@ the gradient of one process seeing the union of their batches.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List
 
 import torch
 
@@ -50,40 +50,53 @@ def combine(terms: Dict[str, torch.Tensor], counts: Dict[str, torch.Tensor], cfg
 
 
 class ErrorMetrics:
-    """Accumulates MAE and RMSE of energy/atom, forces, stress, overall and per config_type."""
+    """Accumulates MAE and RMSE of energy/atom, forces, stress, overall and per config_type.
+
+    Per batch, absolute and squared errors are summed per frame (``index_add``), then per group."""
 
     def __init__(self):
         self.acc: Dict[str, Dict[str, list]] = {}
 
-    def _add(self, group: str, key: str, diff: torch.Tensor) -> None:
-        if diff.numel() == 0:
-            return
-        a = self.acc.setdefault(group, {}).setdefault(key, [0.0, 0.0, 0])
-        a[0] += float(diff.abs().sum())
-        a[1] += float((diff**2).sum())
-        a[2] += diff.numel()
-
     def update(self, pred, batch) -> None:
         n = batch.num_atoms.to(pred["energy"].dtype)
-        e = ((pred["energy"] - batch.energy) / n).detach()
-        f_ok = ~torch.isnan(batch.forces)
-        s_ok = ~torch.isnan(batch.stress).flatten(1).any(1)
+        nf = len(n)
+        sums = {"energy_per_atom": self._frame_sums((pred["energy"] - batch.energy) / n, torch.arange(nf), nf)}
+        if "forces" in pred:
+            d = pred["forces"] - batch.forces
+            atom = batch.graph.batch.unsqueeze(-1).expand_as(d)
+            ok = ~torch.isnan(d)
+            sums["forces"] = self._frame_sums(d[ok], atom[ok], nf)
+        if "stress" in pred:
+            d = (pred["stress"] - batch.stress).flatten(1)
+            frame = torch.arange(nf, device=d.device).unsqueeze(-1).expand_as(d)
+            ok = ~torch.isnan(d)
+            sums["stress"] = self._frame_sums(d[ok], frame[ok], nf)
+        groups: Dict[str, List[int]] = {"all": list(range(nf))}
         for b, ct in enumerate(batch.config_type):
-            for group in ("all", ct):
-                self._add(group, "energy_per_atom", e[b : b + 1])
-                if "forces" in pred:
-                    sel = batch.graph.batch == b
-                    d = (pred["forces"][sel] - batch.forces[sel])[f_ok[sel]]
-                    self._add(group, "forces", d.detach())
-                if "stress" in pred and bool(s_ok[b]):
-                    self._add(group, "stress", (pred["stress"][b] - batch.stress[b]).detach())
+            groups.setdefault(ct, []).append(b)
+        for group, frames in groups.items():
+            sel = torch.tensor(frames)
+            for key, (s1, s2, cnt) in sums.items():
+                a = self.acc.setdefault(group, {}).setdefault(key, [0.0, 0.0, 0])
+                a[0] += float(s1[sel].sum())
+                a[1] += float(s2[sel].sum())
+                a[2] += int(cnt[sel].sum())
+
+    @staticmethod
+    def _frame_sums(diff: torch.Tensor, frame: torch.Tensor, nf: int):
+        diff = diff.detach().double().cpu()
+        frame = frame.cpu()
+        z = torch.zeros(nf, dtype=torch.float64)
+        return (z.index_add(0, frame, diff.abs()), z.index_add(0, frame, diff**2),
+                torch.zeros(nf, dtype=torch.long).index_add(0, frame, torch.ones_like(frame)))
 
     def result(self) -> Dict[str, Dict[str, float]]:
         out = {}
         for group, d in self.acc.items():
             out[group] = {}
             for key, (s1, s2, n) in d.items():
-                out[group][f"{key}_mae"] = s1 / n
-                out[group][f"{key}_rmse"] = (s2 / n) ** 0.5
+                if n:
+                    out[group][f"{key}_mae"] = s1 / n
+                    out[group][f"{key}_rmse"] = (s2 / n) ** 0.5
             out[group]["frames"] = d.get("energy_per_atom", [0, 0, 0])[2]
         return out
