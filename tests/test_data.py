@@ -108,3 +108,23 @@ def test_budget_batches_are_deterministic_and_complete():
     assert len(ranks[0]) == len(ranks[1])
     with pytest.raises(ValueError, match="more than batch max_atoms"):
         BudgetBatchSampler([100], max_atoms=64)
+
+
+def test_ase_db_reader_and_convert_cli(tmp_path):
+    from ase.db import connect
+
+    from facetpot.cli import main as facet
+
+    with connect(tmp_path / "d.db") as db:
+        for k in range(3):
+            a = Atoms("Cu2", positions=[[0, 0, 0], [1.4, 1.4, 0.1 * k]], cell=[3, 3, 3], pbc=True)
+            a.calc = SinglePointCalculator(a, energy=-1.0 - k, forces=np.full((2, 3), 0.1 * k),
+                                           stress=np.arange(6) * 1e-3)
+            db.write(a, config_type="db", weight=2.0)
+    frames = list(iter_frames(tmp_path / "d.db"))
+    assert [f.energy for f in frames] == [-1.0, -2.0, -3.0]
+    assert frames[1].weight == 2.0 and frames[1].config_type == "db"
+    assert np.allclose(frames[2].forces, 0.2)
+    assert frames[0].stress[1, 2] == pytest.approx(3e-3) and frames[0].stress[0, 1] == pytest.approx(5e-3)
+    assert facet(["convert", str(tmp_path / "d.db"), "-o", str(tmp_path / "cache")]) == 0
+    assert len(FrameCache(tmp_path / "cache")) == 3
