@@ -13,7 +13,7 @@ def _train(args) -> int:
     cfg = load_config(args.config)
     if args.output:
         cfg["training"]["output"] = args.output
-    Trainer(cfg, resume=args.resume).run()
+    Trainer(cfg, resume=args.resume, overwrite=args.overwrite).run()
     return 0
 
 
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     t.add_argument("config")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     t.add_argument("--output", help="override training.output")
+    t.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted run in OUTPUT")
     t.set_defaults(func=_train)
     c = sub.add_parser("convert", help="convert data files into an on-disk training cache")
     c.add_argument("inputs", nargs="+", help="extxyz / ASE .db / MPtrj .json files or globs")

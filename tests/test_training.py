@@ -137,6 +137,22 @@ def test_finetune_adds_an_element_and_freezes_layers(data, tmp_path):
     assert not torch.equal(b["layers.1.conv.radial_weight"].double(), t["layers.1.conv.radial_weight"])
 
 
+def test_existing_run_is_not_overwritten(data, capsys):
+    cfg = write_config(data, training={"epochs": 1})
+    assert facet(["train", str(cfg)]) == 0
+    before = (data / "run" / "best.pt").read_bytes()
+    assert facet(["train", str(cfg)]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert (data / "run" / "best.pt").read_bytes() == before
+    assert facet(["train", str(cfg), "--overwrite"]) == 0
+
+
+def test_data_with_elements_outside_the_model_is_an_error(data, capsys):
+    cfg = write_config(data, model={"species": [29]})
+    assert facet(["train", str(cfg)]) == 2
+    assert "Z=[13]" in capsys.readouterr().err
+
+
 def test_config_errors_are_named(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {train: x.xyz}\ntraining: {lr: fast}\n")

@@ -92,10 +92,11 @@ def convert(
     species: Optional[List[int]] = None,
     sources: Optional[List[str]] = None,
     progress: bool = True,
-    log=sys.stderr,
+    log=None,
 ) -> dict:
     """Write ``frames`` into a cache folder; returns the manifest. Frames that cannot be used are
     listed with their reason in ``rejected.tsv`` (and counted), never dropped silently."""
+    log = log or sys.stderr  # looked up now, not at import: the stream may have been replaced
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"

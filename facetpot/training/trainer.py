@@ -179,10 +179,16 @@ def loss_backward(model, batch, loss_cfg) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: Dict[str, Any], resume: bool = False):
+    def __init__(self, cfg: Dict[str, Any], resume: bool = False, overwrite: bool = False):
         self.cfg = cfg
         tc = cfg["training"]
         self.out = Path(tc["output"])
+        if not resume and not overwrite and (self.out / "checkpoint.pt").exists():
+            raise ValueError(f"{self.out} already holds a training run: continue it with --resume, or choose "
+                             "another training.output (--overwrite replaces it)")
+        if overwrite and not resume:
+            for name in ("metrics.csv", "checkpoint.pt", "best.pt", "last.pt", "final_metrics.json"):
+                (self.out / name).unlink(missing_ok=True)
         self.out.mkdir(parents=True, exist_ok=True)
         self._init_distributed()
         if tc["threads"]:
