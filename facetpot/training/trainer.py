@@ -265,6 +265,7 @@ class Trainer:
             self.ema.load_state_dict(ckpt["ema"])
             self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
             self.best = ckpt["best"]
+            self._elapsed = float(ckpt.get("elapsed", 0.0))  # the wall-time budget spans interruptions
             log(f"resumed from {self.out / 'checkpoint.pt'} at step {self.step} (epoch {self.epoch}, "
                 f"batch {self.batch_in_epoch})")
         else:
@@ -353,6 +354,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "ema": self.ema.state_dict(), "step": self.step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "best": self.best, "statistics": self.stats,
+                "elapsed": self._elapsed,
                 "config": json.loads(json.dumps(self.cfg, default=str))}
 
     def save_checkpoint(self) -> None:
@@ -389,7 +391,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self) -> Dict[str, Any]:
         tc = self.cfg["training"]
-        t0 = time.time()
+        t0 = time.time() - self._elapsed
         losses: List[float] = []
         last_metrics: Dict[str, Any] = {}
         progress = None
