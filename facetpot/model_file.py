@@ -5,12 +5,12 @@ format version, or not a facetpot model at all, is rejected with a message that 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
+
+from .atomic_save import atomic_torch_save
 
 FORMAT_NAME = "facetpot-model"
 FORMAT_VERSION = 1
@@ -20,7 +20,6 @@ def save_model(model, path, metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write atomically: a crash mid-write leaves the old file (if any) intact."""
     from . import __version__
 
-    path = Path(path)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT_NAME,
@@ -37,16 +36,7 @@ def save_model(model, path, metadata: Optional[Dict[str, Any]] = None) -> None:
             **(metadata or {}),
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_torch_save(payload, path)
 
 
 def read_model_file(path) -> Dict[str, Any]:

@@ -1,7 +1,6 @@
 """Model files round-trip exactly and are loaded without unpickling code."""
 import pickle
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """The spherical grid integrates exactly what it must, and the grid layer is exactly equivariant."""
 import math
 
-import numpy as np
 import pytest
 import torch
 from e3nn import o3

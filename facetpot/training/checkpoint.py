@@ -1,32 +1,23 @@
 """Training checkpoints: everything needed to continue a run exactly, written atomically."""
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
+
+from ..atomic_save import atomic_torch_save
 
 FORMAT = "facetpot-checkpoint"
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path, state: Dict[str, Any]) -> None:
-    path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state,
                "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
                        "python_version": random.getstate()[0], "python_gauss": random.getstate()[2]}}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path) -> Dict[str, Any]:
