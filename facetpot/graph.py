@@ -54,22 +54,27 @@ class AtomicGraph:
         return self.positions[j] - self.positions[i] + offset
 
 
-def atoms_to_graph(atoms, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
-    """ASE Atoms -> AtomicGraph (validated; see ``facetpot.validation``)."""
-    check_atoms(atoms)
-    pos = atoms.get_positions()
-    cell = np.asarray(atoms.cell.array, dtype=np.float64)
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    i, j, s = radius_graph(pos, cell, pbc, cutoff)
+def structure_graph(numbers, positions, cell, pbc, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
+    """One structure (arrays, already valid) -> AtomicGraph with its radius graph."""
+    positions = np.asarray(positions, dtype=np.float64)
+    cell = np.asarray(cell, dtype=np.float64)
+    pbc = np.asarray(pbc, dtype=bool)
+    i, j, s = radius_graph(positions, cell, pbc, cutoff)
     return AtomicGraph(
-        numbers=torch.as_tensor(atoms.numbers, dtype=torch.long),
-        positions=torch.as_tensor(pos, dtype=dtype),
+        numbers=torch.as_tensor(np.asarray(numbers), dtype=torch.long),
+        positions=torch.as_tensor(positions, dtype=dtype),
         cell=torch.as_tensor(cell, dtype=dtype).unsqueeze(0),
         pbc=torch.as_tensor(pbc).unsqueeze(0),
         edge_index=torch.as_tensor(np.stack([i, j]), dtype=torch.long),
         shifts=torch.as_tensor(s, dtype=dtype),
-        batch=torch.zeros(len(atoms), dtype=torch.long),
+        batch=torch.zeros(len(positions), dtype=torch.long),
     )
+
+
+def atoms_to_graph(atoms, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
+    """ASE Atoms -> AtomicGraph (validated; see ``facetpot.validation``)."""
+    check_atoms(atoms)
+    return structure_graph(atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc, cutoff, dtype)
 
 
 def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:

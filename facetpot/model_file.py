@@ -5,12 +5,11 @@ format version, or not a facetpot model at all, is rejected with a message that 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
-from .atomic_save import atomic_torch_save
+from .torch_files import atomic_torch_save, read_torch_file
 
 FORMAT_NAME = "facetpot-model"
 FORMAT_VERSION = 1
@@ -40,14 +39,8 @@ def save_model(model, path, metadata: Optional[Dict[str, Any]] = None) -> None:
 
 
 def read_model_file(path) -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated zip, unsafe globals...
-        raise ValueError(f"{path} is not a readable facetpot model file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+    payload = read_torch_file(path, "model file")
+    if payload.get("format") != FORMAT_NAME:
         raise ValueError(f"{path} is not a facetpot model file (no '{FORMAT_NAME}' header)")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:

@@ -12,8 +12,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..graph import AtomicGraph, batch_graphs
-from ..neighbors import radius_graph
+from ..graph import AtomicGraph, batch_graphs, structure_graph
 from .frame import Frame
 
 
@@ -36,17 +35,8 @@ class LabelledGraph:
 
 
 def frame_to_graph(frame: Frame, cutoff: float, dtype=torch.float64) -> LabelledGraph:
-    i, j, s = radius_graph(frame.positions, frame.cell, frame.pbc, cutoff)
+    g = structure_graph(frame.numbers, frame.positions, frame.cell, frame.pbc, cutoff, dtype)
     n = len(frame.numbers)
-    g = AtomicGraph(
-        numbers=torch.as_tensor(frame.numbers, dtype=torch.long),
-        positions=torch.as_tensor(frame.positions, dtype=dtype),
-        cell=torch.as_tensor(frame.cell, dtype=dtype).unsqueeze(0),
-        pbc=torch.as_tensor(frame.pbc).unsqueeze(0),
-        edge_index=torch.as_tensor(np.stack([i, j]), dtype=torch.long),
-        shifts=torch.as_tensor(s, dtype=dtype),
-        batch=torch.zeros(n, dtype=torch.long),
-    )
     forces = frame.forces if frame.forces is not None else np.full((n, 3), np.nan)
     stress = frame.stress if frame.stress is not None else np.full((3, 3), np.nan)
     return LabelledGraph(

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
-from ..atomic_save import atomic_torch_save
+from ..torch_files import atomic_torch_save, read_torch_file
 
 FORMAT = "facetpot-checkpoint"
 FORMAT_VERSION = 1
@@ -21,13 +20,7 @@ def save_checkpoint(path, state: Dict[str, Any]) -> None:
 
 
 def load_checkpoint(path) -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint to resume from: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable facetpot checkpoint ({type(exc).__name__}: {exc})") from exc
+    payload = read_torch_file(path, "checkpoint")
     if payload.get("format") != FORMAT or payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {payload.get('format')} v{payload.get('format_version')}, "
                          f"expected {FORMAT} v{FORMAT_VERSION}")

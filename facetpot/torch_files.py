@@ -1,0 +1,41 @@
+"""Files of plain tensors and types (model files, checkpoints): written atomically, read safely.
+
+``atomic_torch_save`` writes a temporary file beside the target and renames it into place (atomic
+on POSIX), so a crash mid-write keeps the previous file intact. ``read_torch_file`` loads with
+``weights_only=True`` (never unpickles code) and turns every failure into a message naming the file."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+
+def atomic_torch_save(payload, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_torch_file(path, what: str) -> Dict[str, Any]:
+    """The dict stored in ``path``; ``what`` ("model file", "checkpoint") names it in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip, unsafe globals...
+        raise ValueError(f"{path} is not a readable facetpot {what} ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} is not a facetpot {what}")
+    return payload
