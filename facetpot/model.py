@@ -12,10 +12,9 @@ The model sees the structure only through species and edge vectors r_ij = x_j - 
 shifts), so energies are translation invariant by construction; forces, stress and virials follow
 from dE/dr_ij (``facetpot.properties``).
 """
-from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -203,6 +202,42 @@ class FacetModel(ExactBuffers):
         return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ forward
+    # The pieces below are also the steps of a LAMMPS domain (``facetpot.export``): edge basis once,
+    # then layer by layer, with ghost-atom features exchanged between layers.
+    def edge_basis(self, edge_vec: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Radial basis b(r) (E, K) and spherical harmonics Y(r) (E, (lmax+1)^2) of every edge."""
+        r = torch.sqrt((edge_vec * edge_vec).sum(-1) + 1e-30)
+        return self.radial(r), self.sh(edge_vec)
+
+    def embed(self, species: torch.Tensor) -> List[torch.Tensor]:
+        """Layer-0 features: a learned vector of scalars per species, as blocks [(N, u, 1)]."""
+        return [self.embedding(species).unsqueeze(-1)]
+
+    def interaction(
+        self,
+        t: int,
+        blocks: List[torch.Tensor],
+        sh: torch.Tensor,
+        radial: torch.Tensor,
+        dst: torch.Tensor,
+        src: torch.Tensor,
+        neighbors: Optional[NeighborMatrix],
+        num_receivers: int = -1,
+    ) -> List[torch.Tensor]:
+        """Layer t: features of all atoms in, features of atoms 0..num_receivers-1 out."""
+        chunk = self.chunk_atoms
+        if chunk is None:
+            chunk = 32768 if sh.is_cuda else 4096
+        out = blocks
+        for k, layer in enumerate(self.layers):
+            if k == t:
+                out = layer(blocks, sh, radial, dst, src, neighbors, chunk, num_receivers)
+        return out
+
+    def readout_energy(self, blocks: List[torch.Tensor]) -> torch.Tensor:
+        """e(h): the linear readout of the last layer's scalars, (N,)."""
+        return self.readout(blocks)[0].reshape(-1)
+
     def _node_energies(
         self,
         species: torch.Tensor,
@@ -212,13 +247,17 @@ class FacetModel(ExactBuffers):
         src: torch.Tensor,
         neighbors: Optional[NeighborMatrix] = None,
     ) -> torch.Tensor:
-        blocks = [self.embedding(species).unsqueeze(-1)]
-        chunk = self.chunk_atoms
-        if chunk is None:
-            chunk = 32768 if species.is_cuda else 4096
-        for layer in self.layers:
-            blocks = layer(blocks, sh, radial, dst, src, neighbors, chunk)
-        return self.readout(blocks)[0].reshape(-1)
+        blocks = self.embed(species)
+        for t in range(self.num_layers):
+            blocks = self.interaction(t, blocks, sh, radial, dst, src, neighbors)
+        return self.readout_energy(blocks)
+
+    def isolated_atom_energies(self, species: torch.Tensor) -> torch.Tensor:
+        """e_iso: the readout of atoms of the given species with no neighbours."""
+        no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
+        radial = torch.zeros(0, self.radial.num_basis, dtype=self.atomic_energies.dtype, device=species.device)
+        sh = torch.zeros(0, (self.sh.lmax + 1) * (self.sh.lmax + 1), dtype=radial.dtype, device=species.device)
+        return self._node_energies(species, sh, radial, no_edges[0], no_edges[1])
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (N,) in eV.
@@ -228,18 +267,15 @@ class FacetModel(ExactBuffers):
         """
         dst = edge_index[0]
         src = edge_index[1]
-        r = torch.sqrt((edge_vec * edge_vec).sum(-1) + 1e-30)
-        radial = self.radial(r)
-        sh = self.sh(edge_vec)
+        radial, sh = self.edge_basis(edge_vec)
         neighbors: Optional[NeighborMatrix] = None
         if self.conv_backend == "density":
-            neighbors = NeighborMatrix(dst, src, species.shape[0])
+            neighbors = NeighborMatrix(dst, src, species.shape[0], species.shape[0])
             neighbors.set_basis(radial, sh)
         e = self._node_energies(species, sh, radial, dst, src, neighbors)
         # reference: the same network for one atom of each species present, without neighbours
         present, which = torch.unique(species, return_inverse=True)
-        no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
-        e_iso = self._node_energies(present, sh[:0], radial[:0], no_edges[0], no_edges[1])
+        e_iso = self.isolated_atom_energies(present)
         return self.atomic_energies[species] + self.scale[species] * (e - e_iso[which])
 
     # ------------------------------------------------------------------ files

@@ -11,39 +11,45 @@ for every atom; the second contracts with M_u = C (x) W_u, one matrix per channe
 call. No per-edge message is ever stored: for Si 512 (46 neighbours, 2368 message components per
 edge) memory traffic falls about 5x against the edge-wise backend. Padding slots point at a zero
 feature row and a zero basis row, so they add nothing.
-"""
-from __future__ import annotations
 
-from typing import List
+Receivers and senders may differ (a LAMMPS domain: local atoms receive, local and ghost atoms send):
+rows of the matrix are receivers, and the padding index is the number of senders.
+Everything here is TorchScript-compatible (``facetpot.export``).
+"""
+
+from typing import List, Tuple
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 
 class NeighborMatrix:
-    """Edges of every receiving atom laid out in rows of a padded (N, n_max) matrix.
+    """Edges of every receiving atom laid out in rows of a padded (N_recv, n_max) matrix.
 
-    ``src``: (N, n_max) neighbour index, N for padding (a zero row appended to the features);
-    ``edge``: (N, n_max) edge index, E for padding; ``density_basis``: (N, n_max, d, K).
+    ``src``: (N_recv, n_max) neighbour index, N_send for padding (a zero row appended to the
+    features); ``edge``: (N_recv, n_max) edge index, E for padding; ``density_basis``:
+    (N_recv, n_max, d, K).
     """
 
-    def __init__(self, edge_dst: torch.Tensor, edge_src: torch.Tensor, num_nodes: int):
+    def __init__(self, edge_dst: torch.Tensor, edge_src: torch.Tensor, num_receivers: int, num_senders: int):
         num_edges = edge_dst.shape[0]
         order = torch.argsort(edge_dst, stable=True)
         dst_sorted = edge_dst[order]
-        counts = torch.bincount(edge_dst, minlength=num_nodes)
-        n_max = int(counts.max()) if num_edges > 0 else 0
+        counts = torch.bincount(edge_dst, minlength=num_receivers)
+        n_max = 0
+        if num_edges > 0:
+            n_max = int(counts.max())
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.arange(num_edges, device=edge_dst.device) - starts[dst_sorted]
         flat = dst_sorted * n_max + slot
-        edge = torch.full((num_nodes * n_max,), num_edges, dtype=torch.long, device=edge_dst.device)
+        edge = torch.full([num_receivers * n_max], num_edges, dtype=torch.long, device=edge_dst.device)
         edge[flat] = order
-        src = torch.full((num_nodes * n_max,), num_nodes, dtype=torch.long, device=edge_dst.device)
+        src = torch.full([num_receivers * n_max], num_senders, dtype=torch.long, device=edge_dst.device)
         src[flat] = edge_src[order]
-        self.num_nodes = num_nodes
+        self.num_nodes = num_receivers
         self.n_max = n_max
-        self.edge = edge.view(num_nodes, n_max)
-        self.src = src.view(num_nodes, n_max)
+        self.edge = edge.view(num_receivers, n_max)
+        self.src = src.view(num_receivers, n_max)
         self.density_basis = torch.empty(0)
         self.basis_by_l: List[torch.Tensor] = []
 
@@ -53,22 +59,22 @@ class NeighborMatrix:
         rb = (sh.unsqueeze(2) * radial.unsqueeze(1)).reshape(-1, d * k)
         rb = torch.cat([rb, rb.new_zeros(1, d * k)])
         self.density_basis = rb.index_select(0, self.edge.reshape(-1)).view(self.num_nodes, self.n_max, d, k)
-        self.basis_by_l: List[torch.Tensor] = []
+        self.basis_by_l = []
 
-    def basis_columns(self, lo: int, hi: int) -> torch.Tensor:
-        """Basis columns lo:hi (whole degrees l) as (N, n_max, (hi - lo) K).
+    def basis_columns(self, l_lo: int, l_hi: int) -> torch.Tensor:
+        """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K).
 
         Slices of an autograd tensor each cost a full-size zero tensor in the backward pass; one
         ``split`` into degrees, shared by all layers, costs a single concatenation."""
         n, m, d, k = self.density_basis.shape
-        if lo == 0 and hi == d:
+        lmax = int(round(d**0.5)) - 1
+        if l_lo == 0 and l_hi == lmax + 1:
             return self.density_basis.reshape(n, m, d * k)
-        if not self.basis_by_l:
-            lmax = int(round(d**0.5)) - 1
+        if len(self.basis_by_l) == 0:
             self.basis_by_l = list(torch.split(self.density_basis, [2 * l + 1 for l in range(lmax + 1)], dim=2))
-        parts = self.basis_by_l[int(round(lo**0.5)) : int(round(hi**0.5))]
-        return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)).reshape(n, m, (hi - lo) * k)
-
+        parts = self.basis_by_l[l_lo:l_hi]
+        cols = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        return cols.reshape(n, m, (l_hi * l_hi - l_lo * l_lo) * k)
 
 
 #: receiving atoms per plain chunk; keeps a chunk's density (~140 kB per atom for Facet-S) in cache
@@ -77,47 +83,65 @@ CACHE_ATOMS = 128
 
 def _block_messages(x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Messages (C, u, cols) of C receiving atoms: neighbour gather, density GEMM, channel GEMM."""
-    c, n_max = src.shape
+    c, n_max = src.shape[0], src.shape[1]
     mul = m.shape[0]
     xn = x_ext.index_select(0, src.reshape(-1)).view(c, n_max, x_ext.shape[1])  # (C, n, u m1)
     dens = torch.bmm(xn.transpose(1, 2), rb)  # (C, u m1, d' K) = (C, u, [m1 d' K])
     return torch.bmm(dens.view(c, mul, -1).transpose(0, 1), m).transpose(0, 1)
 
 
-def density_messages(conv, blocks: List[torch.Tensor], nm: NeighborMatrix, chunk_atoms: int = 0) -> List[torch.Tensor]:
-    """Messages of every path. With ``chunk_atoms`` > 0 and autograd on, receiving atoms are processed
-    in chunks whose intermediates are recomputed in the backward pass (activation checkpointing):
+@torch.jit.unused
+def _checkpointed_messages(x_ext: torch.Tensor, srcs: List[torch.Tensor], rbs: List[torch.Tensor], m: torch.Tensor) -> torch.Tensor:
+    return torch.cat([checkpoint(_block_messages, x_ext, s, r, m, use_reentrant=False) for s, r in zip(srcs, rbs)])
+
+
+def density_messages(
+    blocks: List[torch.Tensor],
+    nm: NeighborMatrix,
+    weights: torch.Tensor,
+    irreps_in: List[Tuple[int, int, int]],
+    block_paths: List[int],
+    block_wofs: List[int],
+    block_l_range: List[Tuple[int, int]],
+    block_path_dims: List[List[int]],
+    cc: List[torch.Tensor],
+    colpath: List[torch.Tensor],
+    chunk_atoms: int = 0,
+    cache_atoms: int = CACHE_ATOMS,
+) -> List[torch.Tensor]:
+    """Messages of every path (see the module docstring); ``weights`` = W (K, n_weights), normalised.
+
+    With ``chunk_atoms`` > 0 and autograd on, receiving atoms are processed in chunks whose
+    intermediates are recomputed in the backward pass (activation checkpointing, eager only):
     memory then grows with the chunk, not the system, at the price of one more forward per layer."""
-    n_nodes, n_max, d_all, k_rad = nm.density_basis.shape
-    w_all = conv.radial_weight * conv.norm  # (K, n_weights)
-    chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled()
+    n_nodes, k_rad = nm.density_basis.shape[0], nm.density_basis.shape[3]
+    chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled() and not torch.jit.is_scripting()
     out: List[torch.Tensor] = []
     for b, x in enumerate(blocks):
-        n_paths = conv.block_paths[b]
+        n_paths = block_paths[b]
         if n_paths == 0:
             continue
-        mul, l1, _ = conv.irreps_in[b]
-        lo, hi = conv.block_sh_range[b]
-        rb = nm.basis_columns(lo, hi)
+        mul, l1 = irreps_in[b][0], irreps_in[b][1]
+        rb = nm.basis_columns(block_l_range[b][0], block_l_range[b][1])
         # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
-        wofs = conv.block_wofs[b]
-        wb = w_all.narrow(1, wofs, n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
-        wexp = wb.index_select(2, getattr(conv, f"colpath_{b}"))  # (K, u, cols)
-        cc = getattr(conv, f"cc_{b}")  # (m1 d', cols)
-        m = (cc.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, cc.shape[1])
-        x_flat = x.reshape(n_nodes, mul * (2 * l1 + 1))
+        wb = weights.narrow(1, block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
+        wexp = wb.index_select(2, colpath[b])  # (K, u, cols)
+        ccb = cc[b]  # (m1 d', cols)
+        m = (ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1])
+        x_flat = x.reshape(x.shape[0], mul * (2 * l1 + 1))
         x_ext = torch.cat([x_flat, x_flat.new_zeros(1, x_flat.shape[1])])  # padding row
-        size = chunk_atoms if chunked else CACHE_ATOMS
+        size = chunk_atoms if chunked else cache_atoms
         if n_nodes > size:
             # chunks by split (a slice would cost a full-size zero tensor each in the backward pass);
             # checkpointed chunks recompute their intermediates in the backward pass, plain chunks
             # just keep each chunk's density in cache for the second GEMM
-            pieces = zip(torch.split(nm.src, size), torch.split(rb, size))
+            srcs = list(torch.split(nm.src, size))
+            rbs = list(torch.split(rb, size))
             if chunked:
-                y = torch.cat([checkpoint(_block_messages, x_ext, s, r, m, use_reentrant=False) for s, r in pieces])
+                y = _checkpointed_messages(x_ext, srcs, rbs, m)
             else:
-                y = torch.cat([_block_messages(x_ext, s, r, m) for s, r in pieces])
+                y = torch.cat([_block_messages(x_ext, s, r, m) for s, r in zip(srcs, rbs)])
         else:
             y = _block_messages(x_ext, nm.src, rb, m)
-        out.extend(torch.split(y, conv.block_path_dims[b], dim=2))
+        out.extend(torch.split(y, block_path_dims[b], dim=2))
     return out

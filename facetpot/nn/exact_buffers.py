@@ -6,7 +6,6 @@ Modules that derive from :class:`ExactBuffers` keep a float64 master of every co
 re-derive the buffer from it whenever the module is moved (``.to``, ``.double``, ``.cuda`` ...).
 The buffers are not saved in model files: they are a function of the config.
 """
-from __future__ import annotations
 
 import torch
 from torch import nn

@@ -4,7 +4,6 @@
 
 Both activations are scaled to keep a unit second moment for unit-normal inputs (as e3nn does).
 """
-from __future__ import annotations
 
 from typing import List
 
@@ -21,12 +20,14 @@ class Gate(nn.Module):
         super().__init__()
         self.gated_muls = list(gated_muls)
         self.num_gates = sum(self.gated_muls)
+        self.silu_norm = SILU_NORM
+        self.sigmoid_norm = SIGMOID_NORM
 
     def forward(self, blocks: List[torch.Tensor]) -> List[torch.Tensor]:
         """blocks = [scalars (N, s, 1), gates (N, sum mul, 1) (if any), gated blocks...]."""
-        out = [torch.nn.functional.silu(blocks[0]) * SILU_NORM]
+        out = [torch.nn.functional.silu(blocks[0]) * self.silu_norm]
         if self.num_gates > 0:
-            gates = torch.sigmoid(blocks[1]) * SIGMOID_NORM
+            gates = torch.sigmoid(blocks[1]) * self.sigmoid_norm
             start = 0
             for k, mul in enumerate(self.gated_muls):
                 out.append(blocks[2 + k] * gates.narrow(1, start, mul))

@@ -5,7 +5,6 @@
 Nonlin is ``gate`` (SevenNet-style: linear self-connection + gate) or ``s2_mlp`` (Facet: the
 spherical-grid mixing layer). A layer whose output is scalars only (the last one) uses SiLU.
 """
-from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
@@ -55,6 +54,7 @@ class InteractionBlock(nn.Module):
             neighbor_norm_exponent,
         )
         self.mode = "silu" if self.scalars_only else nonlinearity
+        self.silu_norm = SILU_NORM
         if self.mode == "gate":
             scalars = [ir for ir in self.irreps_out if ir[1] == 0]
             gated = [ir for ir in self.irreps_out if ir[1] > 0]
@@ -91,14 +91,21 @@ class InteractionBlock(nn.Module):
         edge_src: torch.Tensor,
         neighbors: Optional[NeighborMatrix] = None,
         chunk_atoms: int = 0,
+        num_receivers: int = -1,
     ) -> List[torch.Tensor]:
-        num_nodes = blocks[0].shape[0]
-        msg = self.conv(self.linear_in(blocks), sh, radial, edge_dst, edge_src, num_nodes, neighbors, chunk_atoms)
+        """blocks: features of all N atoms (the senders); returns those of atoms 0..num_receivers-1
+        (all N when -1): in a LAMMPS domain the local atoms, with ghost atoms only sending."""
+        if num_receivers < 0:
+            num_receivers = blocks[0].shape[0]
+        msg = self.conv(self.linear_in(blocks), sh, radial, edge_dst, edge_src, num_receivers, neighbors, chunk_atoms)
         msg = self.linear_out(msg)
-        sc = self.self_connection(blocks)
+        receivers = blocks
+        if num_receivers != blocks[0].shape[0]:
+            receivers = [x.narrow(0, 0, num_receivers) for x in blocks]
+        sc = self.self_connection(receivers)
         y = [a + b for a, b in zip(msg, sc)]
         if self.gate is not None:
             return self.gate(y)
         if self.mixing is not None:
             return self.mixing(y)
-        return [torch.nn.functional.silu(y[0]) * SILU_NORM]
+        return [torch.nn.functional.silu(y[0]) * self.silu_norm]

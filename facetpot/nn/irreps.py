@@ -4,7 +4,6 @@ Features of irreps ``m0 x l0p0 + m1 x l1p1 + ...`` travel between layers as a li
 shape ``(N, m_k, 2 l_k + 1)`` (concatenated, they are e3nn's ``mul_ir`` layout), so that no layer
 needs to know flat offsets. An irrep is written ``(mul, l, parity)``.
 """
-from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 

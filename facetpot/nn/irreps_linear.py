@@ -8,7 +8,6 @@ axis and mixed by one weight matrix, normalised by fan-in:
 An output with no input of its (l, p) is zero (``allow_missing``: the first layer's
 self-connection, whose input is scalars only). Weights never mix m components, so the map commutes with every rotation and with inversion.
 """
-from __future__ import annotations
 
 import math
 from typing import List, Sequence
@@ -20,6 +19,7 @@ from .irreps import Irrep
 
 
 class IrrepsLinear(nn.Module):
+    sources: List[List[int]]
     def __init__(
         self, irreps_in: Sequence[Irrep], irreps_out: Sequence[Irrep], bias: bool = False, allow_missing: bool = False
     ):
@@ -54,16 +54,16 @@ class IrrepsLinear(nn.Module):
                 mul_out, l = self.irreps_out[k][0], self.irreps_out[k][1]
                 x0 = blocks[0]
                 out.append(torch.zeros(x0.shape[0], mul_out, 2 * l + 1, dtype=x0.dtype, device=x0.device))
-                continue
-            if len(src) == 1:
-                x = blocks[src[0]]
             else:
-                x = torch.cat([blocks[i] for i in src], dim=1)
-            # (N, u, m) x (u, v) -> (N, v, m)
-            y = torch.matmul(x.transpose(1, 2), w * self.norms[k]).transpose(1, 2)
+                if len(src) == 1:
+                    x = blocks[src[0]]
+                else:
+                    x = torch.cat([blocks[i] for i in src], dim=1)
+                # (N, u, m) x (u, v) -> (N, v, m)
+                out.append(torch.matmul(x.transpose(1, 2), w * self.norms[k]).transpose(1, 2))
+        for k, bias in enumerate(self.biases):  # (TorchScript indexes a ParameterList only in a loop)
             if self.has_bias[k]:
-                y = y + self.biases[k].unsqueeze(-1)
-            out.append(y)
+                out[k] = out[k] + bias.unsqueeze(-1)
         return out
 
     def extra_repr(self) -> str:

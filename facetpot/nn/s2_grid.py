@@ -12,7 +12,6 @@ normalisation (mean of Y_lm^2 over the sphere = 1) and d = (l_max + 1)^2:
 
 so F T = identity on band-limited functions; the 1/sqrt(d) keeps grid values at unit variance.
 """
-from __future__ import annotations
 
 import math
 from typing import Tuple

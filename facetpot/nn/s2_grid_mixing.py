@@ -14,7 +14,6 @@ projection aliases and equivariance holds only to the grid's accuracy, which dep
 of the activations (untrained Facet-S, default 153-point grid: 4e-12 relative energy change under
 rotation), a small rotation dependence of the energy.
 """
-from __future__ import annotations
 
 from typing import List, Sequence
 

@@ -6,7 +6,6 @@ The polynomials are evaluated on r / sqrt(|r|^2 + eps) instead of r / |r|, so tw
 each other give finite values (Y_l>0 -> 0) and finite gradients; for any real bond the difference
 is below 1e-20 relative. The map stays exactly rotation equivariant.
 """
-from __future__ import annotations
 
 import torch
 from e3nn import o3

@@ -7,7 +7,6 @@ of degree p (value, first and second derivatives vanish at r_c). Every radial we
 is *linear* in these K functions (Facet's replacement of the radial MLP); each r touches at most
 four of them. The basis is computed once per edge and shared by all layers.
 """
-from __future__ import annotations
 
 import torch
 from torch import nn

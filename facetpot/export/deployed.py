@@ -1,0 +1,134 @@
+"""The computation a deployed Facet model performs, in the form a LAMMPS domain needs.
+
+A LAMMPS process owns ``nlocal`` atoms and sees ghost atoms (periodic images and atoms of other
+processes) after them. Edges i <- j run from a receiving atom i to a neighbour j within the cutoff,
+with r_ij = x_j - x_i; the energy is that of the local atoms, E = sum_{i < nlocal} E_i, and every
+force, the virial and per-atom virials follow from the pair gradients g_ij = dE/dr_ij.
+
+Two ways to run it, both exact:
+
+* ``forward`` (one call): every atom receives, the ghost shell must be L x r_c deep so that
+  local energies see their whole L-layer environment;
+* layer by layer (the LAMMPS pair style): ``edge_basis`` once, ``embed``, then for each layer t
+  ``layer(t, ...)`` maps features of all atoms to those of the local atoms, and the caller copies
+  ghost features from their owners before the next layer (forward communication); the backward
+  pass runs layer by layer in reverse, ghost feature gradients summed into their owners (reverse
+  communication). Only local atoms are computed and the ghost shell is one cutoff deep.
+
+Features travel as flat (N, D_t) tensors. E_i = E0[s] + sigma[s](e(h_i) - e_iso[s]) with e_iso
+computed once here (it depends on the species only).
+"""
+
+import copy
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..model import FacetModel
+from ..nn.conv_density import NeighborMatrix
+
+
+def _block_dims(irreps) -> List[int]:
+    return [int(m) * (2 * int(l) + 1) for m, l, _ in irreps]
+
+
+class DeployedFacet(nn.Module):
+    """A :class:`FacetModel` with the entry points of a LAMMPS domain; TorchScript-compatible."""
+
+    def __init__(self, model: FacetModel):
+        super().__init__()
+        model = copy.deepcopy(model).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model = model
+        self.cutoff = float(model.cutoff)
+        self.num_layers = int(model.num_layers)
+        self.density = model.conv_backend == "density"
+        layer_irreps = [list(layer.irreps_in) for layer in model.layers] + [list(model.layers[-1].irreps_out)]
+        self.irreps: List[List[Tuple[int, int, int]]] = [[(int(m), int(l), int(p)) for m, l, p in ir] for ir in layer_irreps]
+        #: width D_t of the flat features entering layer t (t = num_layers: the last layer's output)
+        self.feature_dims: List[int] = [sum(_block_dims(ir)) for ir in self.irreps]
+        with torch.no_grad():
+            species = torch.arange(len(model.species), device=model.device)
+            e_iso = model.isolated_atom_energies(species)
+        self.register_buffer("e_iso", e_iso.detach().clone())
+
+    # ------------------------------------------------------------------ features <-> blocks
+    def _blocks(self, h: torch.Tensor, t: int) -> List[torch.Tensor]:
+        out: List[torch.Tensor] = []
+        offset = 0
+        for mul, l, _ in self.irreps[t]:
+            width = mul * (2 * l + 1)
+            out.append(h.narrow(1, offset, width).reshape(h.shape[0], mul, 2 * l + 1))
+            offset += width
+        return out
+
+    @staticmethod
+    def _flat(blocks: List[torch.Tensor]) -> torch.Tensor:
+        n = blocks[0].shape[0]
+        if len(blocks) == 1:
+            return blocks[0].reshape(n, -1)
+        return torch.cat([b.reshape(n, -1) for b in blocks], dim=1)
+
+    # ------------------------------------------------------------------ layer by layer
+    @torch.jit.export
+    def edge_basis(self, edge_index: torch.Tensor, edge_vec: torch.Tensor, num_receivers: int, num_senders: int) -> List[torch.Tensor]:
+        """Edge quantities shared by all layers: [radial (E, K), sh (E, d), neighbour matrix
+        (N_recv, n_max), density basis (N_recv, n_max, d, K)] (the last two empty for the
+        edge-wise backend). Differentiable with respect to ``edge_vec``."""
+        radial, sh = self.model.edge_basis(edge_vec)
+        if self.density:
+            nm = NeighborMatrix(edge_index[0], edge_index[1], num_receivers, num_senders)
+            nm.set_basis(radial, sh)
+            return [radial, sh, nm.src, nm.density_basis]
+        empty = torch.zeros(0, dtype=edge_vec.dtype, device=edge_vec.device)
+        return [radial, sh, torch.zeros(0, dtype=torch.long, device=edge_vec.device), empty]
+
+    @torch.jit.export
+    def embed(self, species: torch.Tensor) -> torch.Tensor:
+        """Layer-0 features (N, D_0) of atoms with model species indices ``species``."""
+        return self._flat(self.model.embed(species))
+
+    @torch.jit.export
+    def layer(self, t: int, h: torch.Tensor, edge_index: torch.Tensor, graph: List[torch.Tensor], num_receivers: int) -> torch.Tensor:
+        """Features (N_recv, D_{t+1}) of atoms 0..N_recv-1 after layer t, from those of all atoms (N, D_t)."""
+        neighbors: Optional[NeighborMatrix] = None
+        if self.density and edge_index.shape[1] > 0:
+            nm = NeighborMatrix(edge_index[0, :0], edge_index[1, :0], 0, 0)
+            nm.num_nodes = graph[2].shape[0]
+            nm.n_max = graph[2].shape[1]
+            nm.src = graph[2]
+            nm.density_basis = graph[3]
+            neighbors = nm
+        blocks = self.model.interaction(
+            t, self._blocks(h, t), graph[1], graph[0], edge_index[0], edge_index[1], neighbors, num_receivers
+        )
+        return self._flat(blocks)
+
+    @torch.jit.export
+    def energies(self, h: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies (eV) from last-layer features (N, D_L) and species indices (N,)."""
+        e = self.model.readout_energy(self._blocks(h, self.num_layers))
+        return self.model.atomic_energies[species] + self.model.scale[species] * (e - self.e_iso[species])
+
+    # ------------------------------------------------------------------ one call
+    def forward(
+        self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor, nlocal: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(E_i of atoms 0..nlocal-1, dE/dr_ij of every edge) with E = sum of those E_i.
+
+        Every atom receives: edges must cover all atoms within (L - 1) r_c of a local atom.
+        Call it with autograd enabled (not under ``torch.no_grad()``)."""
+        n = species.shape[0]
+        edge_vec = edge_vec.detach().requires_grad_(True)
+        graph = self.edge_basis(edge_index, edge_vec, n, n)
+        h = self.embed(species)
+        for t in range(self.num_layers):
+            h = self.layer(t, h, edge_index, graph, n)
+        e = self.energies(h.narrow(0, 0, nlocal), species.narrow(0, 0, nlocal))
+        grads = torch.autograd.grad([e.sum()], [edge_vec], allow_unused=True)
+        g = grads[0]
+        if g is None:
+            g = torch.zeros_like(edge_vec)
+        return e.detach(), g

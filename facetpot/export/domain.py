@@ -1,0 +1,93 @@
+"""A LAMMPS-like domain built from an ASE structure: local atoms, ghost images, owner map.
+
+Used to check the deployed computation exactly as the pair style runs it, without LAMMPS:
+``domain_from_atoms`` lays out the N atoms of a periodic cell as local atoms followed by ghost
+images (every image within ``ghost_cut`` of the cell's atoms), with edges from local receivers
+to neighbours within the cutoff; ``run_layerwise`` then runs a :class:`DeployedFacet` layer by
+layer, copying ghost features from their owners between layers and summing ghost feature
+gradients into them in the backward pass (what ``comm->forward_comm`` / ``reverse_comm`` do in
+``pair_style facet``).
+"""
+from dataclasses import dataclass
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from ..neighbors import radius_graph
+
+
+@dataclass
+class Domain:
+    species_z: np.ndarray  # (N_all,) atomic numbers
+    positions: np.ndarray  # (N_all, 3): local atoms first, then ghost images
+    owner: np.ndarray  # (N_all,) index of the local atom every atom is (an image of)
+    nlocal: int
+    edge_index: np.ndarray  # (2, E): receiver (local) <- neighbour (local or ghost)
+
+
+def domain_from_atoms(atoms, cutoff: float, ghost_cut: float, all_receive: bool = False) -> Domain:
+    """Local atoms + ghost images within ``ghost_cut`` (Å) of the cell; edges within ``cutoff``.
+
+    With ``all_receive`` ghost atoms receive edges too (the ghost-shell mode of ``forward``)."""
+    n = len(atoms)
+    pos = atoms.get_positions()
+    cell = np.asarray(atoms.cell)
+    # images: neighbours of the cell's atoms out to ghost_cut, through periodic shifts
+    i, j, shifts = radius_graph(pos, cell, atoms.pbc, ghost_cut)
+    keys = {}
+    ghosts_pos: List[np.ndarray] = []
+    ghosts_owner: List[int] = []
+    for jj, s in zip(j, shifts):
+        if not np.any(s):
+            continue
+        key = (int(jj),) + tuple(int(x) for x in s)
+        if key not in keys:
+            keys[key] = n + len(ghosts_pos)
+            ghosts_pos.append(pos[jj] + s @ cell)
+            ghosts_owner.append(int(jj))
+    all_pos = np.concatenate([pos, np.array(ghosts_pos).reshape(-1, 3)])
+    owner = np.concatenate([np.arange(n), np.array(ghosts_owner, dtype=np.int64)])
+    z = atoms.numbers[owner]
+    # edges among the explicit positions (no periodicity: ghosts are explicit)
+    diff = all_pos[None, :, :] - all_pos[:n if not all_receive else len(all_pos), None, :]
+    d2 = (diff**2).sum(-1)
+    recv, nb = np.nonzero((d2 < cutoff**2) & (d2 > 0))
+    return Domain(z, all_pos, owner, n, np.stack([recv, nb]).astype(np.int64))
+
+
+def run_layerwise(module, species: torch.Tensor, dom: Domain, dtype=torch.float64) -> Dict[str, torch.Tensor]:
+    """Per-atom energies (nlocal,) and pair gradients g (E, 3) by the layer-by-layer protocol."""
+    nlocal, nall = dom.nlocal, len(dom.positions)
+    owner = torch.as_tensor(dom.owner)
+    ghost_owner = owner[nlocal:]
+    edge_index = torch.as_tensor(dom.edge_index)
+    x = torch.as_tensor(dom.positions, dtype=dtype)
+    edge_vec = (x[edge_index[1]] - x[edge_index[0]]).requires_grad_(True)
+    graph = module.edge_basis(edge_index, edge_vec, nlocal, nall)
+    # the layers see leaf copies: their gradients are collected, then sent through edge_basis once
+    leaves = [g.detach().requires_grad_(g.requires_grad) for g in graph]
+    basis = [g for g in leaves if g.requires_grad]
+    h = module.embed(species).detach()
+    inputs: List[torch.Tensor] = []
+    outputs: List[torch.Tensor] = []
+    for t in range(module.num_layers):
+        h_in = h.detach().requires_grad_(t > 0)
+        out = module.layer(t, h_in, edge_index, leaves, nlocal)
+        inputs.append(h_in)
+        outputs.append(out)
+        h = torch.cat([out.detach(), out.detach()[ghost_owner]])  # forward communication
+    e = module.energies(outputs[-1], species[:nlocal])
+    (grad_out,) = torch.autograd.grad(e.sum(), [outputs[-1]], retain_graph=True)
+    basis_grads = [torch.zeros_like(b) for b in basis]
+    for t in reversed(range(module.num_layers)):
+        wrt = basis + ([inputs[t]] if t > 0 else [])
+        gs = torch.autograd.grad([outputs[t]], wrt, [grad_out], retain_graph=True, allow_unused=True)
+        for k in range(len(basis)):
+            if gs[k] is not None:
+                basis_grads[k] += gs[k]
+        if t > 0:
+            g_in = gs[-1]
+            grad_out = g_in[:nlocal].index_add(0, ghost_owner, g_in[nlocal:])  # reverse communication
+    (g,) = torch.autograd.grad([x for x in graph if x.requires_grad], [edge_vec], basis_grads)
+    return {"energies": e.detach(), "edge_grad": g, "edge_vec": edge_vec.detach(), "edge_index": edge_index}
