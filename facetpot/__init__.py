@@ -3,12 +3,28 @@
     model = facetpot.build_model()                # Facet-S, randomly initialised
     model.save("model.pt"); model = facetpot.load_model("model.pt")
     atoms.calc = facetpot.FacetCalculator(model)  # ASE: energy, forces, stress, energies
+
+Names are imported on first use, so ``import facetpot`` (and the LAMMPS entry point) stays cheap.
 """
 __version__ = "0.1.0"
 
-from .calculator import FacetCalculator  # noqa: E402
-from .model import DEFAULT_CONFIG, FacetModel, build_model  # noqa: E402
-from .model_file import load_model  # noqa: E402
-from .structures import to_atoms  # noqa: E402
+_EXPORTS = {
+    "FacetCalculator": ".calculator",
+    "FacetModel": ".model",
+    "build_model": ".model",
+    "DEFAULT_CONFIG": ".model",
+    "load_model": ".model_file",
+    "to_atoms": ".structures",
+}
 
-__all__ = ["FacetCalculator", "FacetModel", "build_model", "load_model", "to_atoms", "DEFAULT_CONFIG", "__version__"]
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'facetpot' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``facet`` command: ``facet train``, ``facet eval``, ``facet convert``."""
+"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``export``, ``lammps``."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,48 @@ def _eval(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .calculator import resolve_model
+
+    saved = None
+    if args.dtype is None:
+        from pathlib import Path
+
+        from .model_file import read_model_file
+
+        saved = read_model_file(args.model).get("dtype", "float32") if Path(args.model).is_file() else "float64"
+    dtype = args.dtype or saved
+    model = resolve_model(args.model, device="cpu", dtype=dtype)
+    if args.format == "torchscript":
+        from .export.torchscript import export_torchscript
+
+        path = export_torchscript(model, args.output, dtype=dtype, device=args.device)
+    else:
+        from .export.aoti import export_aoti
+
+        path = export_aoti(model, args.output, dtype=dtype, device=args.device)
+    print(f"wrote {path} ({args.format}, {dtype}, {args.device}; cutoff {model.cutoff} A, "
+          f"{model.num_layers} layers, species {' '.join(_symbols(model.species))})")
+    return 0
+
+
+def _symbols(numbers):
+    from ase.data import chemical_symbols
+
+    return [chemical_symbols[z] for z in numbers]
+
+
+def _lammps(args) -> int:
+    from .lammps.build import build_plugin, plugin_status
+
+    if args.action == "build":
+        path = build_plugin(force=args.force, verbose=not args.quiet)
+        print(f"pair_style facet plugin: {path}")
+    else:
+        print(plugin_status())
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="facet", description="Facet interatomic potential: train, evaluate, convert data")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -64,10 +106,24 @@ def main(argv=None) -> int:
     e.add_argument("--batch-atoms", type=int, default=2048)
     e.add_argument("--no-plots", action="store_true")
     e.set_defaults(func=_eval)
+    x = sub.add_parser("export", help="export a model for LAMMPS / C++ (TorchScript) or AOTInductor")
+    x.add_argument("model", help="model file or pretrained name")
+    x.add_argument("-o", "--output", required=True, help="output file (.pt for torchscript, .pt2 for aoti)")
+    x.add_argument("--format", default="torchscript", choices=["torchscript", "aoti"])
+    x.add_argument("--dtype", default=None, choices=["float32", "float64"], help="default: the model file's")
+    x.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    x.set_defaults(func=_export)
+    lm = sub.add_parser("lammps", help="build the LAMMPS plugin (pair_style facet) or show its state")
+    lm.add_argument("action", choices=["build", "status"])
+    lm.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    lm.add_argument("--quiet", action="store_true")
+    lm.set_defaults(func=_lammps)
     args = ap.parse_args(argv)
+    from .lammps.build import BuildError
+
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, BuildError) as exc:
         print(f"facet {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

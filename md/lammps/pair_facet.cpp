@@ -1,0 +1,382 @@
+// pair_style facet: see pair_facet.h.
+#include "pair_facet.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+#include <ATen/Parallel.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+const char *const ELEMENTS[] = {
+    "X",  "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",
+    "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As",
+    "Se", "Br", "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn",
+    "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho",
+    "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po",
+    "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md",
+    "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+const int NUM_ELEMENTS = 118;
+
+int atomic_number(const std::string &symbol)
+{
+  for (int z = 1; z <= NUM_ELEMENTS; z++)
+    if (symbol == ELEMENTS[z]) return z;
+  return 0;
+}
+
+std::vector<std::string> split(const std::string &text)
+{
+  std::istringstream in(text);
+  std::vector<std::string> out;
+  std::string word;
+  while (in >> word) out.push_back(word);
+  return out;
+}
+
+std::string torch_message(const c10::Error &e)
+{
+  std::string m = e.what_without_backtrace();
+  const auto cut = m.find('\n');
+  return cut == std::string::npos ? m : m.substr(0, cut);
+}
+
+}    // namespace
+
+PairFacet::PairFacet(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;
+  comm_forward = 0;
+  comm_reverse = 0;
+}
+
+PairFacet::~PairFacet()
+{
+  if (copymode) return;
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairFacet::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  for (int i = 0; i <= n; i++)
+    for (int j = 0; j <= n; j++) setflag[i][j] = 0;
+}
+
+// pair_style facet [device cpu|cuda] [threads N]
+void PairFacet::settings(int narg, char **arg)
+{
+  int iarg = 0;
+  while (iarg < narg) {
+    const std::string key = arg[iarg];
+    if (iarg + 1 >= narg) error->all(FLERR, "pair_style facet: keyword " + key + " needs a value");
+    const std::string value = arg[iarg + 1];
+    if (key == "device") {
+      if (value != "cpu" && value != "cuda")
+        error->all(FLERR, "pair_style facet: device must be cpu or cuda, got " + value);
+      if (value == "cuda" && !torch::cuda::is_available())
+        error->all(FLERR, "pair_style facet: device cuda asked for, but this torch has no CUDA device");
+      device_name = value;
+      device = value == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    } else if (key == "threads") {
+      num_threads = utils::inumeric(FLERR, value, false, lmp);
+      if (num_threads < 1) error->all(FLERR, "pair_style facet: threads must be at least 1");
+      at::set_num_threads(num_threads);
+    } else {
+      error->all(FLERR, "pair_style facet: unknown keyword " + key + " (known: device, threads)");
+    }
+    iarg += 2;
+  }
+}
+
+void PairFacet::load_model(const std::string &path)
+{
+  if (!std::ifstream(path).good())
+    error->all(FLERR, "pair_style facet: model file " + path + " not found (write one with: facet export MODEL -o " + path + ")");
+  std::unordered_map<std::string, std::string> extra{{"format", ""},     {"format_version", ""},
+                                                    {"torch_version", ""}, {"cutoff", ""},
+                                                    {"num_layers", ""},  {"species", ""},
+                                                    {"dtype", ""},       {"feature_dims", ""},
+                                                    {"facetpot_version", ""}};
+  try {
+    module = torch::jit::load(path, device, extra);
+  } catch (const c10::Error &e) {
+    error->all(FLERR, "pair_style facet: cannot read " + path + " as a TorchScript model: " + torch_message(e));
+  }
+  if (extra["format"] != "facetpot-torchscript")
+    error->all(FLERR, "pair_style facet: " + path + " is not a facetpot export (write one with: facet export MODEL -o model.pt)");
+  if (extra["format_version"] != "1")
+    error->all(FLERR, "pair_style facet: " + path + " has export format version " + extra["format_version"] +
+                          " (facetpot " + extra["facetpot_version"] + "); this plugin reads version 1: export the model again");
+  const std::string built = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR);
+  const std::string saved = extra["torch_version"].substr(0, extra["torch_version"].rfind('.'));
+  if (saved != built && comm->me == 0)
+    error->warning(FLERR, "pair_style facet: " + path + " was exported with torch " + extra["torch_version"] +
+                              ", this plugin runs torch " + built);
+  module.eval();
+  cutoff = std::stod(extra["cutoff"]);
+  num_layers = std::stoi(extra["num_layers"]);
+  dtype = extra["dtype"] == "float32" ? torch::kFloat32 : torch::kFloat64;
+  model_species.clear();
+  for (const auto &z : split(extra["species"])) model_species.push_back(std::stoi(z));
+  feature_dims.clear();
+  for (const auto &d : split(extra["feature_dims"])) feature_dims.push_back(std::stoll(d));
+  int64_t width = 0;
+  for (int t = 1; t < (int) feature_dims.size() - 1; t++) width = std::max(width, feature_dims[t]);
+  comm_forward = comm_reverse = (int) width;
+  loaded = true;
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style facet: " + path + ": cutoff " + extra["cutoff"] + " A, " + extra["num_layers"] +
+                            " layers, " + extra["dtype"] + ", " + device_name + ", " +
+                            std::to_string(at::get_num_threads()) + " torch thread(s)\n");
+}
+
+// pair_coeff * * model.pt El1 El2 ... (one element per LAMMPS atom type)
+void PairFacet::coeff(int narg, char **arg)
+{
+  if (narg < 3 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for pair_style facet: expected pair_coeff * * model.pt El1 El2 ...");
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg - 3 != ntypes)
+    error->all(FLERR, "pair_coeff * * model.pt needs one element per atom type: " + std::to_string(ntypes) +
+                          " type(s), " + std::to_string(narg - 3) + " element(s) given");
+  load_model(arg[2]);
+  std::string known;
+  for (int z : model_species) known += std::string(" ") + ELEMENTS[z];
+  type_species.assign(ntypes + 1, -1);
+  for (int t = 1; t <= ntypes; t++) {
+    const std::string symbol = arg[2 + t];
+    const int z = atomic_number(symbol);
+    if (z == 0) error->all(FLERR, "pair_coeff: " + symbol + " is not an element symbol");
+    for (int k = 0; k < (int) model_species.size(); k++)
+      if (model_species[k] == z) type_species[t] = k;
+    if (type_species[t] < 0)
+      error->all(FLERR, "pair_coeff: element " + symbol + " (type " + std::to_string(t) + ") is not covered by " +
+                            std::string(arg[2]) + "; it knows:" + known);
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairFacet::init_style()
+{
+  if (!loaded) error->all(FLERR, "pair_style facet: no model; give pair_coeff * * model.pt El1 El2 ...");
+  if (force->newton_pair == 0) error->all(FLERR, "pair_style facet requires newton pair on");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style facet requires units metal (eV, Angstrom), got units " + std::string(update->unit_style));
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style facet requires atom IDs");
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+double PairFacet::init_one(int, int)
+{
+  // ghost atoms one cutoff deep: their layer features come from their owners by communication
+  return cutoff;
+}
+
+torch::Tensor PairFacet::exchange(const torch::Tensor &rows, int nall, bool reverse)
+{
+  const int nlocal = atom->nlocal;
+  const int64_t width = rows.size(1);
+  torch::Tensor buffer;
+  if (reverse) {
+    buffer = rows.detach().to(torch::kCPU, torch::kFloat64).contiguous().clone();
+  } else {
+    buffer = torch::zeros({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
+    if (nlocal > 0) buffer.narrow(0, 0, nlocal).copy_(rows.detach().to(torch::kCPU, torch::kFloat64));
+  }
+  comm_data = buffer.data_ptr<double>();
+  comm_width = (int) width;
+  if (reverse)
+    comm->reverse_comm(this);
+  else
+    comm->forward_comm(this);
+  comm_data = nullptr;
+  if (reverse) buffer = buffer.narrow(0, 0, nlocal);
+  return buffer.to(device, dtype);
+}
+
+int PairFacet::pack_forward_comm(int n, int *list_, double *buf, int, int *)
+{
+  for (int k = 0; k < n; k++) std::memcpy(buf + (size_t) k * comm_width, comm_data + (size_t) list_[k] * comm_width, sizeof(double) * comm_width);
+  return n * comm_width;
+}
+
+void PairFacet::unpack_forward_comm(int n, int first, double *buf)
+{
+  std::memcpy(comm_data + (size_t) first * comm_width, buf, sizeof(double) * comm_width * n);
+}
+
+int PairFacet::pack_reverse_comm(int n, int first, double *buf)
+{
+  std::memcpy(buf, comm_data + (size_t) first * comm_width, sizeof(double) * comm_width * n);
+  return n * comm_width;
+}
+
+void PairFacet::unpack_reverse_comm(int n, int *list_, double *buf)
+{
+  for (int k = 0; k < n; k++) {
+    double *row = comm_data + (size_t) list_[k] * comm_width;
+    const double *in = buf + (size_t) k * comm_width;
+    for (int d = 0; d < comm_width; d++) row[d] += in[d];
+  }
+}
+
+void PairFacet::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  double **x = atom->x;
+  double **f = atom->f;
+  const int *type = atom->type;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const double cut2 = cutoff * cutoff;
+
+  // edges i <- j of local receivers i, r_ij = x_j - x_i (j local or ghost)
+  std::vector<int64_t> recv, send;
+  std::vector<double> vec;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz >= cut2) continue;
+      recv.push_back(i);
+      send.push_back(j);
+      vec.insert(vec.end(), {dx, dy, dz});
+    }
+  }
+  const int64_t num_edges = (int64_t) recv.size();
+
+  if (nlocal == 0) {    // an empty subdomain still takes part in every communication
+    for (int t = 0; t + 1 < num_layers; t++) exchange(torch::zeros({0, feature_dims[t + 1]}), nall, false);
+    for (int t = num_layers - 1; t > 0; t--) exchange(torch::zeros({nall, feature_dims[t]}), nall, true);
+    return;
+  }
+
+  torch::autograd::AutoGradMode grad_mode(true);
+  const auto long_opts = torch::TensorOptions().dtype(torch::kInt64);
+  torch::Tensor edge_index = torch::empty({2, num_edges}, long_opts);
+  if (num_edges > 0) {
+    std::memcpy(edge_index[0].data_ptr<int64_t>(), recv.data(), sizeof(int64_t) * num_edges);
+    std::memcpy(edge_index[1].data_ptr<int64_t>(), send.data(), sizeof(int64_t) * num_edges);
+  }
+  edge_index = edge_index.to(device);
+  torch::Tensor species = torch::empty({nall}, long_opts);
+  int64_t *sp = species.data_ptr<int64_t>();
+  for (int k = 0; k < nall; k++) sp[k] = type_species[type[k]];
+  species = species.to(device);
+  torch::Tensor edge_vec = torch::from_blob(vec.data(), {num_edges, 3}, torch::TensorOptions().dtype(torch::kFloat64))
+                               .to(device, dtype, false, true)
+                               .requires_grad_(true);
+
+  torch::Tensor energies, grad;
+  try {
+    auto graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) nlocal, (int64_t) nall).toTensorVector();
+    // layers see leaf copies of the edge basis: their gradients are collected, then sent through
+    // edge_basis once at the end
+    std::vector<torch::Tensor> leaves;
+    for (const auto &g : graph) leaves.push_back(g.requires_grad() ? g.detach().requires_grad_(true) : g);
+    c10::List<torch::Tensor> leaf_list(leaves);
+
+    torch::Tensor h = module.run_method("embed", species).toTensor().detach();
+    std::vector<torch::Tensor> inputs, outputs;
+    for (int t = 0; t < num_layers; t++) {
+      torch::Tensor h_in = h.detach().requires_grad_(t > 0);
+      torch::Tensor out = module.run_method("layer", (int64_t) t, h_in, edge_index, leaf_list, (int64_t) nlocal).toTensor();
+      inputs.push_back(h_in);
+      outputs.push_back(out);
+      if (t + 1 < num_layers) h = exchange(out, nall, false);    // ghost features from their owners
+    }
+    energies = module.run_method("energies", outputs.back(), species.narrow(0, 0, nlocal)).toTensor();
+    torch::Tensor grad_out = torch::autograd::grad({energies.sum()}, {outputs.back()}, {}, true)[0];
+
+    std::vector<torch::Tensor> basis_grad(leaves.size());
+    for (int t = num_layers - 1; t >= 0; t--) {
+      std::vector<torch::Tensor> wrt;
+      std::vector<int> which;
+      for (size_t k = 0; k < leaves.size(); k++)
+        if (leaves[k].requires_grad()) {
+          wrt.push_back(leaves[k]);
+          which.push_back((int) k);
+        }
+      if (t > 0) wrt.push_back(inputs[t]);
+      auto gs = torch::autograd::grad({outputs[t]}, wrt, {grad_out}, true, false, true);
+      for (size_t k = 0; k < which.size(); k++)
+        if (gs[k].defined()) basis_grad[which[k]] = basis_grad[which[k]].defined() ? basis_grad[which[k]] + gs[k] : gs[k];
+      if (t > 0) {
+        torch::Tensor g_in = gs.back().defined() ? gs.back() : torch::zeros_like(inputs[t]);
+        grad_out = exchange(g_in, nall, true);    // ghost feature gradients summed into owners
+      }
+    }
+    std::vector<torch::Tensor> outs, grads;
+    for (size_t k = 0; k < graph.size(); k++)
+      if (graph[k].requires_grad() && basis_grad[k].defined()) {
+        outs.push_back(graph[k]);
+        grads.push_back(basis_grad[k]);
+      }
+    grad = outs.empty() ? torch::zeros_like(edge_vec) : torch::autograd::grad(outs, {edge_vec}, grads, false, false, true)[0];
+    if (!grad.defined()) grad = torch::zeros_like(edge_vec);
+  } catch (const c10::Error &e) {
+    error->one(FLERR, "pair_style facet: model evaluation failed: " + torch_message(e));
+  }
+
+  energies = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  grad = grad.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *e = energies.data_ptr<double>();
+  const double *g = grad.data_ptr<double>();
+  if (eflag_global)
+    for (int i = 0; i < nlocal; i++) eng_vdwl += e[i];
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += e[i];
+  for (int64_t k = 0; k < num_edges; k++) {
+    const int i = (int) recv[k], j = (int) send[k];
+    const double *gk = g + 3 * k;
+    const double *rk = vec.data() + 3 * k;
+    for (int d = 0; d < 3; d++) {
+      f[i][d] += gk[d];
+      f[j][d] -= gk[d];
+    }
+    if (vflag_either) {
+      // W = sum_atoms x (x) F = -sum_edges r_ij (x) dE/dr_ij; per atom, half to each end
+      const double v[6] = {-rk[0] * gk[0], -rk[1] * gk[1], -rk[2] * gk[2],
+                           -rk[0] * gk[1], -rk[0] * gk[2], -rk[1] * gk[2]};
+      if (vflag_global)
+        for (int d = 0; d < 6; d++) virial[d] += v[d];
+      if (vflag_atom)
+        for (int d = 0; d < 6; d++) {
+          vatom[i][d] += 0.5 * v[d];
+          vatom[j][d] += 0.5 * v[d];
+        }
+    }
+  }
+}

@@ -1,0 +1,57 @@
+// pair_style facet: the Facet machine-learning potential (facetpot) in LAMMPS.
+//
+// Loads a TorchScript model written by `facet export`. Local atoms receive messages from
+// neighbours within the model cutoff (local or ghost); between layers the features of ghost
+// atoms are copied from their owners (forward communication) and in the backward pass the
+// feature gradients of ghost atoms are summed into their owners (reverse communication), so
+// the ghost shell is one cutoff deep on any number of MPI ranks and no atom is computed twice.
+// Forces, the virial and per-atom virials come from the pair gradients dE/dr_ij.
+#ifndef LMP_PAIR_FACET_H
+#define LMP_PAIR_FACET_H
+
+#include "pair.h"
+
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairFacet : public Pair {
+ public:
+  explicit PairFacet(class LAMMPS *);
+  ~PairFacet() override;
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+
+ protected:
+  void allocate();
+  void load_model(const std::string &path);
+  torch::Tensor exchange(const torch::Tensor &local_rows, int nall, bool reverse);
+
+  torch::jit::script::Module module;
+  bool loaded = false;
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat64;
+  std::string device_name = "cpu";
+  int num_threads = 0;
+  double cutoff = 0.0;
+  int num_layers = 0;
+  std::vector<int> model_species;     // atomic numbers, in model order
+  std::vector<int64_t> type_species;  // LAMMPS type (1..ntypes) -> model species index
+  std::vector<int64_t> feature_dims;  // widths of the features exchanged between layers
+  double *comm_data = nullptr;        // (nall, comm_width) rows the pack/unpack methods use
+  int comm_width = 0;
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
