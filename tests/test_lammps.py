@@ -211,3 +211,23 @@ def test_empty_subdomains_and_isolated_atom(plugin, tmp_path):
         assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-8
     e0_oxygen = float(model.atomic_energies[model.species.index(8)])
     assert abs(four["energies"][4] - e0_oxygen) < 1e-12
+
+
+def test_examples_run(plugin, tmp_path):
+    """md/examples/lammps: prepare.py + the four inputs run (a few steps, small model)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "md" / "examples" / "lammps"
+    small_model(seed=15, species=[8, 14, 22, 38]).save(tmp_path / "small.pt")
+    proc = subprocess.run([sys.executable, str(examples / "prepare.py"), "--model", str(tmp_path / "small.pt"),
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("in.si.nve", "in.si.npt", "in.srtio3.nve", "in.srtio3.npt"):
+        shutil.copy(examples / name, tmp_path / name)
+        out = run_lammps(name, tmp_path, extra_args=["-var", "steps", "4"]).stdout
+        lines = out.splitlines()
+        k = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["Step"])
+        assert lines[k + 2].split()[0] == "4" and "nan" not in out.lower()
