@@ -59,8 +59,15 @@ class IrrepsLinear(nn.Module):
                     x = blocks[src[0]]
                 else:
                     x = torch.cat([blocks[i] for i in src], dim=1)
-                # (N, u, m) x (u, v) -> (N, v, m)
-                out.append(torch.matmul(x.transpose(1, 2), w * self.norms[k]).transpose(1, 2))
+                # (N, u, m) x (u, v) -> (N, v, m) as one GEMM over the N m rows (a batched matmul
+                # over N would run N tiny GEMMs)
+                n, u, m = x.shape[0], x.shape[1], x.shape[2]
+                if m == 1:
+                    y = torch.mm(x.reshape(n, u), w * self.norms[k]).unsqueeze(-1)
+                else:
+                    rows = x.transpose(1, 2).reshape(n * m, u)
+                    y = torch.mm(rows, w * self.norms[k]).view(n, m, -1).transpose(1, 2)
+                out.append(y)
         for k, bias in enumerate(self.biases):  # (TorchScript indexes a ParameterList only in a loop)
             if self.has_bias[k]:
                 out[k] = out[k] + bias.unsqueeze(-1)

@@ -12,10 +12,12 @@
 #include "utils.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -125,6 +127,9 @@ void PairFacet::load_model(const std::string &path)
                                                     {"num_layers", ""},  {"species", ""},
                                                     {"dtype", ""},       {"feature_dims", ""},
                                                     {"facetpot_version", ""}};
+  // the graph executor's shape profiling re-specialises whenever the atom or edge count changes
+  // (every step in MD); plain interpretation of the scripted graph is faster here
+  torch::jit::setGraphExecutorOptimize(std::getenv("FACET_JIT_OPTIMIZE") != nullptr);
   try {
     module = torch::jit::load(path, device, extra);
   } catch (const c10::Error &e) {

@@ -1,0 +1,155 @@
+"""ms/step of pair_style facet in LAMMPS beside the same model's time in Python.
+
+    python benchmarks/lammps.py [--sizes 8 16] [--steps 3] [--dtype float32]
+
+Facet-S (untrained: speed does not depend on the weights), Si diamond n x n x n cubic cells
+(n = 8: 4,096 atoms; n = 16: 32,768 atoms), on this machine's cores:
+  * python: one energy + forces + stress call of the eager model (compute_properties, density
+    backend, no checkpointed chunks, like the exported module), 1 and 2 torch threads;
+  * lammps: ``run`` steps of NVE with ``pair_style facet`` on 1 rank x 1 thread, 1 rank x 2
+    threads and 2 ranks x 1 thread (``mpirun -np 2``); ms/step from LAMMPS' own loop time, after
+    warm-up steps (TorchScript optimises on its first calls).
+overhead = lammps(1 rank, t threads) / python(t threads) - 1 (aim < 10%); rank speed-up =
+lammps(1 x 1) / lammps(2 x 1) (aim >= 1.6 at 32k atoms). Every measurement runs in its own process,
+one after another (nothing else may run). Results go to benchmarks/out/lammps.json and are
+appended to benchmarks/RESULTS.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# this file's name would shadow the lammps package: drop its folder from the import path
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+PYTHON_WORKER = r"""
+import json, resource, statistics, sys, time
+import torch
+from ase.build import bulk
+import facetpot
+from facetpot.graph import atoms_to_graph
+from facetpot.properties import compute_properties
+n, threads, reps, dtype = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+torch.set_num_threads(threads)
+atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
+atoms.rattle(0.01, seed=1)
+torch.manual_seed(0)
+model = facetpot.build_model().to(getattr(torch, dtype)).eval()
+model.chunk_atoms = 0
+times = []
+for k in range(reps + 1):
+    t = time.perf_counter()
+    g = atoms_to_graph(atoms, model.cutoff, dtype=model.dtype)
+    out = compute_properties(model, g)
+    times.append(time.perf_counter() - t)
+print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(times[1:]),
+      "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+"""
+
+INPUT = """units metal
+atom_style atomic
+boundary p p p
+lattice diamond 5.43
+region box block 0 {n} 0 {n} 0 {n}
+create_box 1 box
+create_atoms 1 box
+mass 1 28.0855
+displace_atoms all random 0.01 0.01 0.01 1
+pair_style facet {threads}
+pair_coeff * * model.pt Si
+velocity all create 300 1
+fix nve all nve
+thermo 1000
+run {warmup}
+run {steps}
+"""
+
+
+def python_time(n, threads, reps, dtype):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-c", PYTHON_WORKER, str(n), str(threads), str(reps), dtype],
+                          capture_output=True, text=True, env=env)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    if not line:
+        return {"error": proc.stderr[-500:]}
+    return json.loads(line[0][7:])
+
+
+def lammps_time(workdir, n, ranks, threads, steps, warmup):
+    from facetpot.lammps.runner import run_lammps
+
+    (workdir / "in.bench").write_text(INPUT.format(n=n, threads=f"threads {threads}", steps=steps, warmup=warmup))
+    env = {"OMP_NUM_THREADS": str(threads)}
+    proc = run_lammps("in.bench", workdir, nprocs=ranks, env=env, timeout=7200)
+    loops = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", proc.stdout)
+    seconds, nsteps = float(loops[-1][0]), int(loops[-1][1])
+    mem = re.findall(r"Per MPI rank memory allocation \(min/avg/max\) = [0-9.]+ \| ([0-9.]+)", proc.stdout)
+    return {"ms_per_step": 1e3 * seconds / nsteps, "steps": nsteps}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16], help="cubic Si cells per side (8: 4,096 atoms)")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    import facetpot
+    from facetpot.export.torchscript import export_torchscript
+    from facetpot.lammps.build import build_plugin
+
+    build_plugin()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        torch.manual_seed(0)
+        export_torchscript(facetpot.build_model(), work / "model.pt", dtype=args.dtype)
+        for n in args.sizes:
+            row = {"atoms": 8 * n**3}
+            for t in (1, 2):
+                row[f"python_{t}t_ms"] = python_time(n, t, args.steps, args.dtype).get("ms")
+                print(json.dumps(row), flush=True)
+            for ranks, threads in ((1, 1), (1, 2), (2, 1)):
+                row[f"lammps_{ranks}r{threads}t_ms"] = lammps_time(work, n, ranks, threads, args.steps, args.warmup)["ms_per_step"]
+                print(json.dumps(row), flush=True)
+            for t in (1, 2):
+                if row.get(f"python_{t}t_ms"):
+                    row[f"overhead_{t}t"] = row[f"lammps_1r{t}t_ms"] / row[f"python_{t}t_ms"] - 1
+            row["rank_speedup"] = row["lammps_1r1t_ms"] / row["lammps_2r1t_ms"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    (out / "lammps.json").write_text(json.dumps(rows, indent=1))
+    if args.no_record:
+        return
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    lines = [f"\n### LAMMPS pair_style facet vs Python ({datetime.date.today()}, {cpu}, {os.cpu_count()} cores, "
+             f"Facet-S {args.dtype}, torch {torch.__version__})\n",
+             "`python benchmarks/lammps.py " + " ".join(sys.argv[1:]) + "`\n",
+             "| atoms | Python 1t | Python 2t | LAMMPS 1 rank x 1t | 1 rank x 2t | 2 ranks x 1t | overhead 1t | overhead 2t | 2 ranks / 1 rank |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['atoms']:,} | {r['python_1t_ms']:.0f} ms | {r['python_2t_ms']:.0f} ms | {r['lammps_1r1t_ms']:.0f} ms | "
+                     f"{r['lammps_1r2t_ms']:.0f} ms | {r['lammps_2r1t_ms']:.0f} ms | {100 * r['overhead_1t']:+.1f}% | "
+                     f"{100 * r['overhead_2t']:+.1f}% | {r['rank_speedup']:.2f}x |")
+    with open(HERE / "RESULTS.md", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
