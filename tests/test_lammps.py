@@ -231,3 +231,15 @@ def test_examples_run(plugin, tmp_path):
         lines = out.splitlines()
         k = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["Step"])
         assert lines[k + 2].split()[0] == "4" and "nan" not in out.lower()
+
+
+def test_recompute_mode_is_exact(oxide_run):
+    """``pair_style facet recompute yes`` (layers recomputed in the backward pass) changes nothing."""
+    tmp, model, atoms = oxide_run
+    script = (tmp / "in.lmp").read_text().replace("pair_style facet\n", "pair_style facet recompute yes threads 1\n")
+    (tmp / "in.recompute").write_text(script)
+    run_lammps("in.recompute", tmp)
+    d = read_dump(tmp / "dump.out")
+    ref = evaluate(model, atoms)
+    assert np.abs(np.stack([d["fx"], d["fy"], d["fz"]], 1) - ref["forces"].numpy()).max() < 1e-8
+    assert np.abs(d["c_pe"] - ref["energies"].numpy()).max() < 1e-8

@@ -8,6 +8,7 @@
 #include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
+#include "platform.h"
 #include "update.h"
 #include "utils.h"
 
@@ -92,7 +93,7 @@ void PairFacet::allocate()
     for (int j = 0; j <= n; j++) setflag[i][j] = 0;
 }
 
-// pair_style facet [device cpu|cuda] [threads N]
+// pair_style facet [device cpu|cuda] [threads N] [recompute yes|no]
 void PairFacet::settings(int narg, char **arg)
 {
   int iarg = 0;
@@ -107,12 +108,14 @@ void PairFacet::settings(int narg, char **arg)
         error->all(FLERR, "pair_style facet: device cuda asked for, but this torch has no CUDA device");
       device_name = value;
       device = value == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    } else if (key == "recompute") {
+      recompute = utils::logical(FLERR, value, false, lmp) == 1;
     } else if (key == "threads") {
       num_threads = utils::inumeric(FLERR, value, false, lmp);
       if (num_threads < 1) error->all(FLERR, "pair_style facet: threads must be at least 1");
       at::set_num_threads(num_threads);
     } else {
-      error->all(FLERR, "pair_style facet: unknown keyword " + key + " (known: device, threads)");
+      error->all(FLERR, "pair_style facet: unknown keyword " + key + " (known: device, threads, recompute)");
     }
     iarg += 2;
   }
@@ -199,6 +202,20 @@ void PairFacet::init_style()
     error->all(FLERR, "pair_style facet requires units metal (eV, Angstrom), got units " + std::string(update->unit_style));
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style facet requires atom IDs");
   neighbor->add_request(this, NeighConst::REQ_FULL);
+  time_total = time_model = time_comm = 0.0;
+  calls = 0;
+}
+
+void PairFacet::finish()
+{
+  if (comm->me != 0 || calls == 0) return;
+  const double other = time_total - time_model - time_comm;
+  utils::logmesg(lmp, "pair_style facet, rank 0, " + std::to_string(calls) + " calls: model " +
+                          std::to_string(1e3 * time_model / calls) + " ms/call, feature exchange " +
+                          std::to_string(1e3 * time_comm / calls) + " ms/call, interface (edges, tensors, forces) " +
+                          std::to_string(1e3 * other / calls) + " ms/call; overhead " +
+                          std::to_string(100.0 * (time_comm + other) / std::max(time_model, 1e-30)) +
+                          "% of model time\n");
 }
 
 double PairFacet::init_one(int, int)
@@ -209,14 +226,16 @@ double PairFacet::init_one(int, int)
 
 torch::Tensor PairFacet::exchange(const torch::Tensor &rows, int nall, bool reverse)
 {
+  const double start = platform::walltime();
   const int nlocal = atom->nlocal;
   const int64_t width = rows.size(1);
   torch::Tensor buffer;
-  if (reverse) {
-    buffer = rows.detach().to(torch::kCPU, torch::kFloat64).contiguous().clone();
-  } else {
-    buffer = torch::zeros({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
-    if (nlocal > 0) buffer.narrow(0, 0, nlocal).copy_(rows.detach().to(torch::kCPU, torch::kFloat64));
+  if (reverse) {    // a private double copy: reverse communication adds into its rows
+    buffer = torch::empty({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
+    buffer.copy_(rows.detach());
+  } else {    // local rows from the layer; every ghost row is written by the communication
+    buffer = torch::empty({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
+    if (nlocal > 0) buffer.narrow(0, 0, nlocal).copy_(rows.detach());
   }
   comm_data = buffer.data_ptr<double>();
   comm_width = (int) width;
@@ -226,7 +245,9 @@ torch::Tensor PairFacet::exchange(const torch::Tensor &rows, int nall, bool reve
     comm->forward_comm(this);
   comm_data = nullptr;
   if (reverse) buffer = buffer.narrow(0, 0, nlocal);
-  return buffer.to(device, dtype);
+  buffer = buffer.to(device, dtype);
+  time_comm += platform::walltime() - start;
+  return buffer;
 }
 
 int PairFacet::pack_forward_comm(int n, int *list_, double *buf, int, int *)
@@ -257,6 +278,7 @@ void PairFacet::unpack_reverse_comm(int n, int *list_, double *buf)
 
 void PairFacet::compute(int eflag, int vflag)
 {
+  const double start = platform::walltime();
   ev_init(eflag, vflag);
   double **x = atom->x;
   double **f = atom->f;
@@ -282,9 +304,11 @@ void PairFacet::compute(int eflag, int vflag)
   }
   const int64_t num_edges = (int64_t) recv.size();
 
+  calls++;
   if (nlocal == 0) {    // an empty subdomain still takes part in every communication
     for (int t = 0; t + 1 < num_layers; t++) exchange(torch::zeros({0, feature_dims[t + 1]}), nall, false);
     for (int t = num_layers - 1; t > 0; t--) exchange(torch::zeros({nall, feature_dims[t]}), nall, true);
+    time_total += platform::walltime() - start;
     return;
   }
 
@@ -305,6 +329,8 @@ void PairFacet::compute(int eflag, int vflag)
                                .requires_grad_(true);
 
   torch::Tensor energies, grad;
+  const double model_start = platform::walltime();
+  const double comm_before = time_comm;
   try {
     auto graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) nlocal, (int64_t) nall).toTensorVector();
     // layers see leaf copies of the edge basis: their gradients are collected, then sent through
@@ -317,7 +343,13 @@ void PairFacet::compute(int eflag, int vflag)
     std::vector<torch::Tensor> inputs, outputs;
     for (int t = 0; t < num_layers; t++) {
       torch::Tensor h_in = h.detach().requires_grad_(t > 0);
-      torch::Tensor out = module.run_method("layer", (int64_t) t, h_in, edge_index, leaf_list, (int64_t) nlocal).toTensor();
+      torch::Tensor out;
+      if (recompute && t + 1 < num_layers) {    // keep the input only; the layer runs again in the backward pass
+        torch::NoGradGuard no_grad;
+        out = module.run_method("layer", (int64_t) t, h_in, edge_index, leaf_list, (int64_t) nlocal).toTensor();
+      } else {
+        out = module.run_method("layer", (int64_t) t, h_in, edge_index, leaf_list, (int64_t) nlocal).toTensor();
+      }
       inputs.push_back(h_in);
       outputs.push_back(out);
       if (t + 1 < num_layers) h = exchange(out, nall, false);    // ghost features from their owners
@@ -335,7 +367,10 @@ void PairFacet::compute(int eflag, int vflag)
           which.push_back((int) k);
         }
       if (t > 0) wrt.push_back(inputs[t]);
-      auto gs = torch::autograd::grad({outputs[t]}, wrt, {grad_out}, true, false, true);
+      if (recompute && t + 1 < num_layers)
+        outputs[t] = module.run_method("layer", (int64_t) t, inputs[t], edge_index, leaf_list, (int64_t) nlocal).toTensor();
+      auto gs = torch::autograd::grad({outputs[t]}, wrt, {grad_out}, false, false, true);
+      outputs[t] = torch::Tensor();    // frees this layer's graph
       for (size_t k = 0; k < which.size(); k++)
         if (gs[k].defined()) basis_grad[which[k]] = basis_grad[which[k]].defined() ? basis_grad[which[k]] + gs[k] : gs[k];
       if (t > 0) {
@@ -357,6 +392,7 @@ void PairFacet::compute(int eflag, int vflag)
 
   energies = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   grad = grad.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  time_model += platform::walltime() - model_start - (time_comm - comm_before);
   const double *e = energies.data_ptr<double>();
   const double *g = grad.data_ptr<double>();
   if (eflag_global)
@@ -384,4 +420,5 @@ void PairFacet::compute(int eflag, int vflag)
         }
     }
   }
+  time_total += platform::walltime() - start;
 }

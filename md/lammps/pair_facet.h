@@ -26,6 +26,7 @@ class PairFacet : public Pair {
   void settings(int, char **) override;
   void coeff(int, char **) override;
   void init_style() override;
+  void finish() override;
   double init_one(int, int) override;
   int pack_forward_comm(int, int *, double *, int, int *) override;
   void unpack_forward_comm(int, int, double *) override;
@@ -43,6 +44,7 @@ class PairFacet : public Pair {
   torch::Dtype dtype = torch::kFloat64;
   std::string device_name = "cpu";
   int num_threads = 0;
+  bool recompute = false;             // layers run again in the backward pass: ~1/L of the memory
   double cutoff = 0.0;
   int num_layers = 0;
   std::vector<int> model_species;     // atomic numbers, in model order
@@ -50,6 +52,9 @@ class PairFacet : public Pair {
   std::vector<int64_t> feature_dims;  // widths of the features exchanged between layers
   double *comm_data = nullptr;        // (nall, comm_width) rows the pack/unpack methods use
   int comm_width = 0;
+  // wall-time breakdown of compute() since the last init (printed by finish())
+  double time_total = 0.0, time_model = 0.0, time_comm = 0.0;
+  bigint calls = 0;
 };
 
 }    // namespace LAMMPS_NS
