@@ -131,3 +131,41 @@ def test_aoti_package_matches_eager(tmp_path):
     gb = atoms_to_graph(big, model.cutoff, dtype=torch.float64)
     eb, _ = runner(model.species_index(gb.numbers), gb.edge_index, gb.edge_vectors())
     assert torch.allclose(eb.sum(), 2 * ref["energy"].sum(), rtol=1e-12)
+
+
+def test_aoti_package_runs_from_cpp(tmp_path):
+    """The same package loaded by ``torch::inductor::AOTIModelPackageLoader`` in a C++ program."""
+    import subprocess
+    from pathlib import Path
+
+    import torch.utils.cpp_extension as cpp
+
+    from facetpot.export.aoti import export_aoti
+    from facetpot.graph import atoms_to_graph
+
+    model = small_model(seed=6, num_layers=1)
+    atoms = _structure()
+    ref = evaluate(model, atoms)
+    path = export_aoti(model, tmp_path / "model.pt2")
+    lib = Path(torch.__file__).parent / "lib"
+    exe = tmp_path / "aoti_run"
+    src = Path(__file__).parent / "cpp" / "aoti_run.cpp"
+    cmd = ["g++", "-std=c++17", "-O1", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"]
+    for inc in cpp.include_paths():
+        cmd += ["-isystem", inc]
+    cmd += [str(src), "-o", str(exe), f"-L{lib}", f"-Wl,-rpath,{lib}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    g = atoms_to_graph(atoms, model.cutoff, dtype=torch.float64)
+    model.species_index(g.numbers).numpy().astype(np.int64).tofile(tmp_path / "species.i64")
+    g.edge_index.numpy().astype(np.int64).tofile(tmp_path / "edge_index.i64")
+    g.edge_vectors().numpy().astype(np.float64).tofile(tmp_path / "edge_vec.f64")
+    n, e = len(atoms), g.edge_index.shape[1]
+    proc = subprocess.run([str(exe), str(path), str(n), str(e), str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "facetpot_format=facetpot-aoti" in proc.stdout
+    energies = np.fromfile(tmp_path / "energies.f64")
+    grad = torch.as_tensor(np.fromfile(tmp_path / "edge_grad.f64").reshape(e, 3))
+    i, j = g.edge_index
+    forces = torch.zeros(n, 3, dtype=torch.float64).index_add_(0, i, grad).index_add_(0, j, -grad)
+    assert np.abs(energies - ref["energies"].numpy()).max() < 1e-10
+    assert float((forces - ref["forces"]).abs().max()) < 1e-10

@@ -5,7 +5,7 @@
 with N and E dynamic. The gradient is traced into the graph (``make_fx`` of the forward and
 backward pass, then ``torch.export``), so the package needs no autograd at run time; load it with
 ``torch._inductor.aoti_load_package`` in Python or ``torch::inductor::AOTIModelPackageLoader`` in
-C++. Every atom receives (an ASE-style periodic graph, or a LAMMPS ghost shell of L x r_c).
+C++ (metadata as ``facetpot_*`` keys of the package's metadata). Every atom receives (an ASE-style periodic graph, or a LAMMPS ghost shell of L x r_c).
 The edge-wise backend is used: the density backend's padded neighbour matrix has a
 data-dependent width, which ``torch.export`` cannot trace.
 """
@@ -65,8 +65,9 @@ def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -
     meta = export_metadata(model, deployed, device)
     meta["format"] = "facetpot-aoti"
     meta["backend"] = "edgewise"
-    aoti_compile_and_package(program, package_path=str(path))
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    # metadata inside the package (AOTIModelPackageLoader::get_metadata in C++), keys facetpot_*
+    strings = {f"facetpot_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
+    aoti_compile_and_package(program, package_path=str(path), inductor_configs={"aot_inductor.metadata": strings})
     return path
 
 
@@ -77,6 +78,12 @@ def load_aoti(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such AOTInductor package: {path}")
-    meta_file = path.with_suffix(".json")
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    return aoti_load_package(str(path)), meta
+    runner = aoti_load_package(str(path))
+    meta = {}
+    for key, value in runner.get_metadata().items():
+        if key.startswith("facetpot_"):
+            try:
+                meta[key[len("facetpot_"):]] = json.loads(value)
+            except json.JSONDecodeError:
+                meta[key[len("facetpot_"):]] = value
+    return runner, meta
