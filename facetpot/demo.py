@@ -4,6 +4,8 @@
    this model is UNTRAINED (random weights): the numbers show the machinery and its speed.
 2. Train a small Facet model on data made on the spot (ASE's EMT potential for Cu/Al: energies,
    forces, stresses), evaluate it on held-out structures, and relax with the trained model.
+3. Export that model (``facet export``) and run it in LAMMPS (``pair_style facet``, plugin built
+   on first use) on 1 and 2 MPI ranks, beside the ASE calculator's energy and forces.
 """
 from __future__ import annotations
 
@@ -118,6 +120,48 @@ def main() -> None:
         ref.calc = EMT()
         print(f"  EMT at the relaxed geometry: max |F| = {np.abs(ref.get_forces()).max():.4f} eV/Å, "
               f"pressure {-ref.get_stress()[:3].mean() * 160.2:.2f} GPa (the trained model's target)")
+        lammps_step(trained, tmp)
+
+
+def lammps_step(model, tmp: Path) -> None:
+    """Export the trained model and run it in LAMMPS on 1 and 2 MPI ranks beside the ASE numbers."""
+    print("\n== 3. The same model in LAMMPS: facet export + pair_style facet (1 and 2 MPI ranks)")
+    from ase.build import bulk
+
+    from .calculator import FacetCalculator
+    from .export.torchscript import export_torchscript
+    from .lammps.build import BuildError, build_plugin
+    from .lammps.runner import LammpsError, lammps_cell, read_dump, run_lammps, write_data
+
+    try:
+        build_plugin()
+    except BuildError as exc:
+        print(f"skipped: {exc}")
+        return
+    atoms = lammps_cell(bulk("Cu", "fcc", a=3.62, cubic=True) * (3, 3, 3))
+    atoms.numbers[::7] = 13
+    atoms.rattle(0.05, seed=3)
+    export_torchscript(model, tmp / "model.pt")
+    write_data(atoms, tmp / "data.lmp", ["Cu", "Al"])
+    (tmp / "in.demo").write_text(
+        "units metal\natom_style atomic\nread_data data.lmp\npair_style facet\npair_coeff * * model.pt Cu Al\n"
+        "dump d all custom 1 dump.out id fx fy fz\ndump_modify d format float %.15g\n"
+        "thermo_style custom step pe press\nthermo_modify format float %.15g\nrun 0\n")
+    atoms.calc = FacetCalculator(model)
+    e_ase, f_ase = atoms.get_potential_energy(), atoms.get_forces()
+    print(f"  Cu/Al, {len(atoms)} atoms. ASE calculator: energy {e_ase:.10f} eV")
+    for ranks in (1, 2):
+        try:
+            out = run_lammps("in.demo", tmp, nprocs=ranks).stdout.splitlines()
+        except LammpsError as exc:
+            print(f"  LAMMPS failed: {exc}")
+            return
+        k = next(i for i, ln in enumerate(out) if ln.split()[:2] == ["Step", "PotEng"])
+        e = float(out[k + 1].split()[1])
+        d = read_dump(tmp / "dump.out")
+        df = np.abs(np.stack([d["fx"], d["fy"], d["fz"]], 1) - f_ase).max()
+        print(f"  LAMMPS, {ranks} rank(s): energy {e:.10f} eV (diff {e - e_ase:+.1e}), max force diff {df:.1e} eV/Å")
+
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ class PairFacet : public Pair {
   torch::Dtype dtype = torch::kFloat64;
   std::string device_name = "cpu";
   int num_threads = 0;
-  bool recompute = false;             // layers run again in the backward pass: ~1/L of the memory
+  bool recompute = false;             // layers run again in the backward pass: one layer graph at a time
   double cutoff = 0.0;
   int num_layers = 0;
   std::vector<int> model_species;     // atomic numbers, in model order
