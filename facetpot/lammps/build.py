@@ -117,6 +117,7 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
     dest = dest_dir / PLUGIN_NAME
     stamp = dest_dir / "build.key"
     if not force and dest.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
+        (dest_dir / "torch_version").write_text(importlib.metadata.version("torch") + "\n")
         return dest
     cached = cache_root() / key / PLUGIN_NAME
     if force or not cached.is_file():
@@ -141,6 +142,7 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
     shutil.copy2(cached, tmp)
     os.replace(tmp, dest)
     stamp.write_text(key + "\n")
+    (dest_dir / "torch_version").write_text(importlib.metadata.version("torch") + "\n")
     return dest
 
 

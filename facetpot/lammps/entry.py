@@ -15,4 +15,19 @@ def plugin_dir() -> Path:
 
 
 def plugin_path() -> str:
-    return str(plugin_dir())
+    """The plugin folder; warns (stderr) when the plugin was built against another torch."""
+    folder = plugin_dir()
+    built = folder / "torch_version"
+    if built.is_file():
+        try:
+            import importlib.metadata
+
+            now = importlib.metadata.version("torch")
+        except Exception:  # noqa: BLE001 - never break lmp start-up
+            now = None
+        if now and built.read_text().strip() != now:
+            import sys
+
+            print(f"facetpot: pair_style facet was built against torch {built.read_text().strip()}, "
+                  f"torch {now} is installed: run `facet lammps build`", file=sys.stderr)
+    return str(folder)
