@@ -259,3 +259,27 @@ def test_entry_point_warns_about_a_stale_plugin(tmp_path, monkeypatch, capsys):
     (tmp_path / "torch_version").write_text("1.0.0\n")
     plugin_path()
     assert "built against torch 1.0.0" in capsys.readouterr().err
+
+
+def test_molecular_system_needs_all_neighbours(bad_dir):
+    """With bonds, LAMMPS' default special_bonds would drop bonded neighbours: refused, and accepted
+    once special_bonds keeps them."""
+    script = """units metal
+atom_style bond
+lattice diamond 5.43
+region box block 0 1 0 1 0 1
+create_box 2 box bond/types 1 extra/bond/per/atom 2
+create_atoms 1 box
+mass * 28.0
+{special}
+pair_style facet
+pair_coeff * * model.pt Si O
+bond_style zero
+bond_coeff 1
+run 0
+"""
+    (bad_dir / "in.mol").write_text(script.format(special=""))
+    with pytest.raises(LammpsError, match="special_bonds lj/coul 1.0 1.0 1.0"):
+        run_lammps("in.mol", bad_dir)
+    (bad_dir / "in.mol").write_text(script.format(special="special_bonds lj/coul 1.0 1.0 1.0"))
+    run_lammps("in.mol", bad_dir)
