@@ -275,8 +275,11 @@ class FacetModel(ExactBuffers):
         e = self._node_energies(species, sh, radial, dst, src, neighbors)
         # reference: the same network for one atom of each species present, without neighbours
         present, which = torch.unique(species, return_inverse=True)
-        e_iso = self.isolated_atom_energies(present)
-        return self.atomic_energies[species] + self.scale[species] * (e - e_iso[which])
+        return self.atom_energies(species, e, self.isolated_atom_energies(present)[which])
+
+    def atom_energies(self, species: torch.Tensor, e: torch.Tensor, e_iso: torch.Tensor) -> torch.Tensor:
+        """E_i = E0[s_i] + sigma[s_i] (e_i - e_iso,i): readouts e and isolated-atom readouts e_iso, per atom."""
+        return self.atomic_energies[species] + self.scale[species] * (e - e_iso)
 
     # ------------------------------------------------------------------ files
     def save(self, path, metadata: Optional[Dict[str, Any]] = None) -> None:

@@ -110,7 +110,7 @@ class DeployedFacet(nn.Module):
     def energies(self, h: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (eV) from last-layer features (N, D_L) and species indices (N,)."""
         e = self.model.readout_energy(self._blocks(h, self.num_layers))
-        return self.model.atomic_energies[species] + self.model.scale[species] * (e - self.e_iso[species])
+        return self.model.atom_energies(species, e, self.e_iso[species])
 
     # ------------------------------------------------------------------ one call
     def forward(
