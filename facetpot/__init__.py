@@ -1,7 +1,7 @@
 """facetpot: the Facet machine-learning interatomic potential.
 
     model = facetpot.build_model()                # Facet-S, randomly initialised
-    model.save("model.pt"); model = facetpot.load_model("model.pt")
+    facetpot.save_model(model, "model.pt"); model = facetpot.load_model("model.pt")
     atoms.calc = facetpot.FacetCalculator(model)  # ASE: energy, forces, stress, energies
 
 Names are imported on first use, so ``import facetpot`` (and the LAMMPS entry point) stays cheap.
@@ -14,6 +14,8 @@ _EXPORTS = {
     "build_model": ".model",
     "DEFAULT_CONFIG": ".model",
     "load_model": ".model_file",
+    "save_model": ".model_file",
+    "resolve_model": ".model_file",
     "to_atoms": ".structures",
 }
 

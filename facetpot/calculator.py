@@ -1,40 +1,16 @@
 """ASE calculator for Facet models."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .graph import atoms_to_graph
+from .model_file import resolve_model, torch_dtype
+from .pretrained import DEFAULT_MODEL, PRETRAINED
 from .properties import compute_properties
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_model(model, device="cpu", dtype="float64"):
-    """A FacetModel object, a model file path, or a pretrained name -> FacetModel on device/dtype."""
-    from .model import FacetModel
-    from .model_file import load_model
-
-    if isinstance(model, FacetModel):
-        return model.to(device=device, dtype=DTYPES[dtype])
-    if isinstance(model, (str, Path)):
-        if Path(model).is_file():
-            return load_model(model, device=device, dtype=dtype)
-        from .pretrained import PRETRAINED, pretrained_path
-
-        if str(model) in PRETRAINED:
-            return load_model(pretrained_path(str(model)), device=device, dtype=dtype)
-        if isinstance(model, Path) or any(c in str(model) for c in "/\\.") and not str(model) in PRETRAINED:
-            raise FileNotFoundError(
-                f"model file not found: {model} (nor is it a pretrained name: "
-                f"{', '.join(sorted(PRETRAINED)) or 'none shipped yet'})"
-            )
-        pretrained_path(str(model))  # raises with the list of known names
-    raise TypeError(f"model must be a FacetModel, a file path or a pretrained name, got {type(model).__name__}")
+from .structures import to_atoms
 
 
 class FacetCalculator(Calculator):
@@ -47,22 +23,27 @@ class FacetCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
 
-    def __init__(self, model="facet-s", device: str = "cpu", dtype: str = "float64", **kwargs):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    def __init__(self, model=None, device: str = "cpu", dtype: str = "float64", **kwargs):
+        if model is None:
+            if DEFAULT_MODEL is None:
+                raise ValueError(
+                    "FacetCalculator needs a model: a FacetModel, a model file, or a pretrained name "
+                    f"({', '.join(sorted(PRETRAINED)) or 'no pretrained model ships yet'})"
+                )
+            model = DEFAULT_MODEL
+        self.dtype = torch_dtype(dtype)
+        if self.dtype is None:
+            raise ValueError("dtype must be float32 or float64, got None")
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but torch has no CUDA device here")
         super().__init__(**kwargs)
         self.device = torch.device(device)
-        self.dtype = DTYPES[dtype]
         self.model = resolve_model(model, device=self.device, dtype=dtype)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from .structures import to_atoms
-
         if atoms is not None:
             atoms = to_atoms(atoms)
         super().calculate(atoms, properties, system_changes)

@@ -39,17 +39,10 @@ def _eval(args) -> int:
 
 
 def _export(args) -> int:
-    from .calculator import resolve_model
+    from .model_file import resolve_model
 
-    saved = None
-    if args.dtype is None:
-        from pathlib import Path
-
-        from .model_file import read_model_file
-
-        saved = read_model_file(args.model).get("dtype", "float32") if Path(args.model).is_file() else "float64"
-    dtype = args.dtype or saved
-    model = resolve_model(args.model, device="cpu", dtype=dtype)
+    model = resolve_model(args.model, device="cpu", dtype=args.dtype)  # None: the file's own dtype
+    dtype = str(model.dtype).replace("torch.", "")
     if args.format == "torchscript":
         from .export.torchscript import export_torchscript
 

@@ -36,7 +36,7 @@ def _batches(frames, cutoff, batch_atoms):
 
 def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] = None, device="cpu",
                    dtype="float64", batch_atoms=2048, plots=True) -> Dict:
-    from .calculator import resolve_model
+    from .model_file import resolve_model
 
     m = resolve_model(model, device=device, dtype=dtype)
     m.eval()

@@ -281,12 +281,6 @@ class FacetModel(ExactBuffers):
         """E_i = E0[s_i] + sigma[s_i] (e_i - e_iso,i): readouts e and isolated-atom readouts e_iso, per atom."""
         return self.atomic_energies[species] + self.scale[species] * (e - e_iso)
 
-    # ------------------------------------------------------------------ files
-    def save(self, path, metadata: Optional[Dict[str, Any]] = None) -> None:
-        from .model_file import save_model
-
-        save_model(self, path, metadata)
-
 
 def build_model(**config: Any) -> FacetModel:
     """A randomly initialised Facet model; no arguments give Facet-S (see ``DEFAULT_CONFIG``)."""

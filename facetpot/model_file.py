@@ -1,29 +1,47 @@
-"""Model files: config + weights + metadata in one ``torch.save`` archive of plain tensors and types.
+"""Model files, and every way a model is named: an object, a file, or a pretrained name.
 
-Loading uses ``torch.load(weights_only=True)``, which never unpickles code; a file of another
-format version, or not a facetpot model at all, is rejected with a message that says so.
+A model file is one ``torch.save`` archive of plain tensors and types: the format header
+(``facetpot.file_format``), the model config, the weights, the dtype they were trained in and
+metadata. Loading uses ``torch.load(weights_only=True)``, which never unpickles code; a file of
+another format version, or not a facetpot model at all, is refused with a message that says so.
+
+Everything that needs a model (the ASE calculator, training, evaluation, export, the CLI) gets it
+through :func:`resolve_model`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
 
 import torch
 
+from . import __version__
+from .file_format import check_header, make_header
+from .model import FacetModel
+from .pretrained import PRETRAINED, pretrained_path
 from .torch_files import atomic_torch_save, read_torch_file
 
 FORMAT_NAME = "facetpot-model"
 FORMAT_VERSION = 1
 
+#: the dtypes a model computes in, by name
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-def save_model(model, path, metadata: Optional[Dict[str, Any]] = None) -> None:
-    """Write atomically: a crash mid-write leaves the old file (if any) intact."""
-    from . import __version__
 
+def torch_dtype(dtype: Optional[str]) -> Optional[torch.dtype]:
+    """"float32" / "float64" -> torch dtype; None stays None ("as saved"); anything else is refused."""
+    if dtype is None:
+        return None
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def save_model(model: FacetModel, path, metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``model`` to ``path`` atomically: a crash mid-write leaves the old file (if any) intact."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "facetpot_version": __version__,
+        **make_header(FORMAT_NAME, FORMAT_VERSION),
         "config": model.config,
         "state_dict": state,
         "dtype": str(model.dtype).replace("torch.", ""),
@@ -39,32 +57,43 @@ def save_model(model, path, metadata: Optional[Dict[str, Any]] = None) -> None:
 
 
 def read_model_file(path) -> Dict[str, Any]:
+    """The checked payload of a model file (header, config, state_dict, dtype, metadata)."""
     payload = read_torch_file(path, "model file")
-    if payload.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path} is not a facetpot model file (no '{FORMAT_NAME}' header)")
-    version = payload.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has model-file format version {version} (written by facetpot "
-            f"{payload.get('facetpot_version', '?')}); this facetpot ({_version()}) reads version {FORMAT_VERSION}"
-        )
+    check_header(payload, FORMAT_NAME, FORMAT_VERSION, path, "facetpot model file",
+                 "convert it with the facetpot version that wrote it, or retrain")
     return payload
 
 
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def load_model(path, device="cpu", dtype: Optional[str] = None):
-    """Load a model file written by ``model.save``; ``dtype`` defaults to the one it was saved in."""
-    from .model import FacetModel
-
+def load_model(path, device="cpu", dtype: Optional[str] = None) -> FacetModel:
+    """Load a model file written by :func:`save_model`; ``dtype`` None keeps the one it was saved in."""
     payload = read_model_file(path)
     saved = getattr(torch, payload.get("dtype", "float32"))
     # load into parameters of the saved dtype: float64 weights copied into float32 ones would be rounded
     model = FacetModel(**payload["config"]).to(dtype=saved)
     model.load_state_dict(payload["state_dict"], strict=True)
     model.metadata = payload.get("metadata", {})
-    return model.to(device=device, dtype=getattr(torch, dtype) if dtype else saved).eval()
+    return model.to(device=device, dtype=torch_dtype(dtype) or saved).eval()
+
+
+def resolve_model(model: Union[FacetModel, str, Path], device=None, dtype: Optional[str] = None) -> FacetModel:
+    """A FacetModel, a model file path or a pretrained name -> a FacetModel.
+
+    ``dtype`` None keeps the object's dtype or the file's saved one; ``device`` None keeps an
+    object where it is and puts a loaded model on the CPU."""
+    wanted = torch_dtype(dtype)
+    if isinstance(model, FacetModel):
+        return model.to(device=device, dtype=wanted)
+    if isinstance(model, (str, Path)):
+        device = device or "cpu"
+        if Path(model).is_file():
+            return load_model(model, device=device, dtype=dtype)
+        name = str(model)
+        if name in PRETRAINED:
+            return load_model(pretrained_path(name), device=device, dtype=dtype)
+        if isinstance(model, Path) or any(c in name for c in "/\\."):
+            raise FileNotFoundError(
+                f"model file not found: {model} (nor is it a pretrained name: "
+                f"{', '.join(sorted(PRETRAINED)) or 'none shipped yet'})"
+            )
+        pretrained_path(name)  # raises with the list of known names
+    raise TypeError(f"model must be a FacetModel, a file path or a pretrained name, got {type(model).__name__}")

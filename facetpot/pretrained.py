@@ -5,10 +5,13 @@ Nothing is downloaded: a name resolves to a file in the installed package or the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 #: name -> file name in the pretrained folder; filled as models are trained and shipped.
 PRETRAINED: Dict[str, str] = {}
+
+#: the model ``FacetCalculator()`` uses when none is named: the recommended shipped one (none yet)
+DEFAULT_MODEL: Optional[str] = None
 
 
 def pretrained_dirs():

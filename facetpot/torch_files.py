@@ -5,26 +5,17 @@ on POSIX), so a crash mid-write keeps the previous file intact. ``read_torch_fil
 ``weights_only=True`` (never unpickles code) and turns every failure into a message naming the file."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
+from .atomic_write import atomic_write
+
 
 def atomic_torch_save(payload, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save(payload)`` into ``path`` atomically (``facetpot.atomic_write``)."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def read_torch_file(path, what: str) -> Dict[str, Any]:

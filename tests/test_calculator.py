@@ -7,6 +7,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 
 import facetpot
+from facetpot.model_file import save_model
 from conftest import evaluate, small_model, structures
 
 
@@ -52,7 +53,10 @@ def test_float32_agrees_with_float64():
     e64, f64 = atoms.get_potential_energy(), atoms.get_forces()
     atoms.calc = facetpot.FacetCalculator(small_model(), dtype="float32")
     e32, f32 = atoms.get_potential_energy(), atoms.get_forces()
-    assert abs(e32 - e64) < 1e-5 * abs(e64)
+    # relative to the size of the per-atom terms summed (E0 and interaction parts nearly cancel in
+    # the total of this cell: 2.4 eV from terms of ~46 eV, so |e64| is no measure of float32 round-off)
+    scale = np.abs(atoms.calc.results["energies"]).sum()
+    assert abs(e32 - e64) < 1e-5 * scale
     assert np.abs(f32 - f64).max() < 1e-4 * max(1, np.abs(f64).max())
 
 
@@ -61,7 +65,7 @@ def test_model_file_and_pymatgen_structure(tmp_path):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     model = small_model()
-    model.save(tmp_path / "m.pt")
+    save_model(model, tmp_path / "m.pt")
     atoms = structures()["triclinic"]
     structure = AseAtomsAdaptor.get_structure(atoms)
     calc = facetpot.FacetCalculator(tmp_path / "m.pt")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from facetpot.model_file import save_model
 from conftest import evaluate, small_model, triclinic_cell
 from facetpot.export.domain import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript, prepare
@@ -98,7 +99,7 @@ def test_cli_export(tmp_path, capsys):
     from facetpot.cli import main
 
     model = small_model(seed=4)
-    model.save(tmp_path / "model.pt")
+    save_model(model, tmp_path / "model.pt")
     assert main(["export", str(tmp_path / "model.pt"), "-o", str(tmp_path / "deployed.pt")]) == 0
     assert "wrote" in capsys.readouterr().out
     _, meta = load_torchscript(tmp_path / "deployed.pt")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from ase import Atoms
 
+from facetpot.model_file import save_model
 from conftest import evaluate, small_model
 from facetpot.export.torchscript import export_torchscript
 from facetpot.lammps.runner import EV_PER_A3_IN_BAR, LammpsError, lammps_cell, read_dump, run_lammps, write_data
@@ -221,7 +222,7 @@ def test_examples_run(plugin, tmp_path):
     from pathlib import Path
 
     examples = Path(__file__).resolve().parents[1] / "md" / "examples" / "lammps"
-    small_model(seed=15, species=[8, 14, 22, 38]).save(tmp_path / "small.pt")
+    save_model(small_model(seed=15, species=[8, 14, 22, 38]), tmp_path / "small.pt")
     proc = subprocess.run([sys.executable, str(examples / "prepare.py"), "--model", str(tmp_path / "small.pt"),
                            "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

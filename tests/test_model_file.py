@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import facetpot
-from facetpot.model_file import FORMAT_VERSION
+from facetpot.model_file import FORMAT_VERSION, save_model
 from conftest import evaluate, small_model, structures
 
 
@@ -16,7 +16,7 @@ def test_round_trip_identical_outputs(tmp_path):
         for p in model.parameters():
             p.add_(1e-9 * torch.randn_like(p))
     path = tmp_path / "m.pt"
-    model.save(path, metadata={"note": "test"})
+    save_model(model, path, metadata={"note": "test"})
     loaded = facetpot.load_model(path)
     assert loaded.dtype == torch.float64 and loaded.config == model.config
     assert loaded.metadata["note"] == "test" and loaded.metadata["cutoff"] == model.cutoff
@@ -30,14 +30,14 @@ def test_round_trip_identical_outputs(tmp_path):
 def test_float32_file_keeps_reference_energies_exact(tmp_path):
     model = small_model().float()
     model.set_atomic_energies({14: -1234.56789012345})
-    model.save(tmp_path / "m.pt")
+    save_model(model, tmp_path / "m.pt")
     loaded = facetpot.load_model(tmp_path / "m.pt", dtype="float64")
     assert loaded.atomic_energies[loaded.species.index(14)].item() == -1234.56789012345
 
 
 def test_rejects_other_format_version(tmp_path):
     path = tmp_path / "m.pt"
-    small_model().save(path)
+    save_model(small_model(), path)
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = FORMAT_VERSION + 1
     torch.save(payload, path)
@@ -67,7 +67,7 @@ def test_rejects_non_model_and_pickled_code(tmp_path):
 
 def test_save_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "m.pt"
-    small_model().save(path)
+    save_model(small_model(), path)
     before = path.read_bytes()
 
     def boom(*a, **k):
@@ -75,7 +75,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(RuntimeError):
-        small_model(seed=1).save(path)
+        save_model(small_model(seed=1), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
@@ -95,3 +95,40 @@ def test_default_is_facet_s():
     assert model.num_layers == 3 and model.cutoff == 6.0 and model.species == list(range(1, 95))
     assert model.layers[0].irreps_out == [(128, 0, 1), (64, 1, -1), (32, 2, 1)]
     assert 2e5 < model.num_parameters() < 5e5
+
+
+def test_model_file_is_readable_by_others(tmp_path):
+    import os
+
+    path = tmp_path / "m.pt"
+    save_model(small_model(), path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_resolve_model_keeps_saved_dtype_by_default(tmp_path):
+    from facetpot.model_file import resolve_model
+
+    path = tmp_path / "m.pt"
+    save_model(small_model().float(), path)
+    assert resolve_model(path).dtype == torch.float32
+    assert resolve_model(str(path), dtype="float64").dtype == torch.float64
+    model = small_model()
+    assert resolve_model(model) is model and model.dtype == torch.float64
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        resolve_model(path, dtype="float16")
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        resolve_model(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        resolve_model("no-such-model")
+
+
+def test_calculator_needs_a_model_until_one_ships():
+    from facetpot.pretrained import DEFAULT_MODEL
+
+    if DEFAULT_MODEL is None:
+        with pytest.raises(ValueError, match="FacetCalculator needs a model"):
+            facetpot.FacetCalculator()
+    else:
+        assert facetpot.FacetCalculator().model.num_parameters() > 0

@@ -15,6 +15,7 @@ from ase.io import write
 
 import facetpot
 from facetpot.cli import main as facet
+from facetpot.model_file import save_model
 
 
 def emt_frames(n=24, seed=0, elements=("Cu", "Al")):
@@ -124,7 +125,7 @@ def test_eval_reports_errors_per_config_type_and_plots(data):
 def test_finetune_adds_an_element_and_freezes_layers(data, tmp_path):
     base = facetpot.build_model(hidden_irreps="8x0e+4x1o", num_layers=2, cutoff=4.0, species=[29], grid_channels=4,
                                 grid_hidden=8, num_radial=6)
-    base.save(tmp_path / "base.pt")
+    save_model(base, tmp_path / "base.pt")
     cfg = write_config(data, finetune={"from": str(tmp_path / "base.pt"), "freeze": ["layers.0"]},
                        training={"epochs": 1})
     assert facet(["train", str(cfg)]) == 0

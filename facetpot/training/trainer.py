@@ -24,6 +24,7 @@ import torch
 from ..data.batching import BudgetBatchSampler, GraphDataset, collate
 from ..data.cache import FrameCache, convert
 from ..data.readers import expand_paths, iter_frames
+from ..model_file import save_model
 from ..properties import compute_properties
 from .checkpoint import load_checkpoint, save_checkpoint
 from .ema import ParameterEMA
@@ -89,7 +90,7 @@ def split_indices(cache: FrameCache, fraction: float, by: str, seed: int) -> Tup
 
 
 def build_or_load_model(cfg, species: List[int], stats_fn) -> torch.nn.Module:
-    from ..calculator import resolve_model
+    from ..model_file import resolve_model
     from ..model import build_model
 
     ft = cfg["finetune"]
@@ -366,7 +367,7 @@ class Trainer:
             return
         self.ema.swap(self.model)
         try:
-            self.model.save(self.out / name, metadata={"trained_steps": self.step, "valid": metrics or {}})
+            save_model(self.model, self.out / name, metadata={"trained_steps": self.step, "valid": metrics or {}})
         finally:
             self.ema.swap(self.model)
 
