@@ -90,8 +90,7 @@ for n in (4, 8, 16, 24, 32):
     for backend, chunk in (("density", 0), ("density", 4096), ("edgewise", 0)):
         if backend == "edgewise" and len(atoms) > 40000:
             continue
-        model.set_backend(backend)
-        model.chunk_atoms = chunk
+        model.set_backend(backend, **({"chunk_atoms": chunk} if backend == "density" else {}))
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:

@@ -44,7 +44,7 @@ atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
 atoms.rattle(0.01, seed=1)
 torch.manual_seed(0)
 model = facetpot.build_model().to(getattr(torch, dtype)).eval()
-model.chunk_atoms = 0
+model.set_backend("density", chunk_atoms=0)
 times = []
 for k in range(reps + 1):
     t = time.perf_counter()

@@ -14,12 +14,14 @@ from dE/dr_ij (``facetpot.properties``).
 """
 
 import copy
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List
 
 import torch
+from ase.data import chemical_symbols
 from torch import nn
 
-from .nn.conv_density import NeighborMatrix
+from .nn.convolution import BACKENDS
+from .nn.edges import EdgeData
 from .nn.exact_buffers import ExactBuffers
 from .nn.interaction import InteractionBlock
 from .nn.irreps import parse_irreps
@@ -77,6 +79,8 @@ def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
 class FacetModel(ExactBuffers):
     """Per-atom energies from species and edge vectors. Build it with :func:`build_model`."""
 
+    __jit_unused_properties__ = ["backend"]  # Python-side information, not part of the exported computation
+
     def __init__(self, **config: Any):
         super().__init__()
         cfg = _check_config(config)
@@ -127,12 +131,6 @@ class FacetModel(ExactBuffers):
             irreps = out
         self.layers = nn.ModuleList(layers)
         self.readout = IrrepsLinear([(mul0, 0, 1)], [(1, 0, 1)])
-        #: "density" (atom-centred GEMMs, fast on CPU) or "edgewise" (reference); same numbers
-        self.conv_backend = "density"
-        #: above this many atoms the density backend recomputes per-chunk intermediates in the
-        #: backward pass instead of storing them (bounded memory for 100k-atom cells); 0 = never;
-        #: None = 4096 on CPU, 32768 on GPU (where memory is larger and recompute costs more)
-        self.chunk_atoms: Optional[int] = None
 
         e0 = cfg["atomic_energies"]
         sc = cfg["scale"]
@@ -164,8 +162,6 @@ class FacetModel(ExactBuffers):
         idx = self.z_to_index[numbers.clamp(0, 118)]
         bad = bad | (idx < 0)
         if bool(bad.any()):
-            from ase.data import chemical_symbols
-
             zs = sorted(set(int(z) for z in numbers[bad].tolist()))
             names = [chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}" for z in zs]
             known = "".join(f" {chemical_symbols[z]}" for z in self.species)
@@ -191,73 +187,67 @@ class FacetModel(ExactBuffers):
         cur = self.embedding.weight
         setattr(self, name, master.to(device=cur.device, dtype=cur.dtype))
 
-    def set_backend(self, backend: str) -> "FacetModel":
-        """Choose the convolution backend: "density" (default) or "edgewise" (reference)."""
-        if backend not in ("density", "edgewise"):
-            raise ValueError(f"backend must be 'density' or 'edgewise', got {backend!r}")
-        self.conv_backend = backend
+    def set_backend(self, name: str, **options: Any) -> "FacetModel":
+        """Compute every convolution with backend ``name``: "density" (default; atom-centred GEMMs)
+        or "edgewise" (the reference), or any other in ``facetpot.nn.convolution.BACKENDS``; same
+        numbers. ``options`` go to the backend, e.g. ``chunk_atoms`` for "density": above this many
+        atoms, recompute per-chunk intermediates in the backward pass instead of storing them
+        (bounded memory for 100k-atom cells; 0 = never; default 4096 on CPU, 32768 on GPU)."""
+        if name not in BACKENDS:
+            raise ValueError(f"unknown convolution backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+        for layer in self.layers:
+            layer.conv.set_backend(name, **options)
         return self
+
+    @property
+    def backend(self) -> str:
+        """Name of the convolution backend in use (see :meth:`set_backend`)."""
+        return self.layers[0].conv.backend.name
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ forward
-    # The pieces below are also the steps of a LAMMPS domain (``facetpot.export``): edge basis once,
+    # The pieces below are also the steps of a LAMMPS domain (``facetpot.export``): edge data once,
     # then layer by layer, with ghost-atom features exchanged between layers.
-    def edge_basis(self, edge_vec: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Radial basis b(r) (E, K) and spherical harmonics Y(r) (E, (lmax+1)^2) of every edge."""
+    def edges(self, edge_index: torch.Tensor, edge_vec: torch.Tensor, num_receivers: int, num_senders: int) -> EdgeData:
+        """The edges' data shared by all layers: spline basis b(r) (E, K), spherical harmonics
+        Y(r) (E, (lmax+1)^2) and the backend's per-graph tables (all layers run one backend)."""
         r = torch.sqrt((edge_vec * edge_vec).sum(-1) + 1e-30)
-        return self.radial(r), self.sh(edge_vec)
+        edges = EdgeData(edge_index[0], edge_index[1], num_receivers, num_senders, edge_vec, self.radial(r),
+                         self.sh(edge_vec), [])
+        edges.tables = self.layers[0].conv.backend.prepare(edges)
+        return edges
 
     def embed(self, species: torch.Tensor) -> List[torch.Tensor]:
         """Layer-0 features: a learned vector of scalars per species, as blocks [(N, u, 1)]."""
         return [self.embedding(species).unsqueeze(-1)]
 
-    def interaction(
-        self,
-        t: int,
-        blocks: List[torch.Tensor],
-        sh: torch.Tensor,
-        radial: torch.Tensor,
-        dst: torch.Tensor,
-        src: torch.Tensor,
-        neighbors: Optional[NeighborMatrix],
-        num_receivers: int = -1,
-    ) -> List[torch.Tensor]:
-        """Layer t: features of all atoms in, features of atoms 0..num_receivers-1 out."""
-        chunk = self.chunk_atoms
-        if chunk is None:
-            chunk = 32768 if sh.is_cuda else 4096
+    def interaction(self, t: int, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
+        """Layer t: features of the sending atoms in, features of the receiving atoms out."""
         out = blocks
         for k, layer in enumerate(self.layers):
             if k == t:
-                out = layer(blocks, sh, radial, dst, src, neighbors, chunk, num_receivers)
+                out = layer(blocks, edges)
         return out
 
     def readout_energy(self, blocks: List[torch.Tensor]) -> torch.Tensor:
         """e(h): the linear readout of the last layer's scalars, (N,)."""
         return self.readout(blocks)[0].reshape(-1)
 
-    def _node_energies(
-        self,
-        species: torch.Tensor,
-        sh: torch.Tensor,
-        radial: torch.Tensor,
-        dst: torch.Tensor,
-        src: torch.Tensor,
-        neighbors: Optional[NeighborMatrix] = None,
-    ) -> torch.Tensor:
+    def readouts(self, species: torch.Tensor, edges: EdgeData) -> torch.Tensor:
+        """e(h^(T)) of every atom: embedding, all layers, readout."""
         blocks = self.embed(species)
         for t in range(self.num_layers):
-            blocks = self.interaction(t, blocks, sh, radial, dst, src, neighbors)
+            blocks = self.interaction(t, blocks, edges)
         return self.readout_energy(blocks)
 
     def isolated_atom_energies(self, species: torch.Tensor) -> torch.Tensor:
         """e_iso: the readout of atoms of the given species with no neighbours."""
+        n = species.shape[0]
         no_edges = torch.zeros(2, 0, dtype=torch.long, device=species.device)
-        radial = torch.zeros(0, self.radial.num_basis, dtype=self.atomic_energies.dtype, device=species.device)
-        sh = torch.zeros(0, (self.sh.lmax + 1) * (self.sh.lmax + 1), dtype=radial.dtype, device=species.device)
-        return self._node_energies(species, sh, radial, no_edges[0], no_edges[1])
+        no_vectors = torch.zeros(0, 3, dtype=self.atomic_energies.dtype, device=species.device)
+        return self.readouts(species, self.edges(no_edges, no_vectors, n, n))
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (N,) in eV.
@@ -265,14 +255,8 @@ class FacetModel(ExactBuffers):
         species: (N,) model species indices; edge_index: (2, E), row 0 the receiving atom i,
         row 1 its neighbour j; edge_vec: (E, 3) = x_j - x_i + shift, in Å.
         """
-        dst = edge_index[0]
-        src = edge_index[1]
-        radial, sh = self.edge_basis(edge_vec)
-        neighbors: Optional[NeighborMatrix] = None
-        if self.conv_backend == "density":
-            neighbors = NeighborMatrix(dst, src, species.shape[0], species.shape[0])
-            neighbors.set_basis(radial, sh)
-        e = self._node_energies(species, sh, radial, dst, src, neighbors)
+        n = species.shape[0]
+        e = self.readouts(species, self.edges(edge_index, edge_vec, n, n))
         # reference: the same network for one atom of each species present, without neighbours
         present, which = torch.unique(species, return_inverse=True)
         return self.atom_energies(species, e, self.isolated_atom_energies(present)[which])

@@ -102,19 +102,16 @@ def test_batched_evaluation_equals_single():
         start += len(atoms)
 
 
-def test_chunked_density_matches_unchunked(monkeypatch):
+def test_chunked_density_matches_unchunked():
     """Large cells run the density backend in chunks of atoms (cache-sized, or checkpointed to
     bound memory): same numbers, forces and stress included."""
-    import facetpot.nn.conv_density as conv_density
-
     model = small_model()
     atoms = structures()["triclinic"] * (2, 2, 1)
-    monkeypatch.setattr(conv_density, "CACHE_ATOMS", 1000)
-    model.chunk_atoms = 0
+    model.set_backend("density", chunk_atoms=0, cache_atoms=1000)
     ref = evaluate(model, atoms)
-    monkeypatch.setattr(conv_density, "CACHE_ATOMS", 5)  # 16 atoms -> plain chunks 5, 5, 5, 1
+    model.set_backend("density", chunk_atoms=0, cache_atoms=5)  # 16 atoms -> plain chunks 5, 5, 5, 1
     plain = evaluate(model, atoms)
-    model.chunk_atoms = 3  # -> checkpointed chunks of 3
+    model.set_backend("density", chunk_atoms=3)  # -> checkpointed chunks of 3
     checkpointed = evaluate(model, atoms)
     for k in ref:
         assert torch.allclose(ref[k], plain[k], atol=1e-12, rtol=1e-12), k

@@ -20,13 +20,13 @@ computed once here (it depends on the species only).
 """
 
 import copy
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
 
 from ..model import FacetModel
-from ..nn.conv_density import NeighborMatrix
+from ..nn.edges import edges_from_tensors
 
 
 def _block_dims(irreps) -> List[int]:
@@ -44,7 +44,6 @@ class DeployedFacet(nn.Module):
         self.model = model
         self.cutoff = float(model.cutoff)
         self.num_layers = int(model.num_layers)
-        self.density = model.conv_backend == "density"
         layer_irreps = [list(layer.irreps_in) for layer in model.layers] + [list(model.layers[-1].irreps_out)]
         self.irreps: List[List[Tuple[int, int, int]]] = [[(int(m), int(l), int(p)) for m, l, p in ir] for ir in layer_irreps]
         #: width D_t of the flat features entering layer t (t = num_layers: the last layer's output)
@@ -74,16 +73,9 @@ class DeployedFacet(nn.Module):
     # ------------------------------------------------------------------ layer by layer
     @torch.jit.export
     def edge_basis(self, edge_index: torch.Tensor, edge_vec: torch.Tensor, num_receivers: int, num_senders: int) -> List[torch.Tensor]:
-        """Edge quantities shared by all layers: [radial (E, K), sh (E, d), neighbour matrix
-        (N_recv, n_max), density basis (N_recv, n_max, d, K)] (the last two empty for the
-        edge-wise backend). Differentiable with respect to ``edge_vec``."""
-        radial, sh = self.model.edge_basis(edge_vec)
-        if self.density:
-            nm = NeighborMatrix(edge_index[0], edge_index[1], num_receivers, num_senders)
-            nm.set_basis(radial, sh)
-            return [radial, sh, nm.src, nm.density_basis]
-        empty = torch.zeros(0, dtype=edge_vec.dtype, device=edge_vec.device)
-        return [radial, sh, torch.zeros(0, dtype=torch.long, device=edge_vec.device), empty]
+        """The edges' data shared by all layers, flat: ``EdgeData.tensors()`` = [vectors, radial
+        basis, spherical harmonics, *backend tables]. Differentiable with respect to ``edge_vec``."""
+        return self.model.edges(edge_index, edge_vec, num_receivers, num_senders).tensors()
 
     @torch.jit.export
     def embed(self, species: torch.Tensor) -> torch.Tensor:
@@ -92,19 +84,10 @@ class DeployedFacet(nn.Module):
 
     @torch.jit.export
     def layer(self, t: int, h: torch.Tensor, edge_index: torch.Tensor, graph: List[torch.Tensor], num_receivers: int) -> torch.Tensor:
-        """Features (N_recv, D_{t+1}) of atoms 0..N_recv-1 after layer t, from those of all atoms (N, D_t)."""
-        neighbors: Optional[NeighborMatrix] = None
-        if self.density and edge_index.shape[1] > 0:
-            nm = NeighborMatrix(edge_index[0, :0], edge_index[1, :0], 0, 0)
-            nm.num_nodes = graph[2].shape[0]
-            nm.n_max = graph[2].shape[1]
-            nm.src = graph[2]
-            nm.density_basis = graph[3]
-            neighbors = nm
-        blocks = self.model.interaction(
-            t, self._blocks(h, t), graph[1], graph[0], edge_index[0], edge_index[1], neighbors, num_receivers
-        )
-        return self._flat(blocks)
+        """Features (N_recv, D_{t+1}) of atoms 0..N_recv-1 after layer t, from those of all atoms
+        (N, D_t); ``graph`` is what :meth:`edge_basis` returned (or leaf copies of it)."""
+        edges = edges_from_tensors(edge_index, num_receivers, h.shape[0], graph)
+        return self._flat(self.model.interaction(t, self._blocks(h, t), edges))
 
     @torch.jit.export
     def energies(self, h: torch.Tensor, species: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ def export_metadata(model, deployed: DeployedFacet, device: str) -> Dict[str, An
         "dtype": str(deployed.e_iso.dtype).replace("torch.", ""),
         "device": str(device),
         "feature_dims": list(deployed.feature_dims),
-        "backend": model.conv_backend,
+        "backend": model.backend,
         "model_metadata": {k: v for k, v in getattr(model, "metadata", {}).items() if _jsonable(v)},
     }
 

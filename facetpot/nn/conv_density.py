@@ -1,4 +1,4 @@
-"""Node-density backend of :class:`SplineConvolution` (the default).
+"""Node-density backend (the default): the convolution as two dense GEMMs per atom.
 
 Because every radial weight is linear in the spline basis, w^(p)_u(r) = sum_k b_k(r) W^(p)_ku,
 the convolution factorises through an atom-centred density (as in ACE / MACE):
@@ -12,69 +12,40 @@ call. No per-edge message is ever stored: for Si 512 (46 neighbours, 2368 messag
 edge) memory traffic falls about 5x against the edge-wise backend. Padding slots point at a zero
 feature row and a zero basis row, so they add nothing.
 
-Receivers and senders may differ (a LAMMPS domain: local atoms receive, local and ghost atoms send):
-rows of the matrix are receivers, and the padding index is the number of senders.
-Everything here is TorchScript-compatible (``facetpot.export``).
+Per-graph tables (:meth:`DensityBackend.prepare`, shared by all layers): the neighbour matrix
+``src`` (N_recv, n_max) (padding index N_send) and the basis Y_lm b_k laid out as
+(N_recv, n_max, (l_max+1)^2, K), whole and split by degree l (one split shared by all layers
+costs a single concatenation in the backward pass; a slice per layer would cost a full-size zero
+tensor each). Everything here is TorchScript-compatible.
 """
-
-from typing import List, Tuple
+from typing import List
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .conv_backend import ConvolutionBackend
+from .conv_paths import ConvolutionPaths
+from .edges import EdgeData
+from .flat_constants import unflatten
 
-class NeighborMatrix:
-    """Edges of every receiving atom laid out in rows of a padded (N_recv, n_max) matrix.
 
-    ``src``: (N_recv, n_max) neighbour index, N_send for padding (a zero row appended to the
-    features); ``edge``: (N_recv, n_max) edge index, E for padding; ``density_basis``:
-    (N_recv, n_max, d, K).
-    """
-
-    def __init__(self, edge_dst: torch.Tensor, edge_src: torch.Tensor, num_receivers: int, num_senders: int):
-        num_edges = edge_dst.shape[0]
-        order = torch.argsort(edge_dst, stable=True)
-        dst_sorted = edge_dst[order]
-        counts = torch.bincount(edge_dst, minlength=num_receivers)
-        n_max = 0
-        if num_edges > 0:
-            n_max = int(counts.max())
-        starts = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(num_edges, device=edge_dst.device) - starts[dst_sorted]
-        flat = dst_sorted * n_max + slot
-        edge = torch.full([num_receivers * n_max], num_edges, dtype=torch.long, device=edge_dst.device)
-        edge[flat] = order
-        src = torch.full([num_receivers * n_max], num_senders, dtype=torch.long, device=edge_dst.device)
-        src[flat] = edge_src[order]
-        self.num_nodes = num_receivers
-        self.n_max = n_max
-        self.edge = edge.view(num_receivers, n_max)
-        self.src = src.view(num_receivers, n_max)
-        self.density_basis = torch.empty(0)
-        self.basis_by_l: List[torch.Tensor] = []
-
-    def set_basis(self, radial: torch.Tensor, sh: torch.Tensor) -> None:
-        """Y_lm(r_e) b_k(r_e) laid out as (N, n_max, (l_max+1)^2, K), zero in padding slots."""
-        k, d = radial.shape[1], sh.shape[1]
-        rb = (sh.unsqueeze(2) * radial.unsqueeze(1)).reshape(-1, d * k)
-        rb = torch.cat([rb, rb.new_zeros(1, d * k)])
-        self.density_basis = rb.index_select(0, self.edge.reshape(-1)).view(self.num_nodes, self.n_max, d, k)
-        self.basis_by_l = []
-
-    def basis_columns(self, l_lo: int, l_hi: int) -> torch.Tensor:
-        """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K).
-
-        Slices of an autograd tensor each cost a full-size zero tensor in the backward pass; one
-        ``split`` into degrees, shared by all layers, costs a single concatenation."""
-        n, m, d, k = self.density_basis.shape
-        lmax = int(round(d**0.5)) - 1
-        if l_lo == 0 and l_hi == lmax + 1:
-            return self.density_basis.reshape(n, m, d * k)
-        if len(self.basis_by_l) == 0:
-            self.basis_by_l = list(torch.split(self.density_basis, [2 * l + 1 for l in range(lmax + 1)], dim=2))
-        parts = self.basis_by_l[l_lo:l_hi]
-        cols = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
-        return cols.reshape(n, m, (l_hi * l_hi - l_lo * l_lo) * k)
+def neighbor_matrix(edges: EdgeData) -> List[torch.Tensor]:
+    """(src (N_recv, n_max) sender index, N_send in padding; edge (N_recv, n_max) edge index, E in padding)."""
+    dst, num_edges, n_recv = edges.receivers, edges.num_edges(), edges.num_receivers
+    order = torch.argsort(dst, stable=True)
+    dst_sorted = dst[order]
+    counts = torch.bincount(dst, minlength=n_recv)
+    n_max = 0
+    if num_edges > 0:
+        n_max = int(counts.max())
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(num_edges, device=dst.device) - starts[dst_sorted]
+    flat = dst_sorted * n_max + slot
+    edge = torch.full([n_recv * n_max], num_edges, dtype=torch.long, device=dst.device)
+    edge[flat] = order
+    src = torch.full([n_recv * n_max], edges.num_senders, dtype=torch.long, device=dst.device)
+    src[flat] = edges.senders[order]
+    return [src.view(n_recv, n_max), edge.view(n_recv, n_max)]
 
 
 #: receiving atoms per plain chunk; keeps a chunk's density (~140 kB per atom for Facet-S) in cache
@@ -95,53 +66,114 @@ def _checkpointed_messages(x_ext: torch.Tensor, srcs: List[torch.Tensor], rbs: L
     return torch.cat([checkpoint(_block_messages, x_ext, s, r, m, use_reentrant=False) for s, r in zip(srcs, rbs)])
 
 
-def density_messages(
-    blocks: List[torch.Tensor],
-    nm: NeighborMatrix,
-    weights: torch.Tensor,
-    irreps_in: List[Tuple[int, int, int]],
-    block_paths: List[int],
-    block_wofs: List[int],
-    block_l_range: List[Tuple[int, int]],
-    block_path_dims: List[List[int]],
-    cc: List[torch.Tensor],
-    colpath: List[torch.Tensor],
-    chunk_atoms: int = 0,
-    cache_atoms: int = CACHE_ATOMS,
-) -> List[torch.Tensor]:
-    """Messages of every path (see the module docstring); ``weights`` = W (K, n_weights), normalised.
+class DensityBackend(ConvolutionBackend):
+    """Options: ``chunk_atoms``: above this many receiving atoms, with autograd on, chunks of atoms
+    recompute their intermediates in the backward pass (activation checkpointing, eager only):
+    memory then grows with the chunk, not the system, at the price of one more forward per layer;
+    0 = never; -1 (default) = 4096 on CPU, 32768 on GPU. ``cache_atoms``: receiving atoms per plain
+    chunk (-1: ``CACHE_ATOMS``)."""
 
-    With ``chunk_atoms`` > 0 and autograd on, receiving atoms are processed in chunks whose
-    intermediates are recomputed in the backward pass (activation checkpointing, eager only):
-    memory then grows with the chunk, not the system, at the price of one more forward per layer."""
-    n_nodes, k_rad = nm.density_basis.shape[0], nm.density_basis.shape[3]
-    chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled() and not torch.jit.is_scripting()
-    out: List[torch.Tensor] = []
-    for b, x in enumerate(blocks):
-        n_paths = block_paths[b]
-        if n_paths == 0:
-            continue
-        mul, l1 = irreps_in[b][0], irreps_in[b][1]
-        rb = nm.basis_columns(block_l_range[b][0], block_l_range[b][1])
-        # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
-        wb = weights.narrow(1, block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
-        wexp = wb.index_select(2, colpath[b])  # (K, u, cols)
-        ccb = cc[b]  # (m1 d', cols)
-        m = (ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1])
-        x_flat = x.reshape(x.shape[0], mul * (2 * l1 + 1))
-        x_ext = torch.cat([x_flat, x_flat.new_zeros(1, x_flat.shape[1])])  # padding row
-        size = chunk_atoms if chunked else cache_atoms
-        if n_nodes > size:
-            # chunks by split (a slice would cost a full-size zero tensor each in the backward pass);
-            # checkpointed chunks recompute their intermediates in the backward pass, plain chunks
-            # just keep each chunk's density in cache for the second GEMM
-            srcs = list(torch.split(nm.src, size))
-            rbs = list(torch.split(rb, size))
-            if chunked:
-                y = _checkpointed_messages(x_ext, srcs, rbs, m)
+    name = "density"
+
+    def __init__(self, paths: ConvolutionPaths, chunk_atoms: int = -1, cache_atoms: int = -1):
+        super().__init__(paths)
+        self.chunk_atoms = int(chunk_atoms)
+        self.cache_atoms = int(cache_atoms) if cache_atoms > 0 else CACHE_ATOMS
+        self.sh_lmax = paths.sh_lmax
+        offsets = paths.weight_offsets()
+        # per input block: the SH columns its paths use and the CG tensors of all its paths side by
+        # side, CC[(m1, m2 - lo), col], with the path (within block) of every column
+        self.block_paths: List[int] = []
+        self.block_wofs: List[int] = []
+        self.block_l_lo: List[int] = []
+        self.block_l_hi: List[int] = []
+        self.block_path_dims: List[List[int]] = []
+        cc_list: List[torch.Tensor] = []
+        colpath_list: List[torch.Tensor] = []
+        for b, (mul, l1, _) in enumerate(self.irreps_in):
+            ks = paths.of_block(b)
+            l2s = [paths.paths[k].l2 for k in ks] or [0]
+            lo, hi = min(l2s) ** 2, (max(l2s) + 1) ** 2
+            dims = [2 * paths.paths[k].l3 + 1 for k in ks]
+            cc = torch.zeros(2 * l1 + 1, hi - lo, sum(dims), dtype=torch.float64)
+            colpath: List[int] = []
+            col = 0
+            for local, k in enumerate(ks):
+                l2, d3 = paths.paths[k].l2, dims[local]
+                cc[:, l2 * l2 - lo : l2 * l2 - lo + 2 * l2 + 1, col : col + d3] = paths.cg[k]
+                colpath.extend([local] * d3)
+                col += d3
+            cc_list.append(cc.reshape((2 * l1 + 1) * (hi - lo), -1))
+            colpath_list.append(torch.tensor(colpath, dtype=torch.long))
+            self.block_paths.append(len(ks))
+            self.block_wofs.append(offsets[ks[0]] if ks else 0)
+            self.block_l_lo.append(min(l2s))
+            self.block_l_hi.append(max(l2s) + 1)
+            self.block_path_dims.append(dims)
+        self.cc_shapes = [list(c.shape) for c in cc_list]
+        self.colpath_sizes = [[int(c.numel())] for c in colpath_list]
+        self.register_constant("cc_flat", torch.cat([c.reshape(-1) for c in cc_list]))
+        self.register_constant("colpath_flat", torch.cat(colpath_list))
+
+    def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
+        """[src (N_recv, n_max), basis (N_recv, n_max, d, K), basis of l = 0 .. l_max (N_recv, n_max, 2l+1, K)]."""
+        src, edge = neighbor_matrix(edges)
+        n, n_max = src.shape[0], src.shape[1]
+        k, d = edges.radial.shape[1], edges.sh.shape[1]
+        rb = (edges.sh.unsqueeze(2) * edges.radial.unsqueeze(1)).reshape(-1, d * k)
+        rb = torch.cat([rb, rb.new_zeros(1, d * k)])  # the zero row of padding slots
+        basis = rb.index_select(0, edge.reshape(-1)).view(n, n_max, d, k)
+        return [src, basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))
+
+    def _basis_columns(self, tables: List[torch.Tensor], l_lo: int, l_hi: int) -> torch.Tensor:
+        """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K)."""
+        basis = tables[1]
+        n, m, k = basis.shape[0], basis.shape[1], basis.shape[3]
+        if l_lo == 0 and l_hi == self.sh_lmax + 1:
+            return basis.reshape(n, m, -1)
+        parts = tables[2 + l_lo : 2 + l_hi]
+        cols = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        return cols.reshape(n, m, (l_hi * l_hi - l_lo * l_lo) * k)
+
+    def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
+        if edges.num_edges() == 0:  # no neighbours anywhere: every message is zero
+            x0 = blocks[0]
+            return [x0.new_zeros(edges.num_receivers, m, 2 * l + 1) for m, l, _ in self.irreps_mid]
+        cc = unflatten(self.cc_flat, self.cc_shapes)
+        colpath = unflatten(self.colpath_flat, self.colpath_sizes)
+        src = edges.tables[0]
+        n_nodes, k_rad = src.shape[0], weights.shape[0]
+        chunk_atoms = self.chunk_atoms
+        if chunk_atoms < 0:
+            chunk_atoms = 32768 if src.is_cuda else 4096
+        cache_atoms = self.cache_atoms
+        chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled() and not torch.jit.is_scripting()
+        out: List[torch.Tensor] = []
+        for b, x in enumerate(blocks):
+            n_paths = self.block_paths[b]
+            if n_paths == 0:
+                continue
+            mul, l1 = self.irreps_in[b][0], self.irreps_in[b][1]
+            rb = self._basis_columns(edges.tables, self.block_l_lo[b], self.block_l_hi[b])
+            # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
+            wb = weights.narrow(1, self.block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
+            wexp = wb.index_select(2, colpath[b])  # (K, u, cols)
+            ccb = cc[b]  # (m1 d', cols)
+            m = (ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1])
+            x_flat = x.reshape(x.shape[0], mul * (2 * l1 + 1))
+            x_ext = torch.cat([x_flat, x_flat.new_zeros(1, x_flat.shape[1])])  # padding row
+            size = chunk_atoms if chunked else cache_atoms
+            if n_nodes > size:
+                # chunks by split (a slice would cost a full-size zero tensor each in the backward
+                # pass); checkpointed chunks recompute their intermediates in the backward pass,
+                # plain chunks just keep each chunk's density in cache for the second GEMM
+                srcs = list(torch.split(src, size))
+                rbs = list(torch.split(rb, size))
+                if chunked:
+                    y = _checkpointed_messages(x_ext, srcs, rbs, m)
+                else:
+                    y = torch.cat([_block_messages(x_ext, s, r, m) for s, r in zip(srcs, rbs)])
             else:
-                y = torch.cat([_block_messages(x_ext, s, r, m) for s, r in zip(srcs, rbs)])
-        else:
-            y = _block_messages(x_ext, nm.src, rb, m)
-        out.extend(torch.split(y, block_path_dims[b], dim=2))
-    return out
+                y = _block_messages(x_ext, src, rb, m)
+            out.extend(torch.split(y, self.block_path_dims[b], dim=2))
+        return out

@@ -6,28 +6,45 @@ For a receiving atom i with neighbours j (edge vector r_ij), every path p = (l1,
 
 with C the Wigner-3j (Clebsch-Gordan) tensor scaled by sqrt(2 l3 + 1), Y the spherical harmonics and
 the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u).
+Paths (``conv_paths``) are kept only when their output irrep is in ``irreps_out_allowed``
+(pseudo-tensors are dropped when parity is tracked; the last layer keeps only scalar outputs).
 
-Two backends compute the same sum: ``conv_edgewise`` (the reference: one message per edge and
-path, summed with ``index_add_``) and ``conv_density`` (the radial weights' linearity moves the
-tensor product from edges to atoms; see there). Paths are kept only when their output irrep is in
-``irreps_out_allowed`` (pseudo-tensors are dropped when parity is tracked; the last layer keeps
-only scalar outputs).
+The module holds the math (paths) and the parameters (W); a backend computes the sum. Backends
+are siblings behind :class:`~facetpot.nn.conv_backend.ConvolutionBackend`, registered by name in
+``BACKENDS`` (``edgewise``: the reference, one message per edge; ``density``: the default, atom-
+centred GEMMs). Adding one means one module and one line here.
 """
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Type
 
 import torch
-from e3nn import o3
 from torch import nn
 
-from .conv_density import NeighborMatrix, density_messages
-from .conv_edgewise import edgewise_messages
-from .exact_buffers import ExactBuffers
+from .conv_backend import ConvolutionBackend
+from .conv_density import DensityBackend
+from .conv_edgewise import EdgewiseBackend
+from .conv_paths import ConvolutionPaths
+from .edges import EdgeData
 from .irreps import Irrep
 
+#: convolution backends by name
+BACKENDS: Dict[str, Type[ConvolutionBackend]] = {
+    "edgewise": EdgewiseBackend,
+    "density": DensityBackend,
+}
+DEFAULT_BACKEND = "density"
 
-class SplineConvolution(ExactBuffers):
+
+def make_backend(name: str, paths: ConvolutionPaths, **options) -> ConvolutionBackend:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown convolution backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name](paths, **options)
+
+
+class SplineConvolution(nn.Module):
+    __jit_ignored_attributes__ = ["paths"]
+
     def __init__(
         self,
         irreps_in: Sequence[Irrep],
@@ -39,112 +56,21 @@ class SplineConvolution(ExactBuffers):
         neighbor_norm_exponent: float,
     ):
         super().__init__()
-        self.irreps_in = list(irreps_in)
-        allowed = {(l, p) for l, p in irreps_out_allowed}
-        self.irreps_mid: List[Irrep] = []  # output irrep of every path
-        path_block: List[int] = []  # input block of every path
-        path_l2: List[int] = []
-        n_weights = 0
-        cgs: List[torch.Tensor] = []
-        cg_list: List[torch.Tensor] = []
-        for b, (mul, l1, p1) in enumerate(self.irreps_in):
-            for l2 in range(sh_lmax + 1):
-                p2 = (-1) ** l2 if sh_parity else 1
-                for l3 in range(abs(l1 - l2), l1 + l2 + 1):
-                    p3 = p1 * p2
-                    if (l3, p3) not in allowed:
-                        continue
-                    c = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)
-                    # Y^(l2) (E, 2l2+1) @ cg (2l2+1, (2l1+1)(2l3+1)) -> A (E, 2l1+1, 2l3+1)
-                    cg = c.permute(1, 0, 2).reshape(2 * l2 + 1, (2 * l1 + 1) * (2 * l3 + 1))
-                    cg_list.append(cg)
-                    cgs.append(c)
-                    self.irreps_mid.append((mul, l3, p3))
-                    path_block.append(b)
-                    path_l2.append(l2)
-                    n_weights += mul
-        self.path_block = path_block
-        self.path_l2 = path_l2
-        self.path_muls = [self.irreps_in[b][0] for b in path_block]
-        self.sh_dims = [2 * l + 1 for l in range(sh_lmax + 1)]
-        # density backend: per input block, the SH columns its paths use and the CG tensors of all
-        # its paths side by side, CC[(m1, m2 - lo), col], with the path (within block) of every column
-        self.block_paths = [sum(1 for bb in path_block if bb == b) for b in range(len(self.irreps_in))]
-        self.block_wofs = [sum(self.path_muls[:path_block.index(b)]) if b in path_block else 0
-                           for b in range(len(self.irreps_in))]
-        self.block_l_range: List[Tuple[int, int]] = []
-        self.block_path_dims: List[List[int]] = []
-        cc_list: List[torch.Tensor] = []
-        colpath_list: List[torch.Tensor] = []
-        for b, (mul, l1, _) in enumerate(self.irreps_in):
-            paths = [k for k, bb in enumerate(path_block) if bb == b]
-            l2s = [path_l2[k] for k in paths] or [0]
-            lo, hi = min(l2s) ** 2, (max(l2s) + 1) ** 2
-            dims = [2 * self.irreps_mid[k][1] + 1 for k in paths]
-            cc = torch.zeros(2 * l1 + 1, hi - lo, sum(dims), dtype=torch.float64)
-            colpath: List[int] = []
-            col = 0
-            for local, k in enumerate(paths):
-                l2, d3 = path_l2[k], dims[local]
-                c = cgs[k]  # (m1, m2, m3)
-                cc[:, l2 * l2 - lo : l2 * l2 - lo + 2 * l2 + 1, col : col + d3] = c
-                colpath.extend([local] * d3)
-                col += d3
-            cc_list.append(cc.reshape((2 * l1 + 1) * (hi - lo), -1))
-            colpath_list.append(torch.tensor(colpath, dtype=torch.long))
-            self.block_l_range.append((min(l2s), max(l2s) + 1))
-            self.block_path_dims.append(dims)
-        # constants as one flat buffer each (TorchScript has no dynamic attribute names)
-        self.cg_shapes = [list(c.shape) for c in cg_list]
-        self.cc_shapes = [list(c.shape) for c in cc_list]
-        self.colpath_sizes = [int(c.numel()) for c in colpath_list]
-        self.register_constant("cg_flat", torch.cat([c.reshape(-1) for c in cg_list] or [torch.zeros(0, dtype=torch.float64)]))
-        self.register_constant("cc_flat", torch.cat([c.reshape(-1) for c in cc_list]))
-        self.register_constant("colpath_flat", torch.cat(colpath_list))
-        self.n_weights = n_weights
+        self.paths = ConvolutionPaths(irreps_in, sh_lmax, sh_parity, irreps_out_allowed)
+        self.irreps_in: List[Irrep] = list(irreps_in)
+        self.irreps_mid: List[Irrep] = self.paths.irreps_mid  # output irrep of every path
         self.num_radial = int(num_radial)
         # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
-        self.radial_weight = nn.Parameter(torch.randn(num_radial, n_weights) * math.sqrt(2.0))
+        self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
         self.norm = float(avg_num_neighbors) ** (-float(neighbor_norm_exponent))
+        self.backend: ConvolutionBackend = make_backend(DEFAULT_BACKEND, self.paths)
 
-    def forward(
-        self,
-        blocks: List[torch.Tensor],
-        sh: torch.Tensor,
-        radial: torch.Tensor,
-        edge_dst: torch.Tensor,
-        edge_src: torch.Tensor,
-        num_receivers: int,
-        neighbors: Optional[NeighborMatrix] = None,
-        chunk_atoms: int = 0,
-    ) -> List[torch.Tensor]:
-        """blocks[b]: (N_send, u, 2l1+1); sh: (E, (lmax+1)^2); radial: (E, K). Returns one
-        (N_recv, u, 2l3+1) per path; receivers are atoms 0..N_recv-1.
+    def set_backend(self, name: str, **options) -> None:
+        """Compute with backend ``name`` (``BACKENDS``) from now on; parameters are untouched."""
+        w = self.radial_weight
+        self.backend = make_backend(name, self.paths, **options).to(device=w.device, dtype=w.dtype)
 
-        With ``neighbors`` (a :class:`NeighborMatrix` of the same edges) the node-density backend
-        runs; without, the edge-wise reference.
-        """
-        weights = self.radial_weight * self.norm
-        if neighbors is not None and sh.shape[0] > 0:
-            cc = _unflatten(self.cc_flat, self.cc_shapes)
-            colpath = _unflatten(self.colpath_flat, [[n] for n in self.colpath_sizes])
-            return density_messages(
-                blocks, neighbors, weights, self.irreps_in, self.block_paths, self.block_wofs,
-                self.block_l_range, self.block_path_dims, cc, colpath, chunk_atoms,
-            )
-        return edgewise_messages(
-            blocks, sh, radial, edge_dst, edge_src, num_receivers, weights, self.irreps_in, self.irreps_mid,
-            self.path_block, self.path_l2, self.path_muls, self.sh_dims, _unflatten(self.cg_flat, self.cg_shapes),
-        )
-
-
-def _unflatten(flat: torch.Tensor, shapes: List[List[int]]) -> List[torch.Tensor]:
-    out: List[torch.Tensor] = []
-    offset = 0
-    for shape in shapes:
-        n = 1
-        for s in shape:
-            n *= s
-        out.append(flat.narrow(0, offset, n).view(shape))
-        offset += n
-    return out
+    def forward(self, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
+        """blocks[b]: (N_send, u, 2l1+1). Returns one (N_recv, u, 2l3+1) per path; receivers are
+        atoms 0..edges.num_receivers-1."""
+        return self.backend(blocks, self.radial_weight * self.norm, edges)

@@ -6,13 +6,13 @@ Nonlin is ``gate`` (SevenNet-style: linear self-connection + gate) or ``s2_mlp``
 spherical-grid mixing layer). A layer whose output is scalars only (the last one) uses SiLU.
 """
 
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import torch
 from torch import nn
 
-from .conv_density import NeighborMatrix
 from .convolution import SplineConvolution
+from .edges import EdgeData
 from .gate import SILU_NORM, Gate
 from .irreps import Irrep
 from .irreps_linear import IrrepsLinear
@@ -82,23 +82,11 @@ class InteractionBlock(nn.Module):
         else:
             self.mixing = None
 
-    def forward(
-        self,
-        blocks: List[torch.Tensor],
-        sh: torch.Tensor,
-        radial: torch.Tensor,
-        edge_dst: torch.Tensor,
-        edge_src: torch.Tensor,
-        neighbors: Optional[NeighborMatrix] = None,
-        chunk_atoms: int = 0,
-        num_receivers: int = -1,
-    ) -> List[torch.Tensor]:
-        """blocks: features of all N atoms (the senders); returns those of atoms 0..num_receivers-1
-        (all N when -1): in a LAMMPS domain the local atoms, with ghost atoms only sending."""
-        if num_receivers < 0:
-            num_receivers = blocks[0].shape[0]
-        msg = self.conv(self.linear_in(blocks), sh, radial, edge_dst, edge_src, num_receivers, neighbors, chunk_atoms)
-        msg = self.linear_out(msg)
+    def forward(self, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
+        """blocks: features of the N sending atoms; returns those of the receiving atoms
+        0..edges.num_receivers-1 (all N of an ASE graph; the local atoms of a LAMMPS domain)."""
+        num_receivers = edges.num_receivers
+        msg = self.linear_out(self.conv(self.linear_in(blocks), edges))
         receivers = blocks
         if num_receivers != blocks[0].shape[0]:
             receivers = [x.narrow(0, 0, num_receivers) for x in blocks]

@@ -1,0 +1,42 @@
+"""What a convolution backend is: one way to compute the messages of :class:`SplineConvolution`.
+
+Every backend computes, for each path p = (b, l2 -> l3) of a :class:`ConvolutionPaths`,
+
+    m_i^(p)[u, m3] = sum_{e: i receives} w_p,u(r_e) sum_{m1 m2} C^(p)_{m1 m2 m3} x_{j(e)}^(b)[u, m1] Y^(l2)_m2(r_e)
+
+with radial weights w_p,u(r) = sum_k b_k(r) W[k, offset_p + u] linear in the spline basis.
+A backend
+
+* is built from the paths and owns the constant tables it derives from them (float64 masters,
+  see :class:`ExactBuffers`), plus its own options;
+* may precompute per-graph tables once in :meth:`prepare` (stored in ``EdgeData.tables`` and
+  shared by all layers, which run the same backend);
+* computes the messages in :meth:`forward`: ``blocks[b]`` (N_send, mul_b, 2l1+1), ``weights`` W
+  (K, num_weights), ``edges`` -> one (N_recv, mul, 2l3+1) tensor per path.
+
+Backends are siblings registered by name in ``convolution.BACKENDS``; ``edgewise`` is the reference.
+"""
+from typing import List
+
+import torch
+
+from .conv_paths import ConvolutionPaths
+from .edges import EdgeData
+from .exact_buffers import ExactBuffers
+
+
+class ConvolutionBackend(ExactBuffers):
+    #: the name the registry and ``FacetModel.set_backend`` know it by
+    name: str = ""
+
+    def __init__(self, paths: ConvolutionPaths):
+        super().__init__()
+        self.irreps_in = [(int(m), int(l), int(p)) for m, l, p in paths.irreps_in]
+        self.irreps_mid = [(int(m), int(l), int(p)) for m, l, p in paths.irreps_mid]
+
+    def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
+        """Per-graph tables, computed once and shared by every layer (none by default)."""
+        return []
+
+    def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
+        raise NotImplementedError
