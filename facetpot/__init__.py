@@ -6,6 +6,8 @@
 
 Names are imported on first use, so ``import facetpot`` (and the LAMMPS entry point) stays cheap.
 """
+import importlib
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -24,8 +26,6 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 def __getattr__(name):
     if name in _EXPORTS:
-        import importlib
-
         value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
         globals()[name] = value
         return value

@@ -31,7 +31,8 @@ def atomic_write(path, write: Callable[[Path], Any], mode: Optional[int] = 0o666
     None keeps what ``write`` left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # the target's suffix kept last, for writers that insist on one (AOTInductor's .pt2)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         write(tmp)
         if tmp.is_dir():

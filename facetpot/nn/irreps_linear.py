@@ -15,7 +15,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from .irreps import Irrep
+from .irreps import Irrep, irreps_str
 
 
 class IrrepsLinear(nn.Module):
@@ -74,6 +74,4 @@ class IrrepsLinear(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        from .irreps import irreps_str
-
         return f"{irreps_str(self.irreps_in)} -> {irreps_str(self.irreps_out)}"
