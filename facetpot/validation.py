@@ -1,28 +1,58 @@
-"""Checks on user structures, with messages that say what is wrong."""
+"""Checks on structures, with messages that say what is wrong: one implementation for user input
+(the ASE calculator, through :func:`check_atoms`) and training data (``Frame.problem``).
+
+Thresholds, one of each kind:
+
+* ``CELL_TOL`` (1e-8 Å): a periodic cell vector shorter than this is zero, and periodic vectors
+  whose smallest singular value is below it are linearly dependent;
+* ``MIN_CELL_VOLUME`` (1e-6 Å^3): a fully periodic cell of smaller volume has zero volume. The
+  larger of the two values the package used before (the data cache's): a periodic cell that thin
+  would need millions of periodic images in the neighbour list, so nothing usable is refused.
+"""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+
+#: Å: shorter periodic cell vectors count as zero; smaller singular values as linear dependence
+CELL_TOL = 1e-8
+#: Å^3: a fully periodic cell of smaller volume counts as zero volume
+MIN_CELL_VOLUME = 1e-6
+
+
+def structure_problem(numbers, positions, cell, pbc) -> Optional[str]:
+    """Why a structure cannot be evaluated meaningfully, or None: one line, its particulars (atoms,
+    cell) after a colon or in brackets at the end, so the kind of problem can be counted."""
+    n = len(numbers)
+    if n == 0:
+        return "the structure has no atoms"
+    positions = np.asarray(positions)
+    if positions.shape != (n, 3):
+        return f"positions have shape {positions.shape}, expected ({n}, 3)"
+    finite = np.all(np.isfinite(positions), axis=1)
+    if not finite.all():
+        return f"non-finite (NaN/inf) positions for atom(s) {np.where(~finite)[0][:10].tolist()}"
+    cell = np.asarray(cell, dtype=np.float64)
+    if not np.all(np.isfinite(cell)):
+        return f"non-finite (NaN/inf) cell: {cell.tolist()}"
+    pbc = np.asarray(pbc, dtype=bool)
+    if not pbc.any():
+        return None
+    lengths = np.linalg.norm(cell, axis=1)
+    for ax in np.where(pbc)[0]:
+        if lengths[ax] < CELL_TOL:
+            return f"periodic along axis {ax} but cell vector {ax} is zero: {cell[ax].tolist()}"
+    if pbc.all() and abs(np.linalg.det(cell)) < MIN_CELL_VOLUME:
+        return f"periodic cell has zero volume: det = {np.linalg.det(cell):.3g} Å^3, cell {cell.tolist()}"
+    periodic_vectors = cell[pbc]
+    if np.linalg.matrix_rank(periodic_vectors, tol=CELL_TOL) < len(periodic_vectors):
+        return f"periodic cell vectors are linearly dependent: {cell.tolist()}"
+    return None
 
 
 def check_atoms(atoms) -> None:
     """Raise ValueError for structures the model cannot evaluate meaningfully."""
-    if len(atoms) == 0:
-        raise ValueError("the structure has no atoms")
-    pos = atoms.get_positions()
-    if not np.all(np.isfinite(pos)):
-        bad = np.where(~np.all(np.isfinite(pos), axis=1))[0]
-        raise ValueError(f"non-finite (NaN/inf) positions for atom(s) {bad[:10].tolist()}")
-    cell = np.asarray(atoms.cell.array)
-    if not np.all(np.isfinite(cell)):
-        raise ValueError(f"non-finite (NaN/inf) cell:\n{cell}")
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    if pbc.any():
-        lengths = np.linalg.norm(cell, axis=1)
-        for ax in np.where(pbc)[0]:
-            if lengths[ax] < 1e-8:
-                raise ValueError(f"periodic along axis {ax} but cell vector {ax} is zero: {cell[ax].tolist()}")
-        if pbc.all() and abs(np.linalg.det(cell)) < 1e-8:
-            raise ValueError(f"periodic cell has zero volume (det = {np.linalg.det(cell):.3g} Å^3):\n{cell}")
-        periodic_vectors = cell[pbc]
-        if np.linalg.matrix_rank(periodic_vectors, tol=1e-8) < len(periodic_vectors):
-            raise ValueError(f"periodic cell vectors are linearly dependent:\n{cell}")
+    problem = structure_problem(atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc)
+    if problem is not None:
+        raise ValueError(problem)

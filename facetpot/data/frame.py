@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from ase.stress import voigt_6_to_full_3x3_stress
+
+from ..validation import structure_problem
 
 
 @dataclass
@@ -23,13 +26,10 @@ class Frame:
 
     def problem(self) -> Optional[str]:
         """Why this frame cannot be used for training, or None."""
+        problem = structure_problem(self.numbers, self.positions, self.cell, self.pbc)
+        if problem is not None:
+            return problem
         n = len(self.numbers)
-        if n == 0:
-            return "no atoms"
-        if self.positions.shape != (n, 3):
-            return f"positions have shape {self.positions.shape}, expected ({n}, 3)"
-        if not np.all(np.isfinite(self.positions)) or not np.all(np.isfinite(self.cell)):
-            return "non-finite positions or cell"
         if self.energy is None or not np.isfinite(self.energy):
             return "missing or non-finite energy"
         if self.forces is not None and (self.forces.shape != (n, 3) or not np.all(np.isfinite(self.forces))):
@@ -38,8 +38,6 @@ class Frame:
             return "non-finite stress or stress of the wrong shape"
         if np.any(self.numbers < 1) or np.any(self.numbers > 118):
             return f"atomic numbers outside 1..118: {sorted(set(self.numbers.tolist()))}"
-        if self.pbc.all() and abs(np.linalg.det(self.cell)) < 1e-6:
-            return "periodic cell of zero volume"
         if not np.isfinite(self.weight) or self.weight < 0:
             return f"invalid weight {self.weight}"
         return None
@@ -50,8 +48,6 @@ def as_stress_matrix(s) -> Optional[np.ndarray]:
         return None
     s = np.asarray(s, dtype=float)
     if s.shape == (6,):
-        from ase.stress import voigt_6_to_full_3x3_stress
-
         return voigt_6_to_full_3x3_stress(s)
     if s.size == 9:
         return s.reshape(3, 3)
