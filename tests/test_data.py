@@ -1,16 +1,23 @@
 """Readers and the on-disk cache: MPtrj JSON streaming, key mapping, rejections named, bounded shards."""
 import json
+import re
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
 from ase.io import write
 
+from facetpot.cli import main as facet
+from facetpot.data import mptrj
 from facetpot.data.batching import BudgetBatchSampler
 from facetpot.data.cache import FrameCache, convert
-from facetpot.data.mptrj import KBAR_TO_EV_A3, iter_mptrj_entries
+from facetpot.data.frame import Frame
+from facetpot.data.mptrj import iter_mptrj_entries
 from facetpot.data.readers import iter_frames
+from facetpot.units import KBAR_TO_EV_PER_A3
+from facetpot.validation import check_atoms
 
 
 def mptrj_entry(mp_id, k, rng):
@@ -35,8 +42,6 @@ def write_mptrj(path, n_traj=5, per_traj=3, seed=0):
 
 
 def test_mptrj_json_streams_with_units_and_sign(tmp_path, monkeypatch):
-    import facetpot.data.mptrj as mptrj
-
     monkeypatch.setattr(mptrj, "BLOCK", 64)  # tiny blocks: every value straddles a block boundary
     data = write_mptrj(tmp_path / "mptrj.json")
     frames = list(iter_frames(tmp_path / "mptrj.json"))
@@ -47,7 +52,7 @@ def test_mptrj_json_streams_with_units_and_sign(tmp_path, monkeypatch):
     assert np.allclose(f.positions, [s["xyz"] for s in entry["structure"]["sites"]])
     assert list(f.numbers) == [3, 8]
     # VASP kBar, compressive positive -> eV/Å^3, tensile positive: 10 kBar = 1 GPa = 0.00624 eV/Å^3
-    assert f.stress[0, 0] == pytest.approx(-10 * KBAR_TO_EV_A3) and f.stress[0, 0] == pytest.approx(-0.0062415, rel=1e-4)
+    assert f.stress[0, 0] == pytest.approx(-10 * KBAR_TO_EV_PER_A3) and f.stress[0, 0] == pytest.approx(-0.0062415, rel=1e-4)
     corrected = list(iter_frames(tmp_path / "mptrj.json", mptrj_energy="corrected"))
     assert corrected[4].energy == entry["corrected_total_energy"]
 
@@ -111,10 +116,6 @@ def test_budget_batches_are_deterministic_and_complete():
 
 
 def test_ase_db_reader_and_convert_cli(tmp_path):
-    from ase.db import connect
-
-    from facetpot.cli import main as facet
-
     with connect(tmp_path / "d.db") as db:
         for k in range(3):
             a = Atoms("Cu2", positions=[[0, 0, 0], [1.4, 1.4, 0.1 * k]], cell=[3, 3, 3], pbc=True)
@@ -128,3 +129,44 @@ def test_ase_db_reader_and_convert_cli(tmp_path):
     assert frames[0].stress[1, 2] == pytest.approx(3e-3) and frames[0].stress[0, 1] == pytest.approx(5e-3)
     assert facet(["convert", str(tmp_path / "d.db"), "-o", str(tmp_path / "cache")]) == 0
     assert len(FrameCache(tmp_path / "cache")) == 3
+
+
+def test_cache_reads_numbers_and_energies_of_single_frames(tmp_path):
+    frames = []
+    for k in range(5):
+        a = Atoms("Cu2" if k % 2 else "CuAl", positions=[[0, 0, 0], [1.3, 1.3, 0.1 * k]], cell=[3, 3, 3], pbc=True)
+        a.calc = SinglePointCalculator(a, energy=-1.5 * k)
+        frames.append(a)
+    write(tmp_path / "d.extxyz", frames)
+    convert(iter_frames(tmp_path / "d.extxyz"), tmp_path / "cache", shard_frames=2, progress=False)
+    cache = FrameCache(tmp_path / "cache")
+    assert cache.species == [13, 29]
+    for i in range(len(cache)):
+        assert list(cache.frame_numbers(i)) == list(cache[i].numbers)
+    assert cache.energies([4, 0, 3]).tolist() == [cache[4].energy, cache[0].energy, cache[3].energy] == [-6.0, 0.0, -4.5]
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (tmp_path / "cache" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="cache format version 99"):
+        FrameCache(tmp_path / "cache")
+
+
+def test_training_frames_and_calculator_input_share_one_structure_check():
+    cases = {
+        "no atoms": Atoms(),
+        "non-finite .*positions for atom\\(s\\) \\[1\\]": Atoms("Cu2", positions=[[0, 0, 0], [np.nan, 0, 0]],
+                                                             cell=[3, 3, 3], pbc=True),
+        "cell vector 2 is zero": Atoms("Cu", cell=[3, 3, 0], pbc=[True, True, True]),
+        "zero volume": Atoms("Cu", cell=[[3, 0, 0], [0, 3, 0], [0, 0, 1e-7]], pbc=True),
+        "linearly dependent": Atoms("Cu", cell=[[3, 0, 0], [6, 0, 0], [0, 0, 0]], pbc=[True, True, False]),
+    }
+    for message, atoms in cases.items():
+        with pytest.raises(ValueError, match=message):
+            check_atoms(atoms)
+        frame = Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc,
+                      energy=0.0)
+        assert re.search(message, frame.problem()), (message, frame.problem())
+        assert "\n" not in frame.problem()  # one line of rejected.tsv
+    ok = Atoms("Cu", cell=[[3, 0, 0], [0, 3, 0], [0, 0, 1e-3]], pbc=True)  # thin but a volume
+    check_atoms(ok)
+    assert Frame(numbers=ok.numbers, positions=ok.positions, cell=ok.cell.array, pbc=ok.pbc, energy=0.0).problem() is None

@@ -1,19 +1,24 @@
 """Frames -> graphs with labels -> batches packed by an atom budget.
 
-``BudgetBatchSampler`` packs shuffled frames greedily into batches of at most ``max_atoms`` atoms
-(and ``max_frames`` frames); its order is a pure function of (seed, epoch), so a resumed run sees
-the same batches, and under DDP every rank takes every world_size-th batch of the same order.
+``pack_batches`` is the one packing rule: items in their given order, a batch closed when the
+next item would take it past ``max_atoms`` atoms or ``max_frames`` items; it is lazy, so
+``facet eval`` streams frames from files through it. ``BudgetBatchSampler`` applies it to shuffled
+cache frames; its order is a pure function of (seed, epoch), so a resumed run sees the same
+batches, and under DDP every rank takes every world_size-th batch of the same order.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
 
 from ..graph import AtomicGraph, batch_graphs, structure_graph
+from .cache import FrameCache
 from .frame import Frame
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -76,8 +81,6 @@ class GraphDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> LabelledGraph:
         if self._cache is None:
-            from .cache import FrameCache
-
             self._cache = FrameCache(self.cache_path)
         return frame_to_graph(self._cache[int(self.indices[k])], self.cutoff)
 
@@ -85,6 +88,24 @@ class GraphDataset(torch.utils.data.Dataset):
         state = dict(self.__dict__)
         state["_cache"] = None  # memory maps are reopened, never pickled
         return state
+
+
+def pack_batches(items: Iterable[T], size: Callable[[T], int], max_atoms: int,
+                 max_frames: Optional[int] = None) -> Iterator[List[T]]:
+    """Lists of consecutive ``items``, each of at most ``max_atoms`` atoms (``size(item)`` each) and
+    ``max_frames`` items; an item larger than ``max_atoms`` gets a batch of its own. Lazy: one
+    batch is held at a time."""
+    cur: List[T] = []
+    atoms = 0
+    for item in items:
+        n = size(item)
+        if cur and (atoms + n > max_atoms or (max_frames is not None and len(cur) >= max_frames)):
+            yield cur
+            cur, atoms = [], 0
+        cur.append(item)
+        atoms += n
+    if cur:
+        yield cur
 
 
 class BudgetBatchSampler(torch.utils.data.Sampler):
@@ -108,16 +129,8 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
         order = np.arange(len(self.num_atoms))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(order)
-        batches, cur, atoms = [], [], 0
-        for k in order:
-            n = int(self.num_atoms[k])
-            if cur and (atoms + n > self.max_atoms or len(cur) >= self.max_frames):
-                batches.append(cur)
-                cur, atoms = [], 0
-            cur.append(int(k))
-            atoms += n
-        if cur:
-            batches.append(cur)
+        sizes = self.num_atoms.tolist()
+        batches = list(pack_batches(order.tolist(), sizes.__getitem__, self.max_atoms, self.max_frames))
         if self.world_size > 1:  # equal count on every rank: repeat from the start to fill
             per = -(-len(batches) // self.world_size)
             batches = (batches * 2)[: per * self.world_size]

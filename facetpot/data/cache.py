@@ -19,22 +19,27 @@ Layout of a cache folder::
         groups.json           the shard's group names (MPtrj trajectory ids)
 
 Conversion holds one shard in memory at a time, so its peak memory does not depend on the size
-of the input; each shard is written to a temporary folder and renamed into place, and the
-manifest is written last, so an interrupted conversion never looks complete.
+of the input; each shard folder and then the manifest are written atomically
+(``facetpot.atomic_write``), the manifest last, so an interrupted conversion never looks complete.
+The manifest's ``sources`` (:func:`source_fingerprints`) tell whether a cache still matches its
+input files (:func:`cache_matches`).
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
+from ase.data import chemical_symbols
 
+from ..atomic_write import atomic_write, atomic_write_text
+from ..file_format import check_header, make_header
 from .frame import Frame
+from .readers import expand_paths
 
 FORMAT = "facetpot-cache"
 FORMAT_VERSION = 1
@@ -51,10 +56,6 @@ class _ShardWriter:
         self.frames.append(frame)
 
     def write(self, folder: Path, config_types: Dict[str, int]) -> int:
-        tmp = folder.with_name(folder.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
         fr = self.frames
         n_atoms = np.array([len(f.numbers) for f in fr], dtype=np.int64)
         groups: Dict[str, int] = {}
@@ -74,15 +75,34 @@ class _ShardWriter:
                                     dtype=np.int32),
             "group": np.array([groups.setdefault(f.group or f.name, len(groups)) for f in fr], dtype=np.int32),
         }
-        for name, arr in arrays.items():
-            np.save(tmp / f"{name}.npy", arr)
-        (tmp / "groups.json").write_text(json.dumps(list(groups)))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+
+        def write_folder(tmp: Path) -> None:
+            tmp.mkdir()
+            for name, arr in arrays.items():
+                np.save(tmp / f"{name}.npy", arr)
+            (tmp / "groups.json").write_text(json.dumps(list(groups)))
+
+        atomic_write(folder, write_folder)
         count = len(fr)
         self.frames = []
         return count
+
+
+def source_fingerprints(paths) -> List[str]:
+    """One "path|size|mtime" line per input file (globs expanded): a cache built from these files
+    is reused while they are unchanged."""
+    return [f"{p.resolve()}|{p.stat().st_size}|{int(p.stat().st_mtime)}" for p in expand_paths(paths)]
+
+
+def cache_matches(cache_dir, sources: Sequence[str]) -> bool:
+    """Whether ``cache_dir`` holds a complete cache converted from files with these fingerprints."""
+    manifest = Path(cache_dir) / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text()).get("sources") == list(sources)
+
+
+def _reason_key(reason: str) -> str:
+    """The kind of a rejection, for the manifest's counts: the reason without its particulars."""
+    return re.split(r":|\s\[", reason)[0]
 
 
 def convert(
@@ -118,12 +138,10 @@ def convert(
             if reason is None and allowed is not None:
                 extra = sorted(set(frame.numbers.tolist()) - allowed)
                 if extra:
-                    from ase.data import chemical_symbols
-
                     reason = "element(s) outside the species list: " + " ".join(chemical_symbols[z] for z in extra)
             if reason is not None:
                 rej.write(f"{frame.name}\t{reason}\n")
-                key = reason.split(":")[0]
+                key = _reason_key(reason)
                 rejected_reasons[key] = rejected_reasons.get(key, 0) + 1
                 continue
             writer.add(frame)
@@ -143,8 +161,7 @@ def convert(
         name = f"shard_{len(shards):05d}"
         shards.append({"name": name, "frames": writer.write(out / name, config_types)})
     manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        **make_header(FORMAT, FORMAT_VERSION),
         "frames_in": n_in,
         "frames": n_out,
         "atoms": n_atoms,
@@ -157,9 +174,7 @@ def convert(
         "sources": sources or [],
         "seconds": time.time() - t0,
     }
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, manifest_path)
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     if progress:
         print(f"converted {n_in:,} frames -> {n_out:,} kept ({n_atoms:,} atoms, {len(shards)} shards), "
               f"{n_in - n_out:,} rejected (see {out / 'rejected.tsv'}) in {manifest['seconds']:.1f} s",
@@ -177,9 +192,8 @@ class FrameCache:
             raise FileNotFoundError(f"{self.path} is not a complete facetpot cache (no manifest.json); "
                                     "convert the data again")
         self.manifest = json.loads(mpath.read_text())
-        if self.manifest.get("format") != FORMAT or self.manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{self.path}: cache format {self.manifest.get('format')} "
-                             f"v{self.manifest.get('format_version')}, expected {FORMAT} v{FORMAT_VERSION}")
+        check_header(self.manifest, FORMAT, FORMAT_VERSION, self.path, "facetpot cache",
+                     "convert the data again (delete the folder, or facet convert)")
         self.shards = []
         starts = [0]
         for sh in self.manifest["shards"]:
@@ -197,6 +211,24 @@ class FrameCache:
     def _locate(self, idx: int):
         s = int(np.searchsorted(self.starts, idx, side="right") - 1)
         return self.shards[s], idx - int(self.starts[s])
+
+    @property
+    def species(self) -> List[int]:
+        """The elements (atomic numbers, sorted) of the cached frames."""
+        return sorted(int(z) for z in self.manifest["species"])
+
+    def frame_numbers(self, idx: int) -> np.ndarray:
+        """(n,) atomic numbers of frame ``idx``, without reading the rest of the frame."""
+        sh, i = self._locate(int(idx))
+        return np.asarray(sh["numbers"][int(sh["atom_ptr"][i]) : int(sh["atom_ptr"][i + 1])])
+
+    def energies(self, indices: Sequence[int]) -> np.ndarray:
+        """(len(indices),) total energies (eV) of those frames."""
+        out = np.empty(len(indices), dtype=np.float64)
+        for r, idx in enumerate(indices):
+            sh, i = self._locate(int(idx))
+            out[r] = sh["energy"][i]
+        return out
 
     def num_atoms(self) -> np.ndarray:
         """(F,) atoms per frame, for batching."""

@@ -7,7 +7,8 @@ The file is read in 1 MB blocks; ``json.JSONDecoder.raw_decode`` parses one traj
 ``mp_id`` value) at a time, so memory is bounded by the largest trajectory, not the file.
 Energies: ``uncorrected_total_energy`` by default (the convention of SevenNet-0 / MACE-MP-0),
 ``corrected_total_energy`` on request. Stress: MPtrj stores VASP's stress in kBar with the
-compressive-positive sign; it is converted to eV/Å^3 with ASE's sign: sigma_ASE = -0.1 GPa/kBar * s / 160.2.
+compressive-positive sign; it is converted to eV/Å^3 with ASE's sign: sigma_ASE = -KBAR_TO_EV_PER_A3 * s
+(``facetpot.units``: 1 kBar = 0.1 GPa = 0.1/160.2 eV/Å^3).
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 import numpy as np
-from ase import units
+from ase.data import atomic_numbers
 
+from ..units import KBAR_TO_EV_PER_A3
 from .frame import Frame
 
-KBAR_TO_EV_A3 = 0.1 * units.GPa  # 1 kBar = 0.1 GPa
 BLOCK = 1 << 20
 
 
@@ -111,8 +112,6 @@ def iter_mptrj_entries(path) -> Iterator[Tuple[str, str, dict]]:
 def entry_to_frame(mp_id: str, frame_id: str, entry: dict, energy: str = "uncorrected", name: str = "") -> Frame:
     st = entry["structure"]
     lattice = np.asarray(st["lattice"]["matrix"], dtype=np.float64)
-    from ase.data import atomic_numbers
-
     numbers, positions = [], []
     for site in st["sites"]:
         species = site["species"]
@@ -137,7 +136,7 @@ def entry_to_frame(mp_id: str, frame_id: str, entry: dict, energy: str = "uncorr
         pbc=np.ones(3, dtype=bool),
         energy=float(e) if e is not None else float("nan"),
         forces=None if forces is None else np.asarray(forces, dtype=np.float64),
-        stress=None if stress is None else -KBAR_TO_EV_A3 * np.asarray(stress, dtype=np.float64).reshape(3, 3),
+        stress=None if stress is None else -KBAR_TO_EV_PER_A3 * np.asarray(stress, dtype=np.float64).reshape(3, 3),
         config_type="mptrj",
         group=str(entry.get("mp_id", mp_id)),
         name=name or f"{mp_id}/{frame_id}",

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
+from ase.db import connect
+from ase.io import iread
 
 from .frame import Frame, as_stress_matrix
+from .mptrj import read_mptrj_json
 
 STANDARD = {"energy": "energy", "forces": "forces", "stress": "stress"}
 
@@ -54,15 +57,11 @@ def atoms_to_frame(atoms, keys: Optional[Dict[str, str]] = None, name: str = "",
 
 
 def read_extxyz(path, keys: Optional[Dict[str, str]] = None) -> Iterator[Frame]:
-    from ase.io import iread
-
     for k, atoms in enumerate(iread(str(path), index=":")):
         yield atoms_to_frame(atoms, keys, name=f"{path}:{k}")
 
 
 def read_ase_db(path, keys: Optional[Dict[str, str]] = None) -> Iterator[Frame]:
-    from ase.db import connect
-
     with connect(str(path)) as db:
         for row in db.select():
             atoms = row.toatoms(add_additional_information=True)
@@ -89,8 +88,6 @@ def expand_paths(paths: Union[str, Path, Sequence[Union[str, Path]]]) -> List[Pa
 
 def iter_frames(paths, keys: Optional[Dict[str, str]] = None, mptrj_energy: str = "uncorrected") -> Iterator[Frame]:
     """Frames of every file in ``paths`` (files, globs), reader chosen by suffix."""
-    from .mptrj import read_mptrj_json
-
     for path in expand_paths(paths):
         suffix = path.suffix.lower()
         if suffix == ".json":

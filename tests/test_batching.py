@@ -1,0 +1,51 @@
+"""Atom-budget packing: one rule (pack_batches) for the training sampler and for facet eval's stream."""
+import itertools
+
+import numpy as np
+
+from facetpot.data.batching import BudgetBatchSampler, pack_batches
+
+
+def reference_batches(sizes, max_atoms, max_frames, seed, epoch, shuffle=True, rank=0, world_size=1):
+    """The sampler's batches as written before pack_batches existed (resumed runs depend on them)."""
+    order = np.arange(len(sizes))
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(order)
+    batches, cur, atoms = [], [], 0
+    for k in order:
+        n = int(sizes[k])
+        if cur and (atoms + n > max_atoms or len(cur) >= max_frames):
+            batches.append(cur)
+            cur, atoms = [], 0
+        cur.append(int(k))
+        atoms += n
+    if cur:
+        batches.append(cur)
+    if world_size > 1:
+        per = -(-len(batches) // world_size)
+        batches = (batches * 2)[: per * world_size]
+        batches = batches[rank::world_size]
+    return batches
+
+
+def test_sampler_batches_are_unchanged():
+    sizes = np.random.default_rng(1).integers(1, 40, size=300)
+    for max_atoms, max_frames in ((64, 1 << 30), (64, 3), (40, 1), (500, 7)):
+        for epoch in (0, 3):
+            s = BudgetBatchSampler(sizes, max_atoms, max_frames, seed=5)
+            assert s.all_batches(epoch) == reference_batches(sizes, max_atoms, max_frames, 5, epoch)
+            for rank in range(3):
+                s = BudgetBatchSampler(sizes, max_atoms, max_frames, seed=5, rank=rank, world_size=3)
+                assert s.all_batches(epoch) == reference_batches(sizes, max_atoms, max_frames, 5, epoch,
+                                                                 rank=rank, world_size=3)
+    s = BudgetBatchSampler(sizes, 64, 4, shuffle=False)
+    assert s.all_batches() == reference_batches(sizes, 64, 4, 0, 0, shuffle=False)
+
+
+def test_pack_batches_is_lazy_and_keeps_order():
+    sizes = itertools.cycle([3, 5, 2, 7])  # endless: only what is asked for is read
+    first = list(itertools.islice(pack_batches(sizes, lambda n: n, max_atoms=10), 3))
+    assert first == [[3, 5, 2], [7, 3], [5, 2]]
+    assert list(pack_batches([12, 1, 1], lambda n: n, max_atoms=10)) == [[12], [1, 1]]  # too big: alone
+    assert list(pack_batches(range(5), lambda n: 1, max_atoms=100, max_frames=2)) == [[0, 1], [2, 3], [4]]
+    assert list(pack_batches([], lambda n: n, max_atoms=10)) == []
