@@ -16,6 +16,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
+from ase.io import write
+from ase.optimize import FIRE
+
+from . import __version__
+from .calculator import FacetCalculator
+from .evaluate import evaluate_model
+from .export.torchscript import export_torchscript
+from .lammps.build import BuildError, build_plugin
+from .lammps.runner import LammpsError, lammps_cell, read_dump, run_lammps, write_data
+from .model import build_model
+from .model_file import load_model
+from .training.config import validate
+from .training.trainer import Trainer
+from .units import EV_PER_A3_TO_GPA
 
 
 def _timed(calc, times):
@@ -31,9 +49,6 @@ def _timed(calc, times):
 
 
 def relax(atoms, calc, label: str, fmax=0.05, steps=100) -> None:
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
     times = []
     atoms.calc = _timed(calc, times)
     e0 = atoms.get_potential_energy()
@@ -51,11 +66,6 @@ def relax(atoms, calc, label: str, fmax=0.05, steps=100) -> None:
 
 
 def emt_dataset(path: Path, n: int, seed: int) -> None:
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
-
     rng = np.random.default_rng(seed)
     frames = []
     for k in range(n):
@@ -73,25 +83,18 @@ def emt_dataset(path: Path, n: int, seed: int) -> None:
 def main() -> None:
     warnings.filterwarnings("ignore", message="logm result may be inaccurate")  # FrechetCellFilter
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    import facetpot
-    from ase.build import bulk
-
     torch.manual_seed(0)
-    model = facetpot.build_model()
-    print(f"facetpot {facetpot.__version__}\n")
+    model = build_model()
+    print(f"facetpot {__version__}\n")
     print(f"== 1. Facet-S ({model.num_parameters():,} parameters, cutoff {model.cutoff} Å, "
           f"{model.num_layers} layers) with the ASE calculator")
     print("NOTE: this model is UNTRAINED (random weights): its energies are meaningless until a")
     print("      pretrained model ships; this part shows the calculator, the relaxation and the speed.")
     si = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
     si.rattle(0.05, seed=1)
-    relax(si, facetpot.FacetCalculator(model, dtype="float32"), "Si (untrained Facet-S, float32)")
+    relax(si, FacetCalculator(model, dtype="float32"), "Si (untrained Facet-S, float32)")
 
     print("\n== 2. A short training run: `facet train` on Cu/Al data made with ASE's EMT")
-    from facetpot.evaluate import evaluate_model
-    from facetpot.training.config import validate
-    from facetpot.training.trainer import Trainer
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         emt_dataset(tmp / "train.extxyz", 80, seed=0)
@@ -110,29 +113,20 @@ def main() -> None:
         report = evaluate_model(tmp / "run" / "best.pt", tmp / "test.extxyz", out_dir=tmp / "eval", plots=False)["all"]
         print(f"held-out EMT structures: energy MAE {report['energy_mae_meV_per_atom']:.2f} meV/atom, "
               f"force MAE {report['forces_mae_eV_per_A']:.4f} eV/Å, stress MAE {report['stress_mae_GPa']:.3f} GPa")
-        trained = facetpot.load_model(tmp / "run" / "best.pt")
+        trained = load_model(tmp / "run" / "best.pt")
         cu = bulk("Cu", "fcc", a=3.70, cubic=True) * (2, 2, 2)
         cu.rattle(0.05, seed=2)
-        relax(cu, facetpot.FacetCalculator(trained), "Cu, strained and rattled (trained model)")
-        from ase.calculators.emt import EMT
-
+        relax(cu, FacetCalculator(trained), "Cu, strained and rattled (trained model)")
         ref = cu.copy()
         ref.calc = EMT()
         print(f"  EMT at the relaxed geometry: max |F| = {np.abs(ref.get_forces()).max():.4f} eV/Å, "
-              f"pressure {-ref.get_stress()[:3].mean() * 160.2:.2f} GPa (the trained model's target)")
+              f"pressure {-ref.get_stress()[:3].mean() * EV_PER_A3_TO_GPA:.2f} GPa (the trained model's target)")
         lammps_step(trained, tmp)
 
 
 def lammps_step(model, tmp: Path) -> None:
     """Export the trained model and run it in LAMMPS on 1 and 2 MPI ranks beside the ASE numbers."""
     print("\n== 3. The same model in LAMMPS: facet export + pair_style facet (1 and 2 MPI ranks)")
-    from ase.build import bulk
-
-    from .calculator import FacetCalculator
-    from .export.torchscript import export_torchscript
-    from .lammps.build import BuildError, build_plugin
-    from .lammps.runner import LammpsError, lammps_cell, read_dump, run_lammps, write_data
-
     try:
         build_plugin()
     except BuildError as exc:
@@ -161,7 +155,6 @@ def lammps_step(model, tmp: Path) -> None:
         d = read_dump(tmp / "dump.out")
         df = np.abs(np.stack([d["fx"], d["fy"], d["fz"]], 1) - f_ase).max()
         print(f"  LAMMPS, {ranks} rank(s): energy {e:.10f} eV (diff {e - e_ase:+.1e}), max force diff {df:.1e} eV/Å")
-
 
 
 if __name__ == "__main__":

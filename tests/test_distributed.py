@@ -8,18 +8,17 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import small_model
+from facetpot.data.batching import collate, frame_to_graph
+from facetpot.data.readers import atoms_to_frame
+from facetpot.training.distributed import loss_backward
+from test_training import emt_frames
 
 
 def _batch(frames):
-    from facetpot.data.batching import collate, frame_to_graph
-    from facetpot.data.readers import atoms_to_frame
-
     return collate([frame_to_graph(atoms_to_frame(a), 4.0) for a in frames])
 
 
 def _frames():
-    from test_training import emt_frames
-
     return emt_frames(n=6, seed=4)
 
 
@@ -30,8 +29,6 @@ def _worker(rank, world, port, result):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        from facetpot.training.trainer import loss_backward
-
         model = small_model(species=[13, 29])
         frames = _frames()
         mine = frames[:2] if rank == 0 else frames[2:]  # unequal halves: 2 and 4 frames
@@ -42,8 +39,6 @@ def _worker(rank, world, port, result):
 
 
 def test_two_gloo_ranks_equal_one_process():
-    from facetpot.training.trainer import loss_backward
-
     model = small_model(species=[13, 29])
     single = loss_backward(model, _batch(_frames()), LOSS)
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}

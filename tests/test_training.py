@@ -1,8 +1,10 @@
 """Training from the command line on small EMT data made here: conversion, loss, resume, eval, fine-tuning."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import yaml
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import write
+from ase.io import read, write
 
 import facetpot
 from facetpot.cli import main as facet
@@ -76,22 +78,32 @@ def test_train_writes_models_logs_and_learns(data):
 
 
 def test_resume_after_sigkill_gives_the_same_weights(data):
-    cfg = write_config(data, training={"epochs": 3, "checkpoint_every": 2})
+    # small batches, many steps: the run goes on for a while after its first checkpoint (step 2)
+    cfg = write_config(data, training={"epochs": 8, "max_atoms_per_batch": 16, "checkpoint_every": 2})
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "facetpot.cli", "train", str(cfg)]
     full = subprocess.run(cmd + ["--output", str(data / "full")], env=env, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr
-    steps = int((data / "full" / "metrics.csv").read_text().splitlines()[-1].split(",")[0])
-    kill_at = steps // 2 + 1  # mid-epoch, one step after a checkpoint
-    killed = subprocess.run(cmd + ["--output", str(data / "cut")], capture_output=True, text=True,
-                            env=dict(env, FACETPOT_TEST_KILL_AT_STEP=str(kill_at)))
-    assert killed.returncode == -9, killed.stderr  # died by SIGKILL
-    assert not (data / "cut" / "last.pt").exists()
-    resumed = subprocess.run(cmd + ["--output", str(data / "cut"), "--resume"], env=env, capture_output=True, text=True)
+    steps = torch.load(data / "full" / "checkpoint.pt", weights_only=True)["step"]
+
+    cut = data / "cut"
+    with open(data / "cut.log", "w") as log:  # a file, not a pipe: nothing blocks on unread output
+        proc = subprocess.Popen(cmd + ["--output", str(cut)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while not (cut / "checkpoint.pt").exists():  # written atomically: complete once it exists
+            assert proc.poll() is None, "training ended before its first checkpoint:\n" + (data / "cut.log").read_text()
+            assert time.monotonic() < deadline, "no checkpoint after 10 minutes"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)  # like a pre-empted job
+        assert proc.wait() == -signal.SIGKILL, "the run finished before it was killed"
+    assert not (cut / "last.pt").exists()
+    assert 0 < torch.load(cut / "checkpoint.pt", weights_only=True)["step"] < steps
+
+    resumed = subprocess.run(cmd + ["--output", str(cut), "--resume"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr
     a = torch.load(data / "full" / "checkpoint.pt", weights_only=True)
-    b = torch.load(data / "cut" / "checkpoint.pt", weights_only=True)
+    b = torch.load(cut / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == steps
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
@@ -110,8 +122,6 @@ def test_eval_reports_errors_per_config_type_and_plots(data):
     assert report["all"]["forces_mae_eV_per_A"] > 0
     assert (out / "parity.png").is_file()
     # the report's MAE equals a direct computation with the calculator
-    from ase.io import read
-
     model = facetpot.load_model(data / "run" / "best.pt")
     calc = facetpot.FacetCalculator(model)
     errs = []

@@ -1,1 +1,15 @@
-"""Training beside the model: config -> data cache -> statistics -> trainer loop -> checkpoints, logs."""
+"""Training beside the model (``facet train``), one concern per module:
+
+* ``config``      YAML -> validated config with defaults
+* ``data_prep``   input files -> on-disk caches (``facetpot.data``) -> train/valid split
+* ``statistics``  E0 per element, average neighbour count, scale, fitted from the data
+* ``model_setup`` the model trained: new, fine-tuned (elements added, layers frozen) or from a checkpoint
+* ``loss``        predictions, loss terms, error metrics
+* ``distributed`` torchrun: rank, world, process group, the summed data-parallel loss
+* ``ema``, ``schedule`` parameter EMA, learning-rate schedules
+* ``checkpoint``  checkpoints (resume), ``run_dir`` the output folder and its logs
+* ``trainer``     the loop: steps, validation, model files
+
+Not to be confused with the repository's top-level ``training/`` folder, which holds recipes: ready
+configs (``training/*.yaml``) and their README.
+"""

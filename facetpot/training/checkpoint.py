@@ -1,4 +1,9 @@
-"""Training checkpoints: everything needed to continue a run exactly, written atomically."""
+"""Training checkpoints: everything needed to continue a run exactly, written atomically.
+
+A checkpoint is a ``torch.save`` archive of plain tensors and types with the facetpot header
+(``facetpot.file_format``): model config and weights, optimizer, schedule, EMA, data position,
+statistics, and the torch and Python RNG states, which :func:`load_checkpoint` restores.
+"""
 from __future__ import annotations
 
 import random
@@ -6,6 +11,7 @@ from typing import Any, Dict
 
 import torch
 
+from ..file_format import check_header, make_header
 from ..torch_files import atomic_torch_save, read_torch_file
 
 FORMAT = "facetpot-checkpoint"
@@ -13,17 +19,17 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path, state: Dict[str, Any]) -> None:
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state,
+    payload = {**make_header(FORMAT, FORMAT_VERSION), **state,
                "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
                        "python_version": random.getstate()[0], "python_gauss": random.getstate()[2]}}
     atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path) -> Dict[str, Any]:
+    """The checked payload of a checkpoint; restores the RNG states it holds."""
     payload = read_torch_file(path, "checkpoint")
-    if payload.get("format") != FORMAT or payload.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {payload.get('format')} v{payload.get('format_version')}, "
-                         f"expected {FORMAT} v{FORMAT_VERSION}")
+    check_header(payload, FORMAT, FORMAT_VERSION, path, "facetpot checkpoint",
+                 "resume it with the facetpot version that wrote it, or start a new run (--overwrite)")
     rng = payload["rng"]
     torch.set_rng_state(rng["torch"])
     random.setstate((rng["python_version"], tuple(rng["python"]), rng["python_gauss"]))

@@ -1,13 +1,15 @@
 """Training configuration: YAML -> validated dict with defaults; every mistake named with its path.
 
-See ``training/*.yaml`` for worked examples. Sections: ``model`` (options of ``build_model``),
-``data``, ``training``, ``loss``, ``finetune``.
+Worked examples: the repository's ``training/`` folder (``training/*.yaml``, ``training/README.md``).
+Sections: ``model`` (options of ``build_model``), ``data``, ``training``, ``loss``, ``finetune``.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 from typing import Any, Dict
+
+import yaml
 
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     "model": {},  # build_model options; species default: the elements of the training data
@@ -119,8 +121,6 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def load_config(path) -> Dict[str, Any]:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")

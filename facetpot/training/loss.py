@@ -1,4 +1,5 @@
-"""Losses on energy per atom, force components and stress components, and the matching metrics.
+"""Predictions for labelled batches, losses on energy per atom, force components and stress
+components, and the matching metrics.
 
 Every term is a sum over the batch divided by a *global* count (frames, force components, stressed
 frames) that the caller may all-reduce across ranks: then the sum of the ranks' gradients equals
@@ -9,6 +10,16 @@ from __future__ import annotations
 from typing import Dict, List
 
 import torch
+
+from ..properties import compute_properties
+
+
+def predict(model, batch, create_graph: bool) -> Dict[str, torch.Tensor]:
+    """Energies, and forces / stress where the batch has labels for them."""
+    has_f = bool((~torch.isnan(batch.forces)).any())
+    has_s = bool((~torch.isnan(batch.stress)).any())
+    with torch.enable_grad():
+        return compute_properties(model, batch.graph, forces=has_f, stress=has_s, create_graph=create_graph)
 
 
 def elementwise(diff: torch.Tensor, kind: str, delta: float) -> torch.Tensor:

@@ -1,0 +1,88 @@
+"""The model a run trains: new (config ``model`` + statistics of the data), fine-tuned (``finetune.from``,
+with new elements added), or restored from a checkpoint; then frozen parameters marked.
+
+The statistics (E0, average neighbour count, scale) depend on the cutoff, which is known only once
+the model is chosen, so they are asked for through ``stats_fn(cutoff)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..model import DEFAULT_CONFIG, FacetModel, build_model
+from ..model_file import resolve_model
+from .distributed import log
+
+StatsFn = Callable[[float], Dict[str, Any]]
+
+
+def build_or_load_model(cfg: Dict[str, Any], species: List[int], stats_fn: StatsFn) -> Tuple[FacetModel, Dict[str, Any]]:
+    """(model, statistics) for a run that does not resume: fine-tuned or new."""
+    ft = cfg["finetune"]
+    if ft["from"]:
+        base = resolve_model(ft["from"], device="cpu", dtype="float64")
+        missing = sorted(set(species) - set(base.species))
+        if missing:
+            model = extend_species(base, missing)
+            log(f"fine-tuning {ft['from']}: added element(s) {missing} the base model lacks")
+        else:
+            model = base
+        stats = stats_fn(model.cutoff)
+        if ft["refit_atomic_energies"] or missing:
+            model.set_atomic_energies(stats["atomic_energies"])
+        return model, stats
+    model_cfg = dict(cfg["model"])
+    model_cfg.setdefault("species", species)
+    stats = stats_fn(float(model_cfg.get("cutoff", DEFAULT_CONFIG["cutoff"])))
+    model_cfg.setdefault("avg_num_neighbors", stats["avg_num_neighbors"])
+    model = build_model(**model_cfg)
+    if "atomic_energies" not in cfg["model"]:
+        model.set_atomic_energies({z: stats["atomic_energies"].get(z, 0.0) for z in model.species})
+    if "scale" not in cfg["model"] and stats["scale"] > 0:
+        model.set_scale({z: stats["scale"] for z in model.species})
+    return model, stats
+
+
+def extend_species(base: FacetModel, extra: List[int]) -> FacetModel:
+    """A copy of ``base`` covering ``extra`` elements too: new embedding rows, all else copied."""
+    cfg = dict(base.config)
+    cfg["species"] = sorted(set(base.species) | set(extra))
+    for key in ("atomic_energies", "scale"):
+        if isinstance(cfg[key], dict):
+            fill = 0.0 if key == "atomic_energies" else float(np.mean(list(cfg[key].values())))
+            cfg[key] = {**{z: fill for z in extra}, **cfg[key]}
+    model = FacetModel(**cfg).double()
+    state = base.state_dict()
+    new_state = model.state_dict()
+    for k, v in state.items():
+        if k == "embedding.weight":
+            for row, z in enumerate(base.species):
+                new_state[k][model.species.index(z)] = v[row]
+        else:
+            new_state[k] = v
+    model.load_state_dict(new_state)
+    return model
+
+
+def model_from_checkpoint(ckpt: Dict[str, Any]) -> FacetModel:
+    """The model of a checkpoint, in the dtype of its weights (no rounding on load)."""
+    dtype = next(iter(ckpt["model"].values())).dtype
+    model = FacetModel(**ckpt["model_config"]).to(dtype=dtype)
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def check_species(model: FacetModel, species: Sequence[int]) -> None:
+    unknown = sorted(set(species) - set(model.species))
+    if unknown:
+        raise ValueError(f"training data has element(s) Z={unknown} that the model does not cover; "
+                         "add them to model.species (or fine-tune, which adds them)")
+
+
+def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:
+    """No gradient for parameters whose names start with one of ``prefixes`` (``finetune.freeze``)."""
+    for name, p in model.named_parameters():
+        if any(name.startswith(prefix) for prefix in prefixes):
+            p.requires_grad_(False)
