@@ -242,19 +242,19 @@ double PairFacet::init_one(int, int)
   return cutoff;
 }
 
-torch::Tensor PairFacet::exchange(const torch::Tensor &rows, int nall, bool reverse)
+// Forward: the local rows in, every ghost row written by its owner, all rows out. Reverse: all
+// rows in, the ghost rows added into their owners, the local rows out. The rows travel through
+// a private double buffer either way: the pack/unpack methods work on doubles, and the reverse
+// communication adds into it.
+torch::Tensor PairFacet::exchange(const torch::Tensor &rows, bool reverse)
 {
   const double start = platform::walltime();
   const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int rows_in = reverse ? nall : nlocal;
   const int64_t width = rows.size(1);
-  torch::Tensor buffer;
-  if (reverse) {    // a private double copy: reverse communication adds into its rows
-    buffer = torch::empty({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
-    buffer.copy_(rows.detach());
-  } else {    // local rows from the layer; every ghost row is written by the communication
-    buffer = torch::empty({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
-    if (nlocal > 0) buffer.narrow(0, 0, nlocal).copy_(rows.detach());
-  }
+  torch::Tensor buffer = torch::empty({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
+  if (rows_in > 0) buffer.narrow(0, 0, rows_in).copy_(rows.detach());
   comm_data = buffer.data_ptr<double>();
   comm_width = (int) width;
   if (reverse)
@@ -262,8 +262,7 @@ torch::Tensor PairFacet::exchange(const torch::Tensor &rows, int nall, bool reve
   else
     comm->forward_comm(this);
   comm_data = nullptr;
-  if (reverse) buffer = buffer.narrow(0, 0, nlocal);
-  buffer = buffer.to(device, dtype);
+  buffer = buffer.narrow(0, 0, reverse ? nlocal : nall).to(device, dtype);
   time_comm += platform::walltime() - start;
   return buffer;
 }
@@ -298,16 +297,30 @@ void PairFacet::compute(int eflag, int vflag)
 {
   const double start = platform::walltime();
   ev_init(eflag, vflag);
-  double **x = atom->x;
-  double **f = atom->f;
-  const int *type = atom->type;
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  const double cut2 = cutoff * cutoff;
+  calls++;
+  build_edges();
+  if (atom->nlocal == 0) {
+    exchange_only();    // no model, but every communication the other ranks make
+  } else {
+    torch::Tensor species, edge_vec, energies, grad;
+    model_inputs(species, edge_vec);
+    const double model_start = platform::walltime();
+    const double comm_before = time_comm;
+    run_model(species, edge_vec, energies, grad);
+    time_model += platform::walltime() - model_start - (time_comm - comm_before);
+    accumulate(energies, grad);
+  }
+  time_total += platform::walltime() - start;
+}
 
-  // edges i <- j of local receivers i, r_ij = x_j - x_i (j local or ghost)
-  std::vector<int64_t> recv, send;
-  std::vector<double> vec;
+// edges i <- j of the local receivers i from the full neighbour list, r_ij = x_j - x_i (j local or ghost)
+void PairFacet::build_edges()
+{
+  double **x = atom->x;
+  const double cut2 = cutoff * cutoff;
+  edge_recv.clear();
+  edge_send.clear();
+  edge_r.clear();
   for (int ii = 0; ii < list->inum; ii++) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
@@ -315,85 +328,105 @@ void PairFacet::compute(int eflag, int vflag)
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz >= cut2) continue;
-      recv.push_back(i);
-      send.push_back(j);
-      vec.insert(vec.end(), {dx, dy, dz});
+      edge_recv.push_back(i);
+      edge_send.push_back(j);
+      edge_r.insert(edge_r.end(), {dx, dy, dz});
     }
   }
-  const int64_t num_edges = (int64_t) recv.size();
+}
 
-  calls++;
-  if (nlocal == 0) {    // an empty subdomain still takes part in every communication
-    for (int t = 0; t + 1 < num_layers; t++) exchange(torch::zeros({0, feature_dims[t + 1]}), nall, false);
-    for (int t = num_layers - 1; t > 0; t--) exchange(torch::zeros({nall, feature_dims[t]}), nall, true);
-    time_total += platform::walltime() - start;
-    return;
-  }
-
-  torch::autograd::AutoGradMode grad_mode(true);
+// the model's inputs on its device: edge_index (a member, every layer takes it), the species of
+// all atoms, and r_ij as the leaf the pair gradients are taken for
+void PairFacet::model_inputs(torch::Tensor &species, torch::Tensor &edge_vec)
+{
+  const int nall = atom->nlocal + atom->nghost;
+  const int64_t num_edges = (int64_t) edge_recv.size();
   const auto long_opts = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor edge_index = torch::empty({2, num_edges}, long_opts);
+  edge_index = torch::empty({2, num_edges}, long_opts);
   if (num_edges > 0) {
-    std::memcpy(edge_index[0].data_ptr<int64_t>(), recv.data(), sizeof(int64_t) * num_edges);
-    std::memcpy(edge_index[1].data_ptr<int64_t>(), send.data(), sizeof(int64_t) * num_edges);
+    std::memcpy(edge_index[0].data_ptr<int64_t>(), edge_recv.data(), sizeof(int64_t) * num_edges);
+    std::memcpy(edge_index[1].data_ptr<int64_t>(), edge_send.data(), sizeof(int64_t) * num_edges);
   }
   edge_index = edge_index.to(device);
-  torch::Tensor species = torch::empty({nall}, long_opts);
+  species = torch::empty({nall}, long_opts);
   int64_t *sp = species.data_ptr<int64_t>();
-  for (int k = 0; k < nall; k++) sp[k] = type_species[type[k]];
+  for (int k = 0; k < nall; k++) sp[k] = type_species[atom->type[k]];
   species = species.to(device);
-  torch::Tensor edge_vec = torch::from_blob(vec.data(), {num_edges, 3}, torch::TensorOptions().dtype(torch::kFloat64))
-                               .to(device, dtype, false, true)
-                               .requires_grad_(true);
+  edge_vec = torch::from_blob(edge_r.data(), {num_edges, 3}, torch::TensorOptions().dtype(torch::kFloat64))
+                 .to(device, dtype, false, true)
+                 .requires_grad_(true);
+}
 
-  torch::Tensor energies, grad;
-  const double model_start = platform::walltime();
-  const double comm_before = time_comm;
+// an empty subdomain runs no model but takes part in every exchange the other ranks make
+void PairFacet::exchange_only()
+{
+  const int nall = atom->nlocal + atom->nghost;
+  for (int t = 0; t + 1 < num_layers; t++) exchange(torch::zeros({0, feature_dims[t + 1]}), false);
+  for (int t = num_layers - 1; t > 0; t--) exchange(torch::zeros({nall, feature_dims[t]}), true);
+}
+
+torch::Tensor PairFacet::run_layer(int t, const torch::Tensor &h_in)
+{
+  return module.run_method("layer", (int64_t) t, h_in, edge_index, basis, (int64_t) atom->nlocal).toTensor();
+}
+
+// E_i of the local atoms and g_ij = dE/dr_ij of every edge, as CPU doubles. Layer by layer
+// forward, with the ghost features exchanged between layers; the backward pass goes through
+// the layers one at a time in reverse, with the ghost feature gradients summed into their
+// owners in between, and ends with one pass through edge_basis.
+void PairFacet::run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
+                          torch::Tensor &grad)
+{
+  torch::autograd::AutoGradMode grad_mode(true);
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
   try {
     auto graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) nlocal, (int64_t) nall).toTensorVector();
     // layers see leaf copies of the edge basis: their gradients are collected, then sent through
     // edge_basis once at the end
-    std::vector<torch::Tensor> leaves;
-    for (const auto &g : graph) leaves.push_back(g.requires_grad() ? g.detach().requires_grad_(true) : g);
-    c10::List<torch::Tensor> leaf_list(leaves);
+    std::vector<torch::Tensor> basis_leaves;    // those a gradient is taken for, at index which[k]
+    std::vector<int> which;
+    basis = c10::List<torch::Tensor>();
+    for (size_t k = 0; k < graph.size(); k++) {
+      if (!graph[k].requires_grad()) {
+        basis.push_back(graph[k]);
+        continue;
+      }
+      basis.push_back(graph[k].detach().requires_grad_(true));
+      basis_leaves.push_back(basis.get(k));
+      which.push_back((int) k);
+    }
 
     torch::Tensor h = module.run_method("embed", species).toTensor().detach();
     std::vector<torch::Tensor> inputs, outputs;
     for (int t = 0; t < num_layers; t++) {
       torch::Tensor h_in = h.detach().requires_grad_(t > 0);
-      torch::Tensor out;
-      if (recompute && t + 1 < num_layers) {    // keep the input only; the layer runs again in the backward pass
-        torch::NoGradGuard no_grad;
-        out = module.run_method("layer", (int64_t) t, h_in, edge_index, leaf_list, (int64_t) nlocal).toTensor();
-      } else {
-        out = module.run_method("layer", (int64_t) t, h_in, edge_index, leaf_list, (int64_t) nlocal).toTensor();
-      }
+      // a recomputed layer keeps its input only; it runs again in the backward pass
+      torch::autograd::AutoGradMode layer_grad(!recomputed(t));
       inputs.push_back(h_in);
-      outputs.push_back(out);
-      if (t + 1 < num_layers) h = exchange(out, nall, false);    // ghost features from their owners
+      outputs.push_back(run_layer(t, h_in));
+      if (t + 1 < num_layers) h = exchange(outputs.back(), false);    // ghost features from their owners
     }
     energies = module.run_method("energies", outputs.back(), species.narrow(0, 0, nlocal)).toTensor();
-    torch::Tensor grad_out = torch::autograd::grad({energies.sum()}, {outputs.back()}, {}, true)[0];
+    // an output without a graph (a subdomain whose atoms have no neighbour, as the model may
+    // then skip the messages) depends on nothing a gradient is taken for: its gradients are zero
+    torch::Tensor grad_out = outputs.back().requires_grad()
+        ? torch::autograd::grad({energies.sum()}, {outputs.back()}, {}, true)[0]
+        : torch::zeros_like(outputs.back());
 
-    std::vector<torch::Tensor> basis_grad(leaves.size());
+    std::vector<torch::Tensor> basis_grad(graph.size());
     for (int t = num_layers - 1; t >= 0; t--) {
-      std::vector<torch::Tensor> wrt;
-      std::vector<int> which;
-      for (size_t k = 0; k < leaves.size(); k++)
-        if (leaves[k].requires_grad()) {
-          wrt.push_back(leaves[k]);
-          which.push_back((int) k);
-        }
+      std::vector<torch::Tensor> wrt = basis_leaves;
       if (t > 0) wrt.push_back(inputs[t]);
-      if (recompute && t + 1 < num_layers)
-        outputs[t] = module.run_method("layer", (int64_t) t, inputs[t], edge_index, leaf_list, (int64_t) nlocal).toTensor();
-      auto gs = torch::autograd::grad({outputs[t]}, wrt, {grad_out}, false, false, true);
+      if (recomputed(t)) outputs[t] = run_layer(t, inputs[t]);
+      std::vector<torch::Tensor> gs(wrt.size());
+      if (outputs[t].requires_grad()) gs = torch::autograd::grad({outputs[t]}, wrt, {grad_out}, false, false, true);
       outputs[t] = torch::Tensor();    // frees this layer's graph
       for (size_t k = 0; k < which.size(); k++)
         if (gs[k].defined()) basis_grad[which[k]] = basis_grad[which[k]].defined() ? basis_grad[which[k]] + gs[k] : gs[k];
       if (t > 0) {
         torch::Tensor g_in = gs.back().defined() ? gs.back() : torch::zeros_like(inputs[t]);
-        grad_out = exchange(g_in, nall, true);    // ghost feature gradients summed into owners
+        grad_out = exchange(g_in, true);    // ghost feature gradients summed into owners
       }
     }
     std::vector<torch::Tensor> outs, grads;
@@ -409,20 +442,30 @@ void PairFacet::compute(int eflag, int vflag)
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style facet: model evaluation failed: " + std::string(e.what()));
   }
+  // the step's tensors are not kept between steps
+  edge_index = torch::Tensor();
+  basis = c10::List<torch::Tensor>();
 
   energies = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   grad = grad.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  time_model += platform::walltime() - model_start - (time_comm - comm_before);
+}
+
+// energies, forces, and the global and per-atom virials from E_i and g_ij:
+// F_i = sum g_ij (i receives) - sum g_ji, W = -sum r_ij (x) g_ij
+void PairFacet::accumulate(const torch::Tensor &energies, const torch::Tensor &grad)
+{
+  const int nlocal = atom->nlocal;
+  double **f = atom->f;
   const double *e = energies.data_ptr<double>();
   const double *g = grad.data_ptr<double>();
   if (eflag_global)
     for (int i = 0; i < nlocal; i++) eng_vdwl += e[i];
   if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += e[i];
-  for (int64_t k = 0; k < num_edges; k++) {
-    const int i = (int) recv[k], j = (int) send[k];
+  for (size_t k = 0; k < edge_recv.size(); k++) {
+    const int i = (int) edge_recv[k], j = (int) edge_send[k];
     const double *gk = g + 3 * k;
-    const double *rk = vec.data() + 3 * k;
+    const double *rk = edge_r.data() + 3 * k;
     for (int d = 0; d < 3; d++) {
       f[i][d] += gk[d];
       f[j][d] -= gk[d];
@@ -440,5 +483,4 @@ void PairFacet::compute(int eflag, int vflag)
         }
     }
   }
-  time_total += platform::walltime() - start;
 }

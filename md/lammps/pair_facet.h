@@ -36,7 +36,17 @@ class PairFacet : public Pair {
  protected:
   void allocate();
   void load_model(const std::string &path);
-  torch::Tensor exchange(const torch::Tensor &local_rows, int nall, bool reverse);
+  // the steps of compute()
+  void build_edges();
+  void model_inputs(torch::Tensor &species, torch::Tensor &edge_vec);
+  void run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
+                 torch::Tensor &grad);
+  void exchange_only();
+  void accumulate(const torch::Tensor &energies, const torch::Tensor &grad);
+  torch::Tensor run_layer(int t, const torch::Tensor &h_in);
+  // layer t keeps its input only and runs again in the backward pass (never the last layer)
+  bool recomputed(int t) const { return recompute && t + 1 < num_layers; }
+  torch::Tensor exchange(const torch::Tensor &rows, bool reverse);
 
   torch::jit::script::Module module;
   bool loaded = false;
@@ -50,6 +60,12 @@ class PairFacet : public Pair {
   std::vector<int> model_species;     // atomic numbers, in model order
   std::vector<int64_t> type_species;  // LAMMPS type (1..ntypes) -> model species index
   std::vector<int64_t> feature_dims;  // widths of the features exchanged between layers
+  // edges i <- j of this step (i local, j local or ghost), kept from build_edges() to accumulate()
+  std::vector<int64_t> edge_recv, edge_send;
+  std::vector<double> edge_r;         // r_ij = x_j - x_i, 3 per edge
+  // what every layer takes, held from model_inputs() to the end of run_model()
+  torch::Tensor edge_index;           // (2, edges): receivers, senders
+  c10::List<torch::Tensor> basis;     // leaf copies of the edge basis
   double *comm_data = nullptr;        // (nall, comm_width) rows the pack/unpack methods use
   int comm_width = 0;
   // wall-time breakdown of compute() since the last init (printed by finish())
