@@ -1,8 +1,8 @@
 """The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``export``, ``lammps``.
 
-Each subcommand imports its implementation when it runs: with all of them imported at the top
-(torch, e3nn, ase, the trainer) ``facet --help`` took 3.3-4.5 s, as it is 0.03 s (``time facet
---help``, 2-core CPU, three runs each).
+Each subcommand imports its implementation when it runs (the ``# lazy: facet --help start-up``
+imports): with all of them imported at the top (torch, e3nn, ase, the trainer) ``facet --help``
+took 3.3-4.5 s, as it is 0.03 s (``time facet --help``, 2-core CPU, three runs each).
 """
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import sys
 
 
 def _train(args) -> int:
-    # subcommand implementation, imported on use: see the module docstring
-    from .training.config import load_config
-    from .training.trainer import Trainer
+    from .training.config import load_config  # lazy: facet --help start-up
+    from .training.trainer import Trainer  # lazy: facet --help start-up
 
     cfg = load_config(args.config)
     if args.output:
@@ -24,9 +23,8 @@ def _train(args) -> int:
 
 
 def _convert(args) -> int:
-    # subcommand implementation, imported on use: see the module docstring
-    from .data.cache import convert, source_fingerprints
-    from .data.readers import iter_frames
+    from .data.cache import convert, source_fingerprints  # lazy: facet --help start-up
+    from .data.readers import iter_frames  # lazy: facet --help start-up
 
     keys = dict(kv.split("=", 1) for kv in args.key)
     convert(iter_frames(args.inputs, keys=keys, mptrj_energy=args.mptrj_energy), args.output,
@@ -35,8 +33,7 @@ def _convert(args) -> int:
 
 
 def _eval(args) -> int:
-    # subcommand implementation, imported on use: see the module docstring
-    from .evaluate import evaluate_model
+    from .evaluate import evaluate_model  # lazy: facet --help start-up
 
     report = evaluate_model(args.model, args.data, out_dir=args.output, keys=dict(kv.split("=", 1) for kv in args.key),
                             device=args.device, dtype=args.dtype, batch_atoms=args.batch_atoms,
@@ -46,12 +43,11 @@ def _eval(args) -> int:
 
 
 def _export(args) -> int:
-    # subcommand implementation, imported on use: see the module docstring
-    from ase.data import chemical_symbols
+    from ase.data import chemical_symbols  # lazy: facet --help start-up
 
-    from .export.aoti import export_aoti
-    from .export.torchscript import export_torchscript
-    from .model_file import resolve_model
+    from .export.aoti import export_aoti  # lazy: facet --help start-up
+    from .export.torchscript import export_torchscript  # lazy: facet --help start-up
+    from .model_file import resolve_model  # lazy: facet --help start-up
 
     model = resolve_model(args.model, device="cpu", dtype=args.dtype)  # None: the file's own dtype
     dtype = str(model.dtype).replace("torch.", "")
@@ -63,8 +59,7 @@ def _export(args) -> int:
 
 
 def _lammps(args) -> int:
-    # subcommand implementation, imported on use: see the module docstring
-    from .lammps.build import build_plugin, plugin_status
+    from .lammps.build import build_plugin, plugin_status  # lazy: facet --help start-up
 
     if args.action == "build":
         path = build_plugin(force=args.force, verbose=not args.quiet)
@@ -113,7 +108,7 @@ def main(argv=None) -> int:
     lm.add_argument("--quiet", action="store_true")
     lm.set_defaults(func=_lammps)
     args = ap.parse_args(argv)
-    from .lammps.build import BuildError  # imports torch: after parsing, like the subcommands (docstring)
+    from .lammps.build import BuildError  # lazy: facet --help start-up (it imports torch)
 
     try:
         return args.func(args)

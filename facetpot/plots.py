@@ -17,11 +17,11 @@ MAX_PARITY_POINTS = 200_000
 
 def _pyplot():
     """matplotlib.pyplot with the file-only Agg backend, or None when matplotlib is not installed."""
-    try:  # optional dependency, imported on first use
-        import matplotlib
+    try:
+        import matplotlib  # lazy: optional dependency (pip install .[train])
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: optional dependency
     except ImportError:
         return None
     return plt

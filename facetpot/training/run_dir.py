@@ -40,8 +40,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def _summary_writer(folder: Path):
-    try:  # TensorBoard is optional (pip install .[train])
-        from torch.utils.tensorboard import SummaryWriter
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # lazy: optional dependency (pip install .[train])
     except ImportError:
         log("TensorBoard not installed (pip install tensorboard): logging to metrics.csv only")
         return None
