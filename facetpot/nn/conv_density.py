@@ -130,15 +130,12 @@ class DensityBackend(ConvolutionBackend):
         basis = tables[1]
         n, m, k = basis.shape[0], basis.shape[1], basis.shape[3]
         if l_lo == 0 and l_hi == self.sh_lmax + 1:
-            return basis.reshape(n, m, -1)
+            return basis.reshape(n, m, basis.shape[2] * k)
         parts = tables[2 + l_lo : 2 + l_hi]
         cols = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
         return cols.reshape(n, m, (l_hi * l_hi - l_lo * l_lo) * k)
 
     def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
-        if edges.num_edges() == 0:  # no neighbours anywhere: every message is zero
-            x0 = blocks[0]
-            return [x0.new_zeros(edges.num_receivers, m, 2 * l + 1) for m, l, _ in self.irreps_mid]
         cc = unflatten(self.cc_flat, self.cc_shapes)
         colpath = unflatten(self.colpath_flat, self.colpath_sizes)
         src = edges.tables[0]
