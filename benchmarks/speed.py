@@ -1,11 +1,15 @@
 """Speed and memory of a force + stress call of Facet-S through the ASE calculator.
 
     python benchmarks/speed.py [--peer-python peer-venv/bin/python] [--max-atoms] [--threads 2]
+    python benchmarks/speed.py --baseline /tmp/base   # this tree against another checkout, alternating
 
 Every system runs in a fresh subprocess (so peak RSS belongs to that system alone), float32,
 median of repeated calls after a warm-up. With --peer-python, SevenNet-0 and CHGNet are timed in
 that interpreter in the same run (their own venv: see ../shared/notes/peers.md) and the ratios are
 printed. --max-atoms grows a Si supercell until peak RSS passes 16 GB or 100k atoms is reached.
+--baseline DIR times the same systems with the facetpot of another checkout (``git worktree add
+DIR REV``), alternating the two trees over --rounds rounds so that drifts of a shared machine hit
+both alike, and prints the medians and their ratio.
 Results are appended to benchmarks/RESULTS.md with the machine they ran on.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -57,10 +62,11 @@ print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(t
 """
 
 
-def run(python, which, system, reps, threads, timeout=3600):
+def run(python, which, system, reps, threads, timeout=3600, tree=None):
+    """One system in a fresh interpreter; ``tree``: the checkout whose facetpot it imports (default: this one)."""
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
     proc = subprocess.run([python, "-c", WORKER, which, system, str(reps), str(threads)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=str(tree or HERE.parent))
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -87,7 +93,11 @@ def main():
     ap.add_argument("--peer-python", help="python of a venv with sevenn and chgnet installed")
     ap.add_argument("--max-atoms", action="store_true", help="find the largest Si cell under 16 GB")
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    ap.add_argument("--baseline", help="another checkout (e.g. git worktree add /tmp/base REV) to compare with")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
     args = ap.parse_args()
+    if args.baseline:
+        return compare(sys.executable, Path(args.baseline), args)
     py = sys.executable
     rows = []
     systems = [("Si 64", "si:2", 5), ("Si 512", "si:4", 5), ("MgO 512", "mgo:4", 5), ("Si 4096", "si:8", 2)]
@@ -137,6 +147,32 @@ def main():
     with open(HERE / "RESULTS.md", "a") as f:
         f.write("\n".join(lines) + "\n")
     print(f"appended to {HERE / 'RESULTS.md'}")
+
+
+def compare(py, baseline: Path, args) -> None:
+    """Median ms/call of this tree and ``baseline``, alternating the order every round."""
+    trees = [("this tree", HERE.parent), ("baseline", baseline)]
+    systems = [("Si 512", "si:4", 7), ("MgO 512", "mgo:4", 7), ("Si 4096", "si:8", 3)]
+    times = {(name, label): [] for name, _ in trees for label, _, _ in systems}
+    for rnd in range(args.rounds):
+        for name, tree in trees if rnd % 2 == 0 else trees[::-1]:
+            for label, system, reps in systems:
+                ms = run(py, "facet", system, reps, args.threads, tree=tree)["ms"]
+                times[(name, label)].append(ms)
+                print(f"round {rnd} {name:9s} {label:8s} {ms:9.1f} ms/call", flush=True)
+    lines = [f"\n### Facet-S force+stress call against a baseline checkout, float32, {args.threads} threads "
+             f"({datetime.date.today().isoformat()})\n",
+             f"Machine: {machine()}. Command: `python benchmarks/speed.py --baseline {baseline} --rounds {args.rounds}` "
+             f"(median of {args.rounds} alternating rounds, each a fresh process)\n",
+             "| system | baseline ms/call | this tree ms/call | this / baseline |", "|---|---|---|---|"]
+    for label, _, _ in systems:
+        b, a = statistics.median(times[("baseline", label)]), statistics.median(times[("this tree", label)])
+        print(f"{label}: baseline {b:.1f} ms, this tree {a:.1f} ms, ratio {a / b:.3f}")
+        lines.append(f"| {label} | {b:.1f} | {a:.1f} | {a / b:.3f} |")
+    if not args.no_write:
+        with open(HERE / "RESULTS.md", "a") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"appended to {HERE / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":

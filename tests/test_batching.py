@@ -49,3 +49,11 @@ def test_pack_batches_is_lazy_and_keeps_order():
     assert list(pack_batches([12, 1, 1], lambda n: n, max_atoms=10)) == [[12], [1, 1]]  # too big: alone
     assert list(pack_batches(range(5), lambda n: 1, max_atoms=100, max_frames=2)) == [[0, 1], [2, 3], [4]]
     assert list(pack_batches([], lambda n: n, max_atoms=10)) == []
+
+
+def test_every_rank_gets_batches_when_ranks_outnumber_them():
+    """More ranks than batches: every rank still gets the same number of batches (a rank without
+    one would leave the others waiting forever in the gradient all-reduce)."""
+    sizes = [10, 10, 10]  # max_atoms 10 -> 3 batches
+    counts = [len(BudgetBatchSampler(sizes, 10, rank=r, world_size=8).all_batches(0)) for r in range(8)]
+    assert counts == [1] * 8

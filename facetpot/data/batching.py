@@ -133,7 +133,7 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
         batches = list(pack_batches(order.tolist(), sizes.__getitem__, self.max_atoms, self.max_frames))
         if self.world_size > 1:  # equal count on every rank: repeat from the start to fill
             per = -(-len(batches) // self.world_size)
-            batches = (batches * 2)[: per * self.world_size]
+            batches = [batches[i % len(batches)] for i in range(per * self.world_size)]
             batches = batches[self.rank :: self.world_size]
         return batches
 
