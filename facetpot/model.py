@@ -26,6 +26,7 @@ from .nn.exact_buffers import ExactBuffers
 from .nn.interaction import InteractionBlock
 from .nn.irreps import parse_irreps
 from .nn.irreps_linear import IrrepsLinear
+from .nn.s2_grid_mixing import GridOptions
 from .nn.spherical_harmonics import EdgeSphericalHarmonics
 from .nn.spline_radial import SplineRadialBasis
 
@@ -107,6 +108,8 @@ class FacetModel(ExactBuffers):
         self.embedding = nn.Embedding(n_species, mul0)
         self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]))
         self.sh = EdgeSphericalHarmonics(lmax, parity)
+        grid = GridOptions(int(cfg["grid_channels"]), int(cfg["grid_hidden"]), cfg["grid_activation"],
+                           int(cfg["grid_degree"]))
         layers: List[InteractionBlock] = []
         irreps = [(mul0, 0, 1)]
         for t in range(int(cfg["num_layers"])):
@@ -122,10 +125,7 @@ class FacetModel(ExactBuffers):
                     float(cfg["avg_num_neighbors"]),
                     float(cfg["neighbor_norm_exponent"]),
                     nonlinearity=cfg["nonlinearity"],
-                    grid_channels=int(cfg["grid_channels"]),
-                    grid_hidden=int(cfg["grid_hidden"]),
-                    grid_activation=cfg["grid_activation"],
-                    grid_degree=int(cfg["grid_degree"]),
+                    grid=grid,
                 )
             )
             irreps = out

@@ -16,7 +16,7 @@ from .edges import EdgeData
 from .gate import SILU_NORM, Gate
 from .irreps import Irrep
 from .irreps_linear import IrrepsLinear
-from .s2_grid_mixing import S2GridMixing
+from .s2_grid_mixing import GridOptions, S2GridMixing
 
 NONLINEARITIES = ("gate", "s2_mlp")
 
@@ -32,10 +32,7 @@ class InteractionBlock(nn.Module):
         avg_num_neighbors: float,
         neighbor_norm_exponent: float,
         nonlinearity: str = "s2_mlp",
-        grid_channels: int = 32,
-        grid_hidden: int = 64,
-        grid_activation: str = "quadratic",
-        grid_degree: int = 0,
+        grid: GridOptions = GridOptions(),
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -73,10 +70,10 @@ class InteractionBlock(nn.Module):
                 pre,
                 self.irreps_out,
                 max(l for _, l, _ in pre),  # band limit of the features, not of the edge harmonics
-                channels=grid_channels,
-                hidden=grid_hidden,
-                activation=grid_activation,
-                grid_degree=grid_degree,
+                channels=grid.channels,
+                hidden=grid.hidden,
+                activation=grid.activation,
+                grid_degree=grid.degree,
                 parity=parity,
             )
         else:

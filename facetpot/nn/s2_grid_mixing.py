@@ -15,6 +15,7 @@ of the activations (untrained Facet-S, default 153-point grid: 4e-12 relative en
 rotation), a small rotation dependence of the energy.
 """
 
+from dataclasses import dataclass
 from typing import List, Sequence
 
 import torch
@@ -31,6 +32,17 @@ def quadratic_activation(z: torch.Tensor) -> torch.Tensor:
 
 
 ACTIVATIONS = ("quadratic", "silu")
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """The grid layer's size: U channels on the grid, an MLP U -> hidden -> U, its activation, and the
+    quadrature degree (0: exact for ``quadratic``, 8 l_max for ``silu``)."""
+
+    channels: int = 32
+    hidden: int = 64
+    activation: str = "quadratic"
+    degree: int = 0
 
 
 class S2GridMixing(ExactBuffers):
