@@ -23,12 +23,28 @@ def _train(args) -> int:
 
 
 def _convert(args) -> int:
+    if args.inputs[0] == "sevennet":
+        return _convert_sevennet(args)
     from .data.cache import convert, source_fingerprints  # lazy: facet --help start-up
     from .data.readers import iter_frames  # lazy: facet --help start-up
 
     keys = dict(kv.split("=", 1) for kv in args.key)
     convert(iter_frames(args.inputs, keys=keys, mptrj_energy=args.mptrj_energy), args.output,
             shard_frames=args.shard_frames, sources=source_fingerprints(args.inputs))
+    return 0
+
+
+def _convert_sevennet(args) -> int:
+    """``facet convert sevennet NAME_OR_CHECKPOINT -o OUT.pt``: an exact port of a SevenNet model."""
+    from .model_file import save_model  # lazy: facet --help start-up
+    from .ports.sevennet import convert_sevennet  # lazy: facet --help start-up
+
+    if len(args.inputs) != 2:
+        raise ValueError("usage: facet convert sevennet NAME_OR_CHECKPOINT -o OUT.pt (one model at a time)")
+    model = convert_sevennet(args.inputs[1])
+    save_model(model, args.output, metadata=model.metadata)
+    print(f"wrote {args.output}: {model.metadata['source']}, {model.num_parameters():,} parameters, "
+          f"{len(model.species)} elements, cutoff {model.cutoff} A")
     return 0
 
 
@@ -78,8 +94,10 @@ def main(argv=None) -> int:
     t.add_argument("--output", help="override training.output")
     t.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted run in OUTPUT")
     t.set_defaults(func=_train)
-    c = sub.add_parser("convert", help="convert data files into an on-disk training cache")
-    c.add_argument("inputs", nargs="+", help="extxyz / ASE .db / MPtrj .json files or globs")
+    c = sub.add_parser("convert", help="convert data files into an on-disk training cache, or (facet convert "
+                       "sevennet NAME_OR_CHECKPOINT -o OUT.pt) a SevenNet model into a facetpot model")
+    c.add_argument("inputs", nargs="+", help="extxyz / ASE .db / MPtrj .json files or globs; or: sevennet "
+                   "NAME_OR_CHECKPOINT (7net-0, 7net-l3i5 or a checkpoint file; needs facetpot[sevennet])")
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--key", action="append", default=[], help="label key, e.g. energy=REF_energy")
     c.add_argument("--mptrj-energy", default="uncorrected", choices=["uncorrected", "corrected"])

@@ -27,6 +27,8 @@ from .nn.interaction import InteractionBlock
 from .nn.irreps import parse_irreps
 from .nn.irreps_linear import IrrepsLinear
 from .nn.s2_grid_mixing import GridOptions
+from .nn.bessel_radial import BesselRadialBasis
+from .nn.gate import SILU_NORM
 from .nn.spherical_harmonics import EdgeSphericalHarmonics
 from .nn.spline_radial import SplineRadialBasis
 
@@ -49,7 +51,16 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "neighbor_norm_exponent": 0.7,
     "atomic_energies": None,
     "scale": 1.0,
+    # radial part: "spline" (Facet: weights linear in cubic B-splines) or "bessel_mlp" (NequIP /
+    # SevenNet: Bessel functions times a cutoff into a per-layer MLP of ``radial_hidden`` widths)
+    "radial": "spline",
+    "radial_hidden": [64, 64],
+    "cutoff_fn": "polynomial",  # bessel_mlp: "polynomial" (degree envelope_p) or "xplor" (from cutoff_on)
+    "cutoff_on": None,
+    "gate_activation": "sigmoid",  # gate nonlinearity: "sigmoid" or "silu" (SevenNet)
+    "silu_norm": SILU_NORM,  # second-moment normalisation of SiLU (e3nn's sampled value in SevenNet ports)
 }
+RADIAL_KINDS = ("spline", "bessel_mlp")
 
 
 def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -106,7 +117,15 @@ class FacetModel(ExactBuffers):
 
         n_species = len(self.species)
         self.embedding = nn.Embedding(n_species, mul0)
-        self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]))
+        if cfg["radial"] not in RADIAL_KINDS:
+            raise ValueError(f"radial must be one of {RADIAL_KINDS}, got {cfg['radial']!r}")
+        radial_hidden = None
+        if cfg["radial"] == "spline":
+            self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]))
+        else:
+            self.radial = BesselRadialBasis(self.cutoff, int(cfg["num_radial"]), cfg["cutoff_fn"], int(cfg["envelope_p"]),
+                                            cfg["cutoff_on"])
+            radial_hidden = [int(h) for h in cfg["radial_hidden"]]
         self.sh = EdgeSphericalHarmonics(lmax, parity)
         grid = GridOptions(int(cfg["grid_channels"]), int(cfg["grid_hidden"]), cfg["grid_activation"],
                            int(cfg["grid_degree"]))
@@ -126,6 +145,9 @@ class FacetModel(ExactBuffers):
                     float(cfg["neighbor_norm_exponent"]),
                     nonlinearity=cfg["nonlinearity"],
                     grid=grid,
+                    radial_hidden=radial_hidden,
+                    gate_activation=cfg["gate_activation"],
+                    silu_norm=float(cfg["silu_norm"]),
                 )
             )
             irreps = out

@@ -28,6 +28,9 @@ from .exact_buffers import ExactBuffers
 class ConvolutionBackend(ExactBuffers):
     #: the name the registry and ``FacetModel.set_backend`` know it by
     name: str = ""
+    #: True when :meth:`prepare` builds tables from ``edges.radial``: every layer must then read that
+    #: shared basis as is, which a convolution with a radial MLP (per-layer features) does not
+    tables_from_radial: bool = False
 
     def __init__(self, paths: ConvolutionPaths):
         super().__init__()

@@ -74,6 +74,7 @@ class DensityBackend(ConvolutionBackend):
     chunk (-1: ``CACHE_ATOMS``)."""
 
     name = "density"
+    tables_from_radial = True
 
     def __init__(self, paths: ConvolutionPaths, chunk_atoms: int = -1, cache_atoms: int = -1):
         super().__init__(paths)

@@ -5,7 +5,9 @@ For a receiving atom i with neighbours j (edge vector r_ij), every path p = (l1,
     m_i^(p)[u, m3] = n_avg^-a * sum_j w_p,u(r_ij) sum_{m1 m2} C^(p)_{m1 m2 m3} x_j^(l1)[u, m1] Y^(l2)_m2(r_ij)
 
 with C the Wigner-3j (Clebsch-Gordan) tensor scaled by sqrt(2 l3 + 1), Y the spherical harmonics and
-the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u).
+the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u). With a radial
+MLP (``radial_hidden``; the SevenNet port) the weights are linear in the MLP's last hidden features
+h(b(r)) instead, computed per layer: w_p,u(r) = sum_k h_k(r) W_k,(p,u) / sqrt(dim h).
 Paths (``conv_paths``) are kept only when their output irrep is in ``irreps_out_allowed``
 (pseudo-tensors are dropped when parity is tracked; the last layer keeps only scalar outputs).
 
@@ -16,7 +18,7 @@ centred GEMMs). Adding one means one module and one line here.
 """
 
 import math
-from typing import Dict, List, Sequence, Tuple, Type
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import nn
@@ -27,6 +29,7 @@ from .conv_edgewise import EdgewiseBackend
 from .conv_paths import ConvolutionPaths
 from .edges import EdgeData
 from .irreps import Irrep
+from .radial_mlp import RadialMLP
 
 #: convolution backends by name
 BACKENDS: Dict[str, Type[ConvolutionBackend]] = {
@@ -54,23 +57,43 @@ class SplineConvolution(nn.Module):
         num_radial: int,
         avg_num_neighbors: float,
         neighbor_norm_exponent: float,
+        radial_hidden: Optional[List[int]] = None,
+        silu_norm: float = 1.0,
     ):
         super().__init__()
         self.paths = ConvolutionPaths(irreps_in, sh_lmax, sh_parity, irreps_out_allowed)
         self.irreps_in: List[Irrep] = list(irreps_in)
         self.irreps_mid: List[Irrep] = self.paths.irreps_mid  # output irrep of every path
         self.num_radial = int(num_radial)
-        # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
-        self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
         self.norm = float(avg_num_neighbors) ** (-float(neighbor_norm_exponent))
-        self.backend: ConvolutionBackend = make_backend(DEFAULT_BACKEND, self.paths)
+        if radial_hidden:
+            self.radial_mlp: Optional[RadialMLP] = RadialMLP(num_radial, radial_hidden, silu_norm)
+            dim = int(radial_hidden[-1])
+            # the MLP's last linear layer, normalised by its fan-in (e3nn's FullyConnectedNet)
+            self.radial_weight = nn.Parameter(torch.randn(dim, self.paths.num_weights))
+            self.norm /= math.sqrt(dim)
+            default = "edgewise"
+        else:
+            self.radial_mlp = None
+            # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
+            self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
+            default = DEFAULT_BACKEND
+        self.backend: ConvolutionBackend = make_backend(default, self.paths)
 
     def set_backend(self, name: str, **options) -> None:
         """Compute with backend ``name`` (``BACKENDS``) from now on; parameters are untouched."""
+        backend = make_backend(name, self.paths, **options)
+        if self.radial_mlp is not None and backend.tables_from_radial:
+            raise ValueError(f"the {name} backend needs radial weights linear in the shared radial basis (spline "
+                             "models); this model has radial MLPs (a SevenNet port): use the edgewise backend")
         w = self.radial_weight
-        self.backend = make_backend(name, self.paths, **options).to(device=w.device, dtype=w.dtype)
+        self.backend = backend.to(device=w.device, dtype=w.dtype)
 
     def forward(self, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
         """blocks[b]: (N_send, u, 2l1+1). Returns one (N_recv, u, 2l3+1) per path; receivers are
         atoms 0..edges.num_receivers-1."""
+        if self.radial_mlp is not None:
+            features = self.radial_mlp(edges.radial)
+            edges = EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
+                             features, edges.sh, edges.tables)
         return self.backend(blocks, self.radial_weight * self.norm, edges)

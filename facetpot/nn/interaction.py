@@ -6,7 +6,7 @@ Nonlin is ``gate`` (SevenNet-style: linear self-connection + gate) or ``s2_mlp``
 spherical-grid mixing layer). A layer whose output is scalars only (the last one) uses SiLU.
 """
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ class InteractionBlock(nn.Module):
         neighbor_norm_exponent: float,
         nonlinearity: str = "s2_mlp",
         grid: GridOptions = GridOptions(),
+        radial_hidden: Optional[List[int]] = None,
+        gate_activation: str = "sigmoid",
+        silu_norm: float = SILU_NORM,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -49,9 +52,11 @@ class InteractionBlock(nn.Module):
             num_radial,
             avg_num_neighbors,
             neighbor_norm_exponent,
+            radial_hidden,
+            silu_norm,
         )
         self.mode = "silu" if self.scalars_only else nonlinearity
-        self.silu_norm = SILU_NORM
+        self.silu_norm = float(silu_norm)
         if self.mode == "gate":
             scalars = [ir for ir in self.irreps_out if ir[1] == 0]
             gated = [ir for ir in self.irreps_out if ir[1] > 0]
@@ -59,7 +64,7 @@ class InteractionBlock(nn.Module):
                 raise ValueError("the gate needs exactly one block of 0e scalars")
             n_gates = sum(m for m, _, _ in gated)
             pre = scalars + [(n_gates, 0, 1)] + gated
-            self.gate = Gate([m for m, _, _ in gated])
+            self.gate = Gate([m for m, _, _ in gated], gate_activation, silu_norm)
         else:
             pre = self.irreps_out
             self.gate = None

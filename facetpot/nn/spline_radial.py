@@ -11,6 +11,8 @@ four of them. The basis is computed once per edge and shared by all layers.
 import torch
 from torch import nn
 
+from .cutoffs import polynomial_envelope
+
 
 def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
     """Centred cardinal cubic B-spline N3(x)."""
@@ -18,18 +20,6 @@ def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
     inner = (4.0 - 6.0 * ax**2 + 3.0 * ax**3) / 6.0
     outer = (2.0 - ax).clamp(min=0.0) ** 3 / 6.0
     return torch.where(ax < 1.0, inner, outer)
-
-
-def polynomial_envelope(x: torch.Tensor, p: int) -> torch.Tensor:
-    """u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2) for x < 1, else 0."""
-    xc = x.clamp(max=1.0)
-    u = (
-        1.0
-        - (p + 1.0) * (p + 2.0) / 2.0 * xc**p
-        + p * (p + 2.0) * xc ** (p + 1)
-        - p * (p + 1.0) / 2.0 * xc ** (p + 2)
-    )
-    return torch.where(x < 1.0, u, torch.zeros_like(u))
 
 
 class SplineRadialBasis(nn.Module):

@@ -1,0 +1,1 @@
+"""Ports of other packages' trained models into facetpot models (``facet convert sevennet``)."""

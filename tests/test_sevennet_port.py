@@ -1,0 +1,81 @@
+"""The SevenNet port: facetpot's converted model computes what SevenNet's own ASE calculator computes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk, molecule
+
+from facetpot.cli import main as facet
+from facetpot.model_file import load_model
+from facetpot.graph import atoms_to_graph
+from facetpot.properties import compute_properties
+
+sevenn_calculator = pytest.importorskip("sevenn.calculator")
+
+
+def structures():
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    si.positions[0] += (0.05, -0.03, 0.02)
+    si.set_cell(si.cell * (1.01, 1.0, 0.99), scale_atoms=True)
+    nacl = bulk("NaCl", "rocksalt", a=5.6) * (2, 1, 1)
+    nacl.rattle(0.05, seed=2)
+    sto = Atoms("SrTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                cell=np.eye(3) * 3.905, pbc=True) * (2, 1, 1)
+    sto.set_cell(sto.cell.array + [[0, 0.1, 0.05], [0.08, 0, 0], [0, 0.12, 0]], scale_atoms=True)  # triclinic
+    sto.rattle(0.03, seed=3)
+    return {"Si8 strained": si, "NaCl rattled": nacl, "SrTiO3 triclinic": sto, "ethanol": molecule("CH3CH2OH")}
+
+
+def facet_results(model, atoms):
+    periodic = bool(atoms.pbc.all())
+    out = compute_properties(model, atoms_to_graph(atoms, model.cutoff), stress=periodic)
+    stress = out["stress"][0].detach().numpy() if periodic else None
+    if stress is not None:
+        stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return float(out["energy"][0]), out["forces"].detach().numpy(), stress
+
+
+@pytest.mark.parametrize("name", ["7net-0", "7net-l3i5"])
+def test_port_equals_sevennet(tmp_path, name):
+    assert facet(["convert", "sevennet", name, "-o", str(tmp_path / "m.pt")]) == 0
+    model = load_model(tmp_path / "m.pt")
+    assert model.dtype == torch.float64 and model.backend == "edgewise"
+    calc = sevenn_calculator.SevenNetCalculator(name, device="cpu")  # float32
+    for label, atoms in structures().items():
+        atoms.calc = calc
+        e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
+        e, f, s = facet_results(model, atoms)
+        n = len(atoms)
+        assert abs(e - e_ref) / n < 1e-5, (label, e, e_ref)
+        assert np.abs(f - f_ref).max() < 1e-4 * max(1.0, np.abs(f_ref).max()), label
+        if s is not None:
+            assert np.abs(s - atoms.get_stress()).max() < 1e-5, label
+        assert np.abs(f_ref).max() > 1e-2 or label == "NaCl rattled"  # the comparison is not vacuous
+
+
+def test_port_values_float64():
+    """Float64 references of SevenNet-0 (sevenn's own model run in float64, 11Jul2024 checkpoint)."""
+    from facetpot.ports.sevennet import convert_sevennet
+
+    model = convert_sevennet("7net-0")
+    e, _, s = facet_results(model, bulk("Si", "diamond", a=5.43))
+    assert e == pytest.approx(-10.80166113, abs=2e-8)
+    assert s[:3] == pytest.approx([-1.194310e-2] * 3, abs=2e-8)
+    e, f, _ = facet_results(model, molecule("CH3CH2OH"))
+    assert e == pytest.approx(-46.68064410, abs=2e-8)
+    assert np.abs(f).max() == pytest.approx(0.299914, abs=2e-6)
+
+
+def test_converter_errors(tmp_path):
+    from facetpot.ports.sevennet import ConversionError, convert_sevennet
+
+    with pytest.raises(ConversionError, match="neither a checkpoint file nor a SevenNet model name"):
+        convert_sevennet("7net-nonexistent")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ConversionError, match="not a SevenNet checkpoint"):
+        convert_sevennet(tmp_path / "other.pth")
+    model = convert_sevennet("7net-0")
+    with pytest.raises(ValueError, match="use the edgewise backend"):
+        model.set_backend("density")
