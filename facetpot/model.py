@@ -55,7 +55,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     # SevenNet: Bessel functions times a cutoff into a per-layer MLP of ``radial_hidden`` widths)
     "radial": "spline",
     "radial_hidden": [64, 64],
-    "cutoff_fn": "polynomial",  # bessel_mlp: "polynomial" (degree envelope_p) or "xplor" (from cutoff_on)
+    "cutoff_fn": "polynomial",  # "polynomial" (degree envelope_p) or "xplor" (switched on from cutoff_on)
     "cutoff_on": None,
     "gate_activation": "sigmoid",  # gate nonlinearity: "sigmoid" or "silu" (SevenNet)
     "silu_norm": SILU_NORM,  # second-moment normalisation of SiLU (e3nn's sampled value in SevenNet ports)
@@ -121,9 +121,10 @@ class FacetModel(ExactBuffers):
             raise ValueError(f"radial must be one of {RADIAL_KINDS}, got {cfg['radial']!r}")
         radial_hidden = None
         if cfg["radial"] == "spline":
-            self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]))
+            self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]), cfg["cutoff_fn"],
+                                            cfg["cutoff_on"])
         else:
-            self.radial = BesselRadialBasis(self.cutoff, int(cfg["num_radial"]), cfg["cutoff_fn"], int(cfg["envelope_p"]),
+            self.radial = BesselRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]), cfg["cutoff_fn"],
                                             cfg["cutoff_on"])
             radial_hidden = [int(h) for h in cfg["radial_hidden"]]
         self.sh = EdgeSphericalHarmonics(lmax, parity)

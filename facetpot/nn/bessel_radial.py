@@ -13,35 +13,23 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .cutoffs import polynomial_envelope, xplor_cutoff
-
-CUTOFF_FUNCTIONS = ("polynomial", "xplor")
+from .cutoffs import SmoothCutoff
 
 
 class BesselRadialBasis(nn.Module):
     """r (E,) -> b (E, K)."""
 
-    def __init__(self, cutoff: float, num_basis: int = 8, cutoff_fn: str = "polynomial", envelope_p: int = 6,
+    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6, cutoff_fn: str = "polynomial",
                  cutoff_on: Optional[float] = None):
         super().__init__()
-        if cutoff_fn not in CUTOFF_FUNCTIONS:
-            raise ValueError(f"cutoff_fn must be one of {CUTOFF_FUNCTIONS}, got {cutoff_fn!r}")
-        if cutoff_fn == "xplor" and (cutoff_on is None or not 0 < float(cutoff_on) < float(cutoff)):
-            raise ValueError(f"the xplor cutoff needs 0 < cutoff_on < cutoff, got cutoff_on={cutoff_on}")
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)
-        self.cutoff_fn = cutoff_fn
-        self.envelope_p = int(envelope_p)
-        self.cutoff_on = float(cutoff_on) if cutoff_on is not None else 0.0
+        self.envelope = SmoothCutoff(cutoff, cutoff_fn, envelope_p, cutoff_on)
         self.frequencies = nn.Parameter(torch.arange(1, self.num_basis + 1) * math.pi / self.cutoff)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         bessel = (2.0 / self.cutoff) * torch.sin(r.unsqueeze(-1) * self.frequencies) / r.unsqueeze(-1)
-        if self.cutoff_fn == "xplor":
-            u = xplor_cutoff(r, self.cutoff_on, self.cutoff)
-        else:
-            u = polynomial_envelope(r / self.cutoff, self.envelope_p)
-        return bessel * u.unsqueeze(-1)
+        return bessel * self.envelope(r).unsqueeze(-1)
 
     def extra_repr(self) -> str:
-        return f"cutoff={self.cutoff}, num_basis={self.num_basis}, cutoff_fn={self.cutoff_fn}"
+        return f"cutoff={self.cutoff}, num_basis={self.num_basis}"

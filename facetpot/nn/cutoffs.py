@@ -7,7 +7,10 @@
 Both are 0 for r >= r_c. The polynomial's value, first and second derivatives vanish at r_c; the
 XPLOR switch (SevenNet-0, CHARMM) is C^1 at r_on and r_c.
 """
+from typing import Optional
+
 import torch
+from torch import nn
 
 
 def polynomial_envelope(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -27,3 +30,30 @@ def xplor_cutoff(r: torch.Tensor, r_on: float, r_c: float) -> torch.Tensor:
     r2, on2, c2 = r * r, r_on * r_on, r_c * r_c
     switch = (c2 - r2) ** 2 * (c2 + 2.0 * r2 - 3.0 * on2) / (c2 - on2) ** 3
     return torch.where(r < r_on, torch.ones_like(r), torch.where(r < r_c, switch, torch.zeros_like(r)))
+
+
+CUTOFF_FUNCTIONS = ("polynomial", "xplor")
+
+
+class SmoothCutoff(nn.Module):
+    """r (E,) -> u(r) (E,): the polynomial envelope of degree ``envelope_p`` or the XPLOR switch from ``cutoff_on``."""
+
+    def __init__(self, cutoff: float, kind: str = "polynomial", envelope_p: int = 6, cutoff_on: Optional[float] = None):
+        super().__init__()
+        if kind not in CUTOFF_FUNCTIONS:
+            raise ValueError(f"cutoff_fn must be one of {CUTOFF_FUNCTIONS}, got {kind!r}")
+        if kind == "xplor" and (cutoff_on is None or not 0 < float(cutoff_on) < float(cutoff)):
+            raise ValueError(f"the xplor cutoff needs 0 < cutoff_on < cutoff, got cutoff_on={cutoff_on}")
+        self.cutoff = float(cutoff)
+        self.kind = kind
+        self.envelope_p = int(envelope_p)
+        self.cutoff_on = float(cutoff_on) if cutoff_on is not None else 0.0
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        if self.kind == "xplor":
+            return xplor_cutoff(r, self.cutoff_on, self.cutoff)
+        return polynomial_envelope(r / self.cutoff, self.envelope_p)
+
+    def extra_repr(self) -> str:
+        extra = f", r_on={self.cutoff_on}" if self.kind == "xplor" else f", p={self.envelope_p}"
+        return f"{self.kind}, cutoff={self.cutoff}{extra}"

@@ -2,16 +2,19 @@
 
     b_k(r) = N3((r - k h) / h) * u(r / r_c),   k = 0 .. K-1,   h = r_c / (K - 1)
 
-with N3 the centred cardinal cubic B-spline (support [-2, 2], C^2) and u the polynomial envelope
-of degree p (value, first and second derivatives vanish at r_c). Every radial weight of the model
+with N3 the centred cardinal cubic B-spline (support [-2, 2], C^2) and u a smooth cutoff (``cutoffs``:
+the polynomial envelope of degree p by default, whose value, first and second derivatives vanish at
+r_c; or the XPLOR switch, for splines fitted to a SevenNet-0 model). Every radial weight of the model
 is *linear* in these K functions (Facet's replacement of the radial MLP); each r touches at most
 four of them. The basis is computed once per edge and shared by all layers.
 """
 
+from typing import Optional
+
 import torch
 from torch import nn
 
-from .cutoffs import polynomial_envelope
+from .cutoffs import SmoothCutoff
 
 
 def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
@@ -25,20 +28,20 @@ def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
 class SplineRadialBasis(nn.Module):
     """r (E,) -> b (E, K): cubic B-splines with uniform knots on [0, r_c], times the envelope."""
 
-    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6):
+    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6, cutoff_fn: str = "polynomial",
+                 cutoff_on: Optional[float] = None):
         super().__init__()
         if num_basis < 4:
             raise ValueError(f"num_radial must be at least 4 (cubic B-splines), got {num_basis}")
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)
-        self.envelope_p = int(envelope_p)
         self.spacing = self.cutoff / (self.num_basis - 1)
+        self.envelope = SmoothCutoff(cutoff, cutoff_fn, envelope_p, cutoff_on)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         k = torch.arange(self.num_basis, device=r.device, dtype=r.dtype)
         t = r.unsqueeze(-1) / self.spacing - k
-        env = polynomial_envelope(r / self.cutoff, self.envelope_p)
-        return cubic_bspline(t) * env.unsqueeze(-1)
+        return cubic_bspline(t) * self.envelope(r).unsqueeze(-1)
 
     def extra_repr(self) -> str:
-        return f"cutoff={self.cutoff}, num_basis={self.num_basis}, envelope_p={self.envelope_p}"
+        return f"cutoff={self.cutoff}, num_basis={self.num_basis}"
