@@ -39,9 +39,22 @@ def _convert_sevennet(args) -> int:
     from .model_file import save_model  # lazy: facet --help start-up
     from .ports.sevennet import convert_sevennet  # lazy: facet --help start-up
 
+    from .data.readers import read_structures  # lazy: facet --help start-up
+    from .ports.spline_fit import fit_splines, pair_distances  # lazy: facet --help start-up
+
     if len(args.inputs) != 2:
-        raise ValueError("usage: facet convert sevennet NAME_OR_CHECKPOINT -o OUT.pt (one model at a time)")
+        raise ValueError("usage: facet convert sevennet NAME_OR_CHECKPOINT -o OUT.pt [--splines K --fit-data FILES]")
     model = convert_sevennet(args.inputs[1])
+    if args.splines:
+        if not args.fit_data:
+            raise ValueError("--splines needs --fit-data: structures whose pair distances the fit is weighted by")
+        ported = model.num_parameters()
+        distances = pair_distances(read_structures(args.fit_data), model.cutoff)
+        model, errors = fit_splines(model, distances, args.splines, args.spline_start)
+        model.metadata["spline_fit"] = {"num_splines": args.splines, "spline_start": args.spline_start,
+                                        "distances": len(distances), "relative_rms_error_per_layer": errors}
+        print(f"spline fit on {len(distances):,} pair distances, relative RMS error of the radial weights per "
+              f"layer: {' '.join(f'{e:.2e}' for e in errors)}; parameters {ported:,} -> {model.num_parameters():,}")
     save_model(model, args.output, metadata=model.metadata)
     print(f"wrote {args.output}: {model.metadata['source']}, {model.num_parameters():,} parameters, "
           f"{len(model.species)} elements, cutoff {model.cutoff} A")
@@ -102,6 +115,10 @@ def main(argv=None) -> int:
     c.add_argument("--key", action="append", default=[], help="label key, e.g. energy=REF_energy")
     c.add_argument("--mptrj-energy", default="uncorrected", choices=["uncorrected", "corrected"])
     c.add_argument("--shard-frames", type=int, default=50_000)
+    c.add_argument("--splines", type=int, default=0, help="sevennet: replace the radial MLPs by K splines (Facet)")
+    c.add_argument("--fit-data", nargs="+", default=[], help="sevennet --splines: structures (any ASE format) "
+                   "whose pair distances weight the least-squares fit")
+    c.add_argument("--spline-start", type=float, default=0.0, help="sevennet --splines: first knot (Å)")
     c.set_defaults(func=_convert)
     e = sub.add_parser("eval", help="errors of a model on labelled data: JSON report and plots")
     e.add_argument("model")

@@ -57,6 +57,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "radial_hidden": [64, 64],
     "cutoff_fn": "polynomial",  # "polynomial" (degree envelope_p) or "xplor" (switched on from cutoff_on)
     "cutoff_on": None,
+    "spline_start": 0.0,  # first spline knot r_0 (Å): splines spread over [r_0, cutoff]
     "gate_activation": "sigmoid",  # gate nonlinearity: "sigmoid" or "silu" (SevenNet)
     "silu_norm": SILU_NORM,  # second-moment normalisation of SiLU (e3nn's sampled value in SevenNet ports)
 }
@@ -122,7 +123,7 @@ class FacetModel(ExactBuffers):
         radial_hidden = None
         if cfg["radial"] == "spline":
             self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]), cfg["cutoff_fn"],
-                                            cfg["cutoff_on"])
+                                            cfg["cutoff_on"], float(cfg["spline_start"]))
         else:
             self.radial = BesselRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]), cfg["cutoff_fn"],
                                             cfg["cutoff_on"])

@@ -96,3 +96,8 @@ def iter_frames(paths, keys: Optional[Dict[str, str]] = None, mptrj_energy: str 
             yield from read_ase_db(path, keys)
         else:
             yield from read_extxyz(path, keys)
+
+
+def read_structures(paths) -> List:
+    """ASE Atoms of every frame of every file in ``paths`` (files, globs; any format ASE reads), labels ignored."""
+    return [atoms for path in expand_paths(paths) for atoms in iread(str(path), ":")]

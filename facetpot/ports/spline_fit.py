@@ -1,0 +1,84 @@
+"""Facet's trim of a radial-MLP model: every layer's radial MLP replaced by weights linear in splines.
+
+A ``bessel_mlp`` layer computes radial weights w(r) = h(b(r)) W n_mlp (an MLP of a Bessel basis,
+then its last linear layer); a ``spline`` layer computes w(r) = B(r) C n, with B the K cubic
+B-splines times the same cutoff (``nn.spline_radial``). For every layer, C is the weighted least-
+squares fit
+
+    C = argmin  sum_e || B(r_e) C n - h(b(r_e)) W n_mlp ||^2
+
+over pair distances r_e of real structures (so the fit is good where the model is used and a
+distance that never occurs costs nothing). The rest of the network is copied unchanged. The fit
+quality is reported per layer as the relative RMS error of w over those distances,
+sqrt(sum (w_spline - w)^2 / sum w^2).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from ..model import FacetModel
+from ..neighbors import radius_graph
+
+
+def pair_distances(structures, cutoff: float, max_distances: int = 400_000, seed: int = 0) -> torch.Tensor:
+    """Distances (Å, float64) of all neighbour pairs within ``cutoff`` in ``structures`` (ASE Atoms),
+    subsampled evenly at random to at most ``max_distances``."""
+    found: List[np.ndarray] = []
+    for atoms in structures:
+        i, j, shifts = radius_graph(atoms.get_positions(), atoms.cell.array, atoms.pbc, cutoff)
+        vec = atoms.positions[j] - atoms.positions[i] + shifts @ atoms.cell.array
+        found.append(np.linalg.norm(vec, axis=1))
+    r = np.concatenate(found) if found else np.zeros(0)
+    if len(r) == 0:
+        raise ValueError("no neighbour pairs within the cutoff in the fitting structures")
+    if len(r) > max_distances:
+        r = np.random.default_rng(seed).choice(r, max_distances, replace=False)
+    return torch.as_tensor(np.sort(r), dtype=torch.float64)
+
+
+def spline_config(config: Dict, num_splines: int, start: float = 0.0) -> Dict:
+    cfg = copy.deepcopy(config)
+    cfg["radial"] = "spline"
+    cfg["num_radial"] = int(num_splines)
+    cfg["spline_start"] = float(start)
+    return cfg
+
+
+@torch.no_grad()
+def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, start: float = 0.0
+                ) -> Tuple[FacetModel, List[float]]:
+    """(the spline model, relative RMS error of the radial weights per layer)."""
+    if model.config["radial"] != "bessel_mlp":
+        raise ValueError(f"fit_splines needs a radial-MLP model (radial='bessel_mlp'), got radial={model.config['radial']!r}")
+    model = copy.deepcopy(model).double()
+    spline = FacetModel(**spline_config(model.config, num_splines, start)).double()
+    keep = {k: v for k, v in model.state_dict().items()
+            if not (k.startswith("radial.") or ".conv.radial_mlp." in k or k.endswith(".conv.radial_weight"))}
+    missing, unexpected = spline.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.endswith(".conv.radial_weight") for k in missing):
+        raise RuntimeError(f"state mismatch: missing {missing}, unexpected {unexpected}")
+    r = distances.to(torch.float64)
+    basis_mlp = model.radial(r)  # (E, K_bessel)
+    basis = spline.radial(r)  # (E, K)
+    errors = []
+    for layer, new in zip(model.layers, spline.layers):
+        conv, target_conv = layer.conv, new.conv
+        w = conv.radial_mlp(basis_mlp) @ conv.radial_weight * conv.norm  # (E, n_weights)
+        target = w / target_conv.norm
+        # ridge-free normal equations; a spline with no distance in its support gets a zero column
+        gram = basis.T @ basis
+        empty = gram.diagonal() < 1e-12 * gram.diagonal().max()
+        gram[empty, empty] = 1.0
+        coeffs = torch.linalg.solve(gram, basis.T @ target)
+        coeffs[empty] = 0.0
+        target_conv.radial_weight.copy_(coeffs)
+        fitted = basis @ coeffs * target_conv.norm
+        errors.append(float(((fitted - w) ** 2).sum().sqrt() / (w ** 2).sum().sqrt()))
+    spline.set_atomic_energies({z: float(e) for z, e in zip(spline.species, model.atomic_energies.tolist())})
+    spline.set_scale({z: float(s) for z, s in zip(spline.species, model.scale.tolist())})
+    spline.metadata = dict(getattr(model, "metadata", {}))
+    return spline.eval(), errors
