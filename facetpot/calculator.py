@@ -8,7 +8,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from .graph import atoms_to_graph
 from .model_file import resolve_model, torch_dtype
-from .pretrained import DEFAULT_MODEL, PRETRAINED
+from .pretrained import DEFAULT_MODEL, available
 from .properties import compute_properties
 from .structures import to_atoms
 
@@ -28,7 +28,7 @@ class FacetCalculator(Calculator):
             if DEFAULT_MODEL is None:
                 raise ValueError(
                     "FacetCalculator needs a model: a FacetModel, a model file, or a pretrained name "
-                    f"({', '.join(sorted(PRETRAINED)) or 'no pretrained model ships yet'})"
+                    f"({', '.join(m.name for m in available()) or 'no pretrained model ships yet'})"
                 )
             model = DEFAULT_MODEL
         self.dtype = torch_dtype(dtype)

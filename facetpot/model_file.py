@@ -18,7 +18,7 @@ import torch
 from . import __version__
 from .file_format import check_header, make_header
 from .model import FacetModel
-from .pretrained import PRETRAINED, pretrained_path
+from .pretrained import PRETRAINED, available, pretrained_path
 from .torch_files import atomic_torch_save, read_torch_file
 
 FORMAT_NAME = "facetpot-model"
@@ -64,9 +64,23 @@ def read_model_file(path) -> Dict[str, Any]:
     return payload
 
 
+def model_path(model: Union[str, Path]) -> Path:
+    """A model file, or the checked file of a shipped model's name; errors list the known names."""
+    if Path(model).is_file():
+        return Path(model)
+    name = str(model)
+    if name in PRETRAINED:
+        return pretrained_path(name)
+    if isinstance(model, Path) or any(c in name for c in "/\\."):
+        raise FileNotFoundError(f"model file not found: {model} (nor is it a pretrained name: "
+                                f"{', '.join(m.name for m in available()) or 'none shipped yet'})")
+    return pretrained_path(name)  # raises: unknown name, with the list of known names
+
+
 def load_model(path, device="cpu", dtype: Optional[str] = None) -> FacetModel:
-    """Load a model file written by :func:`save_model`; ``dtype`` None keeps the one it was saved in."""
-    payload = read_model_file(path)
+    """Load a model file written by :func:`save_model`, or a shipped model by name (``facetpot.pretrained``);
+    ``dtype`` None keeps the one it was saved in."""
+    payload = read_model_file(model_path(path))
     saved = getattr(torch, payload.get("dtype", "float32"))
     # load into parameters of the saved dtype: float64 weights copied into float32 ones would be rounded
     model = FacetModel(**payload["config"]).to(dtype=saved)
@@ -85,15 +99,5 @@ def resolve_model(model: Union[FacetModel, str, Path], device=None, dtype: Optio
         return model.to(device=device, dtype=wanted)
     if isinstance(model, (str, Path)):
         device = device or "cpu"
-        if Path(model).is_file():
-            return load_model(model, device=device, dtype=dtype)
-        name = str(model)
-        if name in PRETRAINED:
-            return load_model(pretrained_path(name), device=device, dtype=dtype)
-        if isinstance(model, Path) or any(c in name for c in "/\\."):
-            raise FileNotFoundError(
-                f"model file not found: {model} (nor is it a pretrained name: "
-                f"{', '.join(sorted(PRETRAINED)) or 'none shipped yet'})"
-            )
-        pretrained_path(name)  # raises with the list of known names
+        return load_model(model, device=device, dtype=dtype)
     raise TypeError(f"model must be a FacetModel, a file path or a pretrained name, got {type(model).__name__}")

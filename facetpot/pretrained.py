@@ -1,30 +1,88 @@
-"""Registry of pretrained models shipped inside the package (files under ``pretrained/``).
+"""Registry of the pretrained models shipped inside the package (files under ``pretrained/``).
 
-Nothing is downloaded: a name resolves to a file in the installed package or the source tree.
+Nothing is downloaded: a name resolves to a file in the installed package (``facetpot/pretrained_models``,
+a link to the repository's ``pretrained/`` folder) whose sha256 must match the registry's, and each
+model has a card (a markdown file beside it) saying what it is, where it comes from, how it was made
+and how accurate and fast it is.
+
+    facetpot.pretrained.available()          # [PretrainedModel(name, description, file, sha256, card)]
+    FacetCalculator("facet-7net0-spline")    # every command and function taking a model takes a name
 """
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
-#: name -> file name in the pretrained folder; filled as models are trained and shipped.
-PRETRAINED: Dict[str, str] = {}
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    name: str
+    description: str  # one line
+    file: str  # model file name in the pretrained folder
+    sha256: str
+    card: str  # model card (markdown) in the pretrained folder
+
+    @property
+    def card_path(self) -> Optional[Path]:
+        return _find(self.card)
+
+
+#: name -> shipped model; filled as models are made and shipped
+PRETRAINED: Dict[str, PretrainedModel] = {}
 
 #: the model ``FacetCalculator()`` uses when none is named: the recommended shipped one (none yet)
 DEFAULT_MODEL: Optional[str] = None
 
+#: where shipped files are looked for: in the installed package, then in the source tree
+SEARCH_DIRS: List[Path] = [Path(__file__).resolve().parent / "pretrained_models",
+                           Path(__file__).resolve().parent.parent / "pretrained"]
 
-def pretrained_dirs():
-    here = Path(__file__).resolve().parent
-    return [here / "pretrained_models", here.parent / "pretrained"]
+_verified: Dict[Tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256 already computed
+
+
+def available() -> List[PretrainedModel]:
+    """The shipped models, the recommended one first."""
+    return sorted(PRETRAINED.values(), key=lambda m: (m.name != DEFAULT_MODEL, m.name))
+
+
+def _find(file: str) -> Optional[Path]:
+    for folder in SEARCH_DIRS:
+        path = folder / file
+        if path.is_file():
+            return path
+    return None
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, int(stat.st_mtime_ns))
+    if key not in _verified:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _verified[key] = digest.hexdigest()
+    return _verified[key]
+
+
+def _known() -> str:
+    return ", ".join(f"{m.name} ({m.description})" for m in available()) or "none shipped yet"
 
 
 def pretrained_path(name: str) -> Path:
+    """The checked file of the shipped model ``name``; an unknown name, a missing file or a file whose
+    sha256 differs from the registry's is an error that lists what exists."""
     if name not in PRETRAINED:
-        known = ", ".join(sorted(PRETRAINED)) or "none shipped yet"
-        raise ValueError(f"unknown pretrained model {name!r}; known names: {known}")
-    for d in pretrained_dirs():
-        p = d / PRETRAINED[name]
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"pretrained model {name!r} is registered but its file {PRETRAINED[name]} is missing")
+        raise ValueError(f"unknown pretrained model {name!r}; known names: {_known()}")
+    entry = PRETRAINED[name]
+    path = _find(entry.file)
+    if path is None:
+        raise FileNotFoundError(f"pretrained model {name!r} is registered but its file {entry.file} is not in "
+                                f"{', '.join(str(d) for d in SEARCH_DIRS)}: reinstall facetpot")
+    digest = _sha256(path)
+    if digest != entry.sha256:
+        raise ValueError(f"pretrained model {name!r}: {path} has sha256 {digest}, the registry expects {entry.sha256} "
+                         "(a damaged or replaced file): reinstall facetpot")
+    return path
