@@ -23,6 +23,13 @@ SMALL = dict(
 )
 
 
+#: the options of a SevenNet port (facet convert sevennet), at test size: Bessel basis with XPLOR
+#: switch into radial MLPs, SiLU gates, no parity, five layers
+SEVENNET_LIKE = dict(radial="bessel_mlp", radial_hidden=[8, 8], cutoff_fn="xplor", cutoff_on=3.5,
+                     nonlinearity="gate", gate_activation="silu", parity=False, hidden_irreps="8x0e+4x1e+4x2e",
+                     num_layers=5, neighbor_norm_exponent=1.0)
+
+
 def small_model(**overrides) -> facetpot.FacetModel:
     torch.manual_seed(overrides.pop("seed", 0))
     cfg = dict(SMALL)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facetpot.model_file import save_model
-from conftest import evaluate, small_model, triclinic_cell
+from conftest import SEVENNET_LIKE, evaluate, small_model, triclinic_cell
 from facetpot.export.domain import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript, prepare
 
@@ -26,19 +26,20 @@ def _structure():
     return atoms
 
 
-@pytest.mark.parametrize("backend", ["density", "edgewise"])
-def test_torchscript_file_matches_eager(tmp_path, backend):
-    model = small_model(seed=1).set_backend(backend)
+@pytest.mark.parametrize("backend,cfg", [("density", {}), ("edgewise", {}), ("edgewise", SEVENNET_LIKE)],
+                         ids=["density", "edgewise", "sevennet-like"])
+def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
+    model = small_model(seed=1, **cfg).set_backend(backend)
     atoms = _structure()
     ref = evaluate(model, atoms)
     path = export_torchscript(model, tmp_path / "model.pt")
     module, meta = load_torchscript(path)
     assert meta["species"] == model.species and meta["cutoff"] == model.cutoff and meta["dtype"] == "float64"
-    assert meta["num_layers"] == 2 and meta["backend"] == backend
+    assert meta["num_layers"] == model.num_layers and meta["backend"] == backend
     species = lambda z: model.species_index(torch.as_tensor(z))  # noqa: E731
 
     # one call, every atom receives: ghost shell of L x r_c
-    dom = domain_from_atoms(atoms, model.cutoff, 2 * model.cutoff, all_receive=True)
+    dom = domain_from_atoms(atoms, model.cutoff, (model.num_layers) * model.cutoff, all_receive=True)
     ei = torch.as_tensor(dom.edge_index)
     x = torch.as_tensor(dom.positions)
     ev = x[ei[1]] - x[ei[0]]

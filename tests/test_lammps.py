@@ -8,7 +8,7 @@ import torch
 from ase import Atoms
 
 from facetpot.model_file import save_model
-from conftest import evaluate, small_model
+from conftest import SEVENNET_LIKE, evaluate, small_model
 from facetpot.export.torchscript import export_torchscript
 from facetpot.lammps.runner import EV_PER_A3_IN_BAR, LammpsError, lammps_cell, read_dump, run_lammps, write_data
 
@@ -82,8 +82,19 @@ def oxide_run(plugin, tmp_path_factory):
     return tmp, model, atoms
 
 
-def test_single_point_matches_ase(oxide_run):
-    tmp, model, atoms = oxide_run
+@pytest.fixture(scope="module")
+def sevennet_like_run(plugin, tmp_path_factory):
+    """A model with a SevenNet port's options (radial MLPs, SiLU gates, no parity, 5 layers)."""
+    tmp = tmp_path_factory.mktemp("sevennet_like")
+    model = small_model(seed=12, species=[8, 13, 14], **SEVENNET_LIKE)
+    atoms = oxide()
+    setup_run(tmp, model, atoms, ["Si", "O", "Al"])
+    return tmp, model, atoms
+
+
+@pytest.mark.parametrize("run", ["oxide_run", "sevennet_like_run"])
+def test_single_point_matches_ase(run, request):
+    tmp, model, atoms = request.getfixturevalue(run)
     ref = evaluate(model, atoms)
     out = single_point(tmp)
     assert abs(out["energy"] - float(ref["energy"][0])) < 1e-8
@@ -94,9 +105,10 @@ def test_single_point_matches_ase(oxide_run):
     assert np.abs(ref["forces"].numpy()).max() > 1e-2  # not a trivial comparison
 
 
-@pytest.mark.parametrize("nprocs", [2, 4])
-def test_mpi_ranks_agree(oxide_run, nprocs):
-    tmp, _, _ = oxide_run
+@pytest.mark.parametrize("run,nprocs", [("oxide_run", 2), ("oxide_run", 4), ("sevennet_like_run", 2),
+                                        ("sevennet_like_run", 4)])
+def test_mpi_ranks_agree(run, nprocs, request):
+    tmp, _, _ = request.getfixturevalue(run)
     one = single_point(tmp, 1)
     many = single_point(tmp, nprocs)
     assert abs(many["energy"] - one["energy"]) <= 1e-10 * abs(one["energy"])
