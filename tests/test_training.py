@@ -147,6 +147,20 @@ def test_finetune_adds_an_element_and_freezes_layers(data, tmp_path):
     assert not torch.equal(b["layers.1.conv.radial_weight"].double(), t["layers.1.conv.radial_weight"])
 
 
+def test_finetune_a_radial_mlp_model(data, tmp_path):
+    """A SevenNet port (radial MLPs, SiLU gates, no parity) fine-tunes like any model: its MLP weights move."""
+    base = facetpot.build_model(radial="bessel_mlp", radial_hidden=[8], cutoff_fn="xplor", cutoff_on=3.5,
+                                nonlinearity="gate", gate_activation="silu", parity=False,
+                                hidden_irreps="8x0e+4x1e", num_layers=2, cutoff=4.0, species=[13, 29])
+    save_model(base, tmp_path / "port.pt")
+    cfg = write_config(data, finetune={"from": str(tmp_path / "port.pt")}, training={"epochs": 1})
+    assert facet(["train", str(cfg)]) == 0
+    tuned = facetpot.load_model(data / "run" / "last.pt")
+    assert tuned.config["radial"] == "bessel_mlp" and tuned.backend == "edgewise"
+    b, t = base.state_dict(), tuned.state_dict()
+    assert not torch.equal(b["layers.0.conv.radial_mlp.weights.0"].double(), t["layers.0.conv.radial_mlp.weights.0"])
+
+
 def test_existing_run_is_not_overwritten(data, capsys):
     cfg = write_config(data, training={"epochs": 1})
     assert facet(["train", str(cfg)]) == 0
