@@ -2,8 +2,9 @@
 
     python md/examples/ase_md.py [--model MODEL.pt] [--ensemble nve|nvt] [--steps 200] [--temperature 300]
 
-Without --model an untrained Facet-S with a small interaction scale is used (a smooth toy
-potential): useful to check the machinery and the energy drift, not physics.
+--model takes a model file or a shipped model's name; without it the recommended shipped model is
+used (before one shipped: an untrained Facet-S with a small interaction scale, a smooth toy
+potential, useful to check the machinery and the energy drift, not physics).
 """
 import argparse
 import time
@@ -16,6 +17,7 @@ from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 import facetpot
+from facetpot.pretrained import DEFAULT_MODEL
 
 
 def main():
@@ -27,8 +29,8 @@ def main():
     ap.add_argument("--timestep", type=float, default=1.0, help="fs")
     ap.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     args = ap.parse_args()
-    if args.model:
-        model = args.model
+    if args.model or DEFAULT_MODEL:
+        model = args.model or DEFAULT_MODEL
     else:
         model = facetpot.build_model(species=[14])
         model.set_scale({14: 0.05})

@@ -3,9 +3,9 @@
     python md/examples/lammps/prepare.py --model MY_MODEL.pt [--dtype float64] [--out .]
 
 writes ``model.pt`` (``facet export``), ``si.data`` (diamond Si, 512 atoms) and ``srtio3.data``
-(cubic perovskite SrTiO3, 320 atoms), and builds the plugin if needed. Without ``--model`` an
-UNTRAINED Facet-S with a small interaction scale is exported (a smooth toy potential that shows
-the machinery, not physics); it says so.
+(cubic perovskite SrTiO3, 320 atoms), and builds the plugin if needed. ``--model`` takes a model
+file or a shipped model's name; without it the recommended shipped model is exported (before one
+shipped: an UNTRAINED Facet-S with a small interaction scale, a smooth toy potential, and it says so).
 """
 import argparse
 from pathlib import Path
@@ -23,7 +23,8 @@ def structures():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="a facetpot model file (facet train output) covering Si, Sr, Ti, O")
+    ap.add_argument("--model", help="a facetpot model file (facet train writes best.pt and last.pt) or a shipped "
+                    "model's name, covering Si, Sr, Ti, O (default: the recommended shipped model)")
     ap.add_argument("--dtype", default=None, choices=["float32", "float64"])
     ap.add_argument("--out", default=".", help="folder for model.pt and the data files")
     args = ap.parse_args()
@@ -33,11 +34,13 @@ def main():
     from facetpot.export.torchscript import export_torchscript
     from facetpot.lammps.build import build_plugin
     from facetpot.lammps.runner import lammps_cell, write_data
+    from facetpot.pretrained import DEFAULT_MODEL
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.model:
-        model = facetpot.load_model(args.model)
+    if args.model or DEFAULT_MODEL:
+        model = facetpot.load_model(args.model or DEFAULT_MODEL)
+        print(f"model: {args.model or DEFAULT_MODEL}")
     else:
         print("WARNING: no --model given: exporting an UNTRAINED Facet-S (toy potential, not physics)")
         model = facetpot.build_model(species=[8, 14, 22, 38], scale=0.05)
