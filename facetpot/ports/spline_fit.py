@@ -49,8 +49,8 @@ def spline_config(config: Dict, num_splines: int, start: float = 0.0) -> Dict:
 
 
 @torch.no_grad()
-def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, start: float = 0.0
-                ) -> Tuple[FacetModel, List[float]]:
+def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, start: float = 0.0,
+                chunk: int = 20_000) -> Tuple[FacetModel, List[float]]:
     """(the spline model, relative RMS error of the radial weights per layer)."""
     if model.config["radial"] != "bessel_mlp":
         raise ValueError(f"fit_splines needs a radial-MLP model (radial='bessel_mlp'), got radial={model.config['radial']!r}")
@@ -61,23 +61,33 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
     missing, unexpected = spline.load_state_dict(keep, strict=False)
     if unexpected or any(not k.endswith(".conv.radial_weight") for k in missing):
         raise RuntimeError(f"state mismatch: missing {missing}, unexpected {unexpected}")
-    r = distances.to(torch.float64)
-    basis_mlp = model.radial(r)  # (E, K_bessel)
-    basis = spline.radial(r)  # (E, K)
+    chunks = torch.split(distances.to(torch.float64), chunk)  # (E, n_weights) targets in bounded memory
     errors = []
     for layer, new in zip(model.layers, spline.layers):
         conv, target_conv = layer.conv, new.conv
-        w = conv.radial_mlp(basis_mlp) @ conv.radial_weight * conv.norm  # (E, n_weights)
-        target = w / target_conv.norm
+
+        def weights(r):  # the MLP layer's radial weights, and the spline basis, at distances r
+            return conv.radial_mlp(model.radial(r)) @ conv.radial_weight * conv.norm, spline.radial(r)
+
+        k = target_conv.radial_weight.shape[0]
+        gram = torch.zeros(k, k, dtype=torch.float64)
+        rhs = torch.zeros(k, target_conv.radial_weight.shape[1], dtype=torch.float64)
+        for r in chunks:
+            w, basis = weights(r)
+            gram += basis.T @ basis
+            rhs += basis.T @ (w / target_conv.norm)
         # ridge-free normal equations; a spline with no distance in its support gets a zero column
-        gram = basis.T @ basis
         empty = gram.diagonal() < 1e-12 * gram.diagonal().max()
         gram[empty, empty] = 1.0
-        coeffs = torch.linalg.solve(gram, basis.T @ target)
+        coeffs = torch.linalg.solve(gram, rhs)
         coeffs[empty] = 0.0
         target_conv.radial_weight.copy_(coeffs)
-        fitted = basis @ coeffs * target_conv.norm
-        errors.append(float(((fitted - w) ** 2).sum().sqrt() / (w ** 2).sum().sqrt()))
+        residual = total = 0.0
+        for r in chunks:
+            w, basis = weights(r)
+            residual += float(((basis @ coeffs * target_conv.norm - w) ** 2).sum())
+            total += float((w ** 2).sum())
+        errors.append((residual / total) ** 0.5)
     spline.set_atomic_energies({z: float(e) for z, e in zip(spline.species, model.atomic_energies.tolist())})
     spline.set_scale({z: float(s) for z, s in zip(spline.species, model.scale.tolist())})
     spline.metadata = dict(getattr(model, "metadata", {}))
