@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+from ase.build import bulk
 
-from facetpot.model_file import save_model
+from facetpot.model_file import load_model, save_model
+from facetpot.pretrained import available
 from conftest import SEVENNET_LIKE, evaluate, small_model
 from facetpot.export.torchscript import export_torchscript
 from facetpot.lammps.runner import EV_PER_A3_IN_BAR, LammpsError, lammps_cell, read_dump, run_lammps, write_data
@@ -296,3 +298,18 @@ run 0
         run_lammps("in.mol", bad_dir)
     (bad_dir / "in.mol").write_text(script.format(special="special_bonds lj/coul 1.0 1.0 1.0"))
     run_lammps("in.mol", bad_dir)
+
+
+@pytest.mark.parametrize("name", [m.name for m in available()])
+def test_shipped_model_in_lammps_equals_ase(plugin, tmp_path, name):
+    """A shipped model through facet export and pair_style facet: LAMMPS = ASE, 1 and 2 ranks."""
+    model = load_model(name, dtype="float64")
+    atoms = lammps_cell(bulk("MgO", "rocksalt", a=4.25, cubic=True).repeat((2, 1, 1)))
+    atoms.rattle(0.05, seed=5)
+    setup_run(tmp_path, model, atoms, ["Mg", "O"])
+    ref = evaluate(model, atoms)
+    for nprocs in (1, 2):
+        out = single_point(tmp_path, nprocs)
+        assert abs(out["energy"] - float(ref["energy"][0])) < 1e-7
+        assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-7
+        assert np.abs(out["stress"] - _voigt(ref["stress"][0].numpy())).max() < 1e-9

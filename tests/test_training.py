@@ -18,6 +18,7 @@ from ase.io import read, write
 import facetpot
 from facetpot.cli import main as facet
 from facetpot.model_file import save_model
+from facetpot.pretrained import available
 
 
 def emt_frames(n=24, seed=0, elements=("Cu", "Al")):
@@ -159,6 +160,18 @@ def test_finetune_a_radial_mlp_model(data, tmp_path):
     assert tuned.config["radial"] == "bessel_mlp" and tuned.backend == "edgewise"
     b, t = base.state_dict(), tuned.state_dict()
     assert not torch.equal(b["layers.0.conv.radial_mlp.weights.0"].double(), t["layers.0.conv.radial_mlp.weights.0"])
+
+
+@pytest.mark.parametrize("name", [m.name for m in available()])
+def test_finetune_from_a_shipped_model(data, name):
+    """Ten steps from a shipped model by name (finetune.from: NAME), on data of elements it knows."""
+    base = facetpot.load_model(name)
+    cfg = write_config(data, finetune={"from": name}, training={"max_steps": 10, "dtype": "float32"})
+    assert facet(["train", str(cfg)]) == 0
+    tuned = facetpot.load_model(data / "run" / "last.pt")
+    assert tuned.species == base.species and tuned.config["hidden_irreps"] == base.config["hidden_irreps"]
+    key = "layers.1.linear_in.weights.0"
+    assert not torch.equal(base.state_dict()[key].float(), tuned.state_dict()[key].float())
 
 
 def test_existing_run_is_not_overwritten(data, capsys):
