@@ -1,4 +1,4 @@
-"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``export``, ``lammps``.
+"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``relax``, ``export``, ``lammps``.
 
 Each subcommand imports its implementation when it runs (the ``# lazy: facet --help start-up``
 imports): with all of them imported at the top (torch, e3nn, ase, the trainer) ``facet --help``
@@ -59,6 +59,23 @@ def _convert_sevennet(args) -> int:
     print(f"wrote {args.output}: {model.metadata['source']}, {model.num_parameters():,} parameters, "
           f"{len(model.species)} elements, cutoff {model.cutoff} A")
     return 0
+
+
+def _relax(args) -> int:
+    from .workflows.relax import relax_files  # lazy: facet --help start-up
+
+    try:
+        shard = tuple(int(x) for x in args.shard.split("/"))
+        assert len(shard) == 2
+    except (ValueError, AssertionError):
+        raise ValueError(f"--shard must be I/N (e.g. 0/10), got {args.shard}") from None
+    total, converged, failed = relax_files(args.model, args.inputs, args.output, shard=shard, device=args.device,
+                                           dtype=args.dtype, progress=not args.no_progress, fmax=args.fmax,
+                                           max_steps=args.max_steps, cell=not args.positions_only,
+                                           optimizer=args.optimizer, symmetry=args.symmetry)
+    print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
+          f"failed; {args.output}/results.csv, {args.output}/relaxed.extxyz", file=sys.stderr)
+    return 0 if converged == total else 1
 
 
 def _eval(args) -> int:
@@ -130,6 +147,20 @@ def main(argv=None) -> int:
     e.add_argument("--batch-atoms", type=int, default=2048)
     e.add_argument("--no-plots", action="store_true")
     e.set_defaults(func=_eval)
+    r = sub.add_parser("relax", help="relax many structures (positions and cell): relaxed.extxyz and results.csv")
+    r.add_argument("model", help="model file or pretrained name")
+    r.add_argument("inputs", nargs="+", help="structure files in any format ASE or pymatgen reads, folders, globs")
+    r.add_argument("-o", "--output", required=True, help="output folder")
+    r.add_argument("--fmax", type=float, default=0.05, help="force convergence, eV/Å (default 0.05)")
+    r.add_argument("--max-steps", type=int, default=500)
+    r.add_argument("--positions-only", action="store_true", help="keep the cell fixed (default: relax it too)")
+    r.add_argument("--symmetry", action="store_true", help="keep the space group (ASE FixSymmetry)")
+    r.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
+    r.add_argument("--shard", default="0/1", help="I/N: relax every N-th structure from the I-th (job arrays)")
+    r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_relax)
     x = sub.add_parser("export", help="export a model for LAMMPS / C++ (TorchScript) or AOTInductor")
     x.add_argument("model", help="model file or pretrained name")
     x.add_argument("-o", "--output", required=True, help="output file (.pt for torchscript, .pt2 for aoti)")

@@ -1,0 +1,85 @@
+"""facet relax: many structures relaxed one by one, failures isolated, outputs streamed, shards."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.filters import FrechetCellFilter
+from ase.io import read, write
+from ase.optimize import FIRE
+
+import facetpot
+from conftest import small_model
+from facetpot.cli import main as facet
+from facetpot.model_file import save_model
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A model of Al/Cu with a gentle energy scale, three good structures in two files, a broken file and
+    a structure with an element the model does not cover."""
+    model = small_model(species=[13, 29], scale=0.3)
+    save_model(model, tmp_path / "model.pt")
+    cu = bulk("Cu", "fcc", a=3.7, cubic=True)
+    cu.rattle(0.05, seed=1)
+    al = bulk("Al", "fcc", a=4.0) * (2, 1, 1)
+    al.rattle(0.05, seed=2)
+    mixed = cu.copy()
+    mixed.numbers[0] = 13
+    write(tmp_path / "many.extxyz", [cu, al])
+    write(tmp_path / "one.cif", mixed)
+    (tmp_path / "broken.cif").write_text("data_x\n_cell_length_a oops\n")
+    write(tmp_path / "gold.extxyz", bulk("Au", "fcc", a=4.08))
+    return tmp_path, model
+
+
+def rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_relax_many_with_failures(inputs):
+    folder, model = inputs
+    out = folder / "out"
+    code = facet(["relax", str(folder / "model.pt"), str(folder / "many.extxyz"), str(folder / "one.cif"),
+                  str(folder / "broken.cif"), str(folder / "gold.extxyz"), "-o", str(out), "--fmax", "0.01",
+                  "--dtype", "float64", "--no-progress"])
+    assert code == 1  # not everything converged: two failures
+    table = {r["name"]: r for r in rows(out / "results.csv")}
+    assert list(table) == ["many.extxyz@0", "many.extxyz@1", "one.cif", "broken.cif", "gold.extxyz"]
+    assert "cannot read" in table["broken.cif"]["error"]
+    assert "Au" in table["gold.extxyz"]["error"] and "not covered" in table["gold.extxyz"]["error"]
+    for name in ("many.extxyz@0", "many.extxyz@1", "one.cif"):
+        assert table[name]["converged"] == "True" and table[name]["error"] == ""
+        assert float(table[name]["fmax_final"]) < 0.011  # atoms' forces; the filter converges its own (cell-scaled) ones
+        assert float(table[name]["energy_final"]) < float(table[name]["energy_initial"])
+    relaxed = read(out / "relaxed.extxyz", ":")
+    assert [a.info["name"] for a in relaxed] == ["many.extxyz@0", "many.extxyz@1", "one.cif"]
+    # the same minimum as ASE's FIRE + FrechetCellFilter run by hand
+    cu = read(folder / "many.extxyz", 0)
+    cu.calc = facetpot.FacetCalculator(model)
+    FIRE(FrechetCellFilter(cu), logfile=None).run(fmax=0.01, steps=500)
+    assert abs(cu.get_potential_energy() - float(table["many.extxyz@0"]["energy_final"])) < 1e-5 * len(cu)
+    assert np.abs(cu.cell.array - relaxed[0].cell.array).max() < 1e-3
+
+
+def test_shards_split_the_structures(inputs):
+    folder, _ = inputs
+    names = []
+    for shard in ("0/2", "1/2"):
+        out = folder / f"shard{shard[0]}"
+        facet(["relax", str(folder / "model.pt"), str(folder / "many.extxyz"), str(folder / "one.cif"),
+               "-o", str(out), "--shard", shard, "--positions-only", "--max-steps", "3", "--no-progress"])
+        names.append([r["name"] for r in rows(out / "results.csv")])
+    assert names == [["many.extxyz@0", "one.cif"], ["many.extxyz@1"]]
+
+
+def test_bad_arguments(inputs, capsys):
+    folder, _ = inputs
+    assert facet(["relax", str(folder / "model.pt"), str(folder / "nothing.xyz"), "-o", str(folder / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert facet(["relax", str(folder / "model.pt"), str(folder / "one.cif"), "-o", str(folder / "o"),
+                  "--shard", "3/2"]) == 2
+    assert "shard" in capsys.readouterr().err
