@@ -72,7 +72,7 @@ def _relax(args) -> int:
     total, converged, failed = relax_files(args.model, args.inputs, args.output, shard=shard, device=args.device,
                                            dtype=args.dtype, progress=not args.no_progress, fmax=args.fmax,
                                            max_steps=args.max_steps, cell=not args.positions_only,
-                                           optimizer=args.optimizer, symmetry=args.symmetry)
+                                           optimizer=args.optimizer, symmetry=args.symmetry, max_atoms=args.max_atoms)
     print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
           f"failed; {args.output}/results.csv, {args.output}/relaxed.extxyz", file=sys.stderr)
     return 0 if converged == total else 1
@@ -157,6 +157,7 @@ def main(argv=None) -> int:
     r.add_argument("--symmetry", action="store_true", help="keep the space group (ASE FixSymmetry)")
     r.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
     r.add_argument("--shard", default="0/1", help="I/N: relax every N-th structure from the I-th (job arrays)")
+    r.add_argument("--max-atoms", type=int, default=2000, help="atoms relaxed together in one batch (default 2000)")
     r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     r.add_argument("--device", default="cpu")
     r.add_argument("--no-progress", action="store_true")

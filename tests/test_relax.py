@@ -57,12 +57,16 @@ def test_relax_many_with_failures(inputs):
         assert float(table[name]["energy_final"]) < float(table[name]["energy_initial"])
     relaxed = read(out / "relaxed.extxyz", ":")
     assert [a.info["name"] for a in relaxed] == ["many.extxyz@0", "many.extxyz@1", "one.cif"]
-    # the same minimum as ASE's FIRE + FrechetCellFilter run by hand
-    cu = read(folder / "many.extxyz", 0)
-    cu.calc = facetpot.FacetCalculator(model)
-    FIRE(FrechetCellFilter(cu), logfile=None).run(fmax=0.01, steps=500)
-    assert abs(cu.get_potential_energy() - float(table["many.extxyz@0"]["energy_final"])) < 1e-5 * len(cu)
-    assert np.abs(cu.cell.array - relaxed[0].cell.array).max() < 1e-3
+    # the batch reaches the minima of ASE's FIRE + FrechetCellFilter run one by one
+    for k, atoms in enumerate(read(folder / "many.extxyz", ":") + [read(folder / "one.cif")]):
+        atoms.calc = facetpot.FacetCalculator(model)
+        opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+        opt.run(fmax=0.01, steps=500)
+        name = relaxed[k].info["name"]
+        assert abs(atoms.get_potential_energy() - float(table[name]["energy_final"])) < 1e-5 * len(atoms)
+        assert np.abs(atoms.positions - relaxed[k].positions).max() < 1e-3
+        assert np.abs(atoms.cell.array - relaxed[k].cell.array).max() < 1e-3
+        assert int(table[name]["steps"]) == opt.nsteps  # the same trajectory, step for step
 
 
 def test_shards_split_the_structures(inputs):
@@ -83,3 +87,32 @@ def test_bad_arguments(inputs, capsys):
     assert facet(["relax", str(folder / "model.pt"), str(folder / "one.cif"), "-o", str(folder / "o"),
                   "--shard", "3/2"]) == 2
     assert "shard" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["fire", "bfgs"])
+def test_batch_size_does_not_change_results(inputs, optimizer):
+    """One structure at a time (max_atoms 1) and all together give the same relaxations."""
+    from facetpot.workflows.relax import relax_files
+
+    folder, _ = inputs
+    tables = []
+    for max_atoms in (1, 1000):
+        out = folder / f"out{max_atoms}"
+        relax_files(folder / "model.pt", [folder / "many.extxyz", folder / "one.cif"], out, dtype="float64",
+                    progress=False, fmax=0.01, optimizer=optimizer, max_atoms=max_atoms)
+        tables.append(rows(out / "results.csv"))
+    for a, b in zip(*tables):
+        assert a["name"] == b["name"] and a["steps"] == b["steps"] and a["converged"] == "True"
+        assert abs(float(a["energy_final"]) - float(b["energy_final"])) < 1e-8
+
+
+def test_symmetry_is_kept(inputs):
+    from ase.spacegroup.symmetrize import check_symmetry
+
+    folder, _ = inputs
+    write(folder / "al.extxyz", bulk("Al", "fcc", a=4.1, cubic=True))
+    out = folder / "sym"
+    assert facet(["relax", str(folder / "model.pt"), str(folder / "al.extxyz"), "-o", str(out), "--symmetry",
+                  "--fmax", "0.01", "--no-progress"]) == 0
+    relaxed = read(out / "relaxed.extxyz")
+    assert check_symmetry(relaxed, 1e-4).number == 225

@@ -22,6 +22,7 @@ def expand_inputs(inputs: Sequence[str]) -> List[Path]:
     """Files, the files of folders (sorted, not recursive) and glob matches, in the given order."""
     out: List[Path] = []
     for item in inputs:
+        item = str(item)
         path = Path(item)
         if path.is_dir():
             out.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))

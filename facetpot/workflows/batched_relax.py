@@ -1,0 +1,173 @@
+"""Many relaxations at once: one model call per step for every structure in flight.
+
+Each structure keeps its own ASE optimizer (FIRE or BFGS, with its own state) acting on its own
+``FrechetCellFilter`` (positions and cell) or on its positions; only the energy, forces and stress
+are computed for all of them together, by packing the structures in flight into one graph. The
+steps are ASE's own, so every structure follows the trajectory it would follow relaxed alone with
+``opt.run(fmax)`` (the same minima; tested against ASE one by one). Structures that converge, reach
+``max_steps`` or fail leave the batch, and waiting ones enter while the atoms in flight stay under
+``max_atoms``. Results come back in input order.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.constraints import FixSymmetry
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS, FIRE
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from ..graph import atoms_to_graph, batch_graphs
+from ..model import FacetModel
+from ..properties import compute_properties
+from .relax_result import BLOWUP_EV_PER_ATOM, RelaxResult
+
+OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS}
+
+
+@dataclass
+class _Job:
+    index: int
+    result: RelaxResult
+    atoms: Optional[Atoms] = None
+    opt: object = None
+    periodic: bool = False
+    start: float = field(default_factory=time.perf_counter)
+
+
+def _converged(opt) -> bool:
+    """ASE's own convergence test of ``opt`` at the current positions."""
+    if hasattr(opt, "gradient_converged"):  # ASE >= 3.26
+        return bool(opt.gradient_converged(opt.optimizable.get_gradient()))
+    return bool(opt.converged())
+
+
+class BatchedRelaxation:
+    """Relax structures with ``model`` (a FacetModel on its device and dtype), ``max_atoms`` in flight."""
+
+    def __init__(self, model: FacetModel, fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
+                 optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+        self.model = model
+        self.fmax, self.max_steps, self.cell = float(fmax), int(max_steps), bool(cell)
+        self.optimizer, self.symmetry, self.max_atoms = optimizer, bool(symmetry), int(max_atoms)
+
+    # ------------------------------------------------------------------ one structure in and out
+    def _start(self, index: int, name: str, atoms: Optional[Atoms], read_error: Optional[str]) -> _Job:
+        job = _Job(index, RelaxResult(name, error=read_error or ""))
+        if read_error:
+            return job
+        try:
+            atoms = atoms.copy()
+            atoms_to_graph(atoms, self.model.cutoff)  # the structure checks, with their messages
+            self.model.species_index(torch.as_tensor(atoms.numbers))  # elements the model covers
+            if self.symmetry:
+                atoms.set_constraint(FixSymmetry(atoms))
+            job.periodic = bool(atoms.pbc.all()) and abs(atoms.cell.volume) > 1e-8
+            job.atoms = atoms
+        except Exception as exc:  # noqa: BLE001 - the structure's error, the others go on
+            job.result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return job
+
+    def _finish(self, job: _Job) -> Tuple[RelaxResult, Optional[Atoms]]:
+        job.result.seconds = time.perf_counter() - job.start
+        atoms = job.atoms
+        if atoms is None or job.result.error:
+            return job.result, None
+        r = job.result
+        r.steps = int(job.opt.nsteps)
+        r.energy_final = float(atoms.get_potential_energy())
+        r.fmax_final = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
+        if job.periodic:
+            r.max_stress_final = float(np.abs(atoms.get_stress()).max())
+            r.volume_final = float(atoms.get_volume())
+        atoms.constraints = []
+        results = dict(atoms.calc.results)
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        return r, atoms
+
+    # ------------------------------------------------------------------ the batched model call
+    def _evaluate(self, jobs: List[_Job]) -> None:
+        """Energy, forces (and stress) of every job's current structure, in one model call."""
+        model = self.model
+        graph = batch_graphs([atoms_to_graph(j.atoms, model.cutoff, dtype=model.dtype) for j in jobs])
+        graph = graph.to(model.device, model.dtype)
+        out = compute_properties(model, graph, forces=True, stress=any(j.periodic for j in jobs))
+        energy = out["energy"].detach().cpu().double().numpy()
+        forces = out["forces"].detach().cpu().double().numpy()
+        stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None
+        start = 0
+        for k, job in enumerate(jobs):
+            n = len(job.atoms)
+            e, f = float(energy[k]), forces[start : start + n]
+            start += n
+            if not np.isfinite(e) or not np.all(np.isfinite(f)):
+                job.result.error = "FloatingPointError: non-finite energy or forces"
+            elif e / n < BLOWUP_EV_PER_ATOM:
+                job.result.error = f"FloatingPointError: energy exploded ({e / n:.3g} eV/atom)"
+            results = {"energy": e, "free_energy": e, "forces": f}
+            if job.periodic:
+                results["stress"] = full_3x3_to_voigt_6_stress(stress[k])
+            job.atoms.calc = SinglePointCalculator(job.atoms, **results)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]]) -> Iterator[Tuple[RelaxResult, Optional[Atoms]]]:
+        """(result, relaxed atoms or None) for every (name, atoms, read error) item, in input order."""
+        pending = iter(enumerate(items))
+        active: List[_Job] = []
+        done: Dict[int, Tuple[RelaxResult, Optional[Atoms]]] = {}
+        next_out = 0
+        exhausted = False
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="logm result may be inaccurate")
+            while active or not exhausted:
+                # fill the batch under the atom budget (always at least one structure)
+                entering: List[_Job] = []
+                while not exhausted and (not active and not entering
+                                         or sum(len(j.atoms) for j in active + entering) < self.max_atoms):
+                    try:
+                        index, (name, atoms, error) = next(pending)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    job = self._start(index, name, atoms, error)
+                    if job.atoms is None:
+                        done[index] = self._finish(job)
+                    else:
+                        entering.append(job)
+                if entering:
+                    active += entering
+                if active:
+                    self._evaluate(active)
+                    for job in entering:
+                        if not job.result.error:
+                            job.result.energy_initial = float(job.atoms.get_potential_energy())
+                            target = FrechetCellFilter(job.atoms) if self.cell and job.periodic else job.atoms
+                            job.opt = OPTIMIZERS[self.optimizer](target, logfile=None)
+                            job.opt.fmax = self.fmax
+                    still: List[_Job] = []
+                    for job in active:
+                        if not job.result.error:
+                            try:
+                                if _converged(job.opt):
+                                    job.result.converged = True
+                                elif job.opt.nsteps < self.max_steps:
+                                    job.opt.step()
+                                    job.opt.nsteps += 1
+                                    still.append(job)
+                                    continue
+                            except Exception as exc:  # noqa: BLE001
+                                job.result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                        done[job.index] = self._finish(job)
+                    active = still
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
