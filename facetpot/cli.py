@@ -1,4 +1,4 @@
-"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``relax``, ``export``, ``lammps``.
+"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``relax``, ``md``, ``export``, ``lammps``.
 
 Each subcommand imports its implementation when it runs (the ``# lazy: facet --help start-up``
 imports): with all of them imported at the top (torch, e3nn, ase, the trainer) ``facet --help``
@@ -76,6 +76,18 @@ def _relax(args) -> int:
     print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
           f"failed; {args.output}/results.csv, {args.output}/relaxed.extxyz", file=sys.stderr)
     return 0 if converged == total else 1
+
+
+def _md(args) -> int:
+    from .workflows.md import run_md  # lazy: facet --help start-up
+
+    step = run_md(args.model, args.input, args.output, ensemble=args.ensemble, steps=args.steps,
+                  timestep_fs=args.timestep, temperature=args.temperature, pressure_gpa=args.pressure,
+                  friction=args.friction, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, log_every=args.log_every,
+                  traj_every=args.traj_every, seed=args.seed, restart=args.restart, device=args.device,
+                  dtype=args.dtype, progress=not args.no_progress)
+    print(f"MD at step {step}: {args.output}/trajectory.extxyz, {args.output}/thermo.csv", file=sys.stderr)
+    return 0
 
 
 def _eval(args) -> int:
@@ -162,6 +174,26 @@ def main(argv=None) -> int:
     r.add_argument("--device", default="cpu")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_relax)
+    m = sub.add_parser("md", help="molecular dynamics (NVE, Langevin or Nose-Hoover NVT, MTK NPT) with a model")
+    m.add_argument("model", help="model file or pretrained name")
+    m.add_argument("input", help="structure file (any format ASE reads; its last frame)")
+    m.add_argument("-o", "--output", required=True, help="output folder: trajectory.extxyz, thermo.csv")
+    m.add_argument("--ensemble", default="nve", choices=["nve", "langevin", "nhc", "npt"])
+    m.add_argument("--steps", type=int, default=1000, help="total steps (a restart continues up to this)")
+    m.add_argument("--timestep", type=float, default=1.0, help="fs")
+    m.add_argument("--temperature", type=float, default=300.0, help="K (initial velocities; target of NVT/NPT)")
+    m.add_argument("--pressure", type=float, default=0.0, help="GPa (npt)")
+    m.add_argument("--friction", type=float, default=0.01, help="1/fs (langevin)")
+    m.add_argument("--tdamp", type=float, default=100.0, help="fs (nhc, npt)")
+    m.add_argument("--pdamp", type=float, default=1000.0, help="fs (npt)")
+    m.add_argument("--log-every", type=int, default=10)
+    m.add_argument("--traj-every", type=int, default=10)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--restart", action="store_true", help="continue from OUTPUT/trajectory.extxyz")
+    m.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_md)
     x = sub.add_parser("export", help="export a model for LAMMPS / C++ (TorchScript) or AOTInductor")
     x.add_argument("model", help="model file or pretrained name")
     x.add_argument("-o", "--output", required=True, help="output file (.pt for torchscript, .pt2 for aoti)")

@@ -1,0 +1,64 @@
+"""facet md: NVE conserves energy, NVT holds its temperature, NPT runs, a restart continues the run."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.io import read, write
+
+from conftest import small_model
+from facetpot.cli import main as facet
+from facetpot.model_file import save_model
+
+
+@pytest.fixture
+def system(tmp_path):
+    model = small_model(species=[13, 29], scale=0.3)
+    save_model(model, tmp_path / "model.pt")
+    cu = bulk("Cu", "fcc", a=3.75, cubic=True) * (2, 2, 2)
+    cu.numbers[::5] = 13
+    write(tmp_path / "cu.extxyz", cu)
+    return tmp_path
+
+
+def thermo(path):
+    with open(path) as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def md(system, out, *extra):
+    return facet(["md", str(system / "model.pt"), str(system / "cu.extxyz"), "-o", str(system / out),
+                  "--dtype", "float64", "--no-progress", *extra])
+
+
+def test_nve_conserves_energy(system):
+    assert md(system, "nve", "--steps", "200", "--timestep", "1", "--temperature", "300", "--log-every", "5") == 0
+    rows = thermo(system / "nve" / "thermo.csv")
+    e_tot = np.array([r["E_tot"] for r in rows])
+    e_pot = np.array([r["E_pot"] for r in rows])
+    assert len(rows) == 41 and rows[-1]["step"] == 200
+    assert np.ptp(e_pot) > 0.05  # the atoms move: a real test of conservation
+    assert np.abs(e_tot - e_tot[0]).max() < 0.02 * np.ptp(e_pot)
+
+
+def test_nvt_reaches_target_temperature(system):
+    assert md(system, "nvt", "--ensemble", "langevin", "--steps", "600", "--temperature", "500",
+              "--friction", "0.05", "--log-every", "2", "--traj-every", "100") == 0
+    temps = np.array([r["T_K"] for r in thermo(system / "nvt" / "thermo.csv")])[100:]
+    assert abs(temps.mean() - 500) < 0.2 * 500
+
+
+def test_npt_runs_and_restart_continues(system):
+    assert md(system, "npt", "--ensemble", "npt", "--steps", "40", "--pressure", "1.0", "--log-every", "10",
+              "--traj-every", "20") == 0
+    assert md(system, "npt", "--ensemble", "npt", "--steps", "40") == 2  # refuses to overwrite a run
+    assert md(system, "npt", "--ensemble", "npt", "--steps", "80", "--restart", "--log-every", "10",
+              "--traj-every", "20") == 0
+    rows = thermo(system / "npt" / "thermo.csv")
+    assert [int(r["step"]) for r in rows] == list(range(0, 81, 10))
+    frames = read(system / "npt" / "trajectory.extxyz", ":")
+    assert [f.info["step"] for f in frames] == [0, 20, 40, 60, 80]
+    assert frames[-1].get_volume() != frames[0].get_volume()  # the cell moves under NPT
+    assert np.all(np.isfinite([r["P_GPa"] for r in rows]))
