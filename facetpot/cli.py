@@ -1,4 +1,5 @@
-"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``relax``, ``md``, ``export``, ``lammps``.
+"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``relax``, ``md``, ``eos``, ``elastic``,
+``phonons``, ``export``, ``lammps``.
 
 Each subcommand imports its implementation when it runs (the ``# lazy: facet --help start-up``
 imports): with all of them imported at the top (torch, e3nn, ase, the trainer) ``facet --help``
@@ -87,6 +88,18 @@ def _md(args) -> int:
                   traj_every=args.traj_every, seed=args.seed, restart=args.restart, device=args.device,
                   dtype=args.dtype, progress=not args.no_progress)
     print(f"MD at step {step}: {args.output}/trajectory.extxyz, {args.output}/thermo.csv", file=sys.stderr)
+    return 0
+
+
+def _property(args) -> int:
+    from .workflows.material_properties import compute_for_file  # lazy: facet --help start-up
+
+    options = {"supercell": args.supercell} if args.command == "phonons" and args.supercell else {}
+    result = compute_for_file(args.command, args.model, args.input, args.output, device=args.device,
+                              dtype=args.dtype, **options)
+    shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("C_voigt_GPa", "band_path")}
+    print(json.dumps(shown, indent=1))
+    print(f"written to {args.output}/{args.command}.json (+ .png with matplotlib)", file=sys.stderr)
     return 0
 
 
@@ -194,6 +207,18 @@ def main(argv=None) -> int:
     m.add_argument("--device", default="cpu")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_md)
+    for kind, text in (("eos", "equation of state: E(V), Birch-Murnaghan V0 and bulk modulus; eos.png"),
+                       ("elastic", "elastic tensor (GPa) and Voigt-Reuss-Hill moduli"),
+                       ("phonons", "phonon band structure (seekpath path), DOS, thermal properties, imaginary modes")):
+        pp = sub.add_parser(kind, help=f"{text} (matcalc/phonopy: facetpot[properties])")
+        pp.add_argument("model", help="model file or pretrained name")
+        pp.add_argument("input", help="structure file (any format ASE reads; its last frame)")
+        pp.add_argument("-o", "--output", required=True, help="output folder")
+        pp.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+        pp.add_argument("--device", default="cpu")
+        if kind == "phonons":
+            pp.add_argument("--supercell", type=int, nargs=3, help="supercell diagonal (default: at least 20 Å)")
+        pp.set_defaults(func=_property)
     x = sub.add_parser("export", help="export a model for LAMMPS / C++ (TorchScript) or AOTInductor")
     x.add_argument("model", help="model file or pretrained name")
     x.add_argument("-o", "--output", required=True, help="output file (.pt for torchscript, .pt2 for aoti)")
@@ -211,7 +236,7 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, BuildError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, BuildError) as exc:
         print(f"facet {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -15,7 +15,7 @@ import numpy as np
 MAX_PARITY_POINTS = 200_000
 
 
-def _pyplot():
+def load_pyplot():
     """matplotlib.pyplot with the file-only Agg backend, or None when matplotlib is not installed."""
     try:
         import matplotlib  # lazy: optional dependency (pip install .[train])
@@ -30,7 +30,7 @@ def _pyplot():
 def parity_plots(p: Dict[str, np.ndarray], out: Path) -> List[Path]:
     """``out/parity.png``: predicted against reference energy/atom, force and stress components
     (``p["e_ref"]``, ``p["e_pred"]``, ``f_*``, ``s_*``; empty panels left out)."""
-    plt = _pyplot()
+    plt = load_pyplot()
     if plt is None:
         print("matplotlib not installed: no plots (pip install matplotlib)")
         return []
@@ -64,7 +64,7 @@ def learning_curve(run_dir) -> Optional[Path]:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
-    plt = _pyplot()
+    plt = load_pyplot()
     if plt is None:
         return None
     step = [int(r["step"]) for r in rows]

@@ -1,0 +1,148 @@
+"""Equations of state, elastic constants and phonons of a crystal: thin layers over matcalc and phonopy.
+
+matcalc (materialsvirtuallab) computes all three for any ASE calculator, phonons through phonopy, with
+band paths from seekpath; facetpot adds the model, the files a user keeps and the plots:
+
+    equation_of_state   E(V) over +-``max_strain`` of the relaxed cell, Birch-Murnaghan fit: V0, E0, B (GPa)
+    elastic_constants   C_ij (Voigt, GPa) from stress-strain fits, Voigt-Reuss-Hill bulk/shear moduli
+    phonons             force constants of a supercell, band structure along seekpath's path, DOS,
+                        thermal properties (F, S, C_v per formula unit... as phonopy gives them), and the
+                        imaginary modes found on the mesh (frequencies below -0.01 THz), reported
+
+Each takes an ASE calculator (``FacetCalculator`` or any other) and an ASE structure, returns a plain
+dict, and with ``out_dir`` writes ``NAME.json`` and, when matplotlib is installed, ``NAME.png``.
+Needs ``pip install facetpot[properties]`` (matcalc, phonopy, seekpath).
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+from ase.io import read
+
+from ..atomic_write import atomic_write_text
+from ..calculator import FacetCalculator
+from ..plots import load_pyplot
+from ..units import EV_PER_A3_TO_GPA
+
+
+def _matcalc():
+    try:
+        import matcalc  # lazy: optional dependency (facetpot[properties])
+    except ImportError:
+        raise ImportError("equations of state, elastic constants and phonons need matcalc and phonopy: "
+                          "pip install 'facetpot[properties]'") from None
+    return matcalc
+
+
+def _save(result: Dict[str, Any], out_dir, name: str) -> None:
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / f"{name}.json", json.dumps(result, indent=1))
+
+
+def equation_of_state(calc, atoms, out_dir=None, max_strain: float = 0.1, points: int = 11, fmax: float = 0.01,
+                      relax: bool = True) -> Dict[str, Any]:
+    """E(V) and its Birch-Murnaghan fit (matcalc's EOSCalc; the cell shape relaxes at every volume)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = _matcalc().EOSCalc(calc, max_abs_strain=max_strain, n_points=points, fmax=fmax,
+                               relax_structure=relax).calc(atoms.copy())
+    volumes, energies = np.asarray(r["eos"]["volumes"]), np.asarray(r["eos"]["energies"])
+    fit = np.polyfit(volumes ** (-2.0 / 3.0), energies, 3)  # Birch-Murnaghan is a cubic in V^(-2/3)
+    result = {"atoms": len(atoms), "volumes_A3": volumes.tolist(), "energies_eV": energies.tolist(),
+              "bulk_modulus_GPa": float(r["bulk_modulus_bm"]), "r2": float(r["r2_score_bm"]),
+              "relaxed_volume_A3": float(r["volume"]), "relaxed_energy_eV": float(r["energy"])}
+    _save(result, out_dir, "eos")
+    plt = load_pyplot()
+    if out_dir is not None and plt is not None:
+        fig, ax = plt.subplots(figsize=(4.5, 3.5))
+        ax.plot(volumes, energies, "o", label="model")
+        v = np.linspace(volumes.min(), volumes.max(), 200)
+        ax.plot(v, np.polyval(fit, v ** (-2.0 / 3.0)), "-", label=f"Birch-Murnaghan, B = {result['bulk_modulus_GPa']:.1f} GPa")
+        ax.set_xlabel("volume (Å³)")
+        ax.set_ylabel("energy (eV)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(Path(out_dir) / "eos.png", dpi=120)
+        plt.close(fig)
+    return result
+
+
+#: strains of the stress-strain fits: matcalc's default shear strains (up to 6%) leave the linear regime
+#: (EMT copper: C44 98 GPa instead of 90), so facetpot uses +-0.5% and +-1% for all six
+STRAINS = (-0.01, -0.005, 0.005, 0.01)
+
+
+def elastic_constants(calc, atoms, out_dir=None, fmax: float = 0.01, relax: bool = True,
+                      strains: Sequence[float] = STRAINS) -> Dict[str, Any]:
+    """The relaxed-ion elastic tensor from stress-strain fits (matcalc's ElasticityCalc; the atoms relax in
+    every strained cell), in GPa, and the Voigt-Reuss-Hill moduli."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = _matcalc().ElasticityCalc(calc, fmax=fmax, relax_structure=relax, norm_strains=strains,
+                                      shear_strains=strains, relax_deformed_structures=True).calc(atoms.copy())
+    voigt = np.asarray(r["elastic_tensor"].voigt) * EV_PER_A3_TO_GPA
+    result = {"C_voigt_GPa": np.round(voigt, 6).tolist(),
+              "bulk_modulus_vrh_GPa": float(r["bulk_modulus_vrh"]) * EV_PER_A3_TO_GPA,
+              "shear_modulus_vrh_GPa": float(r["shear_modulus_vrh"]) * EV_PER_A3_TO_GPA,
+              "youngs_modulus_GPa": float(r["youngs_modulus"]) * EV_PER_A3_TO_GPA,
+              "relaxed_volume_A3": float(r["volume"])}
+    _save(result, out_dir, "elastic")
+    return result
+
+
+def phonons(calc, atoms, out_dir=None, supercell: Optional[Sequence[int]] = None, displacement: float = 0.01,
+            fmax: float = 1e-4, relax: bool = True, mesh: float = 30.0, t_max: float = 1000.0) -> Dict[str, Any]:
+    """Phonons with phonopy (matcalc's PhononCalc): band structure along seekpath's path, DOS, thermal
+    properties; ``supercell`` the diagonal of the supercell (default: matcalc's, at least 20 Å)."""
+    options = {"supercell_matrix": np.diag(supercell)} if supercell is not None else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = _matcalc().PhononCalc(calc, atom_disp=displacement, fmax=fmax, relax_structure=relax, t_max=t_max,
+                                  write_phonon=False, on_imaginary_modes="warn", **options).calc(atoms.copy())
+    phonon = r["phonon"]
+    phonon.run_mesh(mesh)
+    frequencies = np.asarray(phonon.mesh.frequencies)
+    phonon.auto_band_structure(npoints=51)  # along seekpath's path
+    band = phonon.band_structure
+    labels = [label.replace("$", "").replace("\\mathrm{", "").replace("}", "").replace("\\Gamma", "Gamma")
+              for label in (band.labels or [])]
+    thermal = r["thermal_properties"]
+    result = {
+        "supercell": np.asarray(phonon.supercell_matrix).tolist(),
+        "min_frequency_THz": float(frequencies.min()),
+        "imaginary_modes_on_mesh": int((frequencies < -0.01).sum()),
+        "band_path": labels,
+        "band_max_frequency_THz": float(max(np.max(f) for f in band.frequencies)),
+        "thermal": {"temperatures_K": np.asarray(thermal["temperatures"]).tolist(),
+                    "free_energy_kJ_per_mol": np.asarray(thermal["free_energy"]).tolist(),
+                    "entropy_J_per_K_mol": np.asarray(thermal["entropy"]).tolist(),
+                    "heat_capacity_J_per_K_mol": np.asarray(thermal["heat_capacity"]).tolist()},
+    }
+    if result["imaginary_modes_on_mesh"]:
+        warnings.warn(f"{result['imaginary_modes_on_mesh']} imaginary mode(s) on the mesh, lowest "
+                      f"{result['min_frequency_THz']:.3f} THz: the structure is not a minimum (or the supercell is too small)")
+    _save(result, out_dir, "phonons")
+    plt = load_pyplot()
+    if out_dir is not None and plt is not None:
+        phonon.auto_total_dos(mesh=mesh)
+        phonon.plot_band_structure_and_dos().savefig(Path(out_dir) / "phonons.png", dpi=120)
+        plt.close("all")
+    result["phonopy"] = phonon  # for Python callers; not written to JSON
+    return result
+
+
+PROPERTIES = {"eos": equation_of_state, "elastic": elastic_constants, "phonons": phonons}
+
+
+def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", dtype: str = "float64", **options):
+    """``facet eos|elastic|phonons MODEL STRUCTURE -o DIR``: the property of the structure file's last frame."""
+    atoms = read(structure, -1)
+    result = PROPERTIES[kind](FacetCalculator(model, device=device, dtype=dtype), atoms, out_dir=out_dir, **options)
+    result.pop("phonopy", None)
+    return result
