@@ -1,0 +1,140 @@
+"""Batched relaxation against one by one and against SevenNet-0, in one run.
+
+    python benchmarks/relax.py --model MODEL [--n 100] [--threads 2] [--no-sevennet] [--write]
+
+Takes the first N structures of ../shared/data/mptrj/mptrj-random-1k.extxyz, strains each by 3%
+(a random symmetric strain of that norm) and rattles it by 0.05 Å (fixed seed), and relaxes positions
+and cell to fmax 0.05 eV/Å with FIRE + FrechetCellFilter: (1) facetpot batched (``facet relax``'s
+engine), (2) facetpot one structure at a time (the same engine, --max-atoms 1), (3) SevenNet-0's own ASE
+calculator one by one (needs sevenn). Prints wall time per structure, steps, converged counts, the
+speed-up of batched over the others, and the relaxed-energy agreement with SevenNet-0 (meV/atom).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.filters import FrechetCellFilter
+from ase.io import read
+from ase.optimize import FIRE
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "mptrj" / "mptrj-random-1k.extxyz"
+
+
+def structures(n: int):
+    rng = np.random.default_rng(0)
+    out = []
+    for k, atoms in enumerate(read(DATA, f":{n}")):
+        atoms = atoms.copy()
+        atoms.calc = None
+        eps = rng.standard_normal((3, 3))
+        eps = 0.5 * (eps + eps.T)
+        eps *= 0.03 / np.linalg.norm(eps)
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+        atoms.rattle(0.05, seed=k)
+        out.append((f"mptrj@{k}", atoms))
+    return out
+
+
+def facet_run(model, items, max_atoms: int, fmax: float, max_steps: int):
+    from facetpot.workflows.batched_relax import BatchedRelaxation
+
+    relax = BatchedRelaxation(model, fmax=fmax, max_steps=max_steps, max_atoms=max_atoms)
+    start = time.perf_counter()
+    results = [r for r, _ in relax.run((name, atoms, None) for name, atoms in items)]
+    return time.perf_counter() - start, results
+
+
+def sevennet_run(items, fmax: float, max_steps: int):
+    from sevenn.calculator import SevenNetCalculator
+
+    calc = SevenNetCalculator("7net-0", device="cpu")
+    start = time.perf_counter()
+    rows = []
+    for name, atoms in items:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+        converged = opt.run(fmax=fmax, steps=max_steps)
+        rows.append({"name": name, "steps": opt.nsteps, "converged": converged,
+                     "energy": atoms.get_potential_energy(), "atoms": len(atoms)})
+    return time.perf_counter() - start, rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="model file or pretrained name (facetpot)")
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fmax", type=float, default=0.05)
+    ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--max-atoms", type=int, default=2000)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--no-sevennet", action="store_true")
+    ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from facetpot.model_file import resolve_model
+
+    model = resolve_model(args.model, dtype=args.dtype)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    items = structures(args.n)
+    n_atoms = sum(len(a) for _, a in items)
+    print(f"{len(items)} structures, {n_atoms} atoms; model {args.model} ({model.num_parameters():,} parameters, "
+          f"{model.backend} backend, {args.dtype}); {args.threads} threads", flush=True)
+    runs = {}
+    t, res = facet_run(model, items, args.max_atoms, args.fmax, args.max_steps)
+    runs["facetpot batched"] = (t, [(r.steps, r.converged, r.energy_final) for r in res])
+    print(f"batched: {t:.1f} s", flush=True)
+    t, res = facet_run(model, items, 1, args.fmax, args.max_steps)
+    runs["facetpot one by one"] = (t, [(r.steps, r.converged, r.energy_final) for r in res])
+    print(f"one by one: {t:.1f} s", flush=True)
+    if not args.no_sevennet:
+        t, rows = sevennet_run(items, args.fmax, args.max_steps)
+        runs["SevenNet-0 one by one (its ASE calculator)"] = (t, [(r["steps"], r["converged"], r["energy"]) for r in rows])
+        print(f"SevenNet-0: {t:.1f} s", flush=True)
+    base = runs["facetpot batched"][0]
+    lines = [f"\n### Relaxation of {len(items)} strained (3%) and rattled (0.05 Å) MPtrj structures, cell free, "
+             f"FIRE to fmax {args.fmax} eV/Å ({datetime.date.today().isoformat()})\n",
+             f"Command: `python benchmarks/relax.py --model {args.model} --n {args.n} --threads {args.threads}`; "
+             f"{n_atoms} atoms in all, {args.dtype}, {args.threads} threads, CPU: {_cpu()}.\n",
+             "| run | wall time (s) | s per structure | median steps | converged | batched is faster by |",
+             "|---|---|---|---|---|---|"]
+    for label, (t, rows) in runs.items():
+        steps = statistics.median([r[0] for r in rows])
+        conv = sum(bool(r[1]) for r in rows)
+        lines.append(f"| {label} | {t:.1f} | {t / len(items):.3f} | {steps:.0f} | {conv}/{len(items)} | {t / base:.1f}x |")
+    key = "SevenNet-0 one by one (its ASE calculator)"
+    if key in runs:
+        ours = np.array([r[2] for r in runs["facetpot batched"][1]])
+        theirs = np.array([r[2] for r in runs[key][1]])
+        natoms = np.array([len(a) for _, a in items])
+        d = np.abs(ours - theirs) / natoms * 1e3
+        lines.append(f"\nRelaxed energies, facetpot batched vs SevenNet-0: mean |dE| {np.nanmean(d):.2f} meV/atom, "
+                     f"median {np.nanmedian(d):.2f}, max {np.nanmax(d):.2f} meV/atom.")
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        with open(HERE / "RESULTS.md", "a") as f:
+            f.write(text + "\n")
+
+
+def _cpu() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
