@@ -103,6 +103,17 @@ def _property(args) -> int:
     return 0
 
 
+def _models(args) -> int:
+    from .pretrained import DEFAULT_MODEL, available  # lazy: facet --help start-up
+
+    models = available()
+    if not models:
+        print("no pretrained model ships with this facetpot yet")
+    for m in models:
+        print(f"{m.name}{' (default)' if m.name == DEFAULT_MODEL else ''}: {m.description}\n    card: {m.card_path}")
+    return 0
+
+
 def _eval(args) -> int:
     from .evaluate import evaluate_model  # lazy: facet --help start-up
 
@@ -219,6 +230,7 @@ def main(argv=None) -> int:
         if kind == "phonons":
             pp.add_argument("--supercell", type=int, nargs=3, help="supercell diagonal (default: at least 20 Å)")
         pp.set_defaults(func=_property)
+    sub.add_parser("models", help="list the pretrained models shipped with facetpot").set_defaults(func=_models)
     x = sub.add_parser("export", help="export a model for LAMMPS / C++ (TorchScript) or AOTInductor")
     x.add_argument("model", help="model file or pretrained name")
     x.add_argument("-o", "--output", required=True, help="output file (.pt for torchscript, .pt2 for aoti)")
