@@ -109,12 +109,13 @@ def test_cli_export(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_aoti_package_matches_eager(tmp_path):
+@pytest.mark.parametrize("cfg", [{"num_layers": 1}, dict(SEVENNET_LIKE, num_layers=2)], ids=["facet", "sevennet-like"])
+def test_aoti_package_matches_eager(tmp_path, cfg):
     """torch.export + AOTInductor (compiled C++): energies and pair gradients of a periodic graph."""
     from facetpot.export.aoti import export_aoti, load_aoti
     from facetpot.graph import atoms_to_graph
 
-    model = small_model(seed=5, num_layers=1)
+    model = small_model(seed=5, **cfg)
     atoms = _structure()
     ref = evaluate(model, atoms)
     path = export_aoti(model, tmp_path / "model.pt2")
