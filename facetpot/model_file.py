@@ -15,7 +15,6 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from . import __version__
 from .file_format import check_header, make_header
 from .model import FacetModel
 from .pretrained import PRETRAINED, available, pretrained_path

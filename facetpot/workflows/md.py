@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from ase import units
