@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every GPU check and benchmark of facetpot in one run on the device machine (an H200: about 5 minutes);
+# writes under $OUT. Installs nothing: the device's python3 has torch (CUDA), e3nn, numpy, scipy, pyyaml
+# and tqdm; ase and vesin travel as wheels, unpacked (not installed) into /tmp at the start. Once per
+# session, on the development machine:
+#   .venv/bin/pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .gpu_wheels ase vesin
+#   echo /.gpu_wheels/ >> .git/info/exclude
+# then, with the device tool: run(command="bash benchmarks/gpu.sh", carry=[".gpu_wheels"], timeout_s=540),
+# give_back, and record the numbers in benchmarks/RESULTS.md with the device's name ($OUT/device.txt).
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu_out}
+mkdir -p "$OUT"
+SITE=/tmp/facetpot_gpu_site
+mkdir -p "$SITE"
+for wheel in .gpu_wheels/*.whl; do
+    [ -e "$wheel" ] && python3 -m zipfile -e "$wheel" "$SITE"
+done
+export PYTHONPATH="$PWD:$SITE" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/device.txt" 2>&1
+python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
+    2>&1 | tee "$OUT/environment.txt"
+# 1. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder
+timeout 330 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
+# 2. batched relaxation on the GPU (a tiny untrained model: the machinery and the time per step)
+timeout 90 python3 - <<'PY' 2>&1 | tee "$OUT/relax_gpu.log"
+import time, torch
+from ase.build import bulk
+import facetpot
+from facetpot.workflows.batched_relax import BatchedRelaxation
+model = facetpot.build_model(species=[13, 29], scale=0.1).to("cuda", torch.float32)
+items = []
+for k in range(64):
+    a = bulk("Cu", "fcc", a=3.7, cubic=True) * (2, 2, 2)
+    a.rattle(0.05, seed=k)
+    items.append((f"cu{k}", a, None))
+t = time.time()
+results = [r for r, _ in BatchedRelaxation(model, fmax=0.05, max_atoms=4096).run(items)]
+print(f"64 Cu32 relaxations batched on the GPU: {time.time() - t:.1f} s, "
+      f"{sum(r.converged for r in results)} converged, median steps {sorted(r.steps for r in results)[32]}")
+PY
+echo "done"
