@@ -51,8 +51,9 @@ def _convert_sevennet(args) -> int:
             raise ValueError("--splines needs --fit-data: structures whose pair distances the fit is weighted by")
         ported = model.num_parameters()
         distances = pair_distances(read_structures(args.fit_data), model.cutoff)
-        model, errors = fit_splines(model, distances, args.splines, args.spline_start)
+        model, errors = fit_splines(model, distances, args.splines, args.spline_start, rank=args.spline_rank)
         model.metadata["spline_fit"] = {"num_splines": args.splines, "spline_start": args.spline_start,
+                                        "rank": args.spline_rank,
                                         "distances": len(distances), "relative_rms_error_per_layer": errors}
         print(f"spline fit on {len(distances):,} pair distances, relative RMS error of the radial weights per "
               f"layer: {' '.join(f'{e:.2e}' for e in errors)}; parameters {ported:,} -> {model.num_parameters():,}")
@@ -172,6 +173,8 @@ def main(argv=None) -> int:
     c.add_argument("--fit-data", nargs="+", default=[], help="sevennet --splines: structures (any ASE format) "
                    "whose pair distances weight the least-squares fit")
     c.add_argument("--spline-start", type=float, default=0.0, help="sevennet --splines: first knot (Å)")
+    c.add_argument("--spline-rank", type=int, default=0, help="sevennet --splines: R > 0 fits the R principal "
+                   "radial functions of each layer and mixes them (K R + R n_weights parameters per layer)")
     c.set_defaults(func=_convert)
     e = sub.add_parser("eval", help="errors of a model on labelled data: JSON report and plots")
     e.add_argument("model")

@@ -58,6 +58,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "cutoff_fn": "polynomial",  # "polynomial" (degree envelope_p) or "xplor" (switched on from cutoff_on)
     "cutoff_on": None,
     "spline_start": 0.0,  # first spline knot r_0 (Å): splines spread over [r_0, cutoff]
+    "radial_rank": 0,  # spline: > 0 makes each layer's (K, n_weights) weight matrix a product of rank R
     "gate_activation": "sigmoid",  # gate nonlinearity: "sigmoid" or "silu" (SevenNet)
     "silu_norm": SILU_NORM,  # second-moment normalisation of SiLU (e3nn's sampled value in SevenNet ports)
 }
@@ -150,6 +151,7 @@ class FacetModel(ExactBuffers):
                     radial_hidden=radial_hidden,
                     gate_activation=cfg["gate_activation"],
                     silu_norm=float(cfg["silu_norm"]),
+                    radial_rank=int(cfg["radial_rank"]),
                 )
             )
             irreps = out

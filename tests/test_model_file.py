@@ -132,3 +132,20 @@ def test_calculator_needs_a_model_until_one_ships():
             facetpot.FacetCalculator()
     else:
         assert facetpot.FacetCalculator().model.num_parameters() > 0
+
+
+def test_low_rank_radial_weights(tmp_path):
+    """radial_rank R: each layer's weights are A (K, R) M (R, n); the model equals a full-rank one with W = A M,
+    and files of full-rank models keep their keys (no radial_mix)."""
+    low = small_model(radial_rank=2)
+    full = small_model()
+    state = {k: v for k, v in low.state_dict().items() if not k.endswith("radial_mix")}
+    for t, layer in enumerate(low.layers):
+        state[f"layers.{t}.conv.radial_weight"] = layer.conv.radial_weight @ layer.conv.radial_mix
+    full.load_state_dict(state)
+    atoms = structures()["triclinic"]
+    assert torch.allclose(evaluate(low, atoms)["forces"], evaluate(full, atoms)["forces"], atol=1e-12)
+    assert not any(k.endswith("radial_mix") for k in full.state_dict())
+    save_model(low, tmp_path / "low.pt")
+    assert torch.equal(evaluate(facetpot.load_model(tmp_path / "low.pt"), atoms)["energy"], evaluate(low, atoms)["energy"])
+    assert low.num_parameters() < full.num_parameters()

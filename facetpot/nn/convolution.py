@@ -5,7 +5,8 @@ For a receiving atom i with neighbours j (edge vector r_ij), every path p = (l1,
     m_i^(p)[u, m3] = n_avg^-a * sum_j w_p,u(r_ij) sum_{m1 m2} C^(p)_{m1 m2 m3} x_j^(l1)[u, m1] Y^(l2)_m2(r_ij)
 
 with C the Wigner-3j (Clebsch-Gordan) tensor scaled by sqrt(2 l3 + 1), Y the spherical harmonics and
-the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u). With a radial
+the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u) (with ``radial_rank``
+R > 0, W = A M of rank R: R spline functions mixed into all weights). With a radial
 MLP (``radial_hidden``; the SevenNet port) the weights are linear in the MLP's last hidden features
 h(b(r)) instead, computed per layer: w_p,u(r) = sum_k h_k(r) W_k,(p,u) / sqrt(dim h).
 Paths (``conv_paths``) are kept only when their output irrep is in ``irreps_out_allowed``
@@ -59,6 +60,7 @@ class SplineConvolution(nn.Module):
         neighbor_norm_exponent: float,
         radial_hidden: Optional[List[int]] = None,
         silu_norm: float = 1.0,
+        radial_rank: int = 0,
     ):
         super().__init__()
         self.paths = ConvolutionPaths(irreps_in, sh_lmax, sh_parity, irreps_out_allowed)
@@ -75,9 +77,17 @@ class SplineConvolution(nn.Module):
             default = "edgewise"
         else:
             self.radial_mlp = None
-            # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
-            self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
             default = DEFAULT_BACKEND
+            if radial_rank > 0:
+                # W = A M: R radial functions (splines, A (K, R)) mixed into the weights (M (R, n_weights))
+                self.radial_weight = nn.Parameter(torch.randn(num_radial, int(radial_rank)) * math.sqrt(2.0))
+                self.radial_mix = nn.Parameter(torch.randn(int(radial_rank), self.paths.num_weights) / math.sqrt(radial_rank))
+            else:
+                # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
+                self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
+        if radial_rank <= 0 or radial_hidden:
+            self.register_buffer("radial_mix", torch.zeros(0), persistent=False)  # full rank: no mixing matrix
+        self.radial_rank = int(radial_rank) if not radial_hidden else 0
         self.backend: ConvolutionBackend = make_backend(default, self.paths)
 
     def set_backend(self, name: str, **options) -> None:
@@ -96,4 +106,7 @@ class SplineConvolution(nn.Module):
             features = self.radial_mlp(edges.radial)
             edges = EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
                              features, edges.sh, edges.tables)
-        return self.backend(blocks, self.radial_weight * self.norm, edges)
+        weights = self.radial_weight
+        if self.radial_rank > 0:
+            weights = torch.matmul(weights, self.radial_mix)
+        return self.backend(blocks, weights * self.norm, edges)

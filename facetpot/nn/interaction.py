@@ -36,6 +36,7 @@ class InteractionBlock(nn.Module):
         radial_hidden: Optional[List[int]] = None,
         gate_activation: str = "sigmoid",
         silu_norm: float = SILU_NORM,
+        radial_rank: int = 0,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -54,6 +55,7 @@ class InteractionBlock(nn.Module):
             neighbor_norm_exponent,
             radial_hidden,
             silu_norm,
+            radial_rank,
         )
         self.mode = "silu" if self.scalars_only else nonlinearity
         self.silu_norm = float(silu_norm)

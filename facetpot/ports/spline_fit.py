@@ -11,6 +11,11 @@ over pair distances r_e of real structures (so the fit is good where the model i
 distance that never occurs costs nothing). The rest of the network is copied unchanged. The fit
 quality is reported per layer as the relative RMS error of w over those distances,
 sqrt(sum (w_spline - w)^2 / sum w^2).
+
+With ``rank`` R > 0 the weights are first projected on their R principal directions over the
+distances (the top eigenvectors of sum_e w(r_e)^T w(r_e); the weights of an MLP layer are close to low
+rank), and only those R functions are fitted with splines: W = A M with A (K, R), M (R, n_weights),
+K R + R n_weights parameters per layer instead of K n_weights.
 """
 from __future__ import annotations
 
@@ -40,26 +45,27 @@ def pair_distances(structures, cutoff: float, max_distances: int = 400_000, seed
     return torch.as_tensor(np.sort(r), dtype=torch.float64)
 
 
-def spline_config(config: Dict, num_splines: int, start: float = 0.0) -> Dict:
+def spline_config(config: Dict, num_splines: int, start: float = 0.0, rank: int = 0) -> Dict:
     cfg = copy.deepcopy(config)
     cfg["radial"] = "spline"
     cfg["num_radial"] = int(num_splines)
     cfg["spline_start"] = float(start)
+    cfg["radial_rank"] = int(rank)
     return cfg
 
 
 @torch.no_grad()
 def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, start: float = 0.0,
-                chunk: int = 20_000) -> Tuple[FacetModel, List[float]]:
+                chunk: int = 20_000, rank: int = 0) -> Tuple[FacetModel, List[float]]:
     """(the spline model, relative RMS error of the radial weights per layer)."""
     if model.config["radial"] != "bessel_mlp":
         raise ValueError(f"fit_splines needs a radial-MLP model (radial='bessel_mlp'), got radial={model.config['radial']!r}")
     model = copy.deepcopy(model).double()
-    spline = FacetModel(**spline_config(model.config, num_splines, start)).double()
+    spline = FacetModel(**spline_config(model.config, num_splines, start, rank)).double()
     keep = {k: v for k, v in model.state_dict().items()
             if not (k.startswith("radial.") or ".conv.radial_mlp." in k or k.endswith(".conv.radial_weight"))}
     missing, unexpected = spline.load_state_dict(keep, strict=False)
-    if unexpected or any(not k.endswith(".conv.radial_weight") for k in missing):
+    if unexpected or any(not k.endswith((".conv.radial_weight", ".conv.radial_mix")) for k in missing):
         raise RuntimeError(f"state mismatch: missing {missing}, unexpected {unexpected}")
     chunks = torch.split(distances.to(torch.float64), chunk)  # (E, n_weights) targets in bounded memory
     errors = []
@@ -70,22 +76,33 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
             return conv.radial_mlp(model.radial(r)) @ conv.radial_weight * conv.norm, spline.radial(r)
 
         k = target_conv.radial_weight.shape[0]
+        n_weights = target_conv.paths.num_weights
+        mix = torch.eye(n_weights, dtype=torch.float64)  # full rank: the weights themselves
+        if rank > 0:  # the R principal directions of the weights over the distances (eigenvectors of T^T T)
+            cov = torch.zeros(n_weights, n_weights, dtype=torch.float64)
+            for r in chunks:
+                w, _ = weights(r)
+                cov += w.T @ w
+            mix = torch.linalg.eigh(cov).eigenvectors[:, -rank:].flip(1)  # (n_weights, R)
         gram = torch.zeros(k, k, dtype=torch.float64)
-        rhs = torch.zeros(k, target_conv.radial_weight.shape[1], dtype=torch.float64)
+        rhs = torch.zeros(k, mix.shape[1], dtype=torch.float64)
         for r in chunks:
             w, basis = weights(r)
             gram += basis.T @ basis
-            rhs += basis.T @ (w / target_conv.norm)
+            rhs += basis.T @ (w / target_conv.norm) @ mix
         # ridge-free normal equations; a spline with no distance in its support gets a zero column
         empty = gram.diagonal() < 1e-12 * gram.diagonal().max()
         gram[empty, empty] = 1.0
         coeffs = torch.linalg.solve(gram, rhs)
         coeffs[empty] = 0.0
         target_conv.radial_weight.copy_(coeffs)
+        if rank > 0:
+            target_conv.radial_mix.copy_(mix.T)
+        full = coeffs @ mix.T  # (K, n_weights)
         residual = total = 0.0
         for r in chunks:
             w, basis = weights(r)
-            residual += float(((basis @ coeffs * target_conv.norm - w) ** 2).sum())
+            residual += float(((basis @ full * target_conv.norm - w) ** 2).sum())
             total += float((w ** 2).sum())
         errors.append((residual / total) ** 0.5)
     spline.set_atomic_energies({z: float(e) for z, e in zip(spline.species, model.atomic_energies.tolist())})
