@@ -1,0 +1,298 @@
+"""The spline trims of SevenNet-0 and SevenNet-l3i5 side by side with the originals, in one run (issue 9).
+
+    python benchmarks/pretrained.py                                  # both models, accuracy + speed, 1 thread
+    python benchmarks/pretrained.py --threads 1 --speed-threads 2    # accuracy on 1 thread, speed on 2
+    python benchmarks/pretrained.py --only l3i5 --skip-speed --frames 100   # a quick look
+    python benchmarks/pretrained.py --write                          # also append the tables to RESULTS.md
+
+For every model (``--model-7net0``, ``--model-l3i5``: facetpot model files, by default the ones
+``training/sevennet_spline/README.md`` produces under /tmp/spline_work/):
+
+* accuracy against the DFT labels of ``../shared/data/mptrj/mptrj-random-1k.extxyz`` (MPtrj,
+  uncorrected energies, the convention SevenNet predicts): the SevenNet original through its own
+  ``SevenNetCalculator`` (float32, as shipped) and the spline model through
+  ``facetpot.properties.compute_properties`` in float32 and float64, on all 1,000 frames, on the
+  even-indexed half (the frames the spline fit and the distillation used) and on the odd-indexed
+  half (held out from any fitting). All 1,000 frames come from MPtrj, which SevenNet was trained on.
+  Energy MAE per atom (meV/atom), force MAE per component (eV/Å), stress MAE per component
+  (eV/Å^3 and GPa), and ratios spline / original.
+* parameter counts: SevenNet's (the trainable parameters of its torch module: 842,440 and 1,171,144) and ``model.num_parameters()`` of the spline model.
+* speed of one energy + forces + stress call, float32, on Si 64, Si 512, MgO 512 and SrTiO3 320
+  (``ase.build`` crystals, rattled by 0.01 Å): every (system, model) in a fresh process with
+  ``OMP_WAIT_POLICY=PASSIVE`` and ``--speed-threads`` torch threads, median of ``--reps`` calls
+  after 3 warm-up calls; the original and the spline model (facetpot's default ``density``
+  convolution backend and the ``edgewise`` one) alternate over ``--rounds`` rounds and the median
+  over rounds is reported, with the speed-up original / spline.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.io import read
+
+from facetpot.graph import atoms_list_to_graph
+from facetpot.model_file import load_model
+from facetpot.properties import compute_properties
+from facetpot.units import EV_PER_A3_TO_GPA
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
+
+#: key -> (shipped name, SevenNet name, label of the original, default model file)
+MODELS = {
+    "7net0": ("facet-7net0-spline", "7net-0", "SevenNet-0", "/tmp/spline_work/facet-7net0-spline.pt"),
+    "l3i5": ("facet-7net-l3i5-spline", "7net-l3i5", "SevenNet-l3i5", "/tmp/spline_work/facet-7net-l3i5-spline.pt"),
+}
+SYSTEMS = ["Si 64", "Si 512", "MgO 512", "SrTiO3 320"]
+BUDGET = 0.75  # the aim: at most 75% of the original's parameters
+
+WORKER = r"""
+import json, statistics, sys, time
+import numpy as np, torch
+from ase import Atoms
+from ase.build import bulk
+which, system, model, backend, reps, threads = sys.argv[1:7]
+reps, threads = int(reps), int(threads)
+torch.set_num_threads(threads)
+if system == "Si 64":
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
+elif system == "Si 512":
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (4, 4, 4)
+elif system == "MgO 512":
+    atoms = bulk("MgO", "rocksalt", a=4.21, cubic=True) * (4, 4, 4)
+elif system == "SrTiO3 320":
+    atoms = Atoms("SrTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                  cell=np.eye(3) * 3.905, pbc=True) * (4, 4, 4)
+atoms.rattle(0.01, seed=1)
+if which == "sevennet":
+    from sevenn.calculator import SevenNetCalculator
+    calc = SevenNetCalculator(model, device="cpu")
+else:
+    import facetpot
+    m = facetpot.load_model(model, dtype="float32")
+    m.set_backend(backend)
+    calc = facetpot.FacetCalculator(m, dtype="float32")
+atoms.calc = calc
+times = []
+for k in range(reps + 3):
+    atoms.positions[0, 0] += 1e-4  # a new calculation every time
+    t = time.perf_counter()
+    atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
+    times.append(time.perf_counter() - t)
+print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(times[3:])}))
+"""
+
+
+# ---------------------------------------------------------------------------------------- accuracy
+def predict_sevennet(name, frames):
+    from sevenn.calculator import SevenNetCalculator  # lazy: optional, only this benchmark needs it
+
+    calc = SevenNetCalculator(name, device="cpu")  # float32, as shipped
+    n_params = sum(p.numel() for p in calc.model.parameters() if p.requires_grad)  # trainable, as SevenNet counts
+    e, f, s = [], [], []
+    for atoms in frames:
+        a = atoms.copy()
+        a.calc = calc
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces().copy())
+        s.append(a.get_stress().copy())
+    return (np.array(e), f, np.array(s)), n_params
+
+
+def predict_facet(model, frames, batch_atoms):
+    e, f, s = [], [], []
+    i = 0
+    while i < len(frames):
+        chunk, n = [], 0
+        while i < len(frames) and (not chunk or n + len(frames[i]) <= batch_atoms):
+            chunk.append(frames[i])
+            n += len(frames[i])
+            i += 1
+        graph = atoms_list_to_graph(chunk, model.cutoff).to("cpu", model.dtype)
+        out = compute_properties(model, graph, forces=True, stress=True)
+        energy, forces, stress = (out[k].detach().double().numpy() for k in ("energy", "forces", "stress"))
+        off = 0
+        for k, a in enumerate(chunk):
+            e.append(energy[k])
+            f.append(forces[off:off + len(a)])
+            s.append(stress[k][[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
+            off += len(a)
+    return np.array(e), f, np.array(s)
+
+
+def errors(pred, ref, idx):
+    (ep, fp, sp), (er, fr, sr, n) = pred, ref
+    return {"energy": 1e3 * float(np.mean(np.abs((ep[idx] - er[idx]) / n[idx]))),
+            "forces": float(np.mean(np.abs(np.concatenate([fp[i] - fr[i] for i in idx])))),
+            "stress": float(np.mean(np.abs(sp[idx] - sr[idx])))}
+
+
+def accuracy(key, path, frames, batch_atoms, log):
+    name, sevennet, original, _ = MODELS[key]
+    ref = (np.array([a.get_potential_energy() for a in frames]), [a.get_forces() for a in frames],
+           np.array([a.get_stress() for a in frames]), np.array([len(a) for a in frames]))
+    t = time.time()
+    preds = {}
+    preds[(original, "float32")], orig_params = predict_sevennet(sevennet, frames)
+    log(f"{original}: {len(frames)} frames in {time.time() - t:.0f} s")
+    spline_params = None
+    for dtype in ("float32", "float64"):
+        t = time.time()
+        model = load_model(path, dtype=dtype)
+        spline_params = model.num_parameters()
+        preds[(name, dtype)] = predict_facet(model, frames, batch_atoms)
+        log(f"{name} {dtype}: {len(frames)} frames in {time.time() - t:.0f} s")
+    spline_meta = load_model(path).metadata
+    n = len(frames)
+    subsets = [(f"all {n:,}", np.arange(n)), (f"even {len(range(0, n, 2)):,} (fit)", np.arange(0, n, 2)),
+               (f"odd {len(range(1, n, 2)):,} (held out)", np.arange(1, n, 2))]
+    rows = []
+    for label, idx in subsets:
+        base = errors(preds[(original, "float32")], ref, idx)
+        for (model_name, dtype), pred in preds.items():
+            err = errors(pred, ref, idx)
+            rows.append({"frames": label, "model": model_name, "dtype": dtype, **err,
+                         "ratios": {k: err[k] / base[k] for k in err}})
+    return {"rows": rows, "params": (orig_params, spline_params), "meta": spline_meta}
+
+
+def accuracy_table(key, result, path):
+    name, _, original, _ = MODELS[key]
+    lines = [f"Accuracy of `{name}` ({path}) and {original} against the DFT labels (MPtrj, uncorrected "
+             "energies). All frames are MPtrj frames that SevenNet saw in training; the even half also "
+             "served the spline fit and the distillation fine-tune, the odd half was held out from both.", "",
+             "| frames | model | dtype | E MAE meV/atom | F MAE eV/Å | S MAE eV/Å³ | S MAE GPa | E / orig | F / orig | S / orig |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        q = r["ratios"]
+        lines.append(f"| {r['frames']} | {r['model']} | {r['dtype']} | {r['energy']:.2f} | {r['forces']:.4f} | "
+                     f"{r['stress']:.5f} | {r['stress'] * EV_PER_A3_TO_GPA:.4f} | {q['energy']:.3f} | "
+                     f"{q['forces']:.3f} | {q['stress']:.3f} |")
+    orig, spline = result["params"]
+    fit = result["meta"].get("spline_fit", {})
+    lines += ["", "| model | parameters | / original | budget (75%) |", "|---|---|---|---|",
+              f"| {original} (trainable parameters of the sevenn module) | {orig:,} | 1.000 | {int(BUDGET * orig):,} |",
+              f"| {name} (`num_parameters()`, K = {fit.get('num_splines', '?')}, spline_start "
+              f"{fit.get('spline_start', '?')} Å) | {spline:,} | {spline / orig:.3f} | "
+              f"{'within' if spline <= BUDGET * orig else 'OVER'} |"]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- speed
+def time_call(python, which, system, model, backend, reps, threads):
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    proc = subprocess.run([python, "-c", WORKER, which, system, model, backend, str(reps), str(threads)],
+                          capture_output=True, text=True, env=env, timeout=3600, cwd=str(HERE.parent))
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{which} {system} failed:\n{proc.stderr[-2000:]}")
+
+
+def speed(key, path, systems, reps, rounds, threads, log):
+    _, sevennet, _, _ = MODELS[key]
+    runs = [("original", "sevennet", sevennet, "-"), ("density", "facet", str(path), "density"),
+            ("edgewise", "facet", str(path), "edgewise")]
+    out = {}
+    for system in systems:
+        ms = {label: [] for label, *_ in runs}
+        atoms = 0
+        for r in range(rounds):
+            order = runs if r % 2 == 0 else runs[::-1]  # alternate so drifts of the machine hit all alike
+            for label, which, model, backend in order:
+                res = time_call(sys.executable, which, system, model, backend, reps, threads)
+                ms[label].append(res["ms"])
+                atoms = res["atoms"]
+        out[system] = {"atoms": atoms, **{label: statistics.median(v) for label, v in ms.items()}}
+        log(f"{key} {system}: " + ", ".join(f"{label} {statistics.median(v):.1f} ms" for label, v in ms.items()))
+    return out
+
+
+def speed_table(key, result, threads, reps, rounds):
+    name, _, original, _ = MODELS[key]
+    lines = [f"Speed of one energy + forces + stress call, float32, {threads} thread(s), OMP_WAIT_POLICY=PASSIVE, "
+             f"median of {reps} calls after 3 warm-up calls, median over {rounds} alternating rounds "
+             f"(fresh process each): {original} (SevenNetCalculator) vs `{name}` (FacetCalculator; "
+             "convolution backend density = facetpot's default, or edgewise).", "",
+             f"| system | atoms | {original} ms | spline density ms | spline edgewise ms | speed-up density | speed-up edgewise |",
+             "|---|---|---|---|---|---|---|"]
+    for system, r in result.items():
+        lines.append(f"| {system} | {r['atoms']} | {r['original']:.1f} | {r['density']:.1f} | {r['edgewise']:.1f} | "
+                     f"{r['original'] / r['density']:.2f}x | {r['original'] / r['edgewise']:.2f}x |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-7net0", default=MODELS["7net0"][3], help="facet-7net0-spline model file")
+    p.add_argument("--model-l3i5", default=MODELS["l3i5"][3], help="facet-7net-l3i5-spline model file")
+    p.add_argument("--only", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="models to run")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="MPtrj frames with DFT labels (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=None, help="only the first N frames (a quick look)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (accuracy; speed too unless --speed-threads)")
+    p.add_argument("--speed-threads", type=int, default=None)
+    p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
+    p.add_argument("--reps", type=int, default=10, help="timed calls per process")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of the speed measurement")
+    p.add_argument("--batch-atoms", type=int, default=200, help="atom budget of a batch (accuracy)")
+    p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--write", action="store_true", help="append the tables to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    speed_threads = args.speed_threads or args.threads
+    paths = {"7net0": args.model_7net0, "l3i5": args.model_l3i5}
+    for key in args.only:
+        if not Path(paths[key]).is_file():
+            raise SystemExit(f"model file {paths[key]} not found: make it (training/sevennet_spline/README.md) "
+                             f"or pass --model-{key}")
+
+    def log(msg):
+        print(f"# {msg}", file=sys.stderr, flush=True)
+
+    frames = None
+    if not args.skip_accuracy:
+        frames = read(args.data, ":")[: args.frames]
+    sections = [f"### Issue 9: SevenNet-0 and SevenNet-l3i5 as Facet splines, side by side with the originals "
+                f"({datetime.date.today()})", "",
+                f"Machine: {machine()}. `python benchmarks/pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv)
+                + f"` (accuracy on {args.threads} thread(s), speed on {speed_threads}).", ""]
+    for key in args.only:
+        if not args.skip_accuracy:
+            sections += [accuracy_table(key, accuracy(key, paths[key], frames, args.batch_atoms, log), paths[key]), ""]
+        if not args.skip_speed:
+            result = speed(key, paths[key], args.systems, args.reps, args.rounds, speed_threads, log)
+            sections += [speed_table(key, result, speed_threads, args.reps, args.rounds), ""]
+    text = "\n".join(sections)
+    print(text)
+    if args.write:
+        with open(HERE / "RESULTS.md", "a") as fh:
+            fh.write("\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
