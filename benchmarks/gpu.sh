@@ -22,21 +22,6 @@ python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'c
     2>&1 | tee "$OUT/environment.txt"
 # 1. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder
 timeout 330 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
-# 2. batched relaxation on the GPU (a tiny untrained model: the machinery and the time per step)
-timeout 90 python3 - <<'PY' 2>&1 | tee "$OUT/relax_gpu.log"
-import time, torch
-from ase.build import bulk
-import facetpot
-from facetpot.workflows.batched_relax import BatchedRelaxation
-model = facetpot.build_model(species=[13, 29], scale=0.1).to("cuda", torch.float32)
-items = []
-for k in range(64):
-    a = bulk("Cu", "fcc", a=3.7, cubic=True) * (2, 2, 2)
-    a.rattle(0.05, seed=k)
-    items.append((f"cu{k}", a, None))
-t = time.time()
-results = [r for r, _ in BatchedRelaxation(model, fmax=0.05, max_atoms=4096).run(items)]
-print(f"64 Cu32 relaxations batched on the GPU: {time.time() - t:.1f} s, "
-      f"{sum(r.converged for r in results)} converged, median steps {sorted(r.steps for r in results)[32]}")
-PY
+# 2. batched relaxation on the GPU (an untrained model: the machinery and the time per step)
+timeout 90 python3 benchmarks/gpu_relax.py 2>&1 | tee "$OUT/relax_gpu.log"
 echo "done"
