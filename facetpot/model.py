@@ -61,6 +61,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "radial_rank": 0,  # spline: > 0 makes each layer's (K, n_weights) weight matrix a product of rank R
     "gate_activation": "sigmoid",  # gate nonlinearity: "sigmoid" or "silu" (SevenNet)
     "silu_norm": SILU_NORM,  # second-moment normalisation of SiLU (e3nn's sampled value in SevenNet ports)
+    "self_connection_bias": True,  # a bias on the scalar outputs of each layer's self-connection (none in SevenNet)
 }
 RADIAL_KINDS = ("spline", "bessel_mlp")
 
@@ -152,6 +153,7 @@ class FacetModel(ExactBuffers):
                     gate_activation=cfg["gate_activation"],
                     silu_norm=float(cfg["silu_norm"]),
                     radial_rank=int(cfg["radial_rank"]),
+                    self_connection_bias=bool(cfg["self_connection_bias"]),
                 )
             )
             irreps = out

@@ -26,8 +26,9 @@ def _structure():
     return atoms
 
 
-@pytest.mark.parametrize("backend,cfg", [("density", {}), ("edgewise", {}), ("edgewise", SEVENNET_LIKE)],
-                         ids=["density", "edgewise", "sevennet-like"])
+@pytest.mark.parametrize("backend,cfg", [("density", {}), ("edgewise", {}), ("edgewise", SEVENNET_LIKE),
+                                         ("density", {"radial_rank": 2})],
+                         ids=["density", "edgewise", "sevennet-like", "density-low-rank"])
 def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     model = small_model(seed=1, **cfg).set_backend(backend)
     atoms = _structure()

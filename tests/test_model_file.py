@@ -135,8 +135,8 @@ def test_calculator_needs_a_model_until_one_ships():
 
 
 def test_low_rank_radial_weights(tmp_path):
-    """radial_rank R: each layer's weights are A (K, R) M (R, n); the model equals a full-rank one with W = A M,
-    and files of full-rank models keep their keys (no radial_mix)."""
+    """radial_rank R: each layer's weights are A (K, R) M (R, n); the model equals a full-rank one with W = A M
+    on every backend, and files of full-rank models keep their keys (no radial_mix)."""
     low = small_model(radial_rank=2)
     full = small_model()
     state = {k: v for k, v in low.state_dict().items() if not k.endswith("radial_mix")}
@@ -144,8 +144,14 @@ def test_low_rank_radial_weights(tmp_path):
         state[f"layers.{t}.conv.radial_weight"] = layer.conv.radial_weight @ layer.conv.radial_mix
     full.load_state_dict(state)
     atoms = structures()["triclinic"]
-    assert torch.allclose(evaluate(low, atoms)["forces"], evaluate(full, atoms)["forces"], atol=1e-12)
+    for backend in ("density", "edgewise"):  # each runs with the R mixed radial functions b(r) A
+        low.set_backend(backend)
+        full.set_backend(backend)
+        a, b = evaluate(low, atoms), evaluate(full, atoms)
+        assert torch.allclose(a["forces"], b["forces"], atol=1e-12)
+        assert torch.allclose(a["stress"], b["stress"], atol=1e-12)
     assert not any(k.endswith("radial_mix") for k in full.state_dict())
+    low.set_backend("density")
     save_model(low, tmp_path / "low.pt")
     assert torch.equal(evaluate(facetpot.load_model(tmp_path / "low.pt"), atoms)["energy"], evaluate(low, atoms)["energy"])
     assert low.num_parameters() < full.num_parameters()

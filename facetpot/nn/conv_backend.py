@@ -12,7 +12,10 @@ A backend
 * may precompute per-graph tables once in :meth:`prepare` (stored in ``EdgeData.tables`` and
   shared by all layers, which run the same backend);
 * computes the messages in :meth:`forward`: ``blocks[b]`` (N_send, mul_b, 2l1+1), ``weights`` W
-  (K, num_weights), ``edges`` -> one (N_recv, mul, 2l3+1) tensor per path.
+  (K, num_weights), ``edges`` -> one (N_recv, mul, 2l3+1) tensor per path;
+* for a layer of rank R (W = A M, ``radial_rank``), :meth:`mix_radial` turns the edges' basis b(r) (and
+  the tables built from it) into b(r) A, so that :meth:`forward` runs with R radial functions and
+  weights M (R, num_weights): the same sum, w(r) = (b(r) A) M, at R/K of the cost.
 
 Backends are siblings registered by name in ``convolution.BACKENDS``; ``edgewise`` is the reference.
 """
@@ -40,6 +43,14 @@ class ConvolutionBackend(ExactBuffers):
     def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
         """Per-graph tables, computed once and shared by every layer (none by default)."""
         return []
+
+    def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
+        """``edges`` with the radial basis b(r) (E, K) replaced by b(r) ``mix`` (E, R), tables included
+        (by default rebuilt with :meth:`prepare`)."""
+        mixed = EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
+                         torch.matmul(edges.radial, mix), edges.sh, edges.tables)
+        mixed.tables = self.prepare(mixed)
+        return mixed
 
     def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
         raise NotImplementedError

@@ -81,6 +81,7 @@ class DensityBackend(ConvolutionBackend):
         super().__init__(paths)
         self.chunk_atoms = int(chunk_atoms)
         self.cache_atoms = int(cache_atoms)
+        self.cache_atoms_cpu = CACHE_ATOMS
         self.sh_lmax = paths.sh_lmax
         offsets = paths.weight_offsets()
         # per input block: the SH columns its paths use and the CG tensors of all its paths side by
@@ -127,6 +128,13 @@ class DensityBackend(ConvolutionBackend):
         basis = rb.index_select(0, edge.reshape(-1)).view(n, n_max, d, k)
         return [src, basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))
 
+    def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
+        """b(r) -> b(r) ``mix``: the basis table contracted on its last axis (K -> R); the neighbour matrix is kept."""
+        basis = torch.matmul(edges.tables[1], mix)
+        tables = [edges.tables[0], basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))
+        return EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
+                        torch.matmul(edges.radial, mix), edges.sh, tables)
+
     def _basis_columns(self, tables: List[torch.Tensor], l_lo: int, l_hi: int) -> torch.Tensor:
         """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K)."""
         basis = tables[1]
@@ -147,7 +155,7 @@ class DensityBackend(ConvolutionBackend):
             chunk_atoms = 32768 if src.is_cuda else 4096
         cache_atoms = self.cache_atoms
         if cache_atoms <= 0:
-            cache_atoms = n_nodes if src.is_cuda else CACHE_ATOMS
+            cache_atoms = n_nodes if src.is_cuda else self.cache_atoms_cpu
         chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled() and not torch.jit.is_scripting()
         out: List[torch.Tensor] = []
         for b, x in enumerate(blocks):

@@ -6,7 +6,8 @@ For a receiving atom i with neighbours j (edge vector r_ij), every path p = (l1,
 
 with C the Wigner-3j (Clebsch-Gordan) tensor scaled by sqrt(2 l3 + 1), Y the spherical harmonics and
 the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u) (with ``radial_rank``
-R > 0, W = A M of rank R: R spline functions mixed into all weights). With a radial
+R > 0, W = A M of rank R: the backend computes with the R radial functions b(r) A and the weights M,
+at about R/K of the full-rank cost). With a radial
 MLP (``radial_hidden``; the SevenNet port) the weights are linear in the MLP's last hidden features
 h(b(r)) instead, computed per layer: w_p,u(r) = sum_k h_k(r) W_k,(p,u) / sqrt(dim h).
 Paths (``conv_paths``) are kept only when their output irrep is in ``irreps_out_allowed``
@@ -108,5 +109,7 @@ class SplineConvolution(nn.Module):
                              features, edges.sh, edges.tables)
         weights = self.radial_weight
         if self.radial_rank > 0:
-            weights = torch.matmul(weights, self.radial_mix)
+            # w(r) = (b(r) A) M: the backend runs with the R mixed radial functions b(r) A
+            edges = self.backend.mix_radial(edges, self.radial_weight)
+            weights = self.radial_mix
         return self.backend(blocks, weights * self.norm, edges)

@@ -37,6 +37,7 @@ class InteractionBlock(nn.Module):
         gate_activation: str = "sigmoid",
         silu_norm: float = SILU_NORM,
         radial_rank: int = 0,
+        self_connection_bias: bool = True,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -71,7 +72,7 @@ class InteractionBlock(nn.Module):
             pre = self.irreps_out
             self.gate = None
         self.linear_out = IrrepsLinear(self.conv.irreps_mid, pre)
-        self.self_connection = IrrepsLinear(self.irreps_in, pre, bias=True, allow_missing=True)
+        self.self_connection = IrrepsLinear(self.irreps_in, pre, bias=self_connection_bias, allow_missing=True)
         if self.mode == "s2_mlp":
             self.mixing = S2GridMixing(
                 pre,

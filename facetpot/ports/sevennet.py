@@ -130,6 +130,7 @@ def facet_config(cfg: Dict[str, Any], sd: Dict[str, torch.Tensor]) -> Dict[str, 
         "gate_activation": "silu",
         # e3nn estimates it by sampling; SevenNet uses this number, so the port must too
         "silu_norm": float(normalize2mom(torch.nn.functional.silu).cst),
+        "self_connection_bias": False,
     }
 
 

@@ -7,7 +7,7 @@ subsamples fewer distances (``--max-distances``, default 100,000; the CLI's 400,
 for SevenNet-l3i5, whose layers have up to 1,760 radial weights per distance) and takes the even
 frames itself. Prints the relative RMS error of the radial weights per layer and the parameter counts.
 
-    python training/sevennet_spline/fit.py 7net-l3i5 --splines 20 --spline-start 0.6 -o /tmp/spline_work/l3i5_k20_fit.pt
+    python training/sevennet_spline/fit.py 7net-0 --splines 24 --spline-rank 12 --spline-start 0.6 -o /tmp/spline_work/7net0_fit.pt
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def main(argv=None):
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--splines", type=int, required=True, help="K, the number of cubic splines")
     p.add_argument("--spline-start", type=float, default=0.6, help="first knot (Å)")
+    p.add_argument("--spline-rank", type=int, default=0, help="R > 0: each layer's spline weights of rank R")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--max-distances", type=int, default=100_000)
     p.add_argument("--threads", type=int, default=1)
@@ -41,12 +42,12 @@ def main(argv=None):
         save_model(port, args.port_output, metadata=port.metadata)
     fit_frames = read(args.data, ":")[0::2]
     distances = pair_distances(fit_frames, port.cutoff, max_distances=args.max_distances)
-    model, errors = fit_splines(port, distances, args.splines, args.spline_start)
+    model, errors = fit_splines(port, distances, args.splines, args.spline_start, rank=args.spline_rank)
     model.metadata["spline_fit"] = {"num_splines": args.splines, "spline_start": args.spline_start,
-                                    "distances": len(distances), "fit_frames": "mptrj-random-1k frames[0::2]",
+                                    "spline_rank": args.spline_rank, "distances": len(distances), "fit_frames": "mptrj-random-1k frames[0::2]",
                                     "relative_rms_error_per_layer": errors}
     save_model(model, args.output, metadata=model.metadata)
-    print(f"{args.model}: K = {args.splines}, spline_start {args.spline_start} Å, {len(distances):,} pair distances "
+    print(f"{args.model}: K = {args.splines}, R = {args.spline_rank}, spline_start {args.spline_start} Å, {len(distances):,} pair distances "
           f"of {len(fit_frames)} frames; relative RMS error of the radial weights per layer: "
           f"{' '.join(f'{e:.2e}' for e in errors)}; parameters {port.num_parameters():,} (port) -> "
           f"{model.num_parameters():,}; wrote {args.output} (float64)")

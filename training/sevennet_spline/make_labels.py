@@ -15,7 +15,7 @@ are kept for testing and never touched here) this writes two extxyz files:
   the convention SevenNet predicts), with ``weight = --dft-weight`` (the anchor of the fine-tune).
 
 Every frame keeps its ``mptrj_traj_id`` (the training split groups by it). Needs ``sevenn`` (for the
-port; ``pip install facetpot[sevennet]``).
+port; ``pip install facetpot[sevennet]``) unless MODEL is a model file of the port.
 
     python training/sevennet_spline/make_labels.py 7net-0 -o /tmp/spline_work/labels_7net0
 """
@@ -35,6 +35,7 @@ from ase import units
 
 from facetpot import FacetCalculator
 from facetpot.graph import atoms_list_to_graph
+from facetpot.model_file import load_model
 from facetpot.neighbors import radius_graph
 from facetpot.ports.sevennet import convert_sevennet
 from facetpot.properties import compute_properties
@@ -43,7 +44,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/mptrj/mptrj-ra
 
 
 def label(model, structures, batch_atoms=200):
-    """[(energy, forces, stress Voigt)] of the model for ``structures`` (packed by an atom budget)."""
+    """[(energy, forces, stress Voigt)] of the model for ``structures`` (packed by an atom budget),
+    on the model's device."""
     out, i = [], 0
     while i < len(structures):
         chunk, n = [], 0
@@ -51,8 +53,9 @@ def label(model, structures, batch_atoms=200):
             chunk.append(structures[i])
             n += len(structures[i])
             i += 1
-        res = compute_properties(model, atoms_list_to_graph(chunk, model.cutoff), forces=True, stress=True)
-        e, f, s = (res[k].detach().numpy() for k in ("energy", "forces", "stress"))
+        graph = atoms_list_to_graph(chunk, model.cutoff).to(model.device, torch.float64)
+        res = compute_properties(model, graph, forces=True, stress=True)
+        e, f, s = (res[k].detach().cpu().numpy() for k in ("energy", "forces", "stress"))
         off = 0
         for k, a in enumerate(chunk):
             voigt = s[k][[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
@@ -98,8 +101,11 @@ def with_labels(atoms, energy, forces, stress, config_type, weight):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="SevenNet model name or checkpoint (7net-0, 7net-l3i5)")
+    p.add_argument("model", help="SevenNet model name or checkpoint (7net-0, 7net-l3i5), or a facetpot model "
+                   "file of its exact port (facet convert sevennet NAME -o PORT.pt; then sevenn is not needed)")
     p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-atoms", type=int, default=200, help="atoms per labelling call (GPU: 2000)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="the shared MPtrj frames (default: %(default)s)")
     p.add_argument("--copies", type=int, default=2, help="perturbed copies per frame")
     p.add_argument("--strain", type=float, default=0.03, help="largest strain component")
@@ -120,12 +126,15 @@ def main(argv=None):
     t0 = time.time()
 
     fit = read(args.data, ":")[0::2][:args.limit]  # the fitting half; frames[1::2] stay held out
-    port = convert_sevennet(args.model).double().eval()
+    if args.model.endswith(".pt"):
+        port = load_model(args.model, device=args.device, dtype="float64").eval()
+    else:
+        port = convert_sevennet(args.model).to(args.device, torch.float64).eval()
     print(f"{len(fit)} fitting frames ({sum(len(a) for a in fit):,} atoms), port of {args.model}: "
           f"{port.num_parameters():,} parameters", flush=True)
 
     # DFT anchor, and the port's own offset from it (same energy convention: uncorrected)
-    base = label(port, fit)
+    base = label(port, fit, args.batch_atoms)
     err = np.array([(b[0] - a.get_potential_energy()) / len(a) for a, b in zip(fit, base)])
     print(f"port - DFT on the fitting frames: energy mean {1e3 * err.mean():+.2f} meV/atom, "
           f"MAE {1e3 * np.abs(err).mean():.2f} meV/atom", flush=True)
@@ -139,13 +148,13 @@ def main(argv=None):
             new = perturbed(a, rng, args.strain, args.rattle)
             if new is not None:
                 copies.append(new)
-    frames += [with_labels(a, *b, "port_perturbed", 1.0) for a, b in zip(copies, label(port, copies))]
+    frames += [with_labels(a, *b, "port_perturbed", 1.0) for a, b in zip(copies, label(port, copies, args.batch_atoms))]
     print(f"{len(copies)} perturbed copies labelled ({time.time() - t0:.0f} s)", flush=True)
 
     small = [a for a in fit if len(a) <= args.md_max_atoms]
     pick = rng.choice(len(small), min(args.md_frames, len(small)), replace=False) if small else []
     snaps = []
-    calc = FacetCalculator(port, dtype="float64")
+    calc = FacetCalculator(port, device=args.device, dtype="float64")
     for k in sorted(pick):
         a = small[k].copy()
         a.calc = calc
@@ -155,7 +164,7 @@ def main(argv=None):
         snap = a.copy()
         snap.info = {**small[k].info, "perturbation": f"md {args.md_steps} fs at {args.md_temperature:.0f} K"}
         snaps.append(snap)
-    frames += [with_labels(a, *b, "port_md", 1.0) for a, b in zip(snaps, label(port, snaps))]
+    frames += [with_labels(a, *b, "port_md", 1.0) for a, b in zip(snaps, label(port, snaps, args.batch_atoms))]
     write(out / "distill.extxyz", frames, format="extxyz")
     print(f"wrote {out / 'distill.extxyz'}: {len(frames)} frames ({len(fit)} port, {len(copies)} perturbed, "
           f"{len(snaps)} MD); {out / 'dft.extxyz'}: {len(dft)} frames, weight {args.dft_weight} "
