@@ -5,8 +5,8 @@
     python benchmarks/pretrained.py --only l3i5 --skip-speed --frames 100   # a quick look
     python benchmarks/pretrained.py --write                          # also append the tables to RESULTS.md
 
-For every model (``--model-7net0``, ``--model-l3i5``: facetpot model files, by default the ones
-``training/sevennet_spline/README.md`` produces under /tmp/spline_work/):
+For every model (``--model-7net0``, ``--model-l3i5``: facetpot model files, by default the shipped ones
+in ``pretrained/``):
 
 * accuracy against the DFT labels of ``../shared/data/mptrj/mptrj-random-1k.extxyz`` (MPtrj,
   uncorrected energies, the convention SevenNet predicts): the SevenNet original through its own
@@ -49,10 +49,10 @@ from facetpot.units import EV_PER_A3_TO_GPA
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
 
-#: key -> (shipped name, SevenNet name, label of the original, default model file)
+#: key -> (shipped name, SevenNet name, label of the original, default: the shipped model file)
 MODELS = {
-    "7net0": ("facet-7net0-spline", "7net-0", "SevenNet-0", "/tmp/spline_work/facet-7net0-spline.pt"),
-    "l3i5": ("facet-7net-l3i5-spline", "7net-l3i5", "SevenNet-l3i5", "/tmp/spline_work/facet-7net-l3i5-spline.pt"),
+    "7net0": ("facet-7net0-spline", "7net-0", "SevenNet-0", str(HERE.parent / "pretrained/facet-7net0-spline.pt")),
+    "l3i5": ("facet-7net-l3i5-spline", "7net-l3i5", "SevenNet-l3i5", str(HERE.parent / "pretrained/facet-7net-l3i5-spline.pt")),
 }
 SYSTEMS = ["Si 64", "Si 512", "MgO 512", "SrTiO3 320"]
 BUDGET = 0.75  # the aim: at most 75% of the original's parameters
@@ -183,7 +183,7 @@ def accuracy_table(key, result, path):
     fit = result["meta"].get("spline_fit", {})
     lines += ["", "| model | parameters | / original | budget (75%) |", "|---|---|---|---|",
               f"| {original} (trainable parameters of the sevenn module) | {orig:,} | 1.000 | {int(BUDGET * orig):,} |",
-              f"| {name} (`num_parameters()`, K = {fit.get('num_splines', '?')}, spline_start "
+              f"| {name} (`num_parameters()`, K = {fit.get('num_splines', '?')}, R = {fit.get('spline_rank', 0)}, spline_start "
               f"{fit.get('spline_start', '?')} Å) | {spline:,} | {spline / orig:.3f} | "
               f"{'within' if spline <= BUDGET * orig else 'OVER'} |"]
     return "\n".join(lines)

@@ -30,10 +30,21 @@ class PretrainedModel:
 
 
 #: name -> shipped model; filled as models are made and shipped
-PRETRAINED: Dict[str, PretrainedModel] = {}
+PRETRAINED: Dict[str, PretrainedModel] = {
+    m.name: m
+    for m in [
+        PretrainedModel(
+            "facet-7net0-spline",
+            "SevenNet-0 (MPtrj, 89 elements, PBE/PBE+U) with Facet spline radial weights: 75% of the parameters",
+            "facet-7net0-spline.pt",
+            "6651ae7c47a2379ec5202e7f0c46ec726f4346099aa3532d13e7fa5393013c31",
+            "facet-7net0-spline.md",
+        ),
+    ]
+}
 
-#: the model ``FacetCalculator()`` uses when none is named: the recommended shipped one (none yet)
-DEFAULT_MODEL: Optional[str] = None
+#: the model ``FacetCalculator()`` uses when none is named: the recommended shipped one
+DEFAULT_MODEL: Optional[str] = "facet-7net0-spline"
 
 #: where shipped files are looked for: in the installed package, then in the source tree
 SEARCH_DIRS: List[Path] = [Path(__file__).resolve().parent / "pretrained_models",

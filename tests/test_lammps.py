@@ -302,13 +302,13 @@ run 0
 
 @pytest.mark.parametrize("name", [m.name for m in available()])
 def test_shipped_model_in_lammps_equals_ase(plugin, tmp_path, name):
-    """A shipped model through facet export and pair_style facet: LAMMPS = ASE, 1 and 2 ranks."""
+    """A shipped model through facet export and pair_style facet: LAMMPS = ASE, 1, 2 and 4 ranks."""
     model = load_model(name, dtype="float64")
     atoms = lammps_cell(bulk("MgO", "rocksalt", a=4.25, cubic=True).repeat((2, 1, 1)))
     atoms.rattle(0.05, seed=5)
     setup_run(tmp_path, model, atoms, ["Mg", "O"])
     ref = evaluate(model, atoms)
-    for nprocs in (1, 2):
+    for nprocs in (1, 2, 4):
         out = single_point(tmp_path, nprocs)
         assert abs(out["energy"] - float(ref["energy"][0])) < 1e-7
         assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-7

@@ -2,9 +2,9 @@
 with the provenance of the spline fit (source checkpoint, licence, citation, K, fit errors) and of the
 fine-tune, written as the shipped model file in float32 (``--dtype``).
 
-    python training/sevennet_spline/finalize.py /tmp/spline_work/runs/7net0/last.pt \
-        --fit /tmp/spline_work/7net0_k12_fit.pt --config training/sevennet_spline/finetune_7net0.yaml \
-        --name facet-7net0-spline -o /tmp/spline_work/facet-7net0-spline.pt
+    python training/sevennet_spline/finalize.py .spline_work/runs/7net0_gpu/last.pt \
+        --fit .spline_work/7net0_k32r12_fit.pt --config training/sevennet_spline/finetune_7net0_gpu.yaml \
+        --name facet-7net0-spline -o pretrained/facet-7net0-spline.pt
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ subsamples fewer distances (``--max-distances``, default 100,000; the CLI's 400,
 for SevenNet-l3i5, whose layers have up to 1,760 radial weights per distance) and takes the even
 frames itself. Prints the relative RMS error of the radial weights per layer and the parameter counts.
 
-    python training/sevennet_spline/fit.py 7net-0 --splines 24 --spline-rank 12 --spline-start 0.6 -o /tmp/spline_work/7net0_fit.pt
+    python training/sevennet_spline/fit.py 7net-0 --splines 32 --spline-rank 12 --spline-start 0.6 -o .spline_work/7net0_k32r12_fit.pt
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ are kept for testing and never touched here) this writes two extxyz files:
 Every frame keeps its ``mptrj_traj_id`` (the training split groups by it). Needs ``sevenn`` (for the
 port; ``pip install facetpot[sevennet]``) unless MODEL is a model file of the port.
 
-    python training/sevennet_spline/make_labels.py 7net-0 -o /tmp/spline_work/labels_7net0
+    python training/sevennet_spline/make_labels.py 7net-0 -o .spline_work/labels_7net0 --copies 4 --md-frames 100
 """
 from __future__ import annotations
 
