@@ -1,6 +1,6 @@
 """Batched relaxation against one by one and against SevenNet-0, in one run.
 
-    python benchmarks/relax.py --model MODEL [--n 100] [--threads 2] [--no-sevennet] [--write]
+    python benchmarks/relax.py [--model MODEL] [--n 100] [--threads 2] [--no-sevennet] [--write]
 
 Takes the first N structures of ../shared/data/mptrj/mptrj-random-1k.extxyz, strains each by 3%
 (a random symmetric strain of that norm) and rattles it by 0.05 Å (fixed seed), and relaxes positions
@@ -71,7 +71,7 @@ def sevennet_run(items, fmax: float, max_steps: int):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="model file or pretrained name (facetpot)")
+    ap.add_argument("--model", default="facet-7net0-spline", help="model file or pretrained name (facetpot; default: %(default)s)")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fmax", type=float, default=0.05)
