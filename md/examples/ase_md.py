@@ -2,9 +2,8 @@
 
     python md/examples/ase_md.py [--model MODEL.pt] [--ensemble nve|nvt] [--steps 200] [--temperature 300]
 
---model takes a model file or a shipped model's name; without it the recommended shipped model is
-used (before one shipped: an untrained Facet-S with a small interaction scale, a smooth toy
-potential, useful to check the machinery and the energy drift, not physics).
+--model takes a model file or a shipped model's name; without it the recommended shipped model
+(``facetpot.pretrained.DEFAULT_MODEL``, today ``facet-7net0-spline``) is used.
 """
 import argparse
 import time
