@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _train(args) -> int:
@@ -76,7 +77,7 @@ def _relax(args) -> int:
                                            max_steps=args.max_steps, cell=not args.positions_only,
                                            optimizer=args.optimizer, symmetry=args.symmetry, max_atoms=args.max_atoms)
     print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
-          f"failed; {args.output}/results.csv, {args.output}/relaxed.extxyz", file=sys.stderr)
+          f"failed; {Path(args.output) / 'results.csv'}, {Path(args.output) / 'relaxed.extxyz'}", file=sys.stderr)
     return 0 if converged == total else 1
 
 
@@ -88,7 +89,7 @@ def _md(args) -> int:
                   friction=args.friction, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, log_every=args.log_every,
                   traj_every=args.traj_every, seed=args.seed, restart=args.restart, device=args.device,
                   dtype=args.dtype, progress=not args.no_progress)
-    print(f"MD at step {step}: {args.output}/trajectory.extxyz, {args.output}/thermo.csv", file=sys.stderr)
+    print(f"MD at step {step}: {Path(args.output) / 'trajectory.extxyz'}, {Path(args.output) / 'thermo.csv'}", file=sys.stderr)
     return 0
 
 
@@ -100,7 +101,7 @@ def _property(args) -> int:
                               dtype=args.dtype, **options)
     shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("C_voigt_GPa", "band_path")}
     print(json.dumps(shown, indent=1))
-    print(f"written to {args.output}/{args.command}.json (+ .png with matplotlib)", file=sys.stderr)
+    print(f"written to {Path(args.output) / (args.command + '.json')} (+ .png with matplotlib)", file=sys.stderr)
     return 0
 
 
