@@ -8,6 +8,8 @@
 #   echo /.gpu_wheels/ >> .git/info/exclude
 # then, with the device tool: run(command="bash benchmarks/gpu.sh", carry=[".gpu_wheels"], timeout_s=540),
 # give_back, and record the numbers in benchmarks/RESULTS.md with the device's name ($OUT/device.txt).
+# Pending GPU work after this script (about 9 minutes of the 15): the distillation of the shipped SevenNet
+# spline trims, training/sevennet_spline/README.md, "What is left".
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
