@@ -11,15 +11,7 @@
 # Pending GPU work after this script (about 9 minutes of the 15): the distillation of the shipped SevenNet
 # spline trims, training/sevennet_spline/README.md, "What is left".
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-SITE=/tmp/facetpot_gpu_site
-mkdir -p "$SITE"
-for wheel in .gpu_wheels/*.whl; do
-    [ -e "$wheel" ] && python3 -m zipfile -e "$wheel" "$SITE"
-done
-export PYTHONPATH="$PWD:$SITE" PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/device.txt" 2>&1
+source benchmarks/gpu_env.sh
 python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
     2>&1 | tee "$OUT/environment.txt"
 # 1. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder

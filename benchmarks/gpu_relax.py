@@ -28,7 +28,7 @@ def copies(n):
 
 t = time.time()
 a = copies(1)[0][1]
-a.calc = facetpot.FacetCalculator(model, device=device)
+a.calc = facetpot.FacetCalculator(model, device=device, dtype="float32")  # (float64 would convert the model)
 print(f"one ASE call on {device}: energy {a.get_potential_energy():.4f} eV, {time.time() - t:.2f} s", flush=True)
 for n in (4, 64):
     t = time.time()

@@ -11,7 +11,7 @@ in ``pretrained/``):
 * accuracy against the DFT labels of ``../shared/data/mptrj/mptrj-random-1k.extxyz`` (MPtrj,
   uncorrected energies, the convention SevenNet predicts): the SevenNet original through its own
   ``SevenNetCalculator`` (float32, as shipped) and the spline model through
-  ``facetpot.properties.compute_properties`` in float32 and float64, on all 1,000 frames, on the
+  ``facetpot.properties.predict_structures`` in float32 and float64, on all 1,000 frames, on the
   even-indexed half (the frames the spline fit and the distillation used) and on the odd-indexed
   half (held out from any fitting). All 1,000 frames come from MPtrj, which SevenNet was trained on.
   Energy MAE per atom (meV/atom), force MAE per component (eV/Å), stress MAE per component
@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,10 +40,10 @@ import numpy as np
 import torch
 from ase.io import read
 
-from facetpot.graph import atoms_list_to_graph
 from facetpot.model_file import load_model
-from facetpot.properties import compute_properties
+from facetpot.properties import predict_structures
 from facetpot.units import EV_PER_A3_TO_GPA
+from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
@@ -111,24 +110,8 @@ def predict_sevennet(name, frames):
 
 
 def predict_facet(model, frames, batch_atoms):
-    e, f, s = [], [], []
-    i = 0
-    while i < len(frames):
-        chunk, n = [], 0
-        while i < len(frames) and (not chunk or n + len(frames[i]) <= batch_atoms):
-            chunk.append(frames[i])
-            n += len(frames[i])
-            i += 1
-        graph = atoms_list_to_graph(chunk, model.cutoff).to("cpu", model.dtype)
-        out = compute_properties(model, graph, forces=True, stress=True)
-        energy, forces, stress = (out[k].detach().double().numpy() for k in ("energy", "forces", "stress"))
-        off = 0
-        for k, a in enumerate(chunk):
-            e.append(energy[k])
-            f.append(forces[off:off + len(a)])
-            s.append(stress[k][[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
-            off += len(a)
-    return np.array(e), f, np.array(s)
+    e, f, s = zip(*predict_structures(model, frames, batch_atoms))
+    return np.array(e), list(f), np.array(s)
 
 
 def errors(pred, ref, idx):
@@ -249,18 +232,6 @@ def speed_table(key, result, threads, reps, rounds):
         lines.append(f"| {system} | {r['atoms']} | {r['original']:.1f} | {r['density']:.1f} | {r['edgewise']:.1f} | "
                      f"{r['original'] / r['density']:.2f}x | {r['original'] / r['edgewise']:.2f}x |")
     return "\n".join(lines)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
 
 
 def main(argv=None) -> int:

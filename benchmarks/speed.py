@@ -18,11 +18,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,20 +72,6 @@ def run(python, which, system, reps, threads, timeout=3600, tree=None):
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     raise RuntimeError(f"{which} {system} failed:\n{proc.stderr[-2000:]}")
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
 
 
 def main():

@@ -54,7 +54,7 @@ def _convert_sevennet(args) -> int:
         distances = pair_distances(read_structures(args.fit_data), model.cutoff)
         model, errors = fit_splines(model, distances, args.splines, args.spline_start, rank=args.spline_rank)
         model.metadata["spline_fit"] = {"num_splines": args.splines, "spline_start": args.spline_start,
-                                        "rank": args.spline_rank,
+                                        "spline_rank": args.spline_rank,
                                         "distances": len(distances), "relative_rms_error_per_layer": errors}
         print(f"spline fit on {len(distances):,} pair distances, relative RMS error of the radial weights per "
               f"layer: {' '.join(f'{e:.2e}' for e in errors)}; parameters {ported:,} -> {model.num_parameters():,}")

@@ -57,3 +57,32 @@ def test_every_rank_gets_batches_when_ranks_outnumber_them():
     sizes = [10, 10, 10]  # max_atoms 10 -> 3 batches
     counts = [len(BudgetBatchSampler(sizes, 10, rank=r, world_size=8).all_batches(0)) for r in range(8)]
     assert counts == [1] * 8
+
+
+def test_predict_structures_equals_one_call_per_structure():
+    """Batched predictions (several structures per graph, a molecule among them) are each structure's own
+    energy, forces and Voigt stress from the ASE calculator; a batch with a molecule has no stress."""
+    from ase.build import bulk, molecule
+
+    from facetpot import FacetCalculator
+    from facetpot.properties import predict_structures
+    from conftest import small_model
+
+    model = small_model(species=[1, 6, 8, 13, 29])
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    al = bulk("Al", "fcc", a=4.05) * (2, 1, 1)
+    al.rattle(0.05, seed=1)
+    mol = molecule("CH3CH2OH")
+    mol.center(vacuum=3.0)
+    structures = [cu, al, mol, cu.copy()]
+    out = predict_structures(model, structures, batch_atoms=8)  # [cu, al] [mol] [cu]
+    calc = FacetCalculator(model, dtype="float64")
+    for atoms, (energy, forces, stress) in zip(structures, out):
+        a = atoms.copy()
+        a.calc = calc
+        assert abs(energy - a.get_potential_energy()) < 1e-10
+        assert np.abs(forces - a.get_forces()).max() < 1e-10
+        if a.pbc.all():
+            assert np.abs(stress - a.get_stress()).max() < 1e-12
+        else:
+            assert stress is None

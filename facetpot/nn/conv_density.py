@@ -125,15 +125,16 @@ class DensityBackend(ConvolutionBackend):
         k, d = edges.radial.shape[1], edges.sh.shape[1]
         rb = (edges.sh.unsqueeze(2) * edges.radial.unsqueeze(1)).reshape(-1, d * k)
         rb = torch.cat([rb, rb.new_zeros(1, d * k)])  # the zero row of padding slots
-        basis = rb.index_select(0, edge.reshape(-1)).view(n, n_max, d, k)
+        return self._tables(src, rb.index_select(0, edge.reshape(-1)).view(n, n_max, d, k))
+
+    def _tables(self, src: torch.Tensor, basis: torch.Tensor) -> List[torch.Tensor]:
         return [src, basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))
 
     def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
         """b(r) -> b(r) ``mix``: the basis table contracted on its last axis (K -> R); the neighbour matrix is kept."""
-        basis = torch.matmul(edges.tables[1], mix)
-        tables = [edges.tables[0], basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))
         return EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
-                        torch.matmul(edges.radial, mix), edges.sh, tables)
+                        torch.matmul(edges.radial, mix), edges.sh,
+                        self._tables(edges.tables[0], torch.matmul(edges.tables[1], mix)))
 
     def _basis_columns(self, tables: List[torch.Tensor], l_lo: int, l_hi: int) -> torch.Tensor:
         """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K)."""

@@ -7,15 +7,8 @@
 #   .spline_work/l3i5_k32r16_fit.pt,  .spline_work/labels_l3i5/
 #   run(command="bash training/sevennet_spline/gpu_finetune.sh l3i5", carry=[".gpu_wheels", ".spline_work"], timeout_s=...)
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-SITE=/tmp/facetpot_gpu_site
-mkdir -p "$SITE"
-for wheel in .gpu_wheels/*.whl; do
-    [ -e "$wheel" ] && python3 -m zipfile -e "$wheel" "$SITE"
-done
-export PYTHONPATH="$PWD:$SITE" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/device.txt" 2>&1
+source benchmarks/gpu_env.sh
+export OMP_NUM_THREADS=4
 HERE=training/sevennet_spline
 W=.spline_work
 MODELS=${*:-7net0 l3i5}

@@ -34,34 +34,12 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase import units
 
 from facetpot import FacetCalculator
-from facetpot.graph import atoms_list_to_graph
 from facetpot.model_file import load_model
 from facetpot.neighbors import radius_graph
 from facetpot.ports.sevennet import convert_sevennet
-from facetpot.properties import compute_properties
+from facetpot.properties import predict_structures
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/mptrj/mptrj-random-1k.extxyz"
-
-
-def label(model, structures, batch_atoms=200):
-    """[(energy, forces, stress Voigt)] of the model for ``structures`` (packed by an atom budget),
-    on the model's device."""
-    out, i = [], 0
-    while i < len(structures):
-        chunk, n = [], 0
-        while i < len(structures) and (not chunk or n + len(structures[i]) <= batch_atoms):
-            chunk.append(structures[i])
-            n += len(structures[i])
-            i += 1
-        graph = atoms_list_to_graph(chunk, model.cutoff).to(model.device, torch.float64)
-        res = compute_properties(model, graph, forces=True, stress=True)
-        e, f, s = (res[k].detach().cpu().numpy() for k in ("energy", "forces", "stress"))
-        off = 0
-        for k, a in enumerate(chunk):
-            voigt = s[k][[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-            out.append((float(e[k]), f[off:off + len(a)].copy(), voigt))
-            off += len(a)
-    return out
 
 
 def min_distance(atoms, cutoff=1.5):
@@ -134,7 +112,7 @@ def main(argv=None):
           f"{port.num_parameters():,} parameters", flush=True)
 
     # DFT anchor, and the port's own offset from it (same energy convention: uncorrected)
-    base = label(port, fit, args.batch_atoms)
+    base = predict_structures(port, fit, args.batch_atoms)
     err = np.array([(b[0] - a.get_potential_energy()) / len(a) for a, b in zip(fit, base)])
     print(f"port - DFT on the fitting frames: energy mean {1e3 * err.mean():+.2f} meV/atom, "
           f"MAE {1e3 * np.abs(err).mean():.2f} meV/atom", flush=True)
@@ -148,7 +126,7 @@ def main(argv=None):
             new = perturbed(a, rng, args.strain, args.rattle)
             if new is not None:
                 copies.append(new)
-    frames += [with_labels(a, *b, "port_perturbed", 1.0) for a, b in zip(copies, label(port, copies, args.batch_atoms))]
+    frames += [with_labels(a, *b, "port_perturbed", 1.0) for a, b in zip(copies, predict_structures(port, copies, args.batch_atoms))]
     print(f"{len(copies)} perturbed copies labelled ({time.time() - t0:.0f} s)", flush=True)
 
     small = [a for a in fit if len(a) <= args.md_max_atoms]
@@ -164,7 +142,7 @@ def main(argv=None):
         snap = a.copy()
         snap.info = {**small[k].info, "perturbation": f"md {args.md_steps} fs at {args.md_temperature:.0f} K"}
         snaps.append(snap)
-    frames += [with_labels(a, *b, "port_md", 1.0) for a, b in zip(snaps, label(port, snaps, args.batch_atoms))]
+    frames += [with_labels(a, *b, "port_md", 1.0) for a, b in zip(snaps, predict_structures(port, snaps, args.batch_atoms))]
     write(out / "distill.extxyz", frames, format="extxyz")
     print(f"wrote {out / 'distill.extxyz'}: {len(frames)} frames ({len(fit)} port, {len(copies)} perturbed, "
           f"{len(snaps)} MD); {out / 'dft.extxyz'}: {len(dft)} frames, weight {args.dft_weight} "
