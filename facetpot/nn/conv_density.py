@@ -93,26 +93,16 @@ class DensityBackend(ConvolutionBackend):
         self.block_path_dims: List[List[int]] = []
         cc_list: List[torch.Tensor] = []
         colpath_list: List[torch.Tensor] = []
-        for b, (mul, l1, _) in enumerate(self.irreps_in):
+        for b in range(len(self.irreps_in)):
             ks = paths.of_block(b)
-            l2s = [paths.paths[k].l2 for k in ks] or [0]
-            lo, hi = min(l2s) ** 2, (max(l2s) + 1) ** 2
-            dims = [2 * paths.paths[k].l3 + 1 for k in ks]
-            cc = torch.zeros(2 * l1 + 1, hi - lo, sum(dims), dtype=torch.float64)
-            colpath: List[int] = []
-            col = 0
-            for local, k in enumerate(ks):
-                l2, d3 = paths.paths[k].l2, dims[local]
-                cc[:, l2 * l2 - lo : l2 * l2 - lo + 2 * l2 + 1, col : col + d3] = paths.cg[k]
-                colpath.extend([local] * d3)
-                col += d3
-            cc_list.append(cc.reshape((2 * l1 + 1) * (hi - lo), -1))
+            cc, colpath, l_lo, l_hi = paths.block_coupling(b)
+            cc_list.append(cc)
             colpath_list.append(torch.tensor(colpath, dtype=torch.long))
             self.block_paths.append(len(ks))
             self.block_wofs.append(offsets[ks[0]] if ks else 0)
-            self.block_l_lo.append(min(l2s))
-            self.block_l_hi.append(max(l2s) + 1)
-            self.block_path_dims.append(dims)
+            self.block_l_lo.append(l_lo)
+            self.block_l_hi.append(l_hi)
+            self.block_path_dims.append([2 * paths.paths[k].l3 + 1 for k in ks])
         self.cc_shapes = [list(c.shape) for c in cc_list]
         self.colpath_sizes = [[int(c.numel())] for c in colpath_list]
         self.register_constant("cc_flat", torch.cat([c.reshape(-1) for c in cc_list]))

@@ -70,3 +70,23 @@ class ConvolutionPaths:
     def of_block(self, b: int) -> List[int]:
         """Indices of the paths reading input block b (contiguous)."""
         return [k for k, p in enumerate(self.paths) if p.block == b]
+
+    def block_coupling(self, b: int) -> Tuple[torch.Tensor, List[int], int, int]:
+        """The CG tensors of all paths of input block b side by side, for backends that sum a block at once:
+        (CC ((2l1+1) (hi - lo), cols) float64 with rows (m1, Y column - lo) and columns the output components
+        of every path in order; the path (within the block) of every column; the degrees l2_min and
+        l2_max + 1 of the spherical harmonics the block reads: columns lo = l2_min^2 .. hi - 1 = (l2_max + 1)^2 - 1)."""
+        ks = self.of_block(b)
+        l1 = self.irreps_in[b][1]
+        l2s = [self.paths[k].l2 for k in ks] or [0]
+        lo, hi = min(l2s) ** 2, (max(l2s) + 1) ** 2
+        dims = [2 * self.paths[k].l3 + 1 for k in ks]
+        cc = torch.zeros(2 * l1 + 1, hi - lo, sum(dims), dtype=torch.float64)
+        colpath: List[int] = []
+        col = 0
+        for local, k in enumerate(ks):
+            l2, d3 = self.paths[k].l2, dims[local]
+            cc[:, l2 * l2 - lo : l2 * l2 - lo + 2 * l2 + 1, col : col + d3] = self.cg[k]
+            colpath.extend([local] * d3)
+            col += d3
+        return cc.reshape((2 * l1 + 1) * (hi - lo), -1), colpath, min(l2s), max(l2s) + 1

@@ -28,6 +28,7 @@ from torch import nn
 from .conv_backend import ConvolutionBackend
 from .conv_density import DensityBackend
 from .conv_edgewise import EdgewiseBackend
+from .conv_triton import TritonBackend
 from .conv_paths import ConvolutionPaths
 from .edges import EdgeData
 from .irreps import Irrep
@@ -37,6 +38,7 @@ from .radial_mlp import RadialMLP
 BACKENDS: Dict[str, Type[ConvolutionBackend]] = {
     "edgewise": EdgewiseBackend,
     "density": DensityBackend,
+    "triton": TritonBackend,
 }
 DEFAULT_BACKEND = "density"
 

@@ -1,0 +1,86 @@
+"""Triton backend: each input block's convolution as one fused kernel (``facetpot::fused_conv_block``).
+
+Per receiving atom and tile of channels, the kernel walks the atom's edges (receiver order, from a
+CSR table built once per graph in :meth:`TritonBackend.prepare`), evaluates the radial weights
+w = b(r) W and the channel-wise products with the spherical harmonics in registers, and accumulates:
+
+    m_i[u, c] = sum_{e: i receives} (sum_k b_k(r_e) W[k, u, c]) (sum_{m1 m2} x_j[u, m1] Y_m2(r_e) CC[(m1 m2), c])
+
+with CC the CG tensors of the block's paths side by side (:meth:`ConvolutionPaths.block_coupling`),
+so no per-edge message, per-edge weight or padded neighbour tensor is written to global memory.
+Forces and stress (the first backward pass) run as two more kernels (receiver order for the
+per-edge gradients, sender order for the features' gradient); the weights' gradient and second
+derivatives (training on forces) use the same sums in torch (see ``conv_triton_kernels``).
+
+Needs ``triton`` and CUDA tensors; on the CPU it runs only under ``TRITON_INTERPRET=1`` (the tests).
+Eager and ``torch.compile``; the TorchScript and LAMMPS exports use the density or edgewise backend.
+"""
+import os
+from typing import List
+
+import torch
+
+from .conv_backend import ConvolutionBackend
+from .conv_paths import ConvolutionPaths
+from .edges import EdgeData
+
+
+def _kernels():
+    try:
+        from . import conv_triton_kernels
+    except ImportError as exc:
+        raise ImportError("the triton convolution backend needs the triton package (pip install triton; it comes "
+                          f"with CUDA builds of torch): {exc}") from exc
+    return conv_triton_kernels
+
+
+class TritonBackend(ConvolutionBackend):
+    name = "triton"
+
+    def __init__(self, paths: ConvolutionPaths):
+        super().__init__(paths)
+        _kernels()  # fail here, with the message, when triton is missing
+        offsets = paths.weight_offsets()
+        self.block_paths: List[int] = []
+        self.block_wofs: List[int] = []
+        self.block_sh: List[List[int]] = []  # [first column, number of columns] of Y each block reads
+        self.block_path_dims: List[List[int]] = []
+        for b in range(len(self.irreps_in)):
+            ks = paths.of_block(b)
+            cc, colpath, l_lo, l_hi = paths.block_coupling(b)
+            self.register_constant(f"cc_{b}", cc)
+            self.register_constant(f"colpath_{b}", torch.tensor(colpath, dtype=torch.long))
+            self.block_paths.append(len(ks))
+            self.block_wofs.append(offsets[ks[0]] if ks else 0)
+            self.block_sh.append([l_lo * l_lo, l_hi * l_hi - l_lo * l_lo])
+            self.block_path_dims.append([2 * paths.paths[k].l3 + 1 for k in ks])
+
+    def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
+        """[perm_r, rowptr, perm_s, sendptr]: the edges in receiver order and in sender order."""
+        return _kernels().csr_tables(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders)
+
+    def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
+        """b(r) -> b(r) ``mix``; the CSR tables do not depend on the basis and are kept."""
+        return EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
+                        torch.matmul(edges.radial, mix), edges.sh, edges.tables)
+
+    def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
+        if not edges.sh.is_cuda and os.environ.get("TRITON_INTERPRET", "0") != "1":
+            raise RuntimeError("the triton backend runs on CUDA tensors (on the CPU only under TRITON_INTERPRET=1, "
+                               "for testing): use model.set_backend('density') on the CPU")
+        perm_r, rowptr, perm_s, sendptr = edges.tables
+        k_rad = weights.shape[0]
+        out: List[torch.Tensor] = []
+        for b, x in enumerate(blocks):
+            n_paths = self.block_paths[b]
+            if n_paths == 0:
+                continue
+            mul = self.irreps_in[b][0]
+            # W expanded to the block's output columns: Wx[k, u, c] = W^(path(c))_ku
+            wb = weights.narrow(1, self.block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
+            wx = wb.index_select(2, getattr(self, f"colpath_{b}")).contiguous()
+            y = _kernels().fused_conv_block(x.contiguous(), edges.sh, edges.radial, wx, getattr(self, f"cc_{b}"),
+                                           edges.senders, edges.receivers, perm_r, rowptr, perm_s, sendptr,
+                                           self.block_sh[b][0], self.block_sh[b][1])
+            out.extend(torch.split(y, self.block_path_dims[b], dim=2))
+        return out
