@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check and benchmark of facetpot in one run on the device machine (an H200: about 5 minutes);
+# Every GPU check and benchmark of facetpot in one run on the device machine (at most 7.5 minutes by its timeouts);
 # writes under $OUT. Installs nothing: the device's python3 has torch (CUDA), e3nn, numpy, scipy, pyyaml
 # and tqdm; ase and vesin travel as wheels, unpacked (not installed) into /tmp at the start. Once per
 # session, on the development machine:
@@ -14,8 +14,11 @@ set -uo pipefail
 source benchmarks/gpu_env.sh
 python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
     2>&1 | tee "$OUT/environment.txt"
-# 1. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder
-timeout 330 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
-# 2. batched relaxation on the GPU (an untrained model: the machinery and the time per step)
-timeout 90 python3 benchmarks/gpu_relax.py 2>&1 | tee "$OUT/relax_gpu.log"
+# 1. the convolution backends (edgewise, density, triton): float64 agreement on CUDA first, then one layer and
+#    the whole model at 1k / 10k / 100k atoms (issue 11's kernels; first Triton run on a GPU)
+timeout 150 python3 benchmarks/kernels.py 2>&1 | tee "$OUT/kernels.log"
+# 2. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder
+timeout 240 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
+# 3. batched relaxation on the GPU (an untrained model: the machinery and the time per step)
+timeout 60 python3 benchmarks/gpu_relax.py 2>&1 | tee "$OUT/relax_gpu.log"
 echo "done"

@@ -14,16 +14,17 @@ from .structures import to_atoms
 
 
 class FacetCalculator(Calculator):
-    """``FacetCalculator(model, device="cpu", dtype="float64")``.
+    """``FacetCalculator(model, device="cpu", dtype="float64", backend=None)``.
 
     Properties: energy, free_energy, forces, stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile
     positive), energies (per atom) and stresses (per atom, summing to the stress).
-    ``model`` is a FacetModel, a model file, or a pretrained name.
+    ``model`` is a FacetModel, a model file, or a pretrained name. ``backend`` forces a convolution
+    backend ("density", "edgewise", "triton"; default: the model's, or ``$FACETPOT_BACKEND``).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
 
-    def __init__(self, model=None, device: str = "cpu", dtype: str = "float64", **kwargs):
+    def __init__(self, model=None, device: str = "cpu", dtype: str = "float64", backend=None, **kwargs):
         if model is None:
             if DEFAULT_MODEL is None:
                 raise ValueError(
@@ -38,7 +39,7 @@ class FacetCalculator(Calculator):
             raise ValueError(f"device {device!r} requested but torch has no CUDA device here")
         super().__init__(**kwargs)
         self.device = torch.device(device)
-        self.model = resolve_model(model, device=self.device, dtype=dtype)
+        self.model = resolve_model(model, device=self.device, dtype=dtype, backend=backend)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)

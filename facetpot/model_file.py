@@ -10,6 +10,7 @@ through :func:`resolve_model`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -76,27 +77,41 @@ def model_path(model: Union[str, Path]) -> Path:
     return pretrained_path(name)  # raises: unknown name, with the list of known names
 
 
-def load_model(path, device="cpu", dtype: Optional[str] = None) -> FacetModel:
+#: environment variable that forces a convolution backend on every model loaded or resolved here
+BACKEND_ENV = "FACETPOT_BACKEND"
+
+
+def select_backend(model: FacetModel, backend: Optional[str] = None) -> FacetModel:
+    """``model`` computing with ``backend``, or with ``$FACETPOT_BACKEND`` when it is set and ``backend``
+    is None; neither: the model's own (the default backend, or the one set before)."""
+    name = backend or os.environ.get(BACKEND_ENV) or None
+    if name and name != model.backend:
+        model.set_backend(name)
+    return model
+
+
+def load_model(path, device="cpu", dtype: Optional[str] = None, backend: Optional[str] = None) -> FacetModel:
     """Load a model file written by :func:`save_model`, or a shipped model by name (``facetpot.pretrained``);
-    ``dtype`` None keeps the one it was saved in."""
+    ``dtype`` None keeps the one it was saved in; ``backend`` see :func:`select_backend`."""
     payload = read_model_file(model_path(path))
     saved = getattr(torch, payload.get("dtype", "float32"))
     # load into parameters of the saved dtype: float64 weights copied into float32 ones would be rounded
     model = FacetModel(**payload["config"]).to(dtype=saved)
     model.load_state_dict(payload["state_dict"], strict=True)
     model.metadata = payload.get("metadata", {})
-    return model.to(device=device, dtype=torch_dtype(dtype) or saved).eval()
+    return select_backend(model.to(device=device, dtype=torch_dtype(dtype) or saved).eval(), backend)
 
 
-def resolve_model(model: Union[FacetModel, str, Path], device=None, dtype: Optional[str] = None) -> FacetModel:
+def resolve_model(model: Union[FacetModel, str, Path], device=None, dtype: Optional[str] = None,
+                  backend: Optional[str] = None) -> FacetModel:
     """A FacetModel, a model file path or a pretrained name -> a FacetModel.
 
     ``dtype`` None keeps the object's dtype or the file's saved one; ``device`` None keeps an
-    object where it is and puts a loaded model on the CPU."""
+    object where it is and puts a loaded model on the CPU; ``backend`` see :func:`select_backend`."""
     wanted = torch_dtype(dtype)
     if isinstance(model, FacetModel):
-        return model.to(device=device, dtype=wanted)
+        return select_backend(model.to(device=device, dtype=wanted), backend)
     if isinstance(model, (str, Path)):
         device = device or "cpu"
-        return load_model(model, device=device, dtype=dtype)
+        return load_model(model, device=device, dtype=dtype, backend=backend)
     raise TypeError(f"model must be a FacetModel, a file path or a pretrained name, got {type(model).__name__}")

@@ -97,3 +97,20 @@ def test_new_backend_exports_and_runs_layer_by_layer(einsum_backend, tmp_path):
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match="unknown convolution backend 'fast'; known: density, edgewise, triton"):
         small_model().set_backend("fast")
+
+
+def test_backend_is_chosen_by_argument_or_environment(monkeypatch, tmp_path):
+    from facetpot.calculator import FacetCalculator
+    from facetpot.model_file import load_model, save_model
+
+    save_model(small_model(), tmp_path / "m.pt")
+    monkeypatch.delenv("FACETPOT_BACKEND", raising=False)
+    assert load_model(tmp_path / "m.pt").backend == "density"
+    assert load_model(tmp_path / "m.pt", backend="edgewise").backend == "edgewise"
+    assert FacetCalculator(tmp_path / "m.pt", backend="edgewise").model.backend == "edgewise"
+    monkeypatch.setenv("FACETPOT_BACKEND", "edgewise")
+    assert load_model(tmp_path / "m.pt").backend == "edgewise"
+    assert FacetCalculator(tmp_path / "m.pt").model.backend == "edgewise"
+    monkeypatch.setenv("FACETPOT_BACKEND", "fast")
+    with pytest.raises(ValueError, match="unknown convolution backend 'fast'"):
+        load_model(tmp_path / "m.pt")
