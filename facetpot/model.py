@@ -216,15 +216,17 @@ class FacetModel(ExactBuffers):
         setattr(self, name, master.to(device=cur.device, dtype=cur.dtype))
 
     def set_backend(self, name: str, **options: Any) -> "FacetModel":
-        """Compute every convolution with backend ``name``: "density" (default; atom-centred GEMMs)
-        or "edgewise" (the reference), or any other in ``facetpot.nn.convolution.BACKENDS``; same
-        numbers. ``options`` go to the backend, e.g. ``chunk_atoms`` for "density": above this many
+        """Compute every convolution with backend ``name``: "density" (default; atom-centred GEMMs),
+        "edgewise" (the reference), "triton" (fused GPU kernels for the convolutions and the grid
+        layers), or any other in ``facetpot.nn.convolution.BACKENDS``; same numbers. ``options`` go to the backend, e.g. ``chunk_atoms`` for "density": above this many
         atoms, recompute per-chunk intermediates in the backward pass instead of storing them
         (bounded memory for 100k-atom cells; 0 = never; default 4096 on CPU, 32768 on GPU)."""
         if name not in BACKENDS:
             raise ValueError(f"unknown convolution backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
         for layer in self.layers:
             layer.conv.set_backend(name, **options)
+            if layer.mixing is not None:  # the triton backend fuses the grid layer too
+                layer.mixing.fused = name == "triton"
         return self
 
     @property

@@ -15,7 +15,11 @@ pytest.importorskip("triton")
 from conftest import SEVENNET_LIKE, evaluate, small_model, structures  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.nn.conv_paths import ConvolutionPaths  # noqa: E402
-from facetpot.nn.conv_triton_kernels import csr_tables, fused_conv_block, reference_block  # noqa: E402
+from facetpot.nn.conv_triton_kernels import (  # noqa: E402
+    csr_tables, fused_conv_block, fused_conv_block_backward, reference_block)
+from facetpot.nn.s2_grid import grid_matrices  # noqa: E402
+from facetpot.nn.s2_grid_triton_kernels import (  # noqa: E402
+    fused_grid_mlp, fused_grid_mlp_backward, reference_grid_mlp)
 from facetpot.properties import compute_properties  # noqa: E402
 
 SH_LMAX = 2
@@ -108,6 +112,40 @@ def test_gradcheck_and_gradgradcheck():
     assert torch.autograd.gradgradcheck(f, (x, sh, radial, wx), fast_mode=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("act", [0, 1], ids=["quadratic", "silu"])
+def test_grid_kernel_matches_torch(act, dtype):
+    """To grid, MLP, back: forward and the features' gradient (kernels), weights' gradients (torch)."""
+    torch.manual_seed(2)
+    to_grid, from_grid = (m.to(dtype) for m in grid_matrices(2, 6, True))  # d = 9, 28 points: a partial tile
+    n, u, h = 5, 6, 12
+    args = [torch.randn(n, u, 9, dtype=dtype), to_grid, torch.randn(h, u, dtype=dtype), torch.randn(h, dtype=dtype),
+            torch.randn(u, h, dtype=dtype), torch.randn(u, dtype=dtype), from_grid]
+    out = fused_grid_mlp(*args, act)
+    ref = reference_grid_mlp(*args, act)
+    assert float(ref.abs().max()) > 0.1
+    torch.testing.assert_close(out, ref, **TOL[dtype])
+    g = torch.randn_like(ref)
+    for trainable in ((0,), (0, 2, 3, 4, 5)):  # features only (kernel), then with the weights (torch)
+        ins = [a.clone().requires_grad_(k in trainable) for k, a in enumerate(args)]
+        refs = [a.clone().requires_grad_(k in trainable) for k, a in enumerate(args)]
+        got = torch.autograd.grad(fused_grid_mlp(*ins, act), [ins[k] for k in trainable], g)
+        want = torch.autograd.grad(reference_grid_mlp(*refs, act), [refs[k] for k in trainable], g)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+def test_grid_kernel_gradcheck():
+    torch.manual_seed(3)
+    to_grid, from_grid = grid_matrices(1, 3, True)
+    lifted = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    w1, b1 = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    w2, b2 = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    for act in (0, 1):
+        assert torch.autograd.gradcheck(lambda x: fused_grid_mlp(x, to_grid, w1, b1, w2, b2, from_grid, act),
+                                        (lifted,), fast_mode=True)
+
+
 @pytest.mark.parametrize("cfg", [{}, {"radial_rank": 3}, {"nonlinearity": "gate", "parity": False},
                                  dict(SEVENNET_LIKE, num_layers=2)],
                          ids=["spline", "low-rank", "gate-no-parity", "radial-mlp"])
@@ -117,8 +155,10 @@ def test_whole_model_on_triton_matches_reference(cfg):
     for name in names:
         atoms = structures()[name]
         ref = evaluate(model.set_backend("edgewise"), atoms)
+        assert not any(layer.mixing is not None and layer.mixing.fused for layer in model.layers)
         new = evaluate(model.set_backend("triton"), atoms)
         assert model.backend == "triton"
+        assert all(layer.mixing is None or layer.mixing.fused for layer in model.layers)
         assert {"energy", "forces"} <= set(ref)
         for key in ref:
             torch.testing.assert_close(new[key], ref[key], rtol=1e-9, atol=1e-10, msg=f"{name} {key}")
@@ -143,3 +183,28 @@ def test_cpu_tensors_without_interpreter_get_a_clear_error(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="CUDA tensors"):
         evaluate(model, structures()["triclinic"])
+
+
+def test_custom_ops_pass_opcheck():
+    """Schema, fake (meta) implementation and autograd registration, as torch.compile and torch.export use them."""
+    torch.manual_seed(4)
+    paths = ConvolutionPaths([(3, 1, 1)], SH_LMAX, False, [(l, 1) for l in range(3)])
+    cc, _, l_lo, l_hi = paths.block_coupling(0)
+    rcv, snd = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([1, 2, 0, 0, 1])
+    args = (torch.randn(3, 3, 3, dtype=torch.float64, requires_grad=True),
+            torch.randn(5, 9, dtype=torch.float64, requires_grad=True),
+            torch.randn(5, 4, dtype=torch.float64, requires_grad=True),
+            torch.randn(4, 3, cc.shape[1], dtype=torch.float64), cc, snd, rcv, *csr_tables(rcv, snd, 3, 3),
+            l_lo ** 2, l_hi ** 2 - l_lo ** 2)
+    torch.library.opcheck(fused_conv_block, args)
+    g = torch.randn(3, 3, cc.shape[1], dtype=torch.float64)
+    torch.library.opcheck(fused_conv_block_backward, (g, *(a.detach() for a in args[:11]), *args[11:]))
+    to_grid, from_grid = grid_matrices(1, 3, True)
+    torch.library.opcheck(fused_grid_mlp, (torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True), to_grid,
+                                           torch.randn(5, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64),
+                                           torch.randn(3, 5, dtype=torch.float64), torch.randn(3, dtype=torch.float64),
+                                           from_grid, 1))
+    grid_args = (torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64), to_grid,
+                 torch.randn(5, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64),
+                 torch.randn(3, 5, dtype=torch.float64), from_grid, 0)
+    torch.library.opcheck(fused_grid_mlp_backward, grid_args)

@@ -27,7 +27,7 @@ from .edges import EdgeData
 
 def _kernels():
     try:
-        from . import conv_triton_kernels
+        from . import conv_triton_kernels  # lazy: needs triton, an optional dependency
     except ImportError as exc:
         raise ImportError("the triton convolution backend needs the triton package (pip install triton; it comes "
                           f"with CUDA builds of torch): {exc}") from exc

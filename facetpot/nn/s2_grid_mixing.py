@@ -79,17 +79,29 @@ class S2GridMixing(ExactBuffers):
         self.mlp_in = nn.Linear(self.channels, hidden)
         self.mlp_out = nn.Linear(hidden, self.channels)
         self.down = IrrepsLinear(list(irreps_in) + lifted, irreps_out, bias=True)
+        #: to grid, MLP and back in one Triton kernel (``s2_grid_triton_kernels``; set with the triton backend)
+        self.fused = False
+
+    @torch.jit.unused
+    def _fused_middle(self, lifted: torch.Tensor) -> torch.Tensor:
+        from .s2_grid_triton_kernels import fused_grid_mlp  # lazy: needs triton, an optional dependency
+
+        return fused_grid_mlp(lifted, self.to_grid, self.mlp_in.weight, self.mlp_in.bias, self.mlp_out.weight,
+                              self.mlp_out.bias, self.from_grid, 0 if self.activation == "quadratic" else 1)
 
     def forward(self, blocks: List[torch.Tensor]) -> List[torch.Tensor]:
         lifted = torch.cat(self.lift(blocks), dim=2)  # (N, U, d)
-        grid = torch.matmul(lifted, self.to_grid).transpose(1, 2)  # (N, n_grid, U)
-        h = self.mlp_in(grid)
-        if self.activation == "quadratic":
-            h = quadratic_activation(h)
+        if self.fused:
+            coeffs = self._fused_middle(lifted)
         else:
-            h = torch.nn.functional.silu(h)
-        grid = self.mlp_out(h).transpose(1, 2)  # (N, U, n_grid)
-        coeffs = torch.matmul(grid, self.from_grid)  # (N, U, d)
+            grid = torch.matmul(lifted, self.to_grid).transpose(1, 2)  # (N, n_grid, U)
+            h = self.mlp_in(grid)
+            if self.activation == "quadratic":
+                h = quadratic_activation(h)
+            else:
+                h = torch.nn.functional.silu(h)
+            grid = self.mlp_out(h).transpose(1, 2)  # (N, U, n_grid)
+            coeffs = torch.matmul(grid, self.from_grid)  # (N, U, d)
         back: List[torch.Tensor] = []
         for l in range(self.lmax + 1):
             back.append(coeffs.narrow(2, l * l, 2 * l + 1))
