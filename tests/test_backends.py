@@ -95,7 +95,7 @@ def test_new_backend_exports_and_runs_layer_by_layer(einsum_backend, tmp_path):
 
 
 def test_unknown_backend_is_named():
-    with pytest.raises(ValueError, match="unknown convolution backend 'fast'; known: density, edgewise, triton"):
+    with pytest.raises(ValueError, match="unknown convolution backend 'fast'; known: cueq, density, edgewise, triton"):
         small_model().set_backend("fast")
 
 

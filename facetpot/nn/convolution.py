@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .conv_backend import ConvolutionBackend
+from .conv_cueq import CueqBackend
 from .conv_density import DensityBackend
 from .conv_edgewise import EdgewiseBackend
 from .conv_triton import TritonBackend
@@ -39,6 +40,7 @@ BACKENDS: Dict[str, Type[ConvolutionBackend]] = {
     "edgewise": EdgewiseBackend,
     "density": DensityBackend,
     "triton": TritonBackend,
+    "cueq": CueqBackend,
 }
 DEFAULT_BACKEND = "density"
 
