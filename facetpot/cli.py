@@ -24,6 +24,18 @@ def _train(args) -> int:
     return 0
 
 
+def _distill(args) -> int:
+    from .distill.config import load_distill_config  # lazy: facet --help start-up
+    from .distill.run import STAGES, run_distill  # lazy: facet --help start-up
+
+    cfg = load_distill_config(args.config)
+    if args.output:
+        cfg["train"]["training"]["output"] = args.output
+    stages = STAGES if args.stage == "all" else STAGES[: STAGES.index(args.stage) + 1]
+    run_distill(cfg, stages=stages, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
 def _convert(args) -> int:
     if args.inputs[0] == "sevennet":
         return _convert_sevennet(args)
@@ -162,6 +174,15 @@ def main(argv=None) -> int:
     t.add_argument("--output", help="override training.output")
     t.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted run in OUTPUT")
     t.set_defaults(func=_train)
+    d = sub.add_parser("distill", help="train a small model on a teacher's labels of generated structures "
+                       "(structures -> teacher labels -> facet train)")
+    d.add_argument("config", help="YAML: teacher, structures, labels + the training sections (example: training/distill_si/distill_si.yaml)")
+    d.add_argument("--stage", choices=["generate", "label", "train", "all"], default="all",
+                   help="stop after this stage (default: all); a rerun skips what is done")
+    d.add_argument("--resume", action="store_true", help="continue training from OUTPUT/checkpoint.pt")
+    d.add_argument("--output", help="override training.output")
+    d.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted training run in OUTPUT")
+    d.set_defaults(func=_distill)
     c = sub.add_parser("convert", help="convert data files into an on-disk training cache, or (facet convert "
                        "sevennet NAME_OR_CHECKPOINT -o OUT.pt) a SevenNet model into a facetpot model")
     c.add_argument("inputs", nargs="+", help="extxyz / ASE .db / MPtrj .json files or globs; or: sevennet "

@@ -33,8 +33,8 @@ ENSEMBLES = ("nve", "langevin", "nhc", "npt")
 THERMO = ("step", "time_ps", "T_K", "E_pot", "E_kin", "E_tot", "P_GPa", "volume")
 
 
-def _integrator(atoms, ensemble: str, timestep_fs: float, temperature: float, pressure_gpa: float, friction: float,
-                tdamp_fs: float, pdamp_fs: float, seed: int):
+def make_integrator(atoms, ensemble: str, timestep_fs: float, temperature: float, pressure_gpa: float, friction: float,
+                    tdamp_fs: float, pdamp_fs: float, seed: int):
     dt = timestep_fs * units.fs
     if ensemble == "nve":
         return VelocityVerlet(atoms, timestep=dt)
@@ -85,7 +85,7 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
         kept = []
     out.mkdir(parents=True, exist_ok=True)
     atoms.calc = FacetCalculator(model, device=device, dtype=dtype)
-    dyn = _integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)
+    dyn = make_integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)
     with open(thermo, "w", newline="") as f:
         log = csv.DictWriter(f, fieldnames=THERMO)
         log.writeheader()

@@ -1,0 +1,112 @@
+"""``facet distill`` configuration: a training config (model, data, training, loss, finetune) plus three
+sections that say what the teacher labels.
+
+    teacher:     model (a shipped name or a model file), device, dtype, batch_atoms
+    structures:  seeds (files or globs of seed structures), seed (the random seed: same seed, same
+                 structures), include_seeds, and one subsection per source (count per seed structure;
+                 0 switches a source off):
+                   perturb:    copies, strain (largest strain component), rattle [lo, hi] (Å, Gaussian sigma)
+                   md:         temperatures (K), pressures (GPa; [] = NVT), steps, every, timestep_fs,
+                               max_atoms (seeds with more atoms are skipped), min_atoms (smaller seeds are
+                               repeated until they have this many)
+                   substitute: elements (symbols), copies (each: one element of the seed, all its sites,
+                               replaced by one of ``elements``; the cell scaled by the covalent radii)
+                   vacancies:  copies (one random atom removed)
+                   surfaces:   copies (vacuum along a random cell axis), vacuum (Å)
+                 min_distance (Å): generated structures with a closer pair are dropped
+    labels:      output (default: <training.output>/labels), part_size (structures per resumable part),
+                 max_force (eV/Å: teacher labels with a larger force component are set aside)
+
+``data.train`` is filled in with the label parts; the other ``data`` keys (valid_fraction, ...) apply.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+from ase.data import atomic_numbers
+
+from ..training.config import ConfigError, validate
+
+SECTIONS: Dict[str, Dict[str, Any]] = {
+    "teacher": {"model": None, "device": "auto", "dtype": "float64", "batch_atoms": 1024},
+    "structures": {
+        "seeds": None,
+        "seed": 0,
+        "include_seeds": True,
+        "perturb": {"copies": 4, "strain": 0.03, "rattle": [0.02, 0.1]},
+        "md": {"temperatures": [], "pressures": [], "steps": 200, "every": 20, "timestep_fs": 1.0,
+               "max_atoms": 128, "min_atoms": 16},
+        "substitute": {"elements": [], "copies": 0},
+        "vacancies": {"copies": 0},
+        "surfaces": {"copies": 0, "vacuum": 8.0},
+        "min_distance": 0.6,
+    },
+    "labels": {"output": None, "part_size": 200, "max_force": 50.0},
+}
+
+
+def _merge(defaults: Dict[str, Any], values: Any, where: str) -> Dict[str, Any]:
+    if values is None:
+        return copy.deepcopy(defaults)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(values).__name__}")
+    bad = sorted(set(values) - set(defaults))
+    if bad:
+        raise ConfigError(f"unknown key(s) {', '.join(where + '.' + b for b in bad)}; known: {sorted(defaults)}")
+    out = copy.deepcopy(defaults)
+    for key, value in values.items():
+        if isinstance(defaults[key], dict):
+            out[key] = _merge(defaults[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
+    """(distill sections, training config) from a parsed YAML; relative paths are relative to ``base``."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping with sections teacher, structures, labels and the "
+                          "training sections (model, data, training, loss, finetune)")
+    raw = dict(raw)
+    cfg = {name: _merge(defaults, raw.pop(name, None), name) for name, defaults in SECTIONS.items()}
+    if not cfg["teacher"]["model"]:
+        raise ConfigError("teacher.model is required: a shipped model name (facet models) or a model file")
+    seeds = cfg["structures"]["seeds"]
+    if not seeds:
+        raise ConfigError("structures.seeds is required: files or globs of seed structures (any format ASE reads)")
+    seeds = [seeds] if isinstance(seeds, str) else list(seeds)
+    cfg["structures"]["seeds"] = [p if Path(p).is_absolute() else str(base / p) for p in seeds]
+    teacher = str(cfg["teacher"]["model"])
+    if (base / teacher).exists():
+        cfg["teacher"]["model"] = str(base / teacher)
+    for sym in cfg["structures"]["substitute"]["elements"]:
+        if sym not in atomic_numbers:
+            raise ConfigError(f"structures.substitute.elements: unknown element {sym!r}")
+    if int(cfg["labels"]["part_size"]) < 1:
+        raise ConfigError("labels.part_size must be a positive integer")
+    data = dict(raw.get("data") or {})
+    if data.get("train"):
+        raise ConfigError("data.train is set by facet distill (the teacher's labels); leave it out")
+    data["train"] = "<labels>"  # replaced by the label parts once they exist
+    if data.get("valid"):
+        valid = [data["valid"]] if isinstance(data["valid"], str) else list(data["valid"])
+        data["valid"] = [p if Path(p).is_absolute() else str(base / p) for p in valid]
+    raw["data"] = data
+    train_cfg = validate(raw)
+    if cfg["labels"]["output"] is None:
+        cfg["labels"]["output"] = str(Path(train_cfg["training"]["output"]) / "labels")
+    return {**cfg, "train": train_cfg}
+
+
+def load_distill_config(path) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return validate_distill(raw or {}, path.resolve().parent)

@@ -1,0 +1,106 @@
+"""``facet distill CONFIG.yaml``: generate structures, label them with the teacher, train the student.
+
+    generate  seed structures -> structures (``generate.py``), saved once as LABELS/structures.extxyz
+              with what made them (LABELS/structures.json: the structures section, the teacher, drops)
+    label     the teacher's energy, forces and stress, part by part (``label.py``; resumable)
+    report    LABELS/report.json and report.png (``report.py``)
+    train     ``facet train`` on the label parts, with the config's training sections
+
+A rerun picks up where the last one stopped: saved structures are read back (and must come from the
+same structures section and teacher), parts already labelled are skipped, and ``resume`` continues
+training from its checkpoint.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, Sequence
+
+import torch
+from ase.io import read
+from tqdm import tqdm
+
+from ..atomic_write import atomic_write_text
+from ..calculator import FacetCalculator
+from ..model_file import resolve_model
+from ..training.trainer import Trainer
+from ..workflows.structure_inputs import expand_inputs, iter_structures
+from .generate import generate
+from .label import STRUCTURES, label, label_parts, save_structures
+from .report import summarize, write_report
+
+STAGES = ("generate", "label", "train")
+
+
+def _device(name: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def read_seeds(patterns: Sequence[str]):
+    seeds = []
+    for name, atoms, error in iter_structures(expand_inputs(patterns)):
+        if error:
+            raise ValueError(f"seed structure {name}: {error}")
+        seeds.append((name, atoms))
+    if not seeds:
+        raise ValueError(f"no seed structure in {list(patterns)}")
+    return seeds
+
+
+def run_distill(cfg: Dict[str, Any], stages: Sequence[str] = STAGES, resume: bool = False, overwrite: bool = False,
+                log: Callable[[str], None] = print) -> Dict[str, Any]:
+    out = Path(cfg["labels"]["output"])
+    out.mkdir(parents=True, exist_ok=True)
+    t = cfg["teacher"]
+    device = _device(t["device"])
+    teacher = resolve_model(t["model"], device=device, dtype=t["dtype"]).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    recipe = {"structures": cfg["structures"], "teacher": str(t["model"])}
+    meta_path = out / "structures.json"
+    result: Dict[str, Any] = {"labels": str(out)}
+    if (out / STRUCTURES).exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("recipe") != json.loads(json.dumps(recipe)):
+            raise ValueError(f"{out} holds structures made by another structures section or teacher: use a new "
+                             "labels.output folder, or delete this one to start again")
+        structures, dropped = read(out / STRUCTURES, ":"), meta.get("dropped", {})
+        log(f"{len(structures)} structures read back from {out / STRUCTURES}")
+    elif "generate" in stages or "label" in stages:
+        seeds = read_seeds(cfg["structures"]["seeds"])
+        log(f"{len(seeds)} seed structures; generating")
+        bar = tqdm(total=len(seeds), desc="generate", unit="seed", disable=None)
+        structures, dropped = generate(seeds, cfg["structures"], lambda: FacetCalculator(teacher, device=device, dtype=t["dtype"]),
+                                       progress=lambda name: bar.update(1))
+        bar.close()
+        structures = save_structures(out, structures)
+        atomic_write_text(meta_path, json.dumps({"recipe": recipe, "dropped": dropped, "count": len(structures)},
+                                                indent=1) + "\n")
+        log(f"{len(structures)} structures written to {out / STRUCTURES} (dropped: {dropped or 'none'})")
+    else:
+        raise ValueError(f"no structures in {out}: run the generate stage first")
+    if "label" in stages:
+        bar = tqdm(total=None, desc="label", unit="part", disable=None)
+
+        def progress(done, total):
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        counts = label(teacher, structures, out, int(cfg["labels"]["part_size"]), int(t["batch_atoms"]),
+                       float(cfg["labels"]["max_force"]), progress)
+        bar.close()
+        labelled = [a for p in label_parts(out) for a in read(p, ":")]
+        summary = summarize(structures, labelled, dropped, counts["rejected"])
+        write_report(out, summary, labelled)
+        log(f"labels: {len(labelled)} structures in {len(label_parts(out))} parts ({counts['skipped_parts']} parts "
+            f"already there), {counts['rejected']} rejected now; report: {out / 'report.json'}")
+        result["report"] = summary
+    if "train" in stages:
+        parts = label_parts(out)
+        if not parts:
+            raise ValueError(f"no label parts in {out}: run the label stage first")
+        train_cfg = dict(cfg["train"])
+        train_cfg["data"] = dict(train_cfg["data"], train=[str(p) for p in parts])
+        result["train"] = Trainer(train_cfg, resume=resume, overwrite=overwrite).run()
+    return result
