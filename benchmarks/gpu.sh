@@ -4,7 +4,10 @@
 # and tqdm; ase and vesin travel as wheels, unpacked (not installed) into /tmp at the start. Once per
 # session, on the development machine:
 #   .venv/bin/pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .gpu_wheels ase vesin
+#       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+#       -d .gpu_wheels ase vesin cuequivariance==0.13.0 cuequivariance-torch==0.13.0 \
+#       cuequivariance-ops-torch-cu12==0.13.0 cuequivariance-ops-cu12==0.13.0 opt-einsum nvidia-ml-py platformdirs
+#   (about 45 MB; the carry limit is 64 MiB; the device's CUDA torch brings cuBLAS)
 #   echo /.gpu_wheels/ >> .git/info/exclude
 # then, with the device tool: run(command="bash benchmarks/gpu.sh", carry=[".gpu_wheels"], timeout_s=540),
 # give_back, and record the numbers in benchmarks/RESULTS.md with the device's name ($OUT/device.txt).

@@ -2,8 +2,9 @@
 
     python benchmarks/kernels.py [--sizes 1000 10000 100000] [--model facet-s|facet-7net0-spline] [--reps 5]
 
-On CUDA: density, edgewise (the reference) and triton (when triton imports); on the CPU: density and
-edgewise (the Triton kernels run on the CPU only under TRITON_INTERPRET=1, a test mode, not timed).
+On CUDA: density, edgewise (the reference), cueq (when cuequivariance_torch imports) and triton (when
+triton imports); on the CPU: density, edgewise and cueq (the library's torch method) (the Triton kernels
+run on the CPU only under TRITON_INTERPRET=1, a test mode, not timed).
 Si supercells of about each --sizes atoms, float32:
 
 1. correctness first (CUDA, float64, a small cell): every backend's energy, forces and stress against
@@ -37,6 +38,12 @@ from facetpot.properties import compute_properties  # noqa: E402
 
 def backends(device: str):
     names = ["edgewise", "density"]
+    try:
+        import cuequivariance_torch  # noqa: F401
+
+        names.append("cueq")  # CUDA kernels (uniform_1d) on a GPU, the library's torch einsums on the CPU
+    except ImportError:
+        print("cuequivariance_torch does not import: cueq backend skipped", flush=True)
     if device == "cuda":
         try:
             import triton  # noqa: F401

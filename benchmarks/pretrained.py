@@ -19,7 +19,8 @@ in ``pretrained/``):
 * parameter counts: SevenNet's (the trainable parameters of its torch module: 842,440 and 1,171,144) and ``model.num_parameters()`` of the spline model.
 * speed of one energy + forces + stress call, float32, on Si 64, Si 512, MgO 512 and SrTiO3 320
   (``ase.build`` crystals, rattled by 0.01 Å): every (system, model) in a fresh process with
-  ``OMP_WAIT_POLICY=PASSIVE`` and ``--speed-threads`` torch threads, median of ``--reps`` calls
+  ``--speed-threads`` torch threads and OpenMP's default wait policy (``--omp-wait-policy PASSIVE`` as
+  before 2026-12-01: it slows small calls of both models, Si 64 by 1.2-1.7x), median of ``--reps`` calls
   after 3 warm-up calls; the original and the spline model (facetpot's default ``density``
   convolution backend and the ``edgewise`` one) alternate over ``--rounds`` rounds and the median
   over rounds is reported, with the speed-up original / spline.
@@ -191,8 +192,15 @@ def accuracy_table(key, result, path):
 
 
 # ------------------------------------------------------------------------------------------- speed
+#: OMP_WAIT_POLICY of the timed processes; None: OpenMP's default (what users get)
+WAIT_POLICY = {"policy": None}
+
+
 def time_call(python, which, system, model, backend, reps, threads):
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    env.pop("OMP_WAIT_POLICY", None)
+    if WAIT_POLICY["policy"]:
+        env["OMP_WAIT_POLICY"] = WAIT_POLICY["policy"]
     proc = subprocess.run([python, "-c", WORKER, which, system, model, backend, str(reps), str(threads)],
                           capture_output=True, text=True, env=env, timeout=3600, cwd=str(HERE.parent))
     for line in proc.stdout.splitlines():
@@ -222,7 +230,8 @@ def speed(key, path, systems, reps, rounds, threads, log):
 
 def speed_table(key, result, threads, reps, rounds):
     name, _, original, _ = MODELS[key]
-    lines = [f"Speed of one energy + forces + stress call, float32, {threads} thread(s), OMP_WAIT_POLICY=PASSIVE, "
+    lines = [f"Speed of one energy + forces + stress call, float32, {threads} thread(s), "
+             f"OMP_WAIT_POLICY={WAIT_POLICY['policy'] or 'unset (OpenMP default)'}, "
              f"median of {reps} calls after 3 warm-up calls, median over {rounds} alternating rounds "
              f"(fresh process each): {original} (SevenNetCalculator) vs `{name}` (FacetCalculator; "
              "convolution backend density = facetpot's default, or edgewise).", "",
@@ -250,10 +259,13 @@ def main(argv=None) -> int:
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--cache", default=None, help="folder that keeps the originals' predictions between runs")
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--omp-wait-policy", default=None, choices=["PASSIVE", "ACTIVE"],
+                   help="OMP_WAIT_POLICY of the timed processes (default: unset, OpenMP's default)")
     p.add_argument("--write", action="store_true", help="append the tables to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     speed_threads = args.speed_threads or args.threads
+    WAIT_POLICY["policy"] = args.omp_wait_policy
     paths = {"7net0": args.model_7net0, "l3i5": args.model_l3i5}
     for key in args.only:
         if not Path(paths[key]).is_file():
