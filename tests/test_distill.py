@@ -20,6 +20,7 @@ from facetpot.cli import main as facet
 from facetpot.distill.config import load_distill_config
 from facetpot.distill.generate import generate
 from facetpot.distill.label import label, label_parts
+from facetpot.distill.run import read_seeds
 from facetpot.model_file import save_model
 from facetpot.training.config import ConfigError
 
@@ -153,6 +154,16 @@ def distill_config(tmp_path, **over):
     return path
 
 
+def test_seed_frames_select_seeds(tmp_path):
+    frames = [bulk("Cu", "fcc", a=3.5 + 0.05 * k) for k in range(5)]
+    write(tmp_path / "many.extxyz", frames)
+    got = read_seeds([str(tmp_path / "many.extxyz")], "1::2")
+    assert [name for name, _ in got] == ["many.extxyz@1", "many.extxyz@3"]
+    assert got[1][1].cell[0, 1] == pytest.approx(frames[3].cell[0, 1])
+    with pytest.raises(ValueError, match="no seed structure"):
+        read_seeds([str(tmp_path / "many.extxyz")], "7:")
+
+
 def test_tiny_distillation_end_to_end(tmp_path):
     cfg = distill_config(tmp_path)
     assert facet(["distill", str(cfg)]) == 0
@@ -180,7 +191,10 @@ def test_config_mistakes_are_named(tmp_path, capsys):
     for change, message in (({"teacher": {"model": None}}, "teacher.model is required"),
                             ({"structures": {"perturb": {"copy": 2}}}, r"structures.perturb.copy"),
                             ({"structures": {"substitute": {"elements": ["Xx"]}}}, "unknown element 'Xx'"),
-                            ({"data": {"train": "x.extxyz"}}, "data.train is set by facet distill")):
+                            ({"data": {"train": "x.extxyz"}}, "data.train is set by facet distill"),
+                            ({"structures": {"seed_frames": "a::2"}}, "is not a slice"),
+                            ({"structures": {"seed_frames": "3"}}, "is not a slice"),
+                            ({"structures": {"seed_frames": "::0"}}, "step cannot be 0")):
         bad = yaml.safe_load(cfg.read_text())
         for k, v in change.items():
             bad[k] = {**raw.get(k, {}), **v}

@@ -2,8 +2,9 @@
 sections that say what the teacher labels.
 
     teacher:     model (a shipped name or a model file), device, dtype, batch_atoms
-    structures:  seeds (files or globs of seed structures), seed (the random seed: same seed, same
-                 structures), include_seeds, and one subsection per source (count per seed structure;
+    structures:  seeds (files or globs of seed structures), seed_frames (a Python slice over the seed
+                 structures in input order, e.g. "::2" for every other one; default ":" all), seed (the random
+                 seed: same seed, same structures), include_seeds, and one subsection per source (count per seed structure;
                  0 switches a source off):
                    perturb:    copies, strain (largest strain component), rattle [lo, hi] (Å, Gaussian sigma)
                    md:         temperatures (K), pressures (GPa; [] = NVT), steps, every, timestep_fs,
@@ -34,6 +35,7 @@ SECTIONS: Dict[str, Dict[str, Any]] = {
     "teacher": {"model": None, "device": "auto", "dtype": "float64", "batch_atoms": 1024},
     "structures": {
         "seeds": None,
+        "seed_frames": ":",
         "seed": 0,
         "include_seeds": True,
         "perturb": {"copies": 4, "strain": 0.03, "rattle": [0.02, 0.1]},
@@ -65,6 +67,20 @@ def _merge(defaults: Dict[str, Any], values: Any, where: str) -> Dict[str, Any]:
     return out
 
 
+def parse_slice(text: str) -> slice:
+    """"start:stop:step" (each part optional, integers) -> slice; a clear error otherwise."""
+    parts = str(text).split(":")
+    try:
+        if not 1 <= len(parts) <= 3 or (len(parts) == 1 and parts[0].strip()):
+            raise ValueError
+        values = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise ConfigError(f"structures.seed_frames: {text!r} is not a slice like ':', '::2' or '0:100'") from None
+    if len(values) == 3 and values[2] == 0:
+        raise ConfigError("structures.seed_frames: the step cannot be 0")
+    return slice(*values)
+
+
 def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
     """(distill sections, training config) from a parsed YAML; relative paths are relative to ``base``."""
     if not isinstance(raw, dict):
@@ -79,6 +95,7 @@ def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
         raise ConfigError("structures.seeds is required: files or globs of seed structures (any format ASE reads)")
     seeds = [seeds] if isinstance(seeds, str) else list(seeds)
     cfg["structures"]["seeds"] = [p if Path(p).is_absolute() else str(base / p) for p in seeds]
+    parse_slice(cfg["structures"]["seed_frames"])
     teacher = str(cfg["teacher"]["model"])
     if (base / teacher).exists():
         cfg["teacher"]["model"] = str(base / teacher)

@@ -25,6 +25,7 @@ from ..calculator import FacetCalculator
 from ..model_file import resolve_model
 from ..training.trainer import Trainer
 from ..workflows.structure_inputs import expand_inputs, iter_structures
+from .config import parse_slice
 from .generate import generate
 from .label import STRUCTURES, label, label_parts, save_structures
 from .report import summarize, write_report
@@ -36,14 +37,16 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def read_seeds(patterns: Sequence[str]):
+def read_seeds(patterns: Sequence[str], frames: str = ":"):
+    """(name, atoms) of every seed structure, then the slice ``frames`` of them (in input order)."""
     seeds = []
     for name, atoms, error in iter_structures(expand_inputs(patterns)):
         if error:
             raise ValueError(f"seed structure {name}: {error}")
         seeds.append((name, atoms))
+    seeds = seeds[parse_slice(frames)]
     if not seeds:
-        raise ValueError(f"no seed structure in {list(patterns)}")
+        raise ValueError(f"no seed structure in {list(patterns)} (seed_frames {frames!r})")
     return seeds
 
 
@@ -67,7 +70,7 @@ def run_distill(cfg: Dict[str, Any], stages: Sequence[str] = STAGES, resume: boo
         structures, dropped = read(out / STRUCTURES, ":"), meta.get("dropped", {})
         log(f"{len(structures)} structures read back from {out / STRUCTURES}")
     elif "generate" in stages or "label" in stages:
-        seeds = read_seeds(cfg["structures"]["seeds"])
+        seeds = read_seeds(cfg["structures"]["seeds"], cfg["structures"]["seed_frames"])
         log(f"{len(seeds)} seed structures; generating")
         bar = tqdm(total=len(seeds), desc="generate", unit="seed", disable=None)
         structures, dropped = generate(seeds, cfg["structures"], lambda: FacetCalculator(teacher, device=device, dtype=t["dtype"]),

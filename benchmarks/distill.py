@@ -1,0 +1,119 @@
+"""Issue 12's silicon example: teacher vs distilled (vs refined) on the mlearn Si DFT test set, and speed.
+
+    facet distill training/distill_si/distill_si.yaml            # ~45 min on 2 CPU cores
+    python benchmarks/distill.py --student runs/distill_si/best.pt [--refined runs/distill_si_refined/best.pt]
+
+Errors against DFT on ../shared/data/mlearn/Si_test.extxyz (25 structures): energy MAE in meV/atom after
+removing each model's mean per-atom offset on Si_training.extxyz (the teacher was trained on Materials
+Project energies, mlearn's DFT has another zero; the offset is one number per model, fitted on the training
+set, never on the test set), and force MAE in meV/Å. Speed: one energy + forces + stress call on Si 64
+(float32, --threads threads, median of --reps calls after warm-up), each model in a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from machine import machine  # benchmarks/machine.py
+
+HERE = Path(__file__).resolve().parent
+MLEARN = HERE.parent.parent / "shared" / "data" / "mlearn"
+
+SPEED = r"""
+import json, statistics, sys, time, torch
+from ase.build import bulk
+import facetpot
+model, reps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
+atoms.rattle(0.01, seed=1)
+atoms.calc = facetpot.FacetCalculator(model, dtype="float32")
+times = []
+for k in range(reps + 3):
+    atoms.positions[0, 0] += 1e-4
+    t = time.perf_counter()
+    atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
+    times.append(time.perf_counter() - t)
+print("RESULT", json.dumps({"ms": 1e3 * statistics.median(times[3:])}))
+"""
+
+
+def errors(model_name, threads):
+    import torch
+    from ase.io import read
+
+    import facetpot
+    from facetpot.properties import predict_structures
+
+    torch.set_num_threads(threads)
+    model = facetpot.load_model(model_name, dtype="float64")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    out = {}
+    for split in ("training", "test"):
+        frames = read(MLEARN / f"Si_{split}.extxyz", ":")
+        pred = predict_structures(model, frames, 512)
+        de = np.array([(p[0] - a.get_potential_energy()) / len(a) for a, p in zip(frames, pred)])
+        df = np.concatenate([(p[1] - a.get_forces()).ravel() for a, p in zip(frames, pred)])
+        out[split] = (de, df)
+    offset = float(out["training"][0].mean())
+    de, df = out["test"]
+    return {"offset_eV_per_atom": offset, "energy_mae_meV": 1e3 * float(np.abs(de - offset).mean()),
+            "forces_mae_meV": 1e3 * float(np.abs(df).mean()), "parameters": model.num_parameters()}
+
+
+def speed(model_name, reps, threads):
+    out = subprocess.run([sys.executable, "-c", SPEED, model_name, str(reps), str(threads)], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.split("RESULT", 1)[1])["ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher", default="facet-7net0-spline")
+    ap.add_argument("--student", default="runs/distill_si/best.pt")
+    ap.add_argument("--refined", default=None, help="the student refined on Si_training.extxyz (optional)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating speed rounds (median over rounds)")
+    ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    args = ap.parse_args()
+    models = {"teacher " + args.teacher: args.teacher, "distilled": args.student}
+    if args.refined:
+        models["distilled + refined on Si_training"] = args.refined
+    rows = {}
+    for label, path in models.items():
+        rows[label] = errors(path, args.threads)
+        print(label, json.dumps(rows[label]), flush=True)
+    times = {label: [] for label in models}
+    for _ in range(args.rounds):
+        for label, path in models.items():
+            times[label].append(speed(path, args.reps, args.threads))
+    teacher = next(iter(models))
+    t_ms = statistics.median(times[teacher])
+    lines = ["", f"### Distilled silicon (issue 12), {machine()}", "",
+             f"Command: `python benchmarks/distill.py --student {args.student}"
+             + (f" --refined {args.refined}" if args.refined else "") + f" --threads {args.threads}`. "
+             "Errors on mlearn Si_test (25 DFT structures); energy after each model's mean offset on Si_training; "
+             f"speed: Si 64 energy + forces + stress, float32, {args.threads} threads, median over {args.rounds} rounds.", "",
+             "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | F vs teacher | Si 64 call (ms) | faster than teacher |",
+             "|---|---|---|---|---|---|---|"]
+    for label in models:
+        r, ms = rows[label], statistics.median(times[label])
+        lines.append(f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
+                     f"{r['forces_mae_meV'] / rows[teacher]['forces_mae_meV']:.2f}x | {ms:.1f} | {t_ms / ms:.1f}x |")
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        with open(HERE / "RESULTS.md", "a") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
