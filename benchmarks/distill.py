@@ -1,7 +1,13 @@
-"""Issue 12's silicon example: teacher vs distilled (vs refined) on the mlearn Si DFT test set, and speed.
+"""Issue 12's tables: the silicon example (teacher vs distilled vs refined on the mlearn Si DFT test set,
+and speed) and facet-s-universal beside its teacher on held-out MPtrj frames.
 
     facet distill training/distill_si/distill_si.yaml            # ~45 min on 2 CPU cores
     python benchmarks/distill.py --student runs/distill_si/best.pt [--refined runs/distill_si_refined/best.pt]
+    python benchmarks/distill.py --universal runs/facet_s_universal/best.pt [--universal-teacher NAME]
+
+--universal: energy (meV/atom, no offset: both predict MPtrj's uncorrected energies), force (meV/Å) and
+stress (meV/Å^3) MAE against the DFT labels of the ODD frames of ../shared/data/mptrj/mptrj-random-1k.extxyz,
+which training/facet_s_universal/distill.yaml never uses (its seeds are the even frames), float64.
 
 Errors against DFT on ../shared/data/mlearn/Si_test.extxyz (25 structures): energy MAE in meV/atom after
 removing each model's mean per-atom offset on Si_training.extxyz (the teacher was trained on Materials
@@ -24,6 +30,7 @@ from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 MLEARN = HERE.parent.parent / "shared" / "data" / "mlearn"
+MPTRJ = HERE.parent.parent / "shared" / "data" / "mptrj" / "mptrj-random-1k.extxyz"
 
 SPEED = r"""
 import json, statistics, sys, time, torch
@@ -68,6 +75,47 @@ def errors(model_name, threads):
             "forces_mae_meV": 1e3 * float(np.abs(df).mean()), "parameters": model.num_parameters()}
 
 
+def mptrj_errors(model_name, threads):
+    """MAEs of one model on the odd (held-out) MPtrj frames against their DFT labels."""
+    import torch
+    from ase.io import read
+
+    import facetpot
+    from facetpot.properties import predict_structures
+
+    torch.set_num_threads(threads)
+    model = facetpot.load_model(model_name, dtype="float64")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    frames = read(MPTRJ, "1::2")
+    pred = predict_structures(model, frames, 512)
+    de = [(p[0] - a.get_potential_energy()) / len(a) for a, p in zip(frames, pred)]
+    df = np.concatenate([(p[1] - a.get_forces()).ravel() for a, p in zip(frames, pred)])
+    ds = np.concatenate([p[2] - a.get_stress() for a, p in zip(frames, pred)])
+    return {"frames": len(frames), "energy_mae_meV": 1e3 * float(np.abs(de).mean()),
+            "forces_mae_meV": 1e3 * float(np.abs(df).mean()), "stress_mae_meV_A3": 1e3 * float(np.abs(ds).mean()),
+            "parameters": model.num_parameters()}
+
+
+def universal_table(args):
+    models = {"teacher " + args.universal_teacher: args.universal_teacher, "facet-s-universal": args.universal}
+    rows = {label: mptrj_errors(path, args.threads) for label, path in models.items()}
+    for label in rows:
+        print(label, json.dumps(rows[label]), flush=True)
+    t = rows["teacher " + args.universal_teacher]
+    lines = ["", f"### facet-s-universal beside its teacher (issue 12), {machine()}", "",
+             f"Command: `python benchmarks/distill.py --universal {args.universal}`. MAE against the DFT labels of "
+             f"the {t['frames']} odd frames of mptrj-random-1k (held out from the distillation), float64.", "",
+             "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | S MAE (meV/Å³) | E / teacher | F / teacher "
+             "| S / teacher |", "|---|---|---|---|---|---|---|---|"]
+    for label, r in rows.items():
+        lines.append(f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
+                     f"{r['stress_mae_meV_A3']:.3f} | {r['energy_mae_meV'] / t['energy_mae_meV']:.2f} | "
+                     f"{r['forces_mae_meV'] / t['forces_mae_meV']:.2f} | "
+                     f"{r['stress_mae_meV_A3'] / t['stress_mae_meV_A3']:.2f} |")
+    return "\n".join(lines)
+
+
 def speed(model_name, reps, threads):
     out = subprocess.run([sys.executable, "-c", SPEED, model_name, str(reps), str(threads)], capture_output=True,
                          text=True, check=True)
@@ -79,11 +127,20 @@ def main():
     ap.add_argument("--teacher", default="facet-7net0-spline")
     ap.add_argument("--student", default="runs/distill_si/best.pt")
     ap.add_argument("--refined", default=None, help="the student refined on Si_training.extxyz (optional)")
+    ap.add_argument("--universal", default=None, help="facet-s-universal's model file: its table instead of Si's")
+    ap.add_argument("--universal-teacher", default="facet-7net-l3i5-spline")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2, help="alternating speed rounds (median over rounds)")
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
+    if args.universal:
+        text = universal_table(args)
+        print(text)
+        if args.write:
+            with open(HERE / "RESULTS.md", "a") as f:
+                f.write(text + "\n")
+        return
     models = {"teacher " + args.teacher: args.teacher, "distilled": args.student}
     if args.refined:
         models["distilled + refined on Si_training"] = args.refined

@@ -11,13 +11,13 @@
 #   echo /.gpu_wheels/ >> .git/info/exclude
 # then, with the device tool: run(command="bash benchmarks/gpu.sh", carry=[".gpu_wheels"], timeout_s=540),
 # give_back, and record the numbers in benchmarks/RESULTS.md with the device's name ($OUT/device.txt).
-# Pending GPU work after this script (about 9 minutes of the 15): the distillation of the shipped SevenNet
-# spline trims, training/sevennet_spline/README.md, "What is left".
+# Pending GPU work after this script (about 9 minutes of the 15): facet-s-universal (benchmarks/gpu_distill.sh),
+# or the distillation of the shipped SevenNet spline trims (training/sevennet_spline/README.md, "What is left").
 set -uo pipefail
 source benchmarks/gpu_env.sh
 python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
     2>&1 | tee "$OUT/environment.txt"
-# 1. the convolution backends (edgewise, density, triton): float64 agreement on CUDA first, then one layer and
+# 1. the convolution backends (edgewise, density, cueq, triton): float64 agreement on CUDA first, then one layer and
 #    the whole model at 1k / 10k / 100k atoms (issue 11's kernels; first Triton run on a GPU)
 timeout 150 python3 benchmarks/kernels.py 2>&1 | tee "$OUT/kernels.log"
 # 2. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder
