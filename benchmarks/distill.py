@@ -12,8 +12,8 @@ which training/facet_s_universal/distill.yaml never uses (its seeds are the even
 Errors against DFT on ../shared/data/mlearn/Si_test.extxyz (25 structures): energy MAE in meV/atom after
 removing each model's mean per-atom offset on Si_training.extxyz (the teacher was trained on Materials
 Project energies, mlearn's DFT has another zero; the offset is one number per model, fitted on the training
-set, never on the test set), and force MAE in meV/Å. Speed: one energy + forces + stress call on Si 64
-(float32, --threads threads, median of --reps calls after warm-up), each model in a fresh process.
+set, never on the test set), and force MAE in meV/Å. Speed: one energy + forces + stress call on Si 64 and Si 512 (float32, --threads
+threads, median of --reps calls after warm-up), each model in a fresh process.
 """
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ SPEED = r"""
 import json, statistics, sys, time, torch
 from ase.build import bulk
 import facetpot
-model, reps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+model, reps, threads, rep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
-atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
+atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (rep, rep, rep)
 atoms.rattle(0.01, seed=1)
 atoms.calc = facetpot.FacetCalculator(model, dtype="float32")
 times = []
@@ -116,9 +116,9 @@ def universal_table(args):
     return "\n".join(lines)
 
 
-def speed(model_name, reps, threads):
-    out = subprocess.run([sys.executable, "-c", SPEED, model_name, str(reps), str(threads)], capture_output=True,
-                         text=True, check=True)
+def speed(model_name, reps, threads, rep):
+    out = subprocess.run([sys.executable, "-c", SPEED, model_name, str(reps), str(threads), str(rep)],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.split("RESULT", 1)[1])["ms"]
 
 
@@ -148,23 +148,27 @@ def main():
     for label, path in models.items():
         rows[label] = errors(path, args.threads)
         print(label, json.dumps(rows[label]), flush=True)
-    times = {label: [] for label in models}
+    sizes = {64: 2, 512: 4}  # Si atoms -> cubic-cell repeat
+    times = {(label, n): [] for label in models for n in sizes}
     for _ in range(args.rounds):
-        for label, path in models.items():
-            times[label].append(speed(path, args.reps, args.threads))
+        for n, rep in sizes.items():
+            for label, path in models.items():
+                times[label, n].append(speed(path, args.reps, args.threads, rep))
     teacher = next(iter(models))
-    t_ms = statistics.median(times[teacher])
+    ms = {key: statistics.median(t) for key, t in times.items()}
     lines = ["", f"### Distilled silicon (issue 12), {machine()}", "",
              f"Command: `python benchmarks/distill.py --student {args.student}"
              + (f" --refined {args.refined}" if args.refined else "") + f" --threads {args.threads}`. "
              "Errors on mlearn Si_test (25 DFT structures); energy after each model's mean offset on Si_training; "
-             f"speed: Si 64 energy + forces + stress, float32, {args.threads} threads, median over {args.rounds} rounds.", "",
-             "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | F vs teacher | Si 64 call (ms) | faster than teacher |",
-             "|---|---|---|---|---|---|---|"]
+             f"speed: one energy + forces + stress call on Si 64 and Si 512, float32, {args.threads} threads, "
+             f"median of {args.reps} calls, median over {args.rounds} alternating rounds (fresh process each).", "",
+             "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | F vs teacher | Si 64 call (ms) | faster | "
+             "Si 512 call (ms) | faster |", "|---|---|---|---|---|---|---|---|---|"]
     for label in models:
-        r, ms = rows[label], statistics.median(times[label])
+        r = rows[label]
         lines.append(f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
-                     f"{r['forces_mae_meV'] / rows[teacher]['forces_mae_meV']:.2f}x | {ms:.1f} | {t_ms / ms:.1f}x |")
+                     f"{r['forces_mae_meV'] / rows[teacher]['forces_mae_meV']:.2f}x | "
+                     + " | ".join(f"{ms[label, n]:.1f} | {ms[teacher, n] / ms[label, n]:.1f}x" for n in sizes) + " |")
     text = "\n".join(lines)
     print(text)
     if args.write:
