@@ -103,16 +103,27 @@ def universal_table(args):
     for label in rows:
         print(label, json.dumps(rows[label]), flush=True)
     t = rows["teacher " + args.universal_teacher]
+    sizes = {64: 2, 512: 4}
+    times = {(label, n): [] for label in models for n in sizes}
+    for _ in range(args.rounds):
+        for n, rep in sizes.items():
+            for label, path in models.items():
+                times[label, n].append(speed(path, args.reps, args.threads, rep))
+    ms = {key: statistics.median(v) for key, v in times.items()}
+    teacher = "teacher " + args.universal_teacher
     lines = ["", f"### facet-s-universal beside its teacher (issue 12), {machine()}", "",
              f"Command: `python benchmarks/distill.py --universal {args.universal}`. MAE against the DFT labels of "
-             f"the {t['frames']} odd frames of mptrj-random-1k (held out from the distillation), float64.", "",
+             f"the {t['frames']} odd frames of mptrj-random-1k (held out from the distillation), float64; speed: one "
+             f"energy + forces + stress call on Si 64 and Si 512, float32, {args.threads} threads, median of "
+             f"{args.reps} calls, median over {args.rounds} alternating rounds.", "",
              "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | S MAE (meV/Å³) | E / teacher | F / teacher "
-             "| S / teacher |", "|---|---|---|---|---|---|---|---|"]
+             "| S / teacher | Si 64 (ms) | Si 512 (ms) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, r in rows.items():
         lines.append(f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
                      f"{r['stress_mae_meV_A3']:.3f} | {r['energy_mae_meV'] / t['energy_mae_meV']:.2f} | "
                      f"{r['forces_mae_meV'] / t['forces_mae_meV']:.2f} | "
-                     f"{r['stress_mae_meV_A3'] / t['stress_mae_meV_A3']:.2f} |")
+                     f"{r['stress_mae_meV_A3'] / t['stress_mae_meV_A3']:.2f} | "
+                     + " | ".join(f"{ms[label, n]:.1f} ({ms[teacher, n] / ms[label, n]:.1f}x)" for n in sizes) + " |")
     return "\n".join(lines)
 
 

@@ -185,6 +185,19 @@ def test_tiny_distillation_end_to_end(tmp_path):
         {p: t for p, t in before.items() if p.suffix == ".extxyz"}
 
 
+def test_rejected_labels_are_reported_by_every_rerun(tmp_path):
+    cfg = distill_config(tmp_path, labels={"max_force": 1e-9})  # every label with a force is "too large"
+    reports = []
+    for _ in range(2):  # the rerun labels nothing and must still report what the first run set aside
+        assert facet(["distill", str(cfg), "--stage", "label"]) == 0
+        labels = tmp_path / "run" / "labels"
+        reports.append(json.loads((labels / "report.json").read_text()))
+    first, rerun = reports
+    assert first["rejected"] == 18 and first["labelled"] == 2  # only the two unperturbed seeds have zero forces
+    assert len((labels / "rejected.tsv").read_text().splitlines()) == 18
+    assert rerun["rejected"] == first["rejected"] and rerun["labelled"] == first["labelled"]
+
+
 def test_config_mistakes_are_named(tmp_path, capsys):
     cfg = distill_config(tmp_path)
     raw = yaml.safe_load(cfg.read_text())

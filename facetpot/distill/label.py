@@ -36,6 +36,12 @@ def label_parts(out) -> List[Path]:
     return sorted(p for p in Path(out).glob("part_*.extxyz") if p.stat().st_size > 0)
 
 
+def rejected_ids(out) -> List[str]:
+    """distill_id of every structure whose teacher label was set aside (``OUT/rejected.tsv``), by any run."""
+    path = Path(out) / "rejected.tsv"
+    return [line.split("\t")[0] for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
 def save_structures(out, structures: Sequence[Atoms]) -> List[Atoms]:
     """Write the structures once; on a rerun check that the config still makes the same ones."""
     path = Path(out) / STRUCTURES

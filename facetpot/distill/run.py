@@ -27,7 +27,7 @@ from ..training.trainer import Trainer
 from ..workflows.structure_inputs import expand_inputs, iter_structures
 from .config import parse_slice
 from .generate import generate
-from .label import STRUCTURES, label, label_parts, save_structures
+from .label import STRUCTURES, label, label_parts, rejected_ids, save_structures
 from .report import summarize, write_report
 
 STAGES = ("generate", "label", "train")
@@ -94,10 +94,10 @@ def run_distill(cfg: Dict[str, Any], stages: Sequence[str] = STAGES, resume: boo
                        float(cfg["labels"]["max_force"]), progress)
         bar.close()
         labelled = [a for p in label_parts(out) for a in read(p, ":")]
-        summary = summarize(structures, labelled, dropped, counts["rejected"])
+        summary = summarize(structures, labelled, dropped, len(rejected_ids(out)))
         write_report(out, summary, labelled)
         log(f"labels: {len(labelled)} structures in {len(label_parts(out))} parts ({counts['skipped_parts']} parts "
-            f"already there), {counts['rejected']} rejected now; report: {out / 'report.json'}")
+            f"already there), {counts['rejected']} rejected now ({summary['rejected']} in all); report: {out / 'report.json'}")
         result["report"] = summary
     if "train" in stages:
         parts = label_parts(out)
