@@ -1,15 +1,21 @@
 """Shared fixtures: small float64 models and awkward structures made in the test (no data files)."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
-from ase import Atoms
-from ase.build import bulk, molecule
+import os
 
-import facetpot
-from facetpot.graph import atoms_to_graph
-from facetpot.properties import compute_properties
+# Triton decides at kernel definition whether a kernel runs in its CPU interpreter: set the switch before
+# any test module (or torch) imports facetpot's kernels, so the whole session tests them on CPU tensors
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from ase import Atoms  # noqa: E402
+from ase.build import bulk, molecule  # noqa: E402
+
+import facetpot  # noqa: E402
+from facetpot.graph import atoms_to_graph  # noqa: E402
+from facetpot.properties import compute_properties  # noqa: E402
 
 SMALL = dict(
     hidden_irreps="8x0e+4x1o+4x2e",
