@@ -26,10 +26,9 @@ import copy
 from pathlib import Path
 from typing import Any, Dict
 
-import yaml
 from ase.data import atomic_numbers
 
-from ..training.config import ConfigError, validate
+from ..training.config import ConfigError, read_yaml, relative_to, validate
 
 SECTIONS: Dict[str, Dict[str, Any]] = {
     "teacher": {"model": None, "device": "auto", "dtype": "float64", "batch_atoms": 1024},
@@ -93,8 +92,7 @@ def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
     seeds = cfg["structures"]["seeds"]
     if not seeds:
         raise ConfigError("structures.seeds is required: files or globs of seed structures (any format ASE reads)")
-    seeds = [seeds] if isinstance(seeds, str) else list(seeds)
-    cfg["structures"]["seeds"] = [p if Path(p).is_absolute() else str(base / p) for p in seeds]
+    cfg["structures"]["seeds"] = relative_to(seeds, base)
     parse_slice(cfg["structures"]["seed_frames"])
     teacher = str(cfg["teacher"]["model"])
     if (base / teacher).exists():
@@ -109,8 +107,7 @@ def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
         raise ConfigError("data.train is set by facet distill (the teacher's labels); leave it out")
     data["train"] = "<labels>"  # replaced by the label parts once they exist
     if data.get("valid"):
-        valid = [data["valid"]] if isinstance(data["valid"], str) else list(data["valid"])
-        data["valid"] = [p if Path(p).is_absolute() else str(base / p) for p in valid]
+        data["valid"] = relative_to(data["valid"], base)
     raw["data"] = data
     train_cfg = validate(raw)
     if cfg["labels"]["output"] is None:
@@ -119,11 +116,4 @@ def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
 
 
 def load_distill_config(path) -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    return validate_distill(raw or {}, path.resolve().parent)
+    return validate_distill(read_yaml(path) or {}, Path(path).resolve().parent)

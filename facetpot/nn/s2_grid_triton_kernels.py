@@ -67,14 +67,29 @@ def _grid_tile(t_ptr, f_ptr, g0, G: tl.constexpr, D: tl.constexpr, DP: tl.conste
 
 
 @triton.jit
+def _atom_coeffs(ptr, i, U: tl.constexpr, D: tl.constexpr, UP: tl.constexpr, DP: tl.constexpr):
+    """Atom i's (U, d) coefficients at ``ptr`` as a zero-padded (DP, UP) tile (transposed)."""
+    u = tl.arange(0, UP)
+    d = tl.arange(0, DP)
+    m = (u < U)[:, None] & (d < D)[None, :]
+    return tl.trans(tl.load(ptr + i * (U * D) + u[:, None] * D + d[None, :], mask=m, other=0.0))
+
+
+@triton.jit
+def _store_coeffs(ptr, i, acc, U: tl.constexpr, D: tl.constexpr, UP: tl.constexpr, DP: tl.constexpr):
+    """Write the (UP, DP) tile ``acc`` as atom i's (U, d) coefficients at ``ptr``."""
+    u = tl.arange(0, UP)
+    d = tl.arange(0, DP)
+    tl.store(ptr + i * (U * D) + u[:, None] * D + d[None, :], acc, mask=(u < U)[:, None] & (d < D)[None, :])
+
+
+@triton.jit
 def _grid_fwd_kernel(l_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, f_ptr, out_ptr,
                      U: tl.constexpr, D: tl.constexpr, G: tl.constexpr, H: tl.constexpr,
                      UP: tl.constexpr, DP: tl.constexpr, HP: tl.constexpr, BG: tl.constexpr, ACT: tl.constexpr):
     i = tl.program_id(0).to(tl.int64)
     u = tl.arange(0, UP)
-    d = tl.arange(0, DP)
-    lm = (u < U)[:, None] & (d < D)[None, :]
-    lt = tl.trans(tl.load(l_ptr + i * (U * D) + u[:, None] * D + d[None, :], mask=lm, other=0.0))  # (DP, UP)
+    lt = _atom_coeffs(l_ptr, i, U, D, UP, DP)  # (DP, UP)
     w1t, b1, w2t = _weights(w1_ptr, b1_ptr, w2_ptr, U, H, UP, HP)
     b2 = tl.load(b2_ptr + u, mask=u < U, other=0.0)
     acc = tl.zeros((UP, DP), dtype=lt.dtype)
@@ -85,7 +100,7 @@ def _grid_fwd_kernel(l_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, f_ptr, out_pt
         o = tl.dot(a, w2t, input_precision="ieee") + b2[None, :]  # (BG, UP)
         o = tl.where(gm[:, None], o, 0.0)
         acc += tl.dot(tl.trans(o), ft, input_precision="ieee")  # (UP, DP)
-    tl.store(out_ptr + i * (U * D) + u[:, None] * D + d[None, :], acc, mask=lm)
+    _store_coeffs(out_ptr, i, acc, U, D, UP, DP)
 
 
 @triton.jit
@@ -93,11 +108,8 @@ def _grid_bwd_kernel(gout_ptr, l_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, f_ptr, gl_p
                      U: tl.constexpr, D: tl.constexpr, G: tl.constexpr, H: tl.constexpr,
                      UP: tl.constexpr, DP: tl.constexpr, HP: tl.constexpr, BG: tl.constexpr, ACT: tl.constexpr):
     i = tl.program_id(0).to(tl.int64)
-    u = tl.arange(0, UP)
-    d = tl.arange(0, DP)
-    lm = (u < U)[:, None] & (d < D)[None, :]
-    lt = tl.trans(tl.load(l_ptr + i * (U * D) + u[:, None] * D + d[None, :], mask=lm, other=0.0))  # (DP, UP)
-    gt = tl.trans(tl.load(gout_ptr + i * (U * D) + u[:, None] * D + d[None, :], mask=lm, other=0.0))  # (DP, UP)
+    lt = _atom_coeffs(l_ptr, i, U, D, UP, DP)  # (DP, UP)
+    gt = _atom_coeffs(gout_ptr, i, U, D, UP, DP)  # (DP, UP)
     w1t, b1, w2t = _weights(w1_ptr, b1_ptr, w2_ptr, U, H, UP, HP)
     acc = tl.zeros((UP, DP), dtype=lt.dtype)
     for g0 in range(0, G, BG):
@@ -108,7 +120,7 @@ def _grid_bwd_kernel(gout_ptr, l_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, f_ptr, gl_p
         dp = tl.dot(do, tl.trans(w2t), input_precision="ieee") * _act_grad(p, ACT)  # (BG, HP)
         dx = tl.dot(dp, tl.trans(w1t), input_precision="ieee")  # (BG, UP)
         acc += tl.dot(tl.trans(dx), tl.trans(tt), input_precision="ieee")  # (UP, DP)
-    tl.store(gl_ptr + i * (U * D) + u[:, None] * D + d[None, :], acc, mask=lm)
+    _store_coeffs(gl_ptr, i, acc, U, D, UP, DP)
 
 
 def _meta(lifted, to_grid, w1, act):

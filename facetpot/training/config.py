@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import yaml
 
@@ -120,23 +120,27 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
     return cfg
 
 
-def load_config(path) -> Dict[str, Any]:
+def read_yaml(path) -> Any:
+    """The parsed YAML file ``path``; a clear ConfigError when it is missing or not YAML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    cfg = validate(raw or {})
+
+
+def relative_to(value, base: Path) -> List[str]:
+    """A path or list of paths (globs allowed) as a list, relative ones taken relative to ``base``."""
+    return [p if Path(p).is_absolute() else str(base / p) for p in ([value] if isinstance(value, str) else value)]
+
+
+def load_config(path) -> Dict[str, Any]:
+    cfg = validate(read_yaml(path) or {})
     # relative data paths are relative to the config file
-    base = path.resolve().parent
-
-    def rel(p):
-        return p if Path(p).is_absolute() else str(base / p)
-
+    base = Path(path).resolve().parent
     for key in ("train", "valid"):
-        v = cfg["data"][key]
-        if v:
-            cfg["data"][key] = [rel(p) for p in ([v] if isinstance(v, str) else v)]
+        if cfg["data"][key]:
+            cfg["data"][key] = relative_to(cfg["data"][key], base)
     return cfg
