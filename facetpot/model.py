@@ -94,7 +94,7 @@ def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
 class FacetModel(ExactBuffers):
     """Per-atom energies from species and edge vectors. Build it with :func:`build_model`."""
 
-    __jit_unused_properties__ = ["backend"]  # Python-side information, not part of the exported computation
+    __jit_unused_properties__ = ["backend", "backend_scriptable"]  # Python-side information, not part of the exported computation
 
     def __init__(self, **config: Any):
         super().__init__()
@@ -233,6 +233,11 @@ class FacetModel(ExactBuffers):
     def backend(self) -> str:
         """Name of the convolution backend in use (see :meth:`set_backend`)."""
         return self.layers[0].conv.backend.name
+
+    @property
+    def backend_scriptable(self) -> bool:
+        """Whether TorchScript can script the backend in use (not the Triton or cuEquivariance ones)."""
+        return self.layers[0].conv.backend.scriptable
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
+from .backend_default import default_backend
 from .file_format import check_header, make_header
 from .model import FacetModel
 from .pretrained import PRETRAINED, available, pretrained_path
@@ -83,8 +84,9 @@ BACKEND_ENV = "FACETPOT_BACKEND"
 
 def select_backend(model: FacetModel, backend: Optional[str] = None) -> FacetModel:
     """``model`` computing with ``backend``, or with ``$FACETPOT_BACKEND`` when it is set and ``backend``
-    is None; neither: the model's own (the default backend, or the one set before)."""
-    name = backend or os.environ.get(BACKEND_ENV) or None
+    is None; neither: the default for its device (``facetpot.backend_default``: the fused triton kernels
+    on CUDA, checked once; the model's own backend on CPU)."""
+    name = backend or os.environ.get(BACKEND_ENV) or default_backend(model)
     if name and name != model.backend:
         model.set_backend(name)
     return model

@@ -27,8 +27,8 @@ def _structure():
 
 
 @pytest.mark.parametrize("backend,cfg", [("density", {}), ("edgewise", {}), ("edgewise", SEVENNET_LIKE),
-                                         ("density", {"radial_rank": 2})],
-                         ids=["density", "edgewise", "sevennet-like", "density-low-rank"])
+                                         ("density", {"radial_rank": 2}), ("triton", {})],
+                         ids=["density", "edgewise", "sevennet-like", "density-low-rank", "triton"])
 def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     model = small_model(seed=1, **cfg).set_backend(backend)
     atoms = _structure()
@@ -36,7 +36,8 @@ def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     path = export_torchscript(model, tmp_path / "model.pt")
     module, meta = load_torchscript(path)
     assert meta["species"] == model.species and meta["cutoff"] == model.cutoff and meta["dtype"] == "float64"
-    assert meta["num_layers"] == model.num_layers and meta["backend"] == backend
+    # Triton kernels cannot be scripted: the archive computes with the default backend (same numbers)
+    assert meta["num_layers"] == model.num_layers and meta["backend"] == ("density" if backend == "triton" else backend)
     species = lambda z: model.species_index(torch.as_tensor(z))  # noqa: E731
 
     # one call, every atom receives: ghost shell of L x r_c

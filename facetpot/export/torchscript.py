@@ -18,6 +18,7 @@ import torch
 from ..atomic_write import atomic_write
 from ..file_format import check_header, make_header
 from ..model_file import torch_dtype
+from ..nn.convolution import DEFAULT_BACKEND
 from .deployed import DeployedFacet
 
 FORMAT_NAME = "facetpot-torchscript"
@@ -32,6 +33,8 @@ def prepare(model, dtype: Optional[str] = None, device: str = "cpu") -> Deployed
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but this torch has no CUDA device")
     m = copy.deepcopy(model).to(device=device, dtype=wanted).eval()
+    if not m.backend_scriptable:  # fused GPU kernels (triton, cueq) are not scriptable: same numbers
+        m.set_backend(DEFAULT_BACKEND)
     return DeployedFacet(m)
 
 
@@ -45,7 +48,7 @@ def export_metadata(model, deployed: DeployedFacet, device: str) -> Dict[str, An
         "dtype": str(deployed.e_iso.dtype).replace("torch.", ""),
         "device": str(device),
         "feature_dims": list(deployed.feature_dims),
-        "backend": model.backend,
+        "backend": deployed.model.backend,  # what the archive computes with
         "model_metadata": {k: v for k, v in getattr(model, "metadata", {}).items() if _jsonable(v)},
     }
 

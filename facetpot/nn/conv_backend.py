@@ -34,6 +34,9 @@ class ConvolutionBackend(ExactBuffers):
     #: True when :meth:`prepare` builds tables from ``edges.radial``: every layer must then read that
     #: shared basis as is, which a convolution with a radial MLP (per-layer features) does not
     tables_from_radial: bool = False
+    #: False for backends that call kernels TorchScript cannot script (Triton, cuEquivariance): the
+    #: TorchScript/LAMMPS export then computes with the default backend (same numbers)
+    scriptable: bool = True
 
     def __init__(self, paths: ConvolutionPaths):
         super().__init__()

@@ -52,6 +52,7 @@ def block_polynomial(paths: ConvolutionPaths, b: int):
 
 class CueqBackend(ConvolutionBackend):
     name = "cueq"
+    scriptable = False
 
     def __init__(self, paths: ConvolutionPaths, method: str = ""):
         super().__init__(paths)

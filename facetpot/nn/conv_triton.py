@@ -36,6 +36,7 @@ def _kernels():
 
 class TritonBackend(ConvolutionBackend):
     name = "triton"
+    scriptable = False
 
     def __init__(self, paths: ConvolutionPaths):
         super().__init__(paths)

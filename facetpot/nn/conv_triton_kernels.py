@@ -163,15 +163,18 @@ def _conv_bwd_x_kernel(g_ptr, sh_ptr, rad_ptr, wx_ptr, cc_ptr, rcv_ptr, perm_ptr
 
 
 # --------------------------------------------------------------------------------------- launchers
-def _meta(x: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, wx: torch.Tensor, sh_lo: int, d2: int):
+def _meta(x: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, wx: torch.Tensor, sh_lo: int, d2: int,
+          backward: bool = False):
     mul, m1 = x.shape[1], x.shape[2]
     k, c = radial.shape[1], wx.shape[2]
     # tl.dot wants every dimension >= 16 on a GPU; padded rows and columns are masked zeros
-    bu = min(32, _pow2(mul, 16))
     d2p = _pow2(d2)
     m1p = _pow2(m1)
     if m1p * d2p < 16:
         d2p = 16 // m1p
+    # the per-edge backward holds a (BU, M1P, D2P) tile: at 32 x 8 x 16 (an l=2 block against all of Y)
+    # it spilled registers on sm_80/sm_90 (tests/test_triton_compile.py), so such blocks take 16 channels
+    bu = min(16 if backward and m1p * d2p >= 128 else 32, _pow2(mul, 16))
     return dict(U=mul, M1=m1, D2=d2, SH_DIM=sh.shape[1], SH_LO=sh_lo, K=k, C=c, BU=bu, M1P=m1p, D2P=d2p,
                 CP=_pow2(c, 16)), triton.cdiv(mul, bu)
 
@@ -188,7 +191,7 @@ def conv_forward(x, sh, radial, wx, cc, senders, perm_r, rowptr, sh_lo: int, d2:
 def conv_backward(g, x, sh, radial, wx, cc, senders, receivers, perm_r, rowptr, perm_s, sendptr, sh_lo: int,
                   d2: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dY (E, SH_DIM), db (E, K)) for G = ``g``."""
-    meta, tiles = _meta(x, sh, radial, wx, sh_lo, d2)
+    meta, tiles = _meta(x, sh, radial, wx, sh_lo, d2, backward=True)
     n_recv, n_send, n_edges = rowptr.shape[0] - 1, sendptr.shape[0] - 1, sh.shape[0]
     g = g.contiguous()
     gx = torch.zeros_like(x)

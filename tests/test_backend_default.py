@@ -1,0 +1,56 @@
+"""Which backend a model gets when none is asked for: the fused triton kernels on CUDA once they pass
+their check on the model itself, density otherwise; a failing or missing fused path falls back with a
+warning (TorchScript exports of a model on a fused backend: tests/test_export.py)."""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import pytest
+
+pytest.importorskip("triton")
+
+from conftest import small_model  # noqa: E402
+from facetpot import backend_default  # noqa: E402
+from facetpot.model_file import BACKEND_ENV, select_backend  # noqa: E402
+from facetpot.nn import conv_triton_kernels  # noqa: E402
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """Models count as on CUDA (the kernels run on CPU tensors under TRITON_INTERPRET=1, as in conftest)."""
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    monkeypatch.setattr(backend_default, "runs_on_cuda", lambda model: True)
+
+
+def test_cpu_keeps_the_density_backend(monkeypatch):
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert select_backend(small_model()).backend == "density"
+
+
+def test_cuda_gets_the_fused_backend_after_its_check(fake_cuda):
+    model = small_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert select_backend(model).backend == "triton"
+    assert backend_default.fused_backend_problem(model) is None
+    assert model.backend == "triton"  # the check leaves the model as it found it
+    assert select_backend(model, "edgewise").backend == "edgewise"  # an explicit choice wins
+
+
+def test_wrong_kernels_fall_back_with_a_warning(fake_cuda, monkeypatch):
+    real = conv_triton_kernels.conv_forward
+    monkeypatch.setattr(conv_triton_kernels, "conv_forward", lambda *a: 1.01 * real(*a))
+    model = small_model()
+    with pytest.warns(UserWarning, match="failed its check.*differ from the density"):
+        assert select_backend(model).backend == "density"
+    with warnings.catch_warnings():  # checked once per model and device: no second warning
+        warnings.simplefilter("error")
+        assert select_backend(model).backend == "density"
+
+
+def test_missing_triton_falls_back_with_a_warning(fake_cuda, monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)
+    with pytest.warns(UserWarning, match="pip install triton"):
+        assert select_backend(small_model()).backend == "density"
+
