@@ -20,6 +20,7 @@ $OUT/kernels.json (or ./kernels.json). Sizes that run out of memory or past --bu
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -152,6 +153,10 @@ def main():
     report = {"device": device, "model": args.model, "rows": []}
     if device == "cuda":
         report["correctness"] = correctness(model, device, names, say)
+        # what a user gets without asking (facetpot.backend_default: triton after its check, else density)
+        chosen = resolve_model(copy.deepcopy(model), device=device, dtype="float32").backend
+        say(f"default backend on CUDA: {chosen}")
+        report["cuda_default"] = chosen
     model = model.float().to(device)
     slow = set()
     for n_target in sizes:
