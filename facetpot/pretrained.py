@@ -48,6 +48,14 @@ PRETRAINED: Dict[str, PretrainedModel] = {
             "2835899b31175218942b075376b38f5caea899aa675403a82f22a450c151652f",
             "facet-7net-l3i5-spline.md",
         ),
+        PretrainedModel(
+            "facet-s-universal",
+            "Facet-S (splines + spherical-grid layer, 89 elements) distilled 2 h on 2 CPU cores from "
+            "facet-7net-l3i5-spline: NOT converged (held-out MPtrj force error 11x its teacher's); for trials and fine-tuning",
+            "facet-s-universal.pt",
+            "659accfc505ddc44b2e8037c46d4059a5c5f8d6a94c359747e8a1de65ef725a6",
+            "facet-s-universal.md",
+        ),
     ]
 }
 
