@@ -63,9 +63,14 @@ print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(t
 """
 
 
+#: extra environment of every timed process (``--omp-passive`` adds OMP_WAIT_POLICY=PASSIVE, which the tables
+#: up to 2026-12-01 used; without it OpenMP spins between parallel regions, as it does for users)
+EXTRA_ENV = {}
+
+
 def run(python, which, system, reps, threads, timeout=3600, tree=None):
     """One system in a fresh interpreter; ``tree``: the checkout whose facetpot it imports (default: this one)."""
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore", **EXTRA_ENV)
     proc = subprocess.run([python, "-c", WORKER, which, system, str(reps), str(threads)],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=str(tree or HERE.parent))
     for line in proc.stdout.splitlines():
@@ -82,7 +87,10 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     ap.add_argument("--baseline", help="another checkout (e.g. git worktree add /tmp/base REV) to compare with")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
+    ap.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in every timed process")
     args = ap.parse_args()
+    if args.omp_passive:
+        EXTRA_ENV["OMP_WAIT_POLICY"] = "PASSIVE"
     if args.baseline:
         return compare(sys.executable, Path(args.baseline), args)
     py = sys.executable
@@ -123,7 +131,8 @@ def main():
              f"({datetime.date.today().isoformat()})\n",
              f"Machine: {machine()}. Command: `python benchmarks/speed.py"
              f"{' --peer-python ' + args.peer_python if args.peer_python else ''}"
-             f"{' --max-atoms' if args.max_atoms else ''}`\n",
+             f"{' --max-atoms' if args.max_atoms else ''}{' --omp-passive' if args.omp_passive else ''}`"
+             f"{'' if args.omp_passive else ' (OpenMP wait policy: its default)'}\n",
              "| system | atoms | ms/call | µs/atom | peak RSS (GB) |", "|---|---|---|---|---|"]
     for label, r in rows:
         lines.append(f"| {label} | {r['atoms']} | {r['ms']:.1f} | {1e3 * r['ms'] / r['atoms']:.1f} | {r['rss_gb']:.2f} |")
