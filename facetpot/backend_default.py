@@ -38,6 +38,10 @@ def fused_backend_problem(model: FacetModel, backend: str = CUDA_DEFAULT) -> Opt
     graph = structure_graph(z, _CLUSTER, torch.zeros(3, 3, dtype=torch.float64), [False] * 3, model.cutoff)
     graph = graph.to(model.device, model.dtype)
     results = {}
+    # frozen weights, as the calculator and relaxations run: the force pass then goes through the fused
+    # backward kernels too (with weights that need gradients it takes the torch formulas)
+    grads = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
     try:
         for name in (DEFAULT_BACKEND, backend):
             model.set_backend(name)
@@ -47,6 +51,8 @@ def fused_backend_problem(model: FacetModel, backend: str = CUDA_DEFAULT) -> Opt
         return f"{type(exc).__name__}: {exc}"
     finally:
         model.set_backend(start)
+        for p, g in zip(model.parameters(), grads):
+            p.requires_grad_(g)
     tol = 1e-4 if model.dtype == torch.float32 else 1e-9
     for (ref, new), what in zip(zip(results[DEFAULT_BACKEND], results[backend]), ("energy", "forces")):
         scale = 1.0 + float(ref.abs().max())

@@ -13,7 +13,7 @@ pytest.importorskip("triton")
 from conftest import small_model  # noqa: E402
 from facetpot import backend_default  # noqa: E402
 from facetpot.model_file import BACKEND_ENV, select_backend  # noqa: E402
-from facetpot.nn import conv_triton_kernels  # noqa: E402
+from facetpot.nn import conv_triton_kernels, s2_grid_triton_kernels  # noqa: E402
 
 
 @pytest.fixture
@@ -44,9 +44,18 @@ def test_wrong_kernels_fall_back_with_a_warning(fake_cuda, monkeypatch):
     model = small_model()
     with pytest.warns(UserWarning, match="failed its check.*differ from the density"):
         assert select_backend(model).backend == "density"
+    assert all(p.requires_grad for p in model.parameters())  # the check gives the weights back as they were
     with warnings.catch_warnings():  # checked once per model and device: no second warning
         warnings.simplefilter("error")
         assert select_backend(model).backend == "density"
+
+
+def test_the_check_runs_the_fused_force_kernels(fake_cuda, monkeypatch):
+    """A wrong grid-layer backward kernel (used for forces with frozen weights, as the calculator runs) is caught."""
+    real = s2_grid_triton_kernels.fused_grid_mlp_backward
+    monkeypatch.setattr(s2_grid_triton_kernels, "fused_grid_mlp_backward", lambda *a: 1.05 * real(*a))
+    with pytest.warns(UserWarning, match="forces differ from the density"):
+        assert select_backend(small_model()).backend == "density"
 
 
 def test_missing_triton_falls_back_with_a_warning(fake_cuda, monkeypatch):

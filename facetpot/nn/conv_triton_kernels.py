@@ -172,11 +172,19 @@ def _meta(x: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, wx: torch.Ten
     m1p = _pow2(m1)
     if m1p * d2p < 16:
         d2p = 16 // m1p
-    # the per-edge backward holds a (BU, M1P, D2P) tile: at 32 x 8 x 16 (an l=2 block against all of Y)
-    # it spilled registers on sm_80/sm_90 (tests/test_triton_compile.py), so such blocks take 16 channels
-    bu = min(16 if backward and m1p * d2p >= 128 else 32, _pow2(mul, 16))
+    cp = _pow2(c, 16)
+    # per edge a program holds a (BU, M1P D2P) tile and three (BU, CP) ones; at BU = 32 the backward spilled
+    # registers on sm_80/sm_90 above 4096 such values (Facet-S's l=2 block: 32 x (128 + 48); facet-7net0-
+    # spline's l=1 block: 32 x (64 + 96)) and the forward above 6144 (facet-7net-l3i5-spline's l=1 block:
+    # 32 x (64 + 192)) (tests/test_triton_compile.py), so such blocks take 16 channels per program
+    # (tl.dot needs BU >= 16); where 16 channels are still too many (facet-7net-l3i5-spline's l=3 block,
+    # 16 x (128 + 192)), the program gets 8 warps, twice the registers
+    limit = 4096 if backward else 6144
+    values = 32 * (m1p * d2p + 3 * cp)
+    bu = min(16 if values > limit else 32, _pow2(mul, 16))
+    warps = 8 if bu * (m1p * d2p + 3 * cp) > limit else 4
     return dict(U=mul, M1=m1, D2=d2, SH_DIM=sh.shape[1], SH_LO=sh_lo, K=k, C=c, BU=bu, M1P=m1p, D2P=d2p,
-                CP=_pow2(c, 16)), triton.cdiv(mul, bu)
+                CP=cp, num_warps=warps), triton.cdiv(mul, bu)
 
 
 def conv_forward(x, sh, radial, wx, cc, senders, perm_r, rowptr, sh_lo: int, d2: int) -> torch.Tensor:
