@@ -1,0 +1,149 @@
+"""The density convolution of a group of input blocks as one autograd Function with a hand-written backward.
+
+Same sum as the density backend (``conv_density``), for input blocks b that read the same spherical-harmonic
+columns (a "group"; all blocks of a middle layer are one group). Per chunk of C receiving atoms, with
+the blocks' features side by side, x (N_send, F = sum_b u_b m1_b), and the group's basis columns rb (C, n, R):
+
+    forward   xn = x[src]  (C, n, F)     D = xn^T rb  (C, F, R)     y_b[., u] = D_b[., u] M_b[u]    (per channel u)
+    backward  gD_b[., u] = gy_b[., u] M_b[u]^T      g rb = xn gD  (C, n, R)      g xn = rb gD^T  (C, n, F) -> g x
+
+One GEMM serves all blocks of the group (F = 480 rows for Facet-S rather than three GEMMs of 128-192), and
+every product writes its result in the layout the next one reads: autograd's own backward of the
+plain formulation transposes the neighbour-feature gradient (C, F, n) -> (C, n, F) and concatenates
+per-chunk and per-block basis gradients; here they go straight into one buffer each. Only the
+weights' gradient is missing: the Function is for frozen weights (inference: forces, stress, MD), and
+the density backend runs the plain formulation when they require gradients (training). A second
+derivative (``create_graph=True``) recomputes the plain formulation and differentiates it, so double
+backward is exact too, just not faster.
+"""
+from typing import List, Sequence, Tuple
+
+import torch
+
+
+def group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: Sequence[torch.Tensor],
+                   chunk: int) -> List[torch.Tensor]:
+    """Messages (N_recv, u_b, cols_b) of every block: blocks[b] (N_send, u_b, m1_b); src (N_recv, n) with
+    N_send in padding slots; rb (N_recv, n, R) the group's basis columns; ms[b] (u_b, m1_b R, cols_b);
+    chunks of ``chunk`` receiving atoms."""
+    return list(_GroupConvolution.apply(src, rb, int(chunk), len(blocks), *blocks, *ms))
+
+
+def plain_group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor,
+                         ms: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """The same sum in differentiable torch ops, all atoms at once (the oracle and the double backward)."""
+    x_ext = _extended(blocks, differentiable=True)
+    c, n = src.shape[0], src.shape[1]
+    xn = x_ext.index_select(0, src.reshape(-1)).view(c, n, x_ext.shape[1])
+    dens = torch.bmm(xn.transpose(1, 2), rb)
+    out: List[torch.Tensor] = []
+    row = 0
+    for x, m in zip(blocks, ms):
+        rows = x.shape[1] * x.shape[2]
+        d = dens.narrow(1, row, rows).reshape(c, x.shape[1], -1)
+        out.append(torch.bmm(d.transpose(0, 1), m).transpose(0, 1))
+        row += rows
+    return out
+
+
+def _extended(blocks: Sequence[torch.Tensor], differentiable: bool = False) -> torch.Tensor:
+    """(N_send + 1, F): the blocks' features side by side and a zero row for padding slots."""
+    flat = [x.reshape(x.shape[0], x.shape[1] * x.shape[2]) for x in blocks]
+    if differentiable:
+        x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
+        return torch.cat([x, x.new_zeros(1, x.shape[1])])
+    n = blocks[0].shape[0]
+    x_ext = blocks[0].new_empty(n + 1, sum(f.shape[1] for f in flat))
+    x_ext[n].zero_()
+    col = 0
+    for f in flat:
+        x_ext[:n, col : col + f.shape[1]] = f
+        col += f.shape[1]
+    return x_ext
+
+
+def _chunks(n: int, chunk: int) -> List[Tuple[int, int]]:
+    chunk = max(1, chunk)
+    return [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
+
+
+class _GroupConvolution(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, src, rb, chunk, n_blocks, *tensors):
+        blocks, ms = tensors[:n_blocks], tensors[n_blocks:]
+        x_ext = _extended(blocks)
+        n_recv, n_slot = src.shape[0], src.shape[1]
+        f = x_ext.shape[1]
+        pieces: List[List[torch.Tensor]] = [[] for _ in blocks]
+        # workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
+        width = min(chunk, n_recv)
+        xn_buf = x_ext.new_empty(width * n_slot, f)
+        dens_buf = x_ext.new_empty(width, f, rb.shape[2])
+        for a, b in _chunks(n_recv, chunk):
+            c = b - a
+            xn = torch.index_select(x_ext, 0, src[a:b].reshape(-1), out=xn_buf[: c * n_slot]).view(c, n_slot, f)
+            dens = torch.bmm(xn.transpose(1, 2), rb[a:b], out=dens_buf[:c])  # (C, F, R)
+            row = 0
+            for k, (x, m) in enumerate(zip(blocks, ms)):
+                u, rows = x.shape[1], x.shape[1] * x.shape[2]
+                d = dens[:, row : row + rows].reshape(c, u, -1).transpose(0, 1)  # (u, C, m1 R), a view
+                pieces[k].append(torch.bmm(d, m))  # (u, C, cols)
+                row += rows
+        ctx.save_for_backward(src, rb, *blocks, *ms)
+        ctx.chunk, ctx.n_blocks = chunk, n_blocks
+        return tuple((p[0] if len(p) == 1 else torch.cat(p, dim=1)).transpose(0, 1) for p in pieces)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        saved = ctx.saved_tensors
+        src, rb = saved[0], saved[1]
+        blocks, ms = saved[2 : 2 + ctx.n_blocks], saved[2 + ctx.n_blocks :]
+        if any(m.requires_grad for m in ms):
+            raise RuntimeError("the density Function has no weight gradients; use the plain formulation for training")
+        need_rb = ctx.needs_input_grad[1]
+        need_x = any(ctx.needs_input_grad[4 : 4 + ctx.n_blocks])
+        if torch.is_grad_enabled():  # create_graph: differentiate the plain formulation instead
+            inputs = [t for t, need in zip([rb, *blocks], [need_rb] + list(ctx.needs_input_grad[4 : 4 + ctx.n_blocks])) if need]
+            with torch.enable_grad():
+                ys = plain_group_messages(blocks, src, rb, ms)
+                got = torch.autograd.grad(ys, inputs, grads, create_graph=True, allow_unused=True)
+            it = iter(got)
+            g_rb = next(it) if need_rb else None
+            g_blocks = [next(it) if need else None for need in ctx.needs_input_grad[4 : 4 + ctx.n_blocks]]
+            return (None, g_rb, None, None, *g_blocks, *[None] * len(ms))
+        x_ext = _extended(blocks)
+        n_recv, n_slot, r = src.shape[0], src.shape[1], rb.shape[2]
+        f = x_ext.shape[1]
+        g_rb = rb.new_empty(n_recv, n_slot, r) if need_rb else None
+        g_x = x_ext.new_zeros(x_ext.shape) if need_x else None
+        width = min(ctx.chunk, n_recv)
+        g_dens_buf = rb.new_empty(width, f, r)
+        xn_buf = rb.new_empty(width * n_slot, f)
+        t_bufs = [rb.new_empty(x.shape[1] * width * m.shape[1]) for x, m in zip(blocks, ms)]
+        for a, b in _chunks(n_recv, ctx.chunk):
+            c = b - a
+            g_dens = g_dens_buf[:c]
+            row = 0
+            for x, m, g, t_buf in zip(blocks, ms, grads, t_bufs):
+                u, rows = x.shape[1], x.shape[1] * x.shape[2]
+                gu = g[a:b].transpose(0, 1)  # (u, C, cols)
+                if gu.stride(-1) != 1:
+                    gu = gu.contiguous()
+                t = torch.bmm(gu, m.transpose(1, 2), out=t_buf[: u * c * m.shape[1]].view(u, c, m.shape[1]))
+                g_dens[:, row : row + rows].view(c, u, -1).copy_(t.transpose(0, 1))  # (u, C, m1 R) -> (C, u m1, R)
+                row += rows
+            s = src[a:b].reshape(-1)
+            if g_rb is not None:
+                xn = torch.index_select(x_ext, 0, s, out=xn_buf[: c * n_slot]).view(c, n_slot, f)
+                torch.bmm(xn, g_dens, out=g_rb[a:b])
+            if g_x is not None:
+                g_xn = torch.bmm(rb[a:b], g_dens.transpose(1, 2), out=xn_buf[: c * n_slot].view(c, n_slot, f))  # (C, n, F)
+                g_x.index_add_(0, s, g_xn.view(c * n_slot, f))
+        g_blocks: List[torch.Tensor] = []
+        col = 0
+        n_send = x_ext.shape[0] - 1
+        for x, need in zip(blocks, ctx.needs_input_grad[4 : 4 + ctx.n_blocks]):
+            width = x.shape[1] * x.shape[2]
+            g_blocks.append(g_x[:n_send, col : col + width].view(x.shape) if need and g_x is not None else None)
+            col += width
+        return (None, g_rb, None, None, *g_blocks, *[None] * len(ms))
