@@ -67,4 +67,5 @@ class FacetCalculator(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
             v = out["virials"].detach().cpu().double().numpy()
             per_atom = -v / abs(np.linalg.det(atoms.cell.array))
-            self.results["stresses"] = np.array([full_3x3_to_voigt_6_stress(0.5 * (p + p.T)) for p in per_atom])
+            sym = 0.5 * (per_atom + per_atom.transpose(0, 2, 1))
+            self.results["stresses"] = sym[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # Voigt xx yy zz yz xz xy

@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from .conv_backend import ConvolutionBackend
 from .conv_density_op import group_messages
 from .conv_paths import ConvolutionPaths
+from .sh_radial_product import sh_radial_product
 from .edges import EdgeData
 from .flat_constants import unflatten
 
@@ -123,9 +124,11 @@ class DensityBackend(ConvolutionBackend):
         src, edge = neighbor_matrix(edges)
         n, n_max = src.shape[0], src.shape[1]
         k, d = edges.radial.shape[1], edges.sh.shape[1]
-        rb = (edges.sh.unsqueeze(2) * edges.radial.unsqueeze(1)).reshape(-1, d * k)
-        rb = torch.cat([rb, rb.new_zeros(1, d * k)])  # the zero row of padding slots
-        return self._tables(src, rb.index_select(0, edge.reshape(-1)).view(n, n_max, d, k))
+        # gather Y and b into the slots (zero rows for padding), then one product per slot
+        slots = edge.reshape(-1)
+        sh = torch.cat([edges.sh, edges.sh.new_zeros(1, d)]).index_select(0, slots)
+        radial = torch.cat([edges.radial, edges.radial.new_zeros(1, k)]).index_select(0, slots)
+        return self._tables(src, sh_radial_product(sh, radial).view(n, n_max, d, k))
 
     def _tables(self, src: torch.Tensor, basis: torch.Tensor) -> List[torch.Tensor]:
         return [src, basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))
