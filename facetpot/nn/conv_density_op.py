@@ -130,7 +130,10 @@ class _GroupConvolution(torch.autograd.Function):
                 if gu.stride(-1) != 1:
                     gu = gu.contiguous()
                 t = torch.bmm(gu, m.transpose(1, 2), out=t_buf[: u * c * m.shape[1]].view(u, c, m.shape[1]))
-                g_dens[:, row : row + rows].view(c, u, -1).copy_(t.transpose(0, 1))  # (u, C, m1 R) -> (C, u m1, R)
+                if len(blocks) == 1 and rows == u:  # one block of scalars: (u, C, R) serves as (C, u, R) as is
+                    g_dens = t.transpose(0, 1)
+                else:
+                    g_dens[:, row : row + rows].view(c, u, -1).copy_(t.transpose(0, 1))  # (u, C, m1 R) -> (C, u m1, R)
                 row += rows
             s = src[a:b].reshape(-1)
             if g_rb is not None:
