@@ -1,10 +1,12 @@
 """Which convolution backend a model computes with when none is asked for.
 
 * CPU: ``density`` (atom-centred GEMMs; the fastest measured on CPUs, benchmarks/RESULTS.md).
-* CUDA: ``triton``, the fused kernels (convolution and grid layer in one pass each), when triton is
-  importable and the model's own kernels reproduce the reference on a small cluster of its own
-  species (energy and forces, in the model's dtype; checked once per model, a few ms); otherwise
-  ``density``, with a warning that says why.
+* CUDA: ``density`` too (:data:`CUDA_DEFAULT`). The fused ``triton`` kernels agree with it to float64
+  round-off on an H200 but took 2.6x (1k atoms) to 11x (100k atoms) longer per Facet-S call, their
+  backward kernels dominating (benchmarks/RESULTS.md, 2026-12-04), so they are opt-in (``backend="triton"``).
+  Whenever :data:`CUDA_DEFAULT` names a fused backend, a model gets it only once its own kernels reproduce
+  ``density`` on a small cluster of its species (energy and forces, in the model's dtype; checked once per
+  model, a few ms); otherwise ``density``, with a warning that says why.
 
 ``backend=`` (``load_model``, ``resolve_model``, ``FacetCalculator``) or ``$FACETPOT_BACKEND`` override
 this choice (``facetpot.model_file.select_backend``).
@@ -22,14 +24,14 @@ from .model import FacetModel
 from .nn.convolution import DEFAULT_BACKEND
 from .properties import compute_properties
 
-#: the fused backend CUDA devices get by default (when it passes :func:`fused_backend_problem`)
-CUDA_DEFAULT = "triton"
+#: the backend CUDA devices get by default (a fused one only after it passes :func:`fused_backend_problem`)
+CUDA_DEFAULT = DEFAULT_BACKEND
 
 # a cluster of 6 atoms, every pair between 1.7 and 3.5 Å (within any model's cutoff), no symmetry
 _CLUSTER = [[0.0, 0.0, 0.0], [1.9, 0.1, -0.2], [0.2, 2.0, 0.3], [-0.3, 0.4, 1.8], [1.7, 1.9, 0.9], [0.4, 1.6, 2.3]]
 
 
-def fused_backend_problem(model: FacetModel, backend: str = CUDA_DEFAULT) -> Optional[str]:
+def fused_backend_problem(model: FacetModel, backend: str = "triton") -> Optional[str]:
     """None when ``backend`` gives ``model``'s reference (``density``) energy and forces on a small cluster
     of the model's species, on the model's device and dtype; otherwise what went wrong. The model is
     left on the backend it came with."""
@@ -71,10 +73,10 @@ _CHOSEN: "weakref.WeakKeyDictionary[FacetModel, tuple]" = weakref.WeakKeyDiction
 
 
 def default_backend(model: FacetModel) -> str:
-    """The backend ``model`` should compute with on its device when the user asked for none: on CUDA the
-    fused one (once it passed :func:`fused_backend_problem` there), unless a non-default backend was set
+    """The backend ``model`` should compute with on its device when the user asked for none: on CUDA
+    :data:`CUDA_DEFAULT` (a fused one only once it passed :func:`fused_backend_problem` there), unless a non-default backend was set
     on the model before (that choice stands); elsewhere the model's own."""
-    if not runs_on_cuda(model) or model.backend != DEFAULT_BACKEND:
+    if not runs_on_cuda(model) or model.backend != DEFAULT_BACKEND or CUDA_DEFAULT == DEFAULT_BACKEND:
         return model.backend
     key = (str(model.device), model.dtype)
     if model in _CHOSEN and _CHOSEN[model][0] == key:
@@ -91,7 +93,7 @@ def _cuda_choice(model: FacetModel) -> str:
         warnings.warn("facetpot: triton is not installed, so CUDA runs the density backend instead of the fused "
                       "kernels (pip install triton)", stacklevel=3)
         return DEFAULT_BACKEND
-    problem = fused_backend_problem(model)
+    problem = fused_backend_problem(model, CUDA_DEFAULT)
     if problem is not None:
         warnings.warn(f"facetpot: the fused {CUDA_DEFAULT} backend failed its check on {model.device} ({problem}); "
                       f"computing with {DEFAULT_BACKEND} instead. Please report this with your GPU and versions.",

@@ -1,6 +1,6 @@
-"""Which backend a model gets when none is asked for: the fused triton kernels on CUDA once they pass
-their check on the model itself, density otherwise; a failing or missing fused path falls back with a
-warning (TorchScript exports of a model on a fused backend: tests/test_export.py)."""
+"""Which backend a model gets when none is asked for: density on CPU and CUDA (the fused triton kernels
+were slower on an H200); the machinery that makes a fused CUDA default safe (its check on the model itself;
+a failing or missing fused path falls back with a warning) is tested with triton as the CUDA default (TorchScript exports of a model on a fused backend: tests/test_export.py)."""
 from __future__ import annotations
 
 import sys
@@ -23,12 +23,25 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(backend_default, "runs_on_cuda", lambda model: True)
 
 
+@pytest.fixture
+def fused_default(fake_cuda, monkeypatch):
+    monkeypatch.setattr(backend_default, "CUDA_DEFAULT", "triton")
+
+
 def test_cpu_keeps_the_density_backend(monkeypatch):
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     assert select_backend(small_model()).backend == "density"
 
 
-def test_cuda_gets_the_fused_backend_after_its_check(fake_cuda):
+def test_cuda_gets_density_by_default(fake_cuda):
+    model = small_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert select_backend(model).backend == "density"
+    assert select_backend(model, "triton").backend == "triton"  # opt-in
+
+
+def test_cuda_gets_the_fused_backend_after_its_check(fused_default):
     model = small_model()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -38,7 +51,7 @@ def test_cuda_gets_the_fused_backend_after_its_check(fake_cuda):
     assert select_backend(model, "edgewise").backend == "edgewise"  # an explicit choice wins
 
 
-def test_wrong_kernels_fall_back_with_a_warning(fake_cuda, monkeypatch):
+def test_wrong_kernels_fall_back_with_a_warning(fused_default, monkeypatch):
     real = conv_triton_kernels.conv_forward
     monkeypatch.setattr(conv_triton_kernels, "conv_forward", lambda *a: 1.01 * real(*a))
     model = small_model()
@@ -50,7 +63,7 @@ def test_wrong_kernels_fall_back_with_a_warning(fake_cuda, monkeypatch):
         assert select_backend(model).backend == "density"
 
 
-def test_the_check_runs_the_fused_force_kernels(fake_cuda, monkeypatch):
+def test_the_check_runs_the_fused_force_kernels(fused_default, monkeypatch):
     """A wrong grid-layer backward kernel (used for forces with frozen weights, as the calculator runs) is caught."""
     real = s2_grid_triton_kernels.fused_grid_mlp_backward
     monkeypatch.setattr(s2_grid_triton_kernels, "fused_grid_mlp_backward", lambda *a: 1.05 * real(*a))
@@ -58,7 +71,7 @@ def test_the_check_runs_the_fused_force_kernels(fake_cuda, monkeypatch):
         assert select_backend(small_model()).backend == "density"
 
 
-def test_missing_triton_falls_back_with_a_warning(fake_cuda, monkeypatch):
+def test_missing_triton_falls_back_with_a_warning(fused_default, monkeypatch):
     monkeypatch.setitem(sys.modules, "triton", None)
     with pytest.warns(UserWarning, match="pip install triton"):
         assert select_backend(small_model()).backend == "density"
