@@ -56,7 +56,7 @@ def errors(model_name, threads):
     from ase.io import read
 
     import facetpot
-    from facetpot.properties import predict_structures
+    from facetpot.single_points import predict_structures
 
     torch.set_num_threads(threads)
     model = facetpot.load_model(model_name, dtype="float64")
@@ -81,7 +81,7 @@ def mptrj_errors(model_name, threads):
     from ase.io import read
 
     import facetpot
-    from facetpot.properties import predict_structures
+    from facetpot.single_points import predict_structures
 
     torch.set_num_threads(threads)
     model = facetpot.load_model(model_name, dtype="float64")

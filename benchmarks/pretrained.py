@@ -11,7 +11,7 @@ in ``pretrained/``):
 * accuracy against the DFT labels of ``../shared/data/mptrj/mptrj-random-1k.extxyz`` (MPtrj,
   uncorrected energies, the convention SevenNet predicts): the SevenNet original through its own
   ``SevenNetCalculator`` (float32, as shipped) and the spline model through
-  ``facetpot.properties.predict_structures`` in float32 and float64, on all 1,000 frames, on the
+  ``facetpot.single_points.predict_structures`` in float32 and float64, on all 1,000 frames, on the
   even-indexed half (the frames the spline fit and the distillation used) and on the odd-indexed
   half (held out from any fitting). All 1,000 frames come from MPtrj, which SevenNet was trained on.
   Energy MAE per atom (meV/atom), force MAE per component (eV/Å), stress MAE per component
@@ -42,7 +42,7 @@ import torch
 from ase.io import read
 
 from facetpot.model_file import load_model
-from facetpot.properties import predict_structures
+from facetpot.single_points import predict_structures
 from facetpot.units import EV_PER_A3_TO_GPA
 from machine import machine  # benchmarks/machine.py
 

@@ -3,6 +3,7 @@
     model = facetpot.build_model()                # Facet-S, randomly initialised
     facetpot.save_model(model, "model.pt"); model = facetpot.load_model("model.pt")
     atoms.calc = facetpot.FacetCalculator(model)  # ASE: energy, forces, stress, energies
+    results = facetpot.predict(["a.cif", "folder/"])  # many structures, batched: energy, forces, stress
 
 Names are imported on first use, so ``import facetpot`` (and the LAMMPS entry point) stays cheap.
 """
@@ -19,6 +20,8 @@ _EXPORTS = {
     "save_model": ".model_file",
     "resolve_model": ".model_file",
     "to_atoms": ".structures",
+    "predict": ".single_points",
+    "inference_model": ".model_file",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -7,7 +7,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .graph import atoms_to_graph
-from .model_file import resolve_model, torch_dtype
+from .model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
 from .properties import compute_properties
 from .structures import to_atoms
@@ -39,10 +39,8 @@ class FacetCalculator(Calculator):
             raise ValueError(f"device {device!r} requested but torch has no CUDA device here")
         super().__init__(**kwargs)
         self.device = torch.device(device)
-        self.model = resolve_model(model, device=self.device, dtype=dtype, backend=backend)
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        # a prepared copy: the model object passed in keeps its dtype, device, backend and gradients
+        self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         if atoms is not None:

@@ -1,4 +1,4 @@
-"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``relax``, ``md``, ``eos``, ``elastic``,
+"""The ``facet`` command: ``facet train``, ``eval``, ``convert``, ``predict``, ``relax``, ``md``, ``eos``, ``elastic``,
 ``phonons``, ``export``, ``lammps``.
 
 Each subcommand imports its implementation when it runs (the ``# lazy: facet --help start-up``
@@ -91,6 +91,18 @@ def _relax(args) -> int:
     print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
           f"failed; {Path(args.output) / 'results.csv'}, {Path(args.output) / 'relaxed.extxyz'}", file=sys.stderr)
     return 0 if converged == total else 1
+
+
+def _predict(args) -> int:
+    from .workflows.predict_files import predict_files  # lazy: facet --help start-up
+
+    if args.batch_atoms < 1:
+        raise ValueError(f"--batch-atoms must be at least 1, got {args.batch_atoms}")
+    total, failed = predict_files(args.model, args.inputs, args.output, device=args.device, dtype=args.dtype,
+                                  batch_atoms=args.batch_atoms, progress=not args.no_progress)
+    print(f"{total} structure(s), {failed} failed; {Path(args.output) / 'results.csv'}, "
+          f"{Path(args.output) / 'predicted.extxyz'}", file=sys.stderr)
+    return 0 if failed == 0 else 1
 
 
 def _md(args) -> int:
@@ -223,6 +235,17 @@ def main(argv=None) -> int:
     r.add_argument("--device", default="cpu")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_relax)
+    pr = sub.add_parser("predict", help="energy, forces and stress of many structures, batched: results.csv and "
+                        "predicted.extxyz")
+    pr.add_argument("inputs", nargs="+", help="structure files in any format ASE or pymatgen reads, folders, globs")
+    pr.add_argument("-o", "--output", required=True, help="output folder")
+    pr.add_argument("-m", "--model", default=None, help="model file or pretrained name (default: the default model, "
+                    "see facet models)")
+    pr.add_argument("--batch-atoms", type=int, default=2048, help="atoms per model call (default 2048)")
+    pr.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--no-progress", action="store_true")
+    pr.set_defaults(func=_predict)
     m = sub.add_parser("md", help="molecular dynamics (NVE, Langevin or Nose-Hoover NVT, MTK NPT) with a model")
     m.add_argument("model", help="model file or pretrained name")
     m.add_argument("input", help="structure file (any format ASE reads; its last frame)")

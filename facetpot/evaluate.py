@@ -17,7 +17,7 @@ import torch
 from .atomic_write import atomic_write_text
 from .data.batching import collate, frame_to_graph, pack_batches
 from .data.readers import iter_frames
-from .model_file import resolve_model, torch_dtype
+from .model_file import inference_model, torch_dtype
 from .plots import parity_plots
 from .properties import compute_properties
 from .training.loss import ErrorMetrics
@@ -26,8 +26,7 @@ from .units import EV_PER_A3_TO_GPA
 
 def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] = None, device="cpu",
                    dtype="float64", batch_atoms=2048, plots=True) -> Dict:
-    m = resolve_model(model, device=device, dtype=dtype)
-    m.eval()
+    m = inference_model(model, device=device, dtype=dtype, copy=True)
     tdtype = torch_dtype(dtype)
     metrics = ErrorMetrics()
     points: Dict[str, List[np.ndarray]] = {"e_ref": [], "e_pred": [], "f_ref": [], "f_pred": [], "s_ref": [], "s_pred": []}

@@ -6,10 +6,13 @@ metadata. Loading uses ``torch.load(weights_only=True)``, which never unpickles 
 another format version, or not a facetpot model at all, is refused with a message that says so.
 
 Everything that needs a model (the ASE calculator, training, evaluation, export, the CLI) gets it
-through :func:`resolve_model`.
+through :func:`resolve_model`; everything that only computes with it (the calculator, relaxations,
+evaluation, distillation teachers, export) through :func:`inference_model`, the one way a model is
+prepared for inference.
 """
 from __future__ import annotations
 
+import copy as copy_module
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -117,3 +120,22 @@ def resolve_model(model: Union[FacetModel, str, Path], device=None, dtype: Optio
         device = device or "cpu"
         return load_model(model, device=device, dtype=dtype, backend=backend)
     raise TypeError(f"model must be a FacetModel, a file path or a pretrained name, got {type(model).__name__}")
+
+
+def inference_model(model: Union[FacetModel, str, Path], device=None, dtype: Optional[str] = None,
+                    backend: Optional[str] = None, copy: bool = False) -> FacetModel:
+    """``model`` (an object, a file or a pretrained name; see :func:`resolve_model`) prepared to compute
+    energies, forces and stress: on ``device`` and ``dtype``, eval mode, every weight frozen, on its backend
+    (:func:`select_backend`: ``backend``, else ``$FACETPOT_BACKEND``, else the device's default).
+
+    Frozen weights are what select the inference paths: the density backend's fused Function with its
+    hand-written backward (``nn/conv_density_op.py``) and the remembered isolated-atom energies
+    (``FacetModel._frozen_isolated_atom_energies``); parameter gradients are then unavailable, so training
+    never goes through here. ``copy`` True leaves a FacetModel passed in untouched (a prepared deep copy
+    is returned): what the ASE calculator does, so two calculators of one model in different dtypes or
+    devices do not change each other or the caller's model."""
+    if copy and isinstance(model, FacetModel):
+        model = copy_module.deepcopy(model)
+    model = resolve_model(model, device=device, dtype=dtype, backend=backend).eval()
+    model.requires_grad_(False)
+    return model

@@ -12,14 +12,11 @@ LAMMPS domain (pair forces), where positions of ghost atoms are not independent 
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict
 
-import numpy as np
 import torch
-from ase.stress import full_3x3_to_voigt_6_stress
 
-from .data.batching import pack_batches
-from .graph import AtomicGraph, atoms_list_to_graph
+from .graph import AtomicGraph
 
 
 def compute_properties(
@@ -67,24 +64,4 @@ def compute_properties(
         if virials:
             w = torch.zeros(n, 3, 3, dtype=g.dtype, device=g.device)
             out["virials"] = -0.5 * (w.index_add(0, i, rg).index_add(0, j, rg))
-    return out
-
-
-def predict_structures(model, structures: Sequence, batch_atoms: int = 2048) -> List[Tuple[float, np.ndarray, np.ndarray]]:
-    """[(energy eV, forces (N, 3) eV/Å, stress Voigt (6,) eV/Å^3 or None)] of ``model`` for ASE structures,
-    packed into batches of at most ``batch_atoms`` atoms (``pack_batches``) on the model's device and dtype;
-    float64 numpy results, stress (ASE order and sign) only for batches of fully periodic structures."""
-    out: List[Tuple[float, np.ndarray, np.ndarray]] = []
-    for chunk in pack_batches(structures, len, batch_atoms):
-        periodic = all(bool(a.pbc.all()) for a in chunk)
-        graph = atoms_list_to_graph(chunk, model.cutoff).to(model.device, model.dtype)
-        res = compute_properties(model, graph, forces=True, stress=periodic)
-        energy = res["energy"].detach().double().cpu().numpy()
-        forces = res["forces"].detach().double().cpu().numpy()
-        stress = res["stress"].detach().double().cpu().numpy() if periodic else None
-        off = 0
-        for k, a in enumerate(chunk):
-            out.append((float(energy[k]), forces[off:off + len(a)],
-                        full_3x3_to_voigt_6_stress(stress[k]) if periodic else None))
-            off += len(a)
     return out

@@ -65,7 +65,7 @@ def test_predict_structures_equals_one_call_per_structure():
     from ase.build import bulk, molecule
 
     from facetpot import FacetCalculator
-    from facetpot.properties import predict_structures
+    from facetpot.single_points import predict_structures
     from conftest import small_model
 
     model = small_model(species=[1, 6, 8, 13, 29])

@@ -22,7 +22,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from ..atomic_write import atomic_write, atomic_write_text
-from ..properties import predict_structures
+from ..single_points import predict_structures
 
 STRUCTURES = "structures.extxyz"
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..atomic_write import atomic_write_text
 from ..calculator import FacetCalculator
-from ..model_file import resolve_model
+from ..model_file import inference_model
 from ..training.trainer import Trainer
 from ..workflows.structure_inputs import expand_inputs, iter_structures
 from .config import parse_slice
@@ -56,9 +56,7 @@ def run_distill(cfg: Dict[str, Any], stages: Sequence[str] = STAGES, resume: boo
     out.mkdir(parents=True, exist_ok=True)
     t = cfg["teacher"]
     device = _device(t["device"])
-    teacher = resolve_model(t["model"], device=device, dtype=t["dtype"]).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = inference_model(t["model"], device=device, dtype=t["dtype"])
     recipe = {"structures": cfg["structures"], "teacher": str(t["model"])}
     meta_path = out / "structures.json"
     result: Dict[str, Any] = {"labels": str(out)}

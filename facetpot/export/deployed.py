@@ -19,13 +19,13 @@ Features travel as flat (N, D_t) tensors. E_i = E0[s] + sigma[s](e(h_i) - e_iso[
 computed once here (it depends on the species only).
 """
 
-import copy
 from typing import List, Tuple
 
 import torch
 from torch import nn
 
 from ..model import FacetModel
+from ..model_file import inference_model
 from ..nn.edges import edges_from_tensors
 
 
@@ -38,9 +38,7 @@ class DeployedFacet(nn.Module):
 
     def __init__(self, model: FacetModel):
         super().__init__()
-        model = copy.deepcopy(model).eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
+        model = inference_model(model, backend=model.backend, copy=True)  # its own backend: exports choose theirs
         self.model = model
         self.cutoff = float(model.cutoff)
         self.num_layers = int(model.num_layers)

@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.io import write
 from tqdm import tqdm
 
-from ..model_file import resolve_model
+from ..model_file import inference_model
 from .batched_relax import BatchedRelaxation
 from .relax_result import RelaxResult
 from .structure_inputs import expand_inputs, iter_structures
@@ -57,7 +57,5 @@ def relax_files(model, inputs, out_dir, shard: Tuple[int, int] = (0, 1), device:
                 progress: bool = True, **options) -> Tuple[int, int, int]:
     """``facet relax``: every structure of ``inputs`` (files, folders, globs) relaxed with ``model``
     (a FacetModel, a file or a shipped name); (structures, converged, failed)."""
-    model = resolve_model(model, device=device, dtype=dtype)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = inference_model(model, device=device, dtype=dtype)
     return relax_all(iter_structures(expand_inputs(inputs), shard), model, out_dir, progress=progress, **options)

@@ -37,7 +37,7 @@ from facetpot import FacetCalculator
 from facetpot.model_file import load_model
 from facetpot.neighbors import radius_graph
 from facetpot.ports.sevennet import convert_sevennet
-from facetpot.properties import predict_structures
+from facetpot.single_points import predict_structures
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/mptrj/mptrj-random-1k.extxyz"
 

@@ -1,0 +1,144 @@
+"""Batched single points: energy, forces and stress of many structures in few model calls.
+
+    results = facetpot.predict(["a.cif", "folder/", atoms, structure], model="facet-7net0-spline")
+    results[0]["energy"], results[0]["forces"], results[0]["stress"]
+
+Structures are packed into graphs of at most ``batch_atoms`` atoms (``data.batching.pack_batches``,
+in input order), so a screening of small cells costs a few large model calls instead of one small
+call per structure, whose time is mostly per-call overhead. A structure that cannot be evaluated (a file
+that does not read, an element the model does not cover, atoms on top of each other) gets an
+``error`` and the others go on; results come back in input order, one per structure.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from .data.batching import pack_batches
+from .graph import AtomicGraph, atoms_to_graph, batch_graphs
+from .model import FacetModel
+from .model_file import inference_model
+from .pretrained import DEFAULT_MODEL
+from .properties import compute_properties
+from .structures import to_atoms
+from .workflows.structure_inputs import expand_inputs, iter_structures  # the command line's own reader
+
+#: atoms per model call: large enough that a call's fixed cost is small beside its arithmetic on a CPU
+DEFAULT_BATCH_ATOMS = 2048
+
+_Item = Tuple[str, Optional[Atoms], Optional[str]]
+
+
+def _items(structures) -> Iterator[_Item]:
+    """(name, atoms, error) for structures given as objects, files, folders or globs (or a list of them)."""
+    if isinstance(structures, (str, Path)) or not isinstance(structures, Iterable) or isinstance(structures, Atoms):
+        structures = [structures]
+    for k, s in enumerate(structures):
+        if isinstance(s, (str, Path)):
+            yield from iter_structures(expand_inputs([s]))
+            continue
+        try:
+            atoms = to_atoms(s)
+            yield str(atoms.info.get("name", k)), atoms, None
+        except TypeError as exc:
+            yield str(k), None, str(exc)
+
+
+def predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
+            dtype: Optional[str] = "float32", batch_atoms: int = DEFAULT_BATCH_ATOMS, energies: bool = False,
+            backend: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Energy (eV), forces ((N, 3) eV/Å) and stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile positive;
+    None for a structure without a periodic cell) of every structure, in input order, as dicts with
+    ``name``, ``energy``, ``forces``, ``stress``, ``error`` ("" when evaluated) and, with ``energies``,
+    per-atom energies. ``structures``: ASE Atoms, pymatgen Structure/Molecule, files, folders or globs,
+    or a list of them. ``model``: an object (not changed), a file or a shipped name (default: the
+    shipped default model); ``dtype`` None keeps the model's own."""
+    return [row for row, _ in iter_predict(structures, model, device, dtype, batch_atoms, energies, backend)]
+
+
+def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
+                 dtype: Optional[str] = "float32", batch_atoms: int = DEFAULT_BATCH_ATOMS, energies: bool = False,
+                 backend: Optional[str] = None) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
+    """:func:`predict` as a stream of (row, atoms) pairs (atoms None where the structure did not read),
+    one batch of at most ``batch_atoms`` atoms held at a time: what ``facet predict`` writes as it goes."""
+    if int(batch_atoms) < 1:
+        raise ValueError(f"batch_atoms must be at least 1, got {batch_atoms}")
+    m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend,
+                        copy=True)
+
+    def checked(item: _Item) -> Tuple[Dict[str, Any], Optional[Atoms], Optional[AtomicGraph]]:
+        name, atoms, error = item
+        row: Dict[str, Any] = {"name": name, "energy": float("nan"), "forces": None, "stress": None, "error": error or ""}
+        if atoms is not None and not error:
+            try:
+                graph = atoms_to_graph(atoms, m.cutoff)  # the structure checks, with their messages
+                m.species_index(graph.numbers)  # elements the model covers
+                return row, atoms, graph
+            except Exception as exc:  # noqa: BLE001 - this structure's error; the others go on
+                row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return row, atoms, None
+
+    items = (checked(item) for item in _items(structures))
+    for chunk in pack_batches(items, lambda it: it[2].num_atoms if it[2] is not None else 0, int(batch_atoms)):
+        good = [(row, graph) for row, _, graph in chunk if graph is not None]
+        if good:
+            for (row, _), result in zip(good, evaluate_graphs(m, [g for _, g in good], energies)):
+                row.update(result)
+        for row, atoms, _ in chunk:
+            yield row, atoms
+
+
+def evaluate_graphs(model: FacetModel, graphs: List[AtomicGraph], energies: bool = False) -> List[Dict[str, Any]]:
+    """One call of ``model`` (prepared, on its device and dtype) for single-structure graphs: per graph
+    energy, forces, stress (None without a periodic cell), per-atom energies if asked; float64 numpy.
+    A non-finite energy becomes that structure's ``error``."""
+    cells = [bool(g.pbc.all()) and abs(float(torch.linalg.det(g.cell[0]))) > 1e-8 for g in graphs]
+    out = compute_properties(model, batch_graphs(graphs).to(model.device, model.dtype), forces=True, stress=any(cells))
+    energy = out["energy"].detach().double().cpu().numpy()
+    forces = out["forces"].detach().double().cpu().numpy()
+    stress = out["stress"].detach().double().cpu().numpy() if any(cells) else None
+    per_atom = out["energies"].detach().double().cpu().numpy()
+    rows: List[Dict[str, Any]] = []
+    off = 0
+    for k, (g, periodic) in enumerate(zip(graphs, cells)):
+        n = g.num_atoms
+        if not np.isfinite(energy[k]):
+            rows.append({"error": "the model returned a non-finite energy for this structure"})
+        else:
+            row = {"energy": float(energy[k]), "forces": forces[off:off + n],
+                   "stress": full_3x3_to_voigt_6_stress(stress[k]) if periodic else None}
+            if energies:
+                row["energies"] = per_atom[off:off + n]
+            rows.append(row)
+        off += n
+    return rows
+
+
+def predict_structures(model: FacetModel, structures: Sequence[Atoms], batch_atoms: int = DEFAULT_BATCH_ATOMS
+                       ) -> List[Tuple[float, np.ndarray, Optional[np.ndarray]]]:
+    """[(energy eV, forces (N, 3) eV/Å, stress Voigt (6,) eV/Å^3 or None)] of a prepared ``model`` for ASE
+    structures (validated; a bad one raises), packed into calls of at most ``batch_atoms`` atoms; float64
+    numpy, stress for structures with a periodic cell. The labelling loop of distillation and the benchmarks."""
+    out: List[Tuple[float, np.ndarray, Optional[np.ndarray]]] = []
+    for chunk in pack_batches(structures, len, int(batch_atoms)):
+        for row in evaluate_graphs(model, [atoms_to_graph(a, model.cutoff) for a in chunk]):
+            out.append((row.get("energy", float("nan")), row.get("forces"), row.get("stress")))
+    return out
+
+
+def with_results(atoms: Atoms, row: Dict[str, Any]) -> Atoms:
+    """A copy of ``atoms`` carrying ``row`` as its calculator's results (ASE's SinglePointCalculator)."""
+    out = atoms.copy()
+    props = {"energy": row["energy"], "free_energy": row["energy"], "forces": row["forces"]}
+    if row.get("stress") is not None:
+        props["stress"] = row["stress"]
+    if row.get("energies") is not None:
+        props["energies"] = row["energies"]
+    out.calc = SinglePointCalculator(out, **props)
+    return out

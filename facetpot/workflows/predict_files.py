@@ -1,0 +1,56 @@
+"""``facet predict``: single points of many structures, batched, results streamed to disk.
+
+Every structure of the inputs (files, folders, globs; ``workflows.structure_inputs``) is evaluated by
+``facetpot.single_points`` in model calls of at most ``batch_atoms`` atoms. ``OUTDIR/results.csv`` gets a
+row per structure in input order (energy, energy per atom, largest force, stress in Voigt order, or the
+error that stopped it) and ``OUTDIR/predicted.extxyz`` every evaluated structure with its energy, forces
+and stress, both written as the batches finish, so a killed job keeps what it finished.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from ase.io import write
+from tqdm import tqdm
+
+from ..single_points import DEFAULT_BATCH_ATOMS, iter_predict, with_results
+
+VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
+COLUMNS = ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per_A"] + \
+          [f"stress_{c}_eV_per_A3" for c in VOIGT] + ["error"]
+
+
+def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dtype: Optional[str] = "float32",
+                  batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> Tuple[int, int]:
+    """Evaluate every structure of ``inputs`` with ``model`` (an object, a file or a shipped name; None: the
+    default model) into ``out_dir``; returns (structures, failed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    total = failed = 0
+    written = False  # the first structure truncates predicted.extxyz of an earlier run
+    bar = tqdm(unit="structure", disable=not progress)
+    with open(out / "results.csv", "w", newline="") as f:
+        rows = csv.DictWriter(f, fieldnames=COLUMNS)
+        rows.writeheader()
+        for row, atoms in iter_predict(inputs, model, device=device, dtype=dtype, batch_atoms=batch_atoms):
+            n = len(atoms) if atoms is not None else 0
+            line = {"name": row["name"], "atoms": n, "error": row["error"]}
+            if not row["error"]:
+                line.update(energy_eV=f"{row['energy']:.10g}", energy_per_atom_eV=f"{row['energy'] / n:.10g}",
+                            max_force_eV_per_A=f"{float(np.linalg.norm(row['forces'], axis=1).max()):.6g}")
+                if row["stress"] is not None:
+                    line.update({f"stress_{c}_eV_per_A3": f"{v:.8g}" for c, v in zip(VOIGT, row["stress"])})
+                result = with_results(atoms, row)
+                result.info["name"] = row["name"]
+                write(out / "predicted.extxyz", result, format="extxyz", append=written)
+                written = True
+            rows.writerow(line)
+            total += 1
+            failed += int(bool(row["error"]))
+            bar.update(1)
+            bar.set_postfix(failed=failed)
+    bar.close()
+    return total, failed
