@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU check and benchmark of facetpot in one run on the device machine (at most 7.5 minutes by its timeouts);
+# Every GPU check and benchmark of facetpot in one run on the device machine (at most 7.7 minutes by its timeouts,
+# about 4.5 measured);
 # writes under $OUT. Installs nothing: the device's python3 has torch (CUDA), e3nn, numpy, scipy, pyyaml
 # and tqdm; ase and vesin travel as wheels, unpacked (not installed) into /tmp at the start. Once per
 # session, on the development machine:
@@ -7,9 +8,13 @@
 #       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
 #       -d .gpu_wheels ase vesin cuequivariance==0.13.0 cuequivariance-torch==0.13.0 \
 #       cuequivariance-ops-torch-cu12==0.13.0 cuequivariance-ops-cu12==0.13.0 opt-einsum nvidia-ml-py platformdirs
-#   (about 45 MB; the carry limit is 64 MiB; the device's CUDA torch brings cuBLAS)
+#   (about 45 MB; the carry limit is 64 MiB; the device's CUDA torch brings cuBLAS; the -cu12 ops do not load with
+#   the device's CUDA 13 torch, and the -cu13 ones (73 MB) do not fit beside the rest)
 #   echo /.gpu_wheels/ >> .git/info/exclude
-# then, with the device tool: run(command="bash benchmarks/gpu.sh", carry=[".gpu_wheels"], timeout_s=540),
+#   mkdir -p .gpu_data/mptrj && cp ../shared/data/mptrj/mptrj-random-1k.extxyz .gpu_data/mptrj/   (3.7 MB; ../shared
+#   does not travel; .gpu_data is ignored, never committed)
+#   echo /.gpu_data/ >> .git/info/exclude
+# then, with the device tool: run(command="bash benchmarks/gpu.sh", carry=[".gpu_wheels", ".gpu_data"], timeout_s=540),
 # give_back, and record the numbers in benchmarks/RESULTS.md with the device's name ($OUT/device.txt).
 # Pending GPU work after this script (about 9 minutes of the 15): facet-s-universal (benchmarks/gpu_distill.sh),
 # or the distillation of the shipped SevenNet spline trims (training/sevennet_spline/README.md, "What is left").
@@ -19,9 +24,11 @@ python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'c
     2>&1 | tee "$OUT/environment.txt"
 # 1. the convolution backends (edgewise, density, cueq, triton): float64 agreement on CUDA first, then one layer and
 #    the whole model at 1k / 10k / 100k atoms (issue 11's kernels; first Triton run on a GPU)
-timeout 150 python3 benchmarks/kernels.py 2>&1 | tee "$OUT/kernels.log"
+timeout 120 python3 benchmarks/kernels.py 2>&1 | tee "$OUT/kernels.log"
 # 2. correctness on CUDA (float64 = CPU, rotation invariance, float32) and the speed/memory ladder
-timeout 240 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
+timeout 150 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
 # 3. batched relaxation on the GPU (an untrained model: the machinery and the time per step)
 timeout 60 python3 benchmarks/gpu_relax.py 2>&1 | tee "$OUT/relax_gpu.log"
+# 4. the shipped default model on users' workloads: single points one by one and batched, MD steps, batched relaxation
+FACETPOT_SHARED_DATA=$PWD/.gpu_data timeout 130 python3 benchmarks/gpu_workloads.py 2>&1 | tee "$OUT/workloads_gpu.log"
 echo "done"

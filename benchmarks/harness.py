@@ -20,8 +20,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-#: ../shared/data beside the checkout (read-only; benchmarks read it, never copy it)
-SHARED_DATA = ROOT.parent / "shared" / "data"
+#: ../shared/data beside the checkout (read-only; benchmarks read it, never copy it into the repository);
+#: $FACETPOT_SHARED_DATA points elsewhere (the device machine gets a carried copy of the files it needs)
+SHARED_DATA = Path(os.environ.get("FACETPOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def run_worker(python: str, worker: str, args: Sequence[str] = (), threads: int = 2, omp_passive: bool = False,

@@ -28,7 +28,10 @@ from ase.io import read
 from ase.optimize import FIRE
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "mptrj" / "mptrj-random-1k.extxyz"
+sys.path.insert(0, str(HERE))
+from harness import SHARED_DATA  # noqa: E402
+
+DATA = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
 
 
 def structures(n: int):

@@ -1,6 +1,8 @@
 """ASE calculator for Facet models."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
@@ -14,7 +16,12 @@ from .structures import to_atoms
 
 
 class FacetCalculator(Calculator):
-    """``FacetCalculator(model, device="cpu", dtype="float64", backend=None)``.
+    """``FacetCalculator(model, device="cpu", dtype=None, backend=None)``.
+
+    ``dtype`` None computes in the model's own dtype: float32 for the shipped models and for models trained
+    in float32, as MACE-MP and SevenNet calculators run for MD, relaxations and screening (about twice the
+    speed of float64); ask for "float64" where second derivatives or tiny energy differences matter
+    (phonons, elastic constants by finite differences: ``facet phonons/elastic/eos`` default to it).
 
     Properties: energy, free_energy, forces, stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile
     positive), energies (per atom) and stresses (per atom, summing to the stress).
@@ -24,7 +31,7 @@ class FacetCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
 
-    def __init__(self, model=None, device: str = "cpu", dtype: str = "float64", backend=None, **kwargs):
+    def __init__(self, model=None, device: str = "cpu", dtype: Optional[str] = None, backend=None, **kwargs):
         if model is None:
             if DEFAULT_MODEL is None:
                 raise ValueError(
@@ -32,15 +39,14 @@ class FacetCalculator(Calculator):
                     f"({', '.join(m.name for m in available()) or 'no pretrained model ships yet'})"
                 )
             model = DEFAULT_MODEL
-        self.dtype = torch_dtype(dtype)
-        if self.dtype is None:
-            raise ValueError("dtype must be float32 or float64, got None")
+        torch_dtype(dtype)  # refuses anything but None, "float32", "float64"
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but torch has no CUDA device here")
         super().__init__(**kwargs)
         self.device = torch.device(device)
         # a prepared copy: the model object passed in keeps its dtype, device, backend and gradients
         self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
+        self.dtype = self.model.dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         if atoms is not None:

@@ -96,7 +96,7 @@ def _relax(args) -> int:
 def _predict(args) -> int:
     from .workflows.predict_files import predict_files  # lazy: facet --help start-up
 
-    if args.batch_atoms < 1:
+    if args.batch_atoms is not None and args.batch_atoms < 1:
         raise ValueError(f"--batch-atoms must be at least 1, got {args.batch_atoms}")
     total, failed = predict_files(args.model, args.inputs, args.output, device=args.device, dtype=args.dtype,
                                   batch_atoms=args.batch_atoms, progress=not args.no_progress)
@@ -241,7 +241,8 @@ def main(argv=None) -> int:
     pr.add_argument("-o", "--output", required=True, help="output folder")
     pr.add_argument("-m", "--model", default=None, help="model file or pretrained name (default: the default model, "
                     "see facet models)")
-    pr.add_argument("--batch-atoms", type=int, default=2048, help="atoms per model call (default 2048)")
+    pr.add_argument("--batch-atoms", type=int, default=None, help="atoms per model call (default 512 on a CPU, 4096 "
+                    "on CUDA)")
     pr.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--no-progress", action="store_true")

@@ -3,9 +3,12 @@
     results = facetpot.predict(["a.cif", "folder/", atoms, structure], model="facet-7net0-spline")
     results[0]["energy"], results[0]["forces"], results[0]["stress"]
 
-Structures are packed into graphs of at most ``batch_atoms`` atoms (``data.batching.pack_batches``,
-in input order), so a screening of small cells costs a few large model calls instead of one small
-call per structure, whose time is mostly per-call overhead. A structure that cannot be evaluated (a file
+Structures are packed into graphs of at most ``batch_atoms`` atoms (``data.batching.pack_batches``),
+so a screening of small cells costs a few large model calls instead of one small call per structure.
+Within a window of ``WINDOW_BATCHES`` batches they are packed in order of their largest neighbour count:
+the density backend pads every atom's neighbours to the largest count of its graph, and a graph mixing a
+dense oxide with a sparse molecule-like cell pays that padding on every atom (150 small MPtrj crystals
+in one graph: 2.4x the edges' work; sorted, in graphs of 512 atoms: 1.3x). Results keep the input order. A structure that cannot be evaluated (a file
 that does not read, an element the model does not cover, atoms on top of each other) gets an
 ``error`` and the others go on; results come back in input order, one per structure.
 """
@@ -29,8 +32,19 @@ from .properties import compute_properties
 from .structures import to_atoms
 from .workflows.structure_inputs import expand_inputs, iter_structures  # the command line's own reader
 
-#: atoms per model call: large enough that a call's fixed cost is small beside its arithmetic on a CPU
-DEFAULT_BATCH_ATOMS = 2048
+#: atoms per model call by device type: large enough that a call's fixed cost is small beside its arithmetic
+DEFAULT_BATCH_ATOMS = {"cpu": 512, "cuda": 4096}
+#: batches of structures sorted by neighbour count together (the look-ahead; memory holds this many)
+WINDOW_BATCHES = 16
+
+
+def default_batch_atoms(device) -> int:
+    return DEFAULT_BATCH_ATOMS.get(torch.device(device).type, 2048)
+
+
+def _max_degree(graph: AtomicGraph) -> int:
+    receivers = graph.edge_index[0]
+    return int(torch.bincount(receivers).max()) if receivers.numel() else 0
 
 _Item = Tuple[str, Optional[Atoms], Optional[str]]
 
@@ -51,23 +65,25 @@ def _items(structures) -> Iterator[_Item]:
 
 
 def predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
-            dtype: Optional[str] = "float32", batch_atoms: int = DEFAULT_BATCH_ATOMS, energies: bool = False,
+            dtype: Optional[str] = "float32", batch_atoms: Optional[int] = None, energies: bool = False,
             backend: Optional[str] = None) -> List[Dict[str, Any]]:
     """Energy (eV), forces ((N, 3) eV/Å) and stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile positive;
     None for a structure without a periodic cell) of every structure, in input order, as dicts with
     ``name``, ``energy``, ``forces``, ``stress``, ``error`` ("" when evaluated) and, with ``energies``,
     per-atom energies. ``structures``: ASE Atoms, pymatgen Structure/Molecule, files, folders or globs,
     or a list of them. ``model``: an object (not changed), a file or a shipped name (default: the
-    shipped default model); ``dtype`` None keeps the model's own."""
+    shipped default model); ``dtype`` None keeps the model's own; ``batch_atoms`` None: 512 on a CPU,
+    4096 on CUDA (``DEFAULT_BATCH_ATOMS``)."""
     return [row for row, _ in iter_predict(structures, model, device, dtype, batch_atoms, energies, backend)]
 
 
 def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
-                 dtype: Optional[str] = "float32", batch_atoms: int = DEFAULT_BATCH_ATOMS, energies: bool = False,
+                 dtype: Optional[str] = "float32", batch_atoms: Optional[int] = None, energies: bool = False,
                  backend: Optional[str] = None) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
-    """:func:`predict` as a stream of (row, atoms) pairs (atoms None where the structure did not read),
-    one batch of at most ``batch_atoms`` atoms held at a time: what ``facet predict`` writes as it goes."""
-    if int(batch_atoms) < 1:
+    """:func:`predict` as a stream of (row, atoms) pairs (atoms None where the structure did not read), in
+    input order, one window of ``WINDOW_BATCHES`` batches held at a time: what ``facet predict`` writes as it goes."""
+    batch_atoms = default_batch_atoms(device) if batch_atoms is None else int(batch_atoms)
+    if batch_atoms < 1:
         raise ValueError(f"batch_atoms must be at least 1, got {batch_atoms}")
     m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend,
                         copy=True)
@@ -85,12 +101,13 @@ def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, d
         return row, atoms, None
 
     items = (checked(item) for item in _items(structures))
-    for chunk in pack_batches(items, lambda it: it[2].num_atoms if it[2] is not None else 0, int(batch_atoms)):
-        good = [(row, graph) for row, _, graph in chunk if graph is not None]
-        if good:
-            for (row, _), result in zip(good, evaluate_graphs(m, [g for _, g in good], energies)):
+    for window in pack_batches(items, lambda it: it[2].num_atoms if it[2] is not None else 0,
+                               WINDOW_BATCHES * batch_atoms):
+        good = sorted((it for it in window if it[2] is not None), key=lambda it: _max_degree(it[2]))
+        for batch in pack_batches(good, lambda it: it[2].num_atoms, batch_atoms):
+            for (row, _, _), result in zip(batch, evaluate_graphs(m, [g for _, _, g in batch], energies)):
                 row.update(result)
-        for row, atoms, _ in chunk:
+        for row, atoms, _ in window:
             yield row, atoms
 
 
@@ -120,7 +137,7 @@ def evaluate_graphs(model: FacetModel, graphs: List[AtomicGraph], energies: bool
     return rows
 
 
-def predict_structures(model: FacetModel, structures: Sequence[Atoms], batch_atoms: int = DEFAULT_BATCH_ATOMS
+def predict_structures(model: FacetModel, structures: Sequence[Atoms], batch_atoms: int = 2048
                        ) -> List[Tuple[float, np.ndarray, Optional[np.ndarray]]]:
     """[(energy eV, forces (N, 3) eV/Å, stress Voigt (6,) eV/Å^3 or None)] of a prepared ``model`` for ASE
     structures (validated; a bad one raises), packed into calls of at most ``batch_atoms`` atoms; float64

@@ -86,3 +86,59 @@ def test_frozen_model_matches_edgewise_for_every_chunk_size():
             out = evaluate(model, atoms)
             for k in ref:
                 assert torch.allclose(out[k], ref[k], atol=1e-11, rtol=1e-11), (name, chunk, k)
+
+
+def test_chunks_read_only_their_own_neighbour_width():
+    """In a graph of mixed structures a chunk reads only as many neighbour slots as its densest atom has: the
+    widths are the chunks' largest neighbour counts, and the batch still equals the edge-wise reference
+    (with gradients of zero in the slots a chunk skips)."""
+    from facetpot.graph import atoms_list_to_graph
+    from facetpot.nn.conv_density_op import _chunks
+    from facetpot.properties import compute_properties
+
+    model = small_model()
+    model.requires_grad_(False)
+    parts = list(structures().values())
+    graph = atoms_list_to_graph(parts, model.cutoff, dtype=model.dtype)
+    counts = torch.bincount(graph.edge_index[0], minlength=graph.num_atoms)
+    src = torch.full((graph.num_atoms, int(counts.max())), graph.num_atoms)
+    for i, c in enumerate(counts.tolist()):
+        src[i, :c] = 0
+    chunks = _chunks(src, graph.num_atoms, 5)
+    assert [w for _, _, w in chunks] == [int(counts[a:b].max()) for a, b, _ in chunks]
+    assert min(w for _, _, w in chunks) < src.shape[1]  # some chunk is narrower than the graph's widest atom
+    model.set_backend("edgewise")
+    ref = compute_properties(model, graph, virials=True)
+    model.set_backend("density", cache_atoms=5)
+    out = compute_properties(model, graph, virials=True)
+    for k in ref:
+        assert torch.allclose(out[k], ref[k], atol=1e-11, rtol=1e-11), k
+
+
+def test_remembered_matrices_follow_weight_changes():
+    """With frozen weights the scaled weights and the per-channel matrices are remembered between calls; an
+    in-place change of a weight, a dtype change, or unfreezing recomputes them (results equal a fresh model)."""
+    import copy
+
+    model = small_model(radial_rank=3)
+    model.requires_grad_(False)
+    atoms = structures()["triclinic"]
+    first = evaluate(model, atoms)
+    assert torch.equal(evaluate(model, atoms)["energy"], first["energy"])  # second call: remembered matrices
+    assert "ms" in model.layers[1].conv.backend.__dict__["_frozen_cache"]
+    with torch.no_grad():
+        model.layers[1].conv.radial_mix.mul_(1.5)
+        model.layers[0].conv.radial_weight.add_(0.1)
+    changed = evaluate(model, atoms)
+    fresh = evaluate(copy.deepcopy(model), atoms)
+    assert not torch.allclose(changed["energy"], first["energy"])
+    for k in fresh:
+        assert torch.allclose(changed[k], fresh[k], atol=1e-12), k
+    model.requires_grad_(True)  # training again: nothing remembered is used
+    with torch.no_grad():
+        model.layers[1].conv.radial_mix.mul_(2.0)
+    model.requires_grad_(False)
+    fresh = evaluate(copy.deepcopy(model), atoms)
+    again = evaluate(model, atoms)
+    for k in fresh:
+        assert torch.allclose(again[k], fresh[k], atol=1e-12), k

@@ -124,7 +124,7 @@ def test_eval_reports_errors_per_config_type_and_plots(data):
     assert (out / "parity.png").is_file()
     # the report's MAE equals a direct computation with the calculator
     model = facetpot.load_model(data / "run" / "best.pt")
-    calc = facetpot.FacetCalculator(model)
+    calc = facetpot.FacetCalculator(model, dtype="float64")  # as facet eval's default
     errs = []
     for a in read(data / "train.extxyz", ":"):
         ref = a.get_potential_energy() / len(a)

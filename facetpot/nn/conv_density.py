@@ -31,6 +31,7 @@ from .conv_paths import ConvolutionPaths
 from .sh_radial_product import sh_radial_product
 from .edges import EdgeData
 from .flat_constants import unflatten
+from .frozen_cache import remembered
 
 
 def neighbor_matrix(edges: EdgeData) -> List[torch.Tensor]:
@@ -161,18 +162,10 @@ class DensityBackend(ConvolutionBackend):
         if cache_atoms <= 0:
             cache_atoms = n_nodes if src.is_cuda else self.cache_atoms_cpu
         chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled() and not torch.jit.is_scripting()
-        ms: List[torch.Tensor] = []
-        for b in range(len(blocks)):
-            n_paths = self.block_paths[b]
-            if n_paths == 0:
-                ms.append(weights.new_zeros(0))
-                continue
-            mul = self.irreps_in[b][0]
-            # M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku
-            wb = weights.narrow(1, self.block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
-            wexp = wb.index_select(2, colpath[b])  # (K, u, cols)
-            ccb = cc[b]  # (m1 d', cols)
-            ms.append((ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1]))
+        if torch.jit.is_scripting():
+            ms = self._message_matrices(weights, cc, colpath)
+        else:  # frozen weights: the matrices are remembered between calls (frozen_cache)
+            ms = self._frozen_message_matrices(weights, cc, colpath)
         if not torch.jit.is_scripting():
             if not chunked and not weights.requires_grad and not _compiling():
                 return self._grouped(blocks, ms, edges.tables, cache_atoms)
@@ -201,6 +194,27 @@ class DensityBackend(ConvolutionBackend):
                 y = _block_messages(x_ext, src, rb, m)
             out.extend(torch.split(y, self.block_path_dims[b], dim=2))
         return out
+
+    def _message_matrices(self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Per input block, M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku: (u, m1 d' K, cols); empty without paths."""
+        k_rad = weights.shape[0]
+        ms: List[torch.Tensor] = []
+        for b in range(len(self.irreps_in)):
+            n_paths = self.block_paths[b]
+            if n_paths == 0:
+                ms.append(weights.new_zeros(0))
+                continue
+            mul = self.irreps_in[b][0]
+            wb = weights.narrow(1, self.block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
+            wexp = wb.index_select(2, colpath[b])  # (K, u, cols)
+            ccb = cc[b]  # (m1 d', cols)
+            ms.append((ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1]))
+        return ms
+
+    @torch.jit.unused
+    def _frozen_message_matrices(self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]
+                                 ) -> List[torch.Tensor]:
+        return remembered(self, "ms", [weights], lambda: self._message_matrices(weights, cc, colpath))
 
     @torch.jit.unused
     def _grouped(self, blocks: List[torch.Tensor], ms: List[torch.Tensor], tables: List[torch.Tensor],

@@ -32,6 +32,7 @@ from .conv_edgewise import EdgewiseBackend
 from .conv_triton import TritonBackend
 from .conv_paths import ConvolutionPaths
 from .edges import EdgeData
+from .frozen_cache import remembered
 from .irreps import Irrep
 from .radial_mlp import RadialMLP
 
@@ -116,4 +117,11 @@ class SplineConvolution(nn.Module):
             # w(r) = (b(r) A) M: the backend runs with the R mixed radial functions b(r) A
             edges = self.backend.mix_radial(edges, self.radial_weight)
             weights = self.radial_mix
-        return self.backend(blocks, weights * self.norm, edges)
+        if torch.jit.is_scripting():
+            return self.backend(blocks, weights * self.norm, edges)
+        # frozen weights: the same scaled tensor every call, so backends can remember what they derive from it
+        return self.backend(blocks, self._frozen_scaled(weights), edges)
+
+    @torch.jit.unused
+    def _frozen_scaled(self, weights: torch.Tensor) -> torch.Tensor:
+        return remembered(self, "scaled_weights", [weights], lambda: weights * self.norm)

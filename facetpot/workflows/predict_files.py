@@ -16,7 +16,7 @@ import numpy as np
 from ase.io import write
 from tqdm import tqdm
 
-from ..single_points import DEFAULT_BATCH_ATOMS, iter_predict, with_results
+from ..single_points import iter_predict, with_results
 
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 COLUMNS = ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per_A"] + \
@@ -24,7 +24,7 @@ COLUMNS = ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per
 
 
 def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dtype: Optional[str] = "float32",
-                  batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> Tuple[int, int]:
+                  batch_atoms: Optional[int] = None, progress: bool = True) -> Tuple[int, int]:
     """Evaluate every structure of ``inputs`` with ``model`` (an object, a file or a shipped name; None: the
     default model) into ``out_dir``; returns (structures, failed)."""
     out = Path(out_dir)
