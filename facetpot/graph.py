@@ -47,6 +47,11 @@ class AtomicGraph:
             kw[f.name] = t
         return AtomicGraph(**kw)
 
+    def max_neighbors(self) -> int:
+        """The largest number of edges any atom receives (the density backend pads every atom to it)."""
+        receivers = self.edge_index[0]
+        return int(torch.bincount(receivers).max()) if receivers.numel() else 0
+
     def edge_vectors(self) -> torch.Tensor:
         i, j = self.edge_index
         cell_of_edge = self.cell[self.batch[i]]  # (E, 3, 3)

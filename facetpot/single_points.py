@@ -41,11 +41,6 @@ WINDOW_BATCHES = 16
 def default_batch_atoms(device) -> int:
     return DEFAULT_BATCH_ATOMS.get(torch.device(device).type, 2048)
 
-
-def _max_degree(graph: AtomicGraph) -> int:
-    receivers = graph.edge_index[0]
-    return int(torch.bincount(receivers).max()) if receivers.numel() else 0
-
 _Item = Tuple[str, Optional[Atoms], Optional[str]]
 
 
@@ -103,7 +98,7 @@ def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, d
     items = (checked(item) for item in _items(structures))
     for window in pack_batches(items, lambda it: it[2].num_atoms if it[2] is not None else 0,
                                WINDOW_BATCHES * batch_atoms):
-        good = sorted((it for it in window if it[2] is not None), key=lambda it: _max_degree(it[2]))
+        good = sorted((it for it in window if it[2] is not None), key=lambda it: it[2].max_neighbors())
         for batch in pack_batches(good, lambda it: it[2].num_atoms, batch_atoms):
             for (row, _, _), result in zip(batch, evaluate_graphs(m, [g for _, _, g in batch], energies)):
                 row.update(result)

@@ -98,24 +98,27 @@ class BatchedRelaxation:
     def _evaluate(self, jobs: List[_Job]) -> None:
         """Energy, forces (and stress) of every job's current structure, in one model call."""
         model = self.model
-        graph = batch_graphs([atoms_to_graph(j.atoms, model.cutoff, dtype=model.dtype) for j in jobs])
-        graph = graph.to(model.device, model.dtype)
+        graphs = [atoms_to_graph(j.atoms, model.cutoff, dtype=model.dtype) for j in jobs]
+        # structures of similar neighbour counts side by side: the density backend's chunks of atoms then
+        # pad to their own widest atom, not to the densest structure in flight
+        order = sorted(range(len(jobs)), key=lambda k: graphs[k].max_neighbors())
+        graph = batch_graphs([graphs[k] for k in order]).to(model.device, model.dtype)
         out = compute_properties(model, graph, forces=True, stress=any(j.periodic for j in jobs))
         energy = out["energy"].detach().cpu().double().numpy()
         forces = out["forces"].detach().cpu().double().numpy()
         stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None
-        start = 0
+        starts = np.cumsum([0] + [graphs[k].num_atoms for k in order])
+        position = {k: p for p, k in enumerate(order)}
         for k, job in enumerate(jobs):
-            n = len(job.atoms)
-            e, f = float(energy[k]), forces[start : start + n]
-            start += n
+            n, p = len(job.atoms), position[k]
+            e, f = float(energy[p]), forces[starts[p] : starts[p] + n]
             if not np.isfinite(e) or not np.all(np.isfinite(f)):
                 job.result.error = "FloatingPointError: non-finite energy or forces"
             elif e / n < BLOWUP_EV_PER_ATOM:
                 job.result.error = f"FloatingPointError: energy exploded ({e / n:.3g} eV/atom)"
             results = {"energy": e, "free_energy": e, "forces": f}
             if job.periodic:
-                results["stress"] = full_3x3_to_voigt_6_stress(stress[k])
+                results["stress"] = full_3x3_to_voigt_6_stress(stress[p])
             job.atoms.calc = SinglePointCalculator(job.atoms, **results)
 
     # ------------------------------------------------------------------ the loop
