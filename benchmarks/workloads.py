@@ -9,7 +9,7 @@ Every (engine, workload) runs in a fresh process (``harness.run_worker`` on ``wo
 1. single points one by one through the ASE calculator, 150 small MPtrj crystals (:func:`small_crystals`);
 2. single points of the 150 MPtrj frames of highest stress (:func:`stressed_frames`): one by one, and
    facetpot batched (``facetpot.predict``) against SevenNet-0 one by one;
-3. relaxation of 60 strained (3%) + rattled (0.05 Å) MPtrj crystals, cell free, FIRE to fmax 0.05
+3. relaxation of ``--relax-n`` (60) strained (3%) + rattled (0.05 Å) MPtrj crystals, cell free, FIRE to fmax 0.05
    (facetpot batched, ``facet relax``'s engine; SevenNet-0 one by one with ASE);
 4. MD: Si 512, one velocity-Verlet step through ASE.
 
@@ -72,17 +72,22 @@ def main():
     ap.add_argument("--model", default="facet-7net0-spline")
     ap.add_argument("--only", nargs="+", default=["small", "stressed", "relax", "md"])
     ap.add_argument("--no-sevennet", action="store_true")
+    ap.add_argument("--relax-n", type=int, default=60, help="structures relaxed (SevenNet-0 takes ~30 s each)")
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
     py = sys.executable
 
-    def facet(workload):
-        return run_worker(py, WORKER, ["facet", workload, "--model", args.model], threads=args.threads)[0]
+    def facet(workload, *extra):
+        out = run_worker(py, WORKER, ["facet", workload, "--model", args.model, *extra], threads=args.threads)[0]
+        print(f"  facetpot {workload}: {out}", flush=True)
+        return out
 
-    def peer(workload):
+    def peer(workload, *extra):
         if args.no_sevennet:
             return None
-        return run_worker(args.peer_python, WORKER, ["sevennet0", workload], threads=args.threads)[0]
+        out = run_worker(args.peer_python, WORKER, ["sevennet0", workload, *extra], threads=args.threads)[0]
+        print(f"  SevenNet-0 {workload}: {out}", flush=True)
+        return out
 
     rows = []  # (workload, facetpot figure, SevenNet-0 figure, ratio)
 
@@ -106,7 +111,7 @@ def main():
         row(f"the same, facetpot batched (facetpot.predict) vs SevenNet-0 one by one", 1e3 * fb["total_s"],
             s1 and 1e3 * s1["total_s"], "ms")
     if "relax" in args.only:
-        fr, sr = facet("relax"), peer("relax")
+        fr, sr = facet("relax", "--n", str(args.relax_n)), peer("relax", "--n", str(args.relax_n))
         row(f"relaxation of {fr['structures']} strained + rattled MPtrj crystals ({fr['atoms']} atoms), FIRE + cell, "
             f"fmax 0.05: facetpot batched ({fr['converged']} converged) vs SevenNet-0 one by one"
             + (f" ({sr['converged']} converged)" if sr else ""), fr["total_s"], sr and sr["total_s"], "s")
@@ -117,7 +122,7 @@ def main():
 
     lines = [f"\n### Workloads: {args.model} vs SevenNet-0, float32, {args.threads} threads "
              f"({datetime.date.today().isoformat()})\n",
-             f"Machine: {machine()}. Command: `python benchmarks/workloads.py --only {' '.join(args.only)}` "
+             f"Machine: {machine()}. Command: `python benchmarks/workloads.py --only {' '.join(args.only)} --relax-n {args.relax_n}` "
              "(each row's runs in fresh processes, one after the other; OpenMP's default wait policy).\n",
              "| workload | facetpot | SevenNet-0 | SevenNet-0 / facetpot |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
