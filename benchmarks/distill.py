@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import append_results  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
@@ -183,8 +184,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as f:
-            f.write(text + "\n")
+        append_results(text)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workloads  # noqa: E402
+from workloads_worker import one_by_one  # noqa: E402
 import relax as relax_bench  # noqa: E402
 
 
@@ -58,17 +59,7 @@ def main():
     say(what="backend", backend=calc.model.backend)
     for kind, structures in (("small", workloads.small_crystals(args.n)),
                                ("stressed", workloads.stressed_frames(args.n))):
-        warm = structures[0].copy()
-        warm.calc = calc
-        warm.get_forces()
-        times = []
-        for atoms in structures:
-            atoms = atoms.copy()
-            atoms.calc = calc
-            t = time.perf_counter()
-            atoms.get_forces()
-            atoms.get_stress()
-            times.append(time.perf_counter() - t)
+        times = one_by_one(calc, structures)
         say(what=f"{kind} one by one", structures=len(structures), median_ms=1e3 * statistics.median(times),
             total_s=sum(times))
         facetpot.predict(structures[:20], model=calc.model, device=dev)

@@ -58,6 +58,12 @@ def median_ms(fn: Callable[[], object], reps: int, warmup: int = 1) -> float:
     return 1e3 * statistics.median(times)
 
 
+def append_results(text: str) -> None:
+    """Append ``text`` (a RESULTS.md section) to benchmarks/RESULTS.md."""
+    with open(HERE / "RESULTS.md", "a") as f:
+        f.write(text + "\n")
+
+
 def venv_python() -> str:
     """This interpreter (the one running the benchmark)."""
     return sys.executable

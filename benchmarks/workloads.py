@@ -27,7 +27,7 @@ from typing import List
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import HERE, SHARED_DATA, run_worker  # noqa: E402
+from harness import HERE, SHARED_DATA, append_results, run_worker  # noqa: E402
 
 MPTRJ = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
 WORKER = str(HERE / "workloads_worker.py")
@@ -129,8 +129,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as f:
-            f.write(text + "\n")
+        append_results(text)
 
 
 if __name__ == "__main__":
