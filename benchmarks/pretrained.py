@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +41,7 @@ from ase.io import read
 from facetpot.model_file import load_model
 from facetpot.single_points import predict_structures
 from facetpot.units import EV_PER_A3_TO_GPA
+from harness import run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
@@ -197,16 +195,8 @@ WAIT_POLICY = {"policy": None}
 
 
 def time_call(python, which, system, model, backend, reps, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    env.pop("OMP_WAIT_POLICY", None)
-    if WAIT_POLICY["policy"]:
-        env["OMP_WAIT_POLICY"] = WAIT_POLICY["policy"]
-    proc = subprocess.run([python, "-c", WORKER, which, system, model, backend, str(reps), str(threads)],
-                          capture_output=True, text=True, env=env, timeout=3600, cwd=str(HERE.parent))
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{which} {system} failed:\n{proc.stderr[-2000:]}")
+    return run_worker(python, WORKER, [which, system, model, backend, reps, threads], threads=threads,
+                      omp_wait_policy=WAIT_POLICY["policy"])[0]
 
 
 def speed(key, path, systems, reps, rounds, threads, log):

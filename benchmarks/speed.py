@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
+from harness import run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
@@ -70,13 +68,8 @@ EXTRA_ENV = {}
 
 def run(python, which, system, reps, threads, timeout=3600, tree=None):
     """One system in a fresh interpreter; ``tree``: the checkout whose facetpot it imports (default: this one)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore", **EXTRA_ENV)
-    proc = subprocess.run([python, "-c", WORKER, which, system, str(reps), str(threads)],
-                          capture_output=True, text=True, env=env, timeout=timeout, cwd=str(tree or HERE.parent))
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{which} {system} failed:\n{proc.stderr[-2000:]}")
+    return run_worker(python, WORKER, [which, system, reps, threads], threads=threads,
+                      omp_wait_policy=EXTRA_ENV.get("OMP_WAIT_POLICY"), timeout=timeout, cwd=tree or HERE.parent)[0]
 
 
 def main():
