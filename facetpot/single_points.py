@@ -8,9 +8,9 @@ so a screening of small cells costs a few large model calls instead of one small
 Within a window of ``WINDOW_BATCHES`` batches they are packed in order of their largest neighbour count:
 the density backend pads every atom's neighbours to the largest count of its graph, and a graph mixing a
 dense oxide with a sparse molecule-like cell pays that padding on every atom (150 small MPtrj crystals
-in one graph: 2.4x the edges' work; sorted, in graphs of 512 atoms: 1.3x). Results keep the input order. A structure that cannot be evaluated (a file
-that does not read, an element the model does not cover, atoms on top of each other) gets an
-``error`` and the others go on; results come back in input order, one per structure.
+in one graph: 2.4x the edges' work; sorted, in graphs of 512 atoms: 1.3x). A structure that cannot be
+evaluated (a file that does not read, an element the model does not cover, NaN positions, a degenerate
+cell) gets an ``error`` and the others go on; results come back in input order, one per structure.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ WINDOW_BATCHES = 16
 
 def default_batch_atoms(device) -> int:
     return DEFAULT_BATCH_ATOMS.get(torch.device(device).type, 2048)
+
 
 _Item = Tuple[str, Optional[Atoms], Optional[str]]
 
