@@ -58,7 +58,10 @@ class FacetCalculator(Calculator):
         want_stress = ("stress" in properties or "stresses" in properties)
         if want_stress and not volume_ok:
             raise PropertyNotImplementedError("stress needs a cell of non-zero volume")
-        out = compute_properties(self.model, graph, forces=True, stress=volume_ok, virials=volume_ok)
+        # per-atom virials only when per-atom stresses are asked for (ASE asks again, and this recomputes, if a
+        # later get_stresses() finds them missing)
+        per_atom_stress = volume_ok and "stresses" in properties
+        out = compute_properties(self.model, graph, forces=True, stress=volume_ok, virials=per_atom_stress)
         energy = float(out["energy"][0].detach())
         if not np.isfinite(energy):
             raise ValueError("the model returned a non-finite energy for this structure")
@@ -69,6 +72,7 @@ class FacetCalculator(Calculator):
         if volume_ok:
             s = out["stress"][0].detach().cpu().double().numpy()
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+        if per_atom_stress:
             v = out["virials"].detach().cpu().double().numpy()
             per_atom = -v / abs(np.linalg.det(atoms.cell.array))
             sym = 0.5 * (per_atom + per_atom.transpose(0, 2, 1))
