@@ -2,7 +2,9 @@
 
 Energies are compared per atom (meV/atom in the report), forces per component (eV/Å), stress per
 component (eV/Å^3 and GPa). Frames stream from the files, packed by an atom budget
-(``facetpot.data.batching.pack_batches``); only the points of the parity plots are kept
+(``facetpot.data.batching.pack_batches``) in order of neighbour count within windows of
+``single_points.WINDOW_BATCHES`` batches (less padding in the density backend); the model runs on the
+inference path (``model_file.inference_model``); only the points of the parity plots are kept
 (``facetpot.plots``: at most 200,000 per panel drawn, sampled evenly).
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .data.readers import iter_frames
 from .model_file import inference_model, torch_dtype
 from .plots import parity_plots
 from .properties import compute_properties
+from .single_points import WINDOW_BATCHES
 from .training.loss import ErrorMetrics
 from .units import EV_PER_A3_TO_GPA
 
@@ -31,28 +34,15 @@ def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] =
     metrics = ErrorMetrics()
     points: Dict[str, List[np.ndarray]] = {"e_ref": [], "e_pred": [], "f_ref": [], "f_pred": [], "s_ref": [], "s_pred": []}
     rejected = []
-    for chunk in pack_batches(iter_frames(data, keys=keys), lambda fr: len(fr.numbers), batch_atoms):
+    for window in pack_batches(iter_frames(data, keys=keys), lambda fr: len(fr.numbers), WINDOW_BATCHES * batch_atoms):
         good = []
-        for fr in chunk:
+        for fr in window:
             why = fr.problem()
-            (rejected.append(f"{fr.name}: {why}") if why else good.append(fr))
-        if not good:
-            continue
-        batch = collate([frame_to_graph(fr, m.cutoff) for fr in good]).to(device, tdtype)
-        has_s = bool((~torch.isnan(batch.stress)).any())
-        pred = compute_properties(m, batch.graph, forces=True, stress=has_s)
-        pred = {k: v.detach() for k, v in pred.items()}
-        metrics.update(pred, batch)
-        n = batch.num_atoms.to(tdtype)
-        points["e_ref"].append((batch.energy / n).cpu().numpy())
-        points["e_pred"].append((pred["energy"] / n).cpu().numpy())
-        ok = ~torch.isnan(batch.forces)
-        points["f_ref"].append(batch.forces[ok].cpu().numpy())
-        points["f_pred"].append(pred["forces"][ok].cpu().numpy())
-        if has_s:
-            sok = ~torch.isnan(batch.stress)
-            points["s_ref"].append(batch.stress[sok].cpu().numpy())
-            points["s_pred"].append(pred["stress"][sok].cpu().numpy())
+            (rejected.append(f"{fr.name}: {why}") if why else good.append(frame_to_graph(fr, m.cutoff)))
+        # frames of similar neighbour counts together: less padding in the density backend (single_points)
+        good.sort(key=lambda lg: lg.graph.max_neighbors())
+        for chunk in pack_batches(good, lambda lg: lg.graph.num_atoms, batch_atoms):
+            _evaluate_batch(m, collate(chunk).to(device, tdtype), metrics, points)
     result = metrics.result()
     if not result:
         raise ValueError(f"no usable frames in {data}" + (f"; rejected: {rejected[:5]}" if rejected else ""))
@@ -76,3 +66,20 @@ def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] =
         parity_plots({k: np.concatenate(v) if v else np.zeros(0) for k, v in points.items()}, out)
     return report
 
+
+def _evaluate_batch(model, batch, metrics: ErrorMetrics, points: Dict[str, List[np.ndarray]]) -> None:
+    """One model call for a collated batch of labelled frames: errors into ``metrics``, parity points into ``points``."""
+    has_s = bool((~torch.isnan(batch.stress)).any())
+    pred = compute_properties(model, batch.graph, forces=True, stress=has_s)
+    pred = {k: v.detach() for k, v in pred.items()}
+    metrics.update(pred, batch)
+    n = batch.num_atoms.to(batch.energy.dtype)
+    points["e_ref"].append((batch.energy / n).cpu().numpy())
+    points["e_pred"].append((pred["energy"] / n).cpu().numpy())
+    ok = ~torch.isnan(batch.forces)
+    points["f_ref"].append(batch.forces[ok].cpu().numpy())
+    points["f_pred"].append(pred["forces"][ok].cpu().numpy())
+    if has_s:
+        sok = ~torch.isnan(batch.stress)
+        points["s_ref"].append(batch.stress[sok].cpu().numpy())
+        points["s_pred"].append(pred["stress"][sok].cpu().numpy())
