@@ -22,7 +22,7 @@ from ase.build import bulk
 
 import facetpot
 from facetpot.graph import atoms_to_graph
-from facetpot.model_file import resolve_model
+from facetpot.model_file import inference_model
 from facetpot.properties import compute_properties
 
 
@@ -48,11 +48,9 @@ def main():
     torch.set_num_threads(args.threads)
     if args.model == "facet-s":
         torch.manual_seed(0)
-        model = facetpot.build_model()
+        model = inference_model(facetpot.build_model(), dtype="float32")
     else:
-        model = resolve_model(args.model, dtype="float32")
-    for p in model.parameters():
-        p.requires_grad_(False)
+        model = inference_model(args.model, dtype="float32")
     peak, how = nominal_peak(args.threads)
     print(f"model {args.model}, {model.backend} backend, {args.threads} threads; nominal peak {peak / 1e9:.0f} GFLOP/s ({how})")
     for n in args.atoms:
@@ -81,7 +79,8 @@ def main():
         print(f"\nSi {len(atoms)}: {1e3 * wall:.1f} ms per call (unprofiled); GEMMs {100 * gemm_us / total_us:.0f}% of "
               f"op time at {gemm_flops / (gemm_us * 1e-6) / 1e9:.1f} GFLOP/s ({100 * gemm_flops / (gemm_us * 1e-6) / peak:.0f}% "
               f"of peak); whole call {gemm_flops / args.reps / wall / 1e9:.1f} GFLOP/s of GEMM work per wall second "
-              f"({100 * gemm_flops / args.reps / wall / peak:.0f}% of peak)")
+              f"({100 * gemm_flops / args.reps / wall / peak:.0f}% of peak); {gemm_flops / args.reps / 1e9:.2f} GFLOP of "
+              f"GEMMs and {sum(calls.values()) // args.reps} profiled op calls (views included) per call")
         print(f"| op | self ms per call | share | calls per call | GFLOP/s |\n|---|---|---|---|---|")
         for key in sorted(self_us, key=self_us.get, reverse=True)[: args.top]:
             rate = f"{flops[key] / (self_us[key] * 1e-6) / 1e9:.1f}" if flops[key] else ""

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -48,24 +45,7 @@ def report(**fields) -> None:
     print("RESULT " + json.dumps(fields), flush=True)
 
 
-def median_ms(fn: Callable[[], object], reps: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in ms over ``reps`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(1, reps)):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
-
-
 def append_results(text: str) -> None:
     """Append ``text`` (a RESULTS.md section) to benchmarks/RESULTS.md."""
     with open(HERE / "RESULTS.md", "a") as f:
         f.write(text + "\n")
-
-
-def venv_python() -> str:
-    """This interpreter (the one running the benchmark)."""
-    return sys.executable

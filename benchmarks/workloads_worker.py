@@ -16,6 +16,7 @@ its own ASE calculator, float32 as shipped). WORKLOAD:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -64,7 +65,7 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--n", type=int, default=0, help="structures (0: the workload's default) or MD steps")
     args = ap.parse_args()
-    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     kind = args.workload.replace("-batched", "")
     if kind in ("small", "stressed"):
         structures = workloads.small_crystals(args.n or 150) if kind == "small" else workloads.stressed_frames(args.n or 150)

@@ -47,7 +47,9 @@ _Item = Tuple[str, Optional[Atoms], Optional[str]]
 
 def _items(structures) -> Iterator[_Item]:
     """(name, atoms, error) for structures given as objects, files, folders or globs (or a list of them)."""
-    if isinstance(structures, (str, Path)) or not isinstance(structures, Iterable) or isinstance(structures, Atoms):
+    # one structure, not a list (a pymatgen Structure iterates over its sites; an Atoms over its atoms)
+    single = isinstance(structures, (str, Path, Atoms)) or type(structures).__module__.startswith("pymatgen")
+    if single or not isinstance(structures, Iterable):
         structures = [structures]
     for k, s in enumerate(structures):
         if isinstance(s, (str, Path)):

@@ -67,6 +67,8 @@ def test_files_folders_and_pymatgen(tmp_path):
     assert [r["name"] for r in rows] == ["a_cu.cif", "b_al.cif", "two.extxyz@0", "two.extxyz@1", "2"]
     # as read back (CIF cells come back rotated, extxyz positions rounded)
     expected = [read(folder / "a_cu.cif"), read(folder / "b_al.cif"), *read(tmp_path / "two.extxyz", ":"), cu]
+    single = facetpot.predict(AseAtomsAdaptor.get_structure(cu), model=model, dtype="float64")  # one, not its sites
+    assert len(single) == 1 and abs(single[0]["energy"] - rows[4]["energy"]) < 1e-9
     for atoms, row in zip(expected, rows):
         energy, forces, stress, _ = _one_by_one(model, atoms)
         assert abs(row["energy"] - energy) < 1e-9, row["name"]

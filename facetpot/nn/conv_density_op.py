@@ -93,7 +93,8 @@ class _GroupConvolution(torch.autograd.Function):
         width = min(chunk, n_recv)
         xn_buf = x_ext.new_empty(width * n_slot, f)
         dens_buf = x_ext.new_empty(width, f, rb.shape[2])
-        for a, b, w in _chunks(src, x_ext.shape[0] - 1, chunk):
+        chunks = _chunks(src, x_ext.shape[0] - 1, chunk)
+        for a, b, w in chunks:
             c = b - a
             xn = torch.index_select(x_ext, 0, src[a:b, :w].reshape(-1), out=xn_buf[: c * w]).view(c, w, f)
             dens = torch.bmm(xn.transpose(1, 2), rb[a:b, :w], out=dens_buf[:c])  # (C, F, R)
@@ -104,7 +105,7 @@ class _GroupConvolution(torch.autograd.Function):
                 pieces[k].append(torch.bmm(d, m))  # (u, C, cols)
                 row += rows
         ctx.save_for_backward(src, rb, *blocks, *ms)
-        ctx.chunk, ctx.n_blocks = chunk, n_blocks
+        ctx.chunk, ctx.n_blocks, ctx.chunks = chunk, n_blocks, chunks
         return tuple((p[0] if len(p) == 1 else torch.cat(p, dim=1)).transpose(0, 1) for p in pieces)
 
     @staticmethod
@@ -128,7 +129,7 @@ class _GroupConvolution(torch.autograd.Function):
         x_ext = _extended(blocks)
         n_recv, n_slot, r = src.shape[0], src.shape[1], rb.shape[2]
         f = x_ext.shape[1]
-        chunks = _chunks(src, x_ext.shape[0] - 1, ctx.chunk)
+        chunks = ctx.chunks
         trimmed = any(w < n_slot for _, _, w in chunks)
         g_rb = None
         if need_rb:  # slots a chunk does not read are padding: zero gradient

@@ -25,6 +25,8 @@ def remembered(owner: torch.nn.Module, name: str, sources: List[torch.Tensor], c
     hit = cache.get(name)
     if hit is None or hit[0] != key:
         with torch.no_grad():
-            hit = (key, compute())
+            # the entry keeps the sources' storage alive, so no other tensor can take their address while
+            # it is remembered (a temporary freed and reallocated at the same address would match the key)
+            hit = (key, compute(), [s.detach() for s in sources])
         cache[name] = hit
     return hit[1]
