@@ -1,11 +1,12 @@
 """ms/step of pair_style facet in LAMMPS beside the same model's time in Python.
 
-    python benchmarks/lammps.py [--sizes 8 16] [--steps 3] [--dtype float32]
+    python benchmarks/lammps.py [--model facet-s] [--sizes 8 16] [--steps 3] [--dtype float32]
 
-Facet-S (untrained: speed does not depend on the weights), Si diamond n x n x n cubic cells
-(n = 8: 4,096 atoms; n = 16: 32,768 atoms), on this machine's cores:
-  * python: one energy + forces + stress call of the eager model (compute_properties, density
-    backend, no checkpointed chunks, like the exported module), 1 and 2 torch threads;
+``--model``: ``facet-s`` (default; Facet-S untrained: speed does not depend on the weights), or a pretrained
+name / model file (``facet-7net0-spline``: the shipped default). Si diamond n x n x n cubic cells
+(n = 4: 512 atoms; n = 8: 4,096 atoms; n = 16: 32,768 atoms), on this machine's cores:
+  * python: one energy + forces + stress call of the model as the calculator runs it (``inference_model``:
+    frozen weights, density backend, no checkpointed chunks, like the exported module), 1 and 2 torch threads;
   * lammps: ``run`` steps of NVE with ``pair_style facet`` on 1 rank x 1 thread, 1 rank x 2
     threads and 2 ranks x 1 thread (``mpirun -np 2``); ms/step from LAMMPS' own loop time, after
     warm-up steps (TorchScript optimises on its first calls).
@@ -38,13 +39,14 @@ import torch
 from ase.build import bulk
 import facetpot
 from facetpot.graph import atoms_to_graph
+from facetpot.model_file import inference_model
 from facetpot.properties import compute_properties
-n, threads, reps, dtype = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+n, threads, reps, dtype, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
 atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
 atoms.rattle(0.01, seed=1)
 torch.manual_seed(0)
-model = facetpot.build_model().to(getattr(torch, dtype)).eval()
+model = inference_model(facetpot.build_model() if name == "facet-s" else name, dtype=dtype)
 model.set_backend("density", chunk_atoms=0)
 times = []
 for k in range(reps + 1):
@@ -75,9 +77,9 @@ run {steps}
 """
 
 
-def python_time(n, threads, reps, dtype):
+def python_time(n, threads, reps, dtype, model):
     try:
-        return run_worker(sys.executable, PYTHON_WORKER, [n, threads, reps, dtype], threads=threads,
+        return run_worker(sys.executable, PYTHON_WORKER, [n, threads, reps, dtype, model], threads=threads,
                           omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))[0]
     except RuntimeError as exc:
         return {"error": str(exc)[-500:]}
@@ -101,6 +103,7 @@ def lammps_time(workdir, n, ranks, threads, steps, warmup):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="facet-s", help="facet-s (untrained Facet-S), or a pretrained name / model file")
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16], help="cubic Si cells per side (8: 4,096 atoms)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2)
@@ -118,11 +121,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         torch.manual_seed(0)
-        export_torchscript(facetpot.build_model(), work / "model.pt", dtype=args.dtype)
+        from facetpot.model_file import load_model
+
+        model = facetpot.build_model() if args.model == "facet-s" else load_model(args.model)
+        export_torchscript(model, work / "model.pt", dtype=args.dtype)
         for n in args.sizes:
             row = {"atoms": 8 * n**3}
             for t in (1, 2):
-                row[f"python_{t}t_ms"] = python_time(n, t, args.steps, args.dtype).get("ms")
+                row[f"python_{t}t_ms"] = python_time(n, t, args.steps, args.dtype, args.model).get("ms")
                 print(json.dumps(row), flush=True)
             for ranks, threads in ((1, 1), (1, 2), (2, 1)):
                 res = lammps_time(work, n, ranks, threads, args.steps, args.warmup)
@@ -147,7 +153,7 @@ def main():
     except (OSError, StopIteration):
         pass
     lines = [f"\n### LAMMPS pair_style facet vs Python ({datetime.date.today()}, {cpu}, {os.cpu_count()} cores, "
-             f"Facet-S {args.dtype}, torch {torch.__version__})\n",
+             f"{'Facet-S' if args.model == 'facet-s' else args.model} {args.dtype}, torch {torch.__version__})\n",
              "`python benchmarks/lammps.py " + " ".join(sys.argv[1:]) + "`\n",
              "| atoms | Python 1t | Python 2t | LAMMPS 1 rank x 1t | 1 rank x 2t | 2 ranks x 1t | vs Python 1t | vs Python 2t | "
              "plugin's own overhead (1r1t / 1r2t / 2r1t) | 2 ranks / 1 rank |",

@@ -229,6 +229,13 @@ class FacetModel(ExactBuffers):
                 layer.mixing.fused = name == "triton"
         return self
 
+    def keep_frozen_tables(self) -> None:
+        """For a scripted export of frozen weights (``DeployedFacet``): every convolution keeps in the module what
+        its backend derives from the weights alone (eager calls remember it in ``nn/frozen_cache`` instead,
+        which TorchScript cannot run). Call it again after any change of weights, dtype or backend."""
+        for layer in self.layers:
+            layer.conv.keep_frozen_tables()
+
     @property
     def backend(self) -> str:
         """Name of the convolution backend in use (see :meth:`set_backend`)."""

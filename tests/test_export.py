@@ -38,6 +38,9 @@ def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     assert meta["species"] == model.species and meta["cutoff"] == model.cutoff and meta["dtype"] == "float64"
     # Triton kernels cannot be scripted: the archive computes with the default backend (same numbers)
     assert meta["num_layers"] == model.num_layers and meta["backend"] == ("density" if backend == "triton" else backend)
+    if meta["backend"] == "density":  # frozen weights: the fast formulation, as an operator C++ also provides
+        conv = getattr(module.model.layers, "1").conv.backend  # (a scripted ModuleList has no [ ])
+        assert "ops.facet.density_group" in conv._grouped.code and len(conv.kept_ms_shapes) > 0
     species = lambda z: model.species_index(torch.as_tensor(z))  # noqa: E731
 
     # one call, every atom receives: ghost shell of L x r_c

@@ -39,6 +39,7 @@ class DeployedFacet(nn.Module):
     def __init__(self, model: FacetModel):
         super().__init__()
         model = inference_model(model, backend=model.backend, copy=True)  # its own backend: exports choose theirs
+        model.keep_frozen_tables()  # M_u of the density backend: not rebuilt per scripted call
         self.model = model
         self.cutoff = float(model.cutoff)
         self.num_layers = int(model.num_layers)

@@ -55,5 +55,9 @@ class ConvolutionBackend(ExactBuffers):
         mixed.tables = self.prepare(mixed)
         return mixed
 
+    def keep_frozen(self, weights: torch.Tensor) -> None:
+        """Keep in the module what :meth:`forward` derives from these frozen ``weights`` alone, for scripted
+        calls (an export); nothing by default."""
+
     def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
         raise NotImplementedError

@@ -119,6 +119,22 @@ class DensityBackend(ConvolutionBackend):
         self.colpath_sizes = [[int(c.numel())] for c in colpath_list]
         self.register_constant("cc_flat", torch.cat([c.reshape(-1) for c in cc_list]))
         self.register_constant("colpath_flat", torch.cat(colpath_list))
+        # groups of consecutive input blocks with paths that read the same harmonic degrees l_lo..l_hi-1:
+        # one density GEMM each on the frozen-weight path (conv_density_op)
+        self.groups: List[List[int]] = []
+        self.group_degrees: List[List[int]] = []
+        for b in range(len(self.irreps_in)):
+            if self.block_paths[b] == 0:
+                continue
+            degrees = [self.block_l_lo[b], self.block_l_hi[b]]
+            if self.groups and self.group_degrees[-1] == degrees:
+                self.groups[-1].append(b)
+            else:
+                self.groups.append([b])
+                self.group_degrees.append(degrees)
+        # M_u of frozen weights kept for an exported module (:meth:`keep_frozen`); empty otherwise
+        self.kept_ms_shapes: List[List[int]] = []
+        self.register_buffer("kept_ms_flat", torch.zeros(0), persistent=False)
 
     def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
         """[src (N_recv, n_max), basis (N_recv, n_max, d, K), basis of l = 0 .. l_max (N_recv, n_max, 2l+1, K)]."""
@@ -163,12 +179,16 @@ class DensityBackend(ConvolutionBackend):
             cache_atoms = n_nodes if src.is_cuda else self.cache_atoms_cpu
         chunked = 0 < chunk_atoms < n_nodes and torch.is_grad_enabled() and not torch.jit.is_scripting()
         if torch.jit.is_scripting():
-            ms = self._message_matrices(weights, cc, colpath)
+            if len(self.kept_ms_shapes) > 0:
+                ms = unflatten(self.kept_ms_flat, self.kept_ms_shapes)
+            else:
+                ms = self._message_matrices(weights, cc, colpath)
+            if not weights.requires_grad:  # frozen (an export): the operator (C++ inside LAMMPS)
+                return self._grouped(blocks, ms, edges.tables, cache_atoms, True)
         else:  # frozen weights: the matrices are remembered between calls (frozen_cache)
             ms = self._frozen_message_matrices(weights, cc, colpath)
-        if not torch.jit.is_scripting():
             if not chunked and not weights.requires_grad and not _compiling():
-                return self._grouped(blocks, ms, edges.tables, cache_atoms)
+                return self._grouped(blocks, ms, edges.tables, cache_atoms, False)
         out: List[torch.Tensor] = []
         for b, x in enumerate(blocks):
             n_paths = self.block_paths[b]
@@ -216,23 +236,35 @@ class DensityBackend(ConvolutionBackend):
                                  ) -> List[torch.Tensor]:
         return remembered(self, "ms", [weights], lambda: self._message_matrices(weights, cc, colpath))
 
-    @torch.jit.unused
+    def keep_frozen(self, weights: torch.Tensor) -> None:
+        """Keep M_u of these frozen (scaled) ``weights`` in the module, for a scripted export, which cannot use
+        ``frozen_cache``: its calls then skip rebuilding them. The caller owns the promise that the weights
+        do not change afterwards (``DeployedFacet`` holds its own frozen copy)."""
+        with torch.no_grad():
+            ms = self._message_matrices(weights, unflatten(self.cc_flat, self.cc_shapes),
+                                        unflatten(self.colpath_flat, self.colpath_sizes))
+        self.kept_ms_shapes = [list(m.shape) for m in ms]
+        self.kept_ms_flat = torch.cat([m.reshape(-1) for m in ms])
+
     def _grouped(self, blocks: List[torch.Tensor], ms: List[torch.Tensor], tables: List[torch.Tensor],
-                 chunk: int) -> List[torch.Tensor]:
-        """Frozen weights, eager: consecutive blocks reading the same harmonics share one Function
-        (``conv_density_op``; one GEMM for the group, a hand-written backward)."""
+                 chunk: int, operator: bool) -> List[torch.Tensor]:
+        """Frozen weights: the blocks of each group share one Function (``conv_density_op``; one GEMM for the
+        group, a hand-written backward), called directly in eager mode and as the operator
+        ``facet::density_group`` when scripted (``operator``)."""
         out: List[torch.Tensor] = []
-        used = [b for b in range(len(blocks)) if self.block_paths[b] > 0]
-        start = 0
-        while start < len(used):
-            lo, hi = self.block_l_lo[used[start]], self.block_l_hi[used[start]]
-            end = start + 1
-            while end < len(used) and (self.block_l_lo[used[end]], self.block_l_hi[used[end]]) == (lo, hi):
-                end += 1
-            group = used[start:end]
-            rb = self._basis_columns(tables, lo, hi)
-            ys = group_messages([blocks[b] for b in group], tables[0], rb, [ms[b] for b in group], chunk)
+        for group, degrees in zip(self.groups, self.group_degrees):
+            rb = self._basis_columns(tables, degrees[0], degrees[1])
+            xs = [blocks[b] for b in group]
+            gms = [ms[b] for b in group]
+            if operator:
+                ys = torch.ops.facet.density_group(tables[0], rb, chunk, xs, gms)
+            else:
+                ys = self._group_function(xs, tables[0], rb, gms, chunk)
             for b, y in zip(group, ys):
                 out.extend(torch.split(y, self.block_path_dims[b], dim=2))
-            start = end
         return out
+
+    @torch.jit.unused
+    def _group_function(self, xs: List[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: List[torch.Tensor],
+                        chunk: int) -> List[torch.Tensor]:
+        return group_messages(xs, src, rb, ms, chunk)

@@ -15,8 +15,14 @@ weights' gradient is missing: the Function is for frozen weights (inference: for
 the density backend runs the plain formulation when they require gradients (training). A second
 derivative (``create_graph=True``) recomputes the plain formulation and differentiates it, so double
 backward is exact too, just not faster.
+
+The same Function is the operator ``torch.ops.facet.density_group(src, rb, chunk, blocks, ms)``, which
+TorchScript can call: a scripted model (``facet export``, ``pair_style facet``) runs it with frozen
+weights. In a Python process the operator is this module's Function; the LAMMPS plugin registers the same
+schema with a C++ transcription of it (``md/lammps/density_group_op.cpp``; same forward, same backward, no
+double backward), so an exported archive computes the fast formulation inside LAMMPS too.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -27,6 +33,30 @@ def group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.
     N_send in padding slots; rb (N_recv, n, R) the group's basis columns; ms[b] (u_b, m1_b R, cols_b);
     chunks of ``chunk`` receiving atoms."""
     return list(_GroupConvolution.apply(src, rb, int(chunk), len(blocks), *blocks, *ms))
+
+
+#: the operator's schema; the LAMMPS plugin registers the same one (md/lammps/density_group_op.cpp)
+OP_SCHEMA = "density_group(Tensor src, Tensor rb, int chunk, Tensor[] blocks, Tensor[] ms) -> Tensor[]"
+
+
+def _op_impl(src: torch.Tensor, rb: torch.Tensor, chunk: int, blocks: List[torch.Tensor],
+             ms: List[torch.Tensor]) -> List[torch.Tensor]:
+    return group_messages(blocks, src, rb, ms, chunk)
+
+
+def _register_operator() -> Optional[torch.library.Library]:
+    """Define ``facet::density_group`` unless this process already has it (the LAMMPS plugin's C++ version,
+    loaded first: the same schema and numbers)."""
+    if hasattr(torch.ops.facet, "density_group"):
+        return None
+    lib = torch.library.Library("facet", "FRAGMENT")
+    lib.define(OP_SCHEMA)
+    # below autograd: the Function records its own backward
+    lib.impl("density_group", _op_impl, "CompositeImplicitAutograd")
+    return lib
+
+
+_LIBRARY = _register_operator()
 
 
 def plain_group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor,

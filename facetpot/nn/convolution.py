@@ -105,6 +105,11 @@ class SplineConvolution(nn.Module):
         w = self.radial_weight
         self.backend = backend.to(device=w.device, dtype=w.dtype)
 
+    def keep_frozen_tables(self) -> None:
+        """The backend keeps what it derives from these frozen weights (:meth:`ConvolutionBackend.keep_frozen`)."""
+        weights = self.radial_mix if self.radial_rank > 0 else self.radial_weight
+        self.backend.keep_frozen(weights.detach() * self.norm)
+
     def forward(self, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
         """blocks[b]: (N_send, u, 2l1+1). Returns one (N_recv, u, 2l3+1) per path; receivers are
         atoms 0..edges.num_receivers-1."""

@@ -1,0 +1,210 @@
+// facet::density_group: the density convolution of a group of input blocks with frozen weights, forward and
+// backward, a C++ transcription of facetpot/nn/conv_density_op.py (_GroupConvolution), so that an exported
+// model runs the fast formulation inside LAMMPS (no Python there).
+//
+// Per chunk of C receiving atoms, with the blocks' features side by side x (N_send, F) and the group's basis
+// columns rb (C, n, R):
+//   forward   xn = x[src] (C, n, F)   D = xn^T rb (C, F, R)   y_b[., u] = D_b[., u] M_b[u]
+//   backward  gD_b[., u] = gy_b[., u] M_b[u]^T   g rb = xn gD (C, n, R)   g xn = rb gD^T (C, n, F) -> g x
+// A chunk reads only the first w slots of its rows, w its largest neighbour count (padding trails each row).
+// The weights' matrices M_b get no gradient (frozen weights) and there is no double backward.
+//
+// Registered at load time unless the schema already exists (a Python process that imported facetpot has
+// registered the Python version of the same operator).
+#include <torch/torch.h>
+#include <torch/library.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// (N_send + 1, F): the blocks' features side by side and a zero row for padding slots
+Tensor extended(at::TensorList blocks)
+{
+  const int64_t n = blocks[0].size(0);
+  int64_t f = 0;
+  for (const Tensor &x : blocks) f += x.size(1) * x.size(2);
+  Tensor x_ext = at::empty({n + 1, f}, blocks[0].options());
+  x_ext.narrow(0, n, 1).zero_();
+  int64_t col = 0;
+  for (const Tensor &x : blocks) {
+    const int64_t w = x.size(1) * x.size(2);
+    x_ext.narrow(0, 0, n).narrow(1, col, w).copy_(x.reshape({n, w}));
+    col += w;
+  }
+  return x_ext;
+}
+
+// first atom, end atom and slot width of every chunk of `chunk` receiving atoms
+std::vector<int64_t> chunk_table(const Tensor &src, int64_t pad, int64_t chunk)
+{
+  const int64_t n = src.size(0), n_slot = src.size(1);
+  chunk = std::max<int64_t>(1, chunk);
+  std::vector<int64_t> out;
+  const int64_t n_chunks = (n + chunk - 1) / chunk;
+  if (n_chunks <= 1 || n_slot == 0) {
+    for (int64_t a = 0; a < n; a += chunk) out.insert(out.end(), {a, std::min(a + chunk, n), n_slot});
+    return out;
+  }
+  Tensor counts = src.ne(pad).sum(1);
+  const int64_t tail = n_chunks * chunk - n;
+  if (tail) counts = at::cat({counts, counts.new_zeros({tail})});
+  Tensor widths = counts.view({n_chunks, chunk}).amax(1).to(torch::kCPU).contiguous();
+  const int64_t *w = widths.data_ptr<int64_t>();
+  for (int64_t k = 0; k < n_chunks; k++) out.insert(out.end(), {k * chunk, std::min((k + 1) * chunk, n), w[k]});
+  return out;
+}
+
+struct DensityGroup : public torch::autograd::Function<DensityGroup> {
+  static variable_list forward(AutogradContext *ctx, const Tensor &src, const Tensor &rb, int64_t chunk,
+                               at::TensorList blocks, at::TensorList ms)
+  {
+    TORCH_CHECK(!blocks.empty() && blocks.size() == ms.size(), "facet::density_group: one matrix per block");
+    for (const Tensor &m : ms)
+      TORCH_CHECK(!m.requires_grad(), "facet::density_group has no weight gradients (frozen weights only)");
+    const int64_t nb = (int64_t) blocks.size();
+    Tensor x_ext = extended(blocks);
+    const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
+    std::vector<int64_t> chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
+    const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
+    // workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
+    Tensor xn_buf = at::empty({width * n_slot, f}, x_ext.options());
+    Tensor dens_buf = at::empty({width, f, r}, x_ext.options());
+    std::vector<std::vector<Tensor>> pieces(nb);
+    for (size_t k = 0; k < chunks.size(); k += 3) {
+      const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
+      Tensor idx = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
+      Tensor xn = xn_buf.narrow(0, 0, c * w);
+      at::index_select_out(xn, x_ext, 0, idx);
+      Tensor dens = dens_buf.narrow(0, 0, c);
+      at::bmm_out(dens, xn.view({c, w, f}).transpose(1, 2), rb.narrow(0, a, c).narrow(1, 0, w));  // (C, F, R)
+      int64_t row = 0;
+      for (int64_t b = 0; b < nb; b++) {
+        const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
+        Tensor d = dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1);  // (u, C, m1 R)
+        pieces[b].push_back(at::bmm(d, ms[b]));                                     // (u, C, cols)
+        row += rows;
+      }
+    }
+    std::vector<Tensor> saved = {src, rb};
+    for (const Tensor &x : blocks) saved.push_back(x);
+    for (const Tensor &m : ms) saved.push_back(m);
+    ctx->save_for_backward(saved);
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["n_blocks"] = nb;
+    ctx->saved_data["chunks"] = chunks;
+    variable_list out;
+    for (int64_t b = 0; b < nb; b++)
+      out.push_back((pieces[b].size() == 1 ? pieces[b][0] : at::cat(pieces[b], 1)).transpose(0, 1));
+    (void) n_slot;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads)
+  {
+    TORCH_CHECK(!torch::GradMode::is_enabled(), "facet::density_group (C++) has no double backward "
+                "(create_graph=True): compute second derivatives in Python with facetpot");
+    variable_list saved = ctx->get_saved_variables();
+    const int64_t nb = ctx->saved_data["n_blocks"].toInt();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    std::vector<int64_t> chunks = ctx->saved_data["chunks"].toIntVector();
+    const Tensor &src = saved[0], &rb = saved[1];
+    std::vector<Tensor> blocks(saved.begin() + 2, saved.begin() + 2 + nb);
+    std::vector<Tensor> ms(saved.begin() + 2 + nb, saved.end());
+    // needs_input_grad counts tensor inputs only: src 0, rb 1, blocks 2 .. 2 + nb - 1
+    const bool need_rb = ctx->needs_input_grad(1);
+    bool need_x = false;
+    for (int64_t b = 0; b < nb; b++) need_x = need_x || ctx->needs_input_grad(2 + b);
+    Tensor x_ext = extended(blocks);
+    const int64_t n_recv = src.size(0), n_slot = src.size(1), r = rb.size(2), f = x_ext.size(1);
+    bool trimmed = false;
+    for (size_t k = 0; k < chunks.size(); k += 3) trimmed = trimmed || chunks[k + 2] < n_slot;
+    Tensor g_rb, g_x;
+    if (need_rb)  // slots a chunk does not read are padding: zero gradient
+      g_rb = trimmed ? at::zeros({n_recv, n_slot, r}, rb.options()) : at::empty({n_recv, n_slot, r}, rb.options());
+    if (need_x) g_x = at::zeros_like(x_ext);
+    const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
+    Tensor g_dens_buf = at::empty({width, f, r}, rb.options());
+    Tensor xn_buf = at::empty({width * n_slot, f}, rb.options());
+    Tensor g_rb_buf = trimmed && need_rb ? at::empty({width * n_slot * r}, rb.options()) : Tensor();
+    std::vector<Tensor> t_bufs;
+    for (int64_t b = 0; b < nb; b++) t_bufs.push_back(at::empty({blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
+    for (size_t k = 0; k < chunks.size(); k += 3) {
+      const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
+      Tensor g_dens = g_dens_buf.narrow(0, 0, c);
+      int64_t row = 0;
+      for (int64_t b = 0; b < nb; b++) {
+        const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2), m1r = ms[b].size(1);
+        Tensor gu = grads[b].narrow(0, a, c).transpose(0, 1);  // (u, C, cols)
+        if (gu.stride(-1) != 1) gu = gu.contiguous();
+        Tensor t = t_bufs[b].narrow(0, 0, u * c * m1r).view({u, c, m1r});
+        at::bmm_out(t, gu, ms[b].transpose(1, 2));
+        if (nb == 1 && rows == u)  // one block of scalars: (u, C, R) serves as (C, u, R) as is
+          g_dens = t.transpose(0, 1);
+        else  // (u, C, m1 R) -> (C, u m1, R)
+          g_dens.narrow(1, row, rows).view({c, u, -1}).copy_(t.transpose(0, 1));
+        row += rows;
+      }
+      Tensor s = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
+      if (need_rb) {
+        Tensor xn = xn_buf.narrow(0, 0, c * w);
+        at::index_select_out(xn, x_ext, 0, s);
+        if (w == n_slot) {
+          Tensor out = g_rb.narrow(0, a, c);
+          at::bmm_out(out, xn.view({c, w, f}), g_dens);
+        } else {
+          Tensor tmp = g_rb_buf.narrow(0, 0, c * w * r).view({c, w, r});
+          at::bmm_out(tmp, xn.view({c, w, f}), g_dens);
+          g_rb.narrow(0, a, c).narrow(1, 0, w).copy_(tmp);
+        }
+      }
+      if (need_x) {
+        Tensor g_xn = xn_buf.narrow(0, 0, c * w).view({c, w, f});
+        at::bmm_out(g_xn, rb.narrow(0, a, c).narrow(1, 0, w), g_dens.transpose(1, 2));  // (C, n, F)
+        g_x.index_add_(0, s, g_xn.view({c * w, f}));
+      }
+    }
+    // one gradient per forward argument: src, rb, chunk, blocks..., ms...
+    variable_list out = {Tensor(), g_rb, Tensor()};
+    const int64_t n_send = x_ext.size(0) - 1;
+    int64_t col = 0;
+    for (int64_t b = 0; b < nb; b++) {
+      const int64_t w = blocks[b].size(1) * blocks[b].size(2);
+      out.push_back(need_x && ctx->needs_input_grad(2 + b) ? g_x.narrow(0, 0, n_send).narrow(1, col, w).view(blocks[b].sizes())
+                                                          : Tensor());
+      col += w;
+    }
+    for (int64_t b = 0; b < nb; b++) out.push_back(Tensor());
+    return out;
+  }
+};
+
+std::vector<Tensor> density_group(const Tensor &src, const Tensor &rb, int64_t chunk, at::TensorList blocks,
+                                  at::TensorList ms)
+{
+  return DensityGroup::apply(src, rb, chunk, blocks, ms);
+}
+
+const char *SCHEMA = "density_group(Tensor src, Tensor rb, int chunk, Tensor[] blocks, Tensor[] ms) -> Tensor[]";
+
+struct Registration {
+  std::unique_ptr<torch::Library> library;
+  Registration()
+  {
+    if (c10::Dispatcher::singleton().findSchema({"facet::density_group", ""}).has_value()) return;
+    library = std::make_unique<torch::Library>(torch::Library::FRAGMENT, "facet", std::nullopt, __FILE__, __LINE__);
+    library->def(SCHEMA);
+    library->impl("density_group", torch::dispatch(c10::DispatchKey::CompositeImplicitAutograd, &density_group));
+  }
+};
+
+const Registration registration;
+
+}    // namespace
