@@ -1,10 +1,12 @@
 """ASE calculator for Facet models."""
 from __future__ import annotations
 
+import difflib
 from typing import Optional
 
 import numpy as np
 import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
@@ -13,10 +15,36 @@ from .model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
 from .properties import compute_properties
 from .structures import to_atoms
+from .option_checks import at_least
+from .validation import MIN_DISTANCE
+
+#: keywords of ase's own Calculator, passed on to it
+ASE_KEYWORDS = ("restart", "ignore_bad_restart_file", "label", "atoms", "directory")
+#: other packages' spellings of our keywords (MACE, SevenNet, CHGNet), named in the error
+OTHER_SPELLINGS = {"model_paths": "model", "model_path": "model", "default_dtype": "dtype", "use_device": "device",
+                   "modal": None, "enable_cueq": "backend", "file_type": None, "sevennet_config": None}
+
+
+def _unknown_keywords(kwargs) -> Optional[str]:
+    unknown = [k for k in kwargs if k not in ASE_KEYWORDS]
+    if not unknown:
+        return None
+    accepted = ("model", "device", "dtype", "backend", "min_distance") + ASE_KEYWORDS
+    hints = []
+    for k in unknown:
+        if k in OTHER_SPELLINGS:
+            ours = OTHER_SPELLINGS[k]
+            hints.append(f"{k}: {'use ' + ours if ours else 'no equivalent here'}")
+        else:
+            close = difflib.get_close_matches(k, accepted, n=1)
+            if close:
+                hints.append(f"{k}: did you mean {close[0]}?")
+    return (f"FacetCalculator got unknown keyword(s) {', '.join(unknown)}"
+            + (f" ({'; '.join(hints)})" if hints else "") + f"; accepted: {', '.join(accepted)}")
 
 
 class FacetCalculator(Calculator):
-    """``FacetCalculator(model, device="cpu", dtype=None, backend=None)``.
+    """``FacetCalculator(model, device="cpu", dtype=None, backend=None, min_distance=0.5)``.
 
     ``dtype`` None computes in the model's own dtype: float32 for the shipped models and for models trained
     in float32, as MACE-MP and SevenNet calculators run for MD, relaxations and screening (about twice the
@@ -27,11 +55,19 @@ class FacetCalculator(Calculator):
     positive), energies (per atom) and stresses (per atom, summing to the stress).
     ``model`` is a FacetModel, a model file, or a pretrained name. ``backend`` forces a convolution
     backend ("density", "edgewise", "triton"; default: the model's, or ``$FACETPOT_BACKEND``).
+    ``min_distance`` (Å, default 0.5): structures with atoms closer than this are refused (ValueError naming the
+    pair: overlapping atoms, where no model trained on DFT data means anything); 0 allows them. Unknown keywords
+    raise TypeError (ase alone would store a misspelt one and run with the default). A pymatgen Structure or
+    Molecule may be passed wherever ase takes Atoms (``calc.get_potential_energy(structure)``).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
 
-    def __init__(self, model=None, device: str = "cpu", dtype: Optional[str] = None, backend=None, **kwargs):
+    def __init__(self, model=None, device: str = "cpu", dtype: Optional[str] = None, backend=None,
+                 min_distance: float = MIN_DISTANCE, **kwargs):
+        unknown = _unknown_keywords(kwargs)
+        if unknown:  # ase would store a misspelt keyword as a parameter and carry on with the default
+            raise TypeError(unknown)
         if model is None:
             if DEFAULT_MODEL is None:
                 raise ValueError(
@@ -47,13 +83,21 @@ class FacetCalculator(Calculator):
         # a prepared copy: the model object passed in keeps its dtype, device, backend and gradients
         self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
         self.dtype = self.model.dtype
+        self.min_distance = float(at_least("min_distance", min_distance, 0.0, "Å"))
+
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        """ase's, also for a pymatgen Structure/Molecule (``calc.get_potential_energy(structure)``)."""
+        if atoms is not None and not isinstance(atoms, Atoms):
+            atoms = to_atoms(atoms)
+        return super().get_property(name, atoms, allow_calculation)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         if atoms is not None:
             atoms = to_atoms(atoms)
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype).to(self.device, self.dtype)
+        graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype, min_distance=self.min_distance)
+        graph = graph.to(self.device, self.dtype)
         volume_ok = abs(np.linalg.det(atoms.cell.array)) > 1e-8
         want_stress = ("stress" in properties or "stresses" in properties)
         if want_stress and not volume_ok:

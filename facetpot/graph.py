@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .neighbors import radius_graph
-from .validation import check_atoms
+from .validation import MIN_DISTANCE, check_atoms, close_contact_problem
 
 
 @dataclass
@@ -59,12 +59,20 @@ class AtomicGraph:
         return self.positions[j] - self.positions[i] + offset
 
 
-def structure_graph(numbers, positions, cell, pbc, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
-    """One structure (arrays, already valid) -> AtomicGraph with its radius graph."""
+def structure_graph(numbers, positions, cell, pbc, cutoff: float, dtype: torch.dtype = torch.float64,
+                    min_distance: float = 0.0) -> AtomicGraph:
+    """One structure (arrays, already valid) -> AtomicGraph with its radius graph; ``min_distance`` > 0 refuses
+    atoms closer than that (``validation.close_contact_problem``; ValueError naming the pair)."""
     positions = np.asarray(positions, dtype=np.float64)
     cell = np.asarray(cell, dtype=np.float64)
     pbc = np.asarray(pbc, dtype=bool)
-    i, j, s = radius_graph(positions, cell, pbc, cutoff)
+    if min_distance > 0:
+        i, j, s, d = radius_graph(positions, cell, pbc, cutoff, distances=True)
+        problem = close_contact_problem(np.asarray(numbers), i, j, d, min_distance)
+        if problem is not None:
+            raise ValueError(problem)
+    else:
+        i, j, s = radius_graph(positions, cell, pbc, cutoff)
     return AtomicGraph(
         numbers=torch.as_tensor(np.asarray(numbers), dtype=torch.long),
         positions=torch.as_tensor(positions, dtype=dtype),
@@ -76,10 +84,13 @@ def structure_graph(numbers, positions, cell, pbc, cutoff: float, dtype: torch.d
     )
 
 
-def atoms_to_graph(atoms, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
-    """ASE Atoms -> AtomicGraph (validated; see ``facetpot.validation``)."""
+def atoms_to_graph(atoms, cutoff: float, dtype: torch.dtype = torch.float64,
+                   min_distance: float = MIN_DISTANCE) -> AtomicGraph:
+    """ASE Atoms -> AtomicGraph, validated (``facetpot.validation``: cell, finite positions, and no atoms closer
+    than ``min_distance`` Å; 0 allows overlapping atoms)."""
     check_atoms(atoms)
-    return structure_graph(atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc, cutoff, dtype)
+    return structure_graph(atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc, cutoff, dtype,
+                           min_distance)
 
 
 def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
@@ -97,5 +108,6 @@ def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     )
 
 
-def atoms_list_to_graph(atoms_list: List, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
-    return batch_graphs([atoms_to_graph(a, cutoff, dtype) for a in atoms_list])
+def atoms_list_to_graph(atoms_list: List, cutoff: float, dtype: torch.dtype = torch.float64,
+                        min_distance: float = MIN_DISTANCE) -> AtomicGraph:
+    return batch_graphs([atoms_to_graph(a, cutoff, dtype, min_distance) for a in atoms_list])

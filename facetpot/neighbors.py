@@ -13,12 +13,16 @@ import vesin
 
 
 def radius_graph(
-    positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (i, j, S): receiving atom, neighbour, integer cell shift; r_ij = x_j - x_i + S . cell."""
+    positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float, distances: bool = False
+) -> Tuple[np.ndarray, ...]:
+    """Returns (i, j, S): receiving atom, neighbour, integer cell shift; r_ij = x_j - x_i + S . cell; with
+    ``distances`` also |r_ij| (Å) as a fourth array."""
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
     box = np.ascontiguousarray(cell, dtype=np.float64) if pbc.any() else np.zeros((3, 3))
     nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    if distances:
+        i, j, shifts, d = nl.compute(positions, box, [bool(p) for p in pbc], "ijSd")
+        return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64), np.asarray(d, dtype=np.float64)
     i, j, shifts = nl.compute(positions, box, [bool(p) for p in pbc], "ijS")
     return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)

@@ -12,22 +12,37 @@ LAMMPS domain (pair forces), where positions of ghost atoms are not independent 
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
 from .graph import AtomicGraph
+from .validation import MIN_CELL_VOLUME
 
 
 def compute_properties(
     model,
     graph: AtomicGraph,
     forces: bool = True,
-    stress: bool = True,
+    stress: Optional[bool] = None,
     virials: bool = False,
     create_graph: bool = False,
 ) -> Dict[str, torch.Tensor]:
-    """Returns energy (B,), energies (N,), and as asked forces (N, 3), stress (B, 3, 3), virials (N, 3, 3)."""
+    """Returns energy (B,), energies (N,), and as asked forces (N, 3), stress (B, 3, 3), virials (N, 3, 3).
+
+    The graph is brought to the model's dtype and device (a float64 graph of a float32 model is converted).
+    Stress needs a cell of non-zero volume: ``stress`` None (default) computes it when some structure has one;
+    True for a batch in which none has one raises ValueError; in a batch mixing crystals and molecules, the
+    molecules' stress is NaN."""
+    if graph.positions.dtype != model.dtype or graph.positions.device != model.device:
+        graph = graph.to(model.device, model.dtype)
+    volume = torch.linalg.det(graph.cell).abs()
+    has_cell = bool((volume > MIN_CELL_VOLUME).any())
+    if stress is None:
+        stress = has_cell
+    elif stress and not has_cell:
+        raise ValueError("stress needs a periodic cell of non-zero volume; this structure has none "
+                         "(ask for stress=False, or give the structure a cell)")
     species = model.species_index(graph.numbers)
     edge_vec = graph.edge_vectors()
     need_grad = forces or stress or virials
@@ -56,11 +71,11 @@ def compute_properties(
         if not create_graph:
             rg = rg.detach()
         if stress:
-            volume = torch.linalg.det(graph.cell).abs()
             s = torch.zeros(graph.num_graphs, 3, 3, dtype=g.dtype, device=g.device)
             s = s.index_add(0, graph.batch[i], rg)
             s = 0.5 * (s + s.transpose(1, 2))
-            out["stress"] = s / volume.clamp(min=1e-30).view(-1, 1, 1)
+            s = s / volume.clamp(min=MIN_CELL_VOLUME).view(-1, 1, 1)
+            out["stress"] = torch.where((volume > MIN_CELL_VOLUME).view(-1, 1, 1), s, torch.full_like(s, float("nan")))
         if virials:
             w = torch.zeros(n, 3, 3, dtype=g.dtype, device=g.device)
             out["virials"] = -0.5 * (w.index_add(0, i, rg).index_add(0, j, rg))

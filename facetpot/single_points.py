@@ -25,6 +25,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from .data.batching import pack_batches
 from .graph import AtomicGraph, atoms_to_graph, batch_graphs
+from .option_checks import at_least
+from .validation import MIN_DISTANCE
 from .model import FacetModel
 from .model_file import inference_model
 from .pretrained import DEFAULT_MODEL
@@ -64,25 +66,27 @@ def _items(structures) -> Iterator[_Item]:
 
 def predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
             dtype: Optional[str] = "float32", batch_atoms: Optional[int] = None, energies: bool = False,
-            backend: Optional[str] = None) -> List[Dict[str, Any]]:
+            backend: Optional[str] = None, min_distance: float = MIN_DISTANCE) -> List[Dict[str, Any]]:
     """Energy (eV), forces ((N, 3) eV/Å) and stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile positive;
     None for a structure without a periodic cell) of every structure, in input order, as dicts with
     ``name``, ``energy``, ``forces``, ``stress``, ``error`` ("" when evaluated) and, with ``energies``,
     per-atom energies. ``structures``: ASE Atoms, pymatgen Structure/Molecule, files, folders or globs,
     or a list of them. ``model``: an object (not changed), a file or a shipped name (default: the
     shipped default model); ``dtype`` None keeps the model's own; ``batch_atoms`` None: 512 on a CPU,
-    4096 on CUDA (``DEFAULT_BATCH_ATOMS``)."""
-    return [row for row, _ in iter_predict(structures, model, device, dtype, batch_atoms, energies, backend)]
+    4096 on CUDA (``DEFAULT_BATCH_ATOMS``); a structure with atoms closer than ``min_distance`` Å gets an
+    ``error`` naming the pair (0 allows it)."""
+    return [row for row, _ in iter_predict(structures, model, device, dtype, batch_atoms, energies, backend,
+                                           min_distance)]
 
 
 def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
                  dtype: Optional[str] = "float32", batch_atoms: Optional[int] = None, energies: bool = False,
-                 backend: Optional[str] = None) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
+                 backend: Optional[str] = None, min_distance: float = MIN_DISTANCE
+                 ) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
     """:func:`predict` as a stream of (row, atoms) pairs (atoms None where the structure did not read), in
     input order, one window of ``WINDOW_BATCHES`` batches held at a time: what ``facet predict`` writes as it goes."""
-    batch_atoms = default_batch_atoms(device) if batch_atoms is None else int(batch_atoms)
-    if batch_atoms < 1:
-        raise ValueError(f"batch_atoms must be at least 1, got {batch_atoms}")
+    batch_atoms = default_batch_atoms(device) if batch_atoms is None else int(at_least("batch_atoms", batch_atoms, 1))
+    at_least("min_distance", min_distance, 0.0, "Å")
     m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend,
                         copy=True)
 
@@ -91,7 +95,7 @@ def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, d
         row: Dict[str, Any] = {"name": name, "energy": float("nan"), "forces": None, "stress": None, "error": error or ""}
         if atoms is not None and not error:
             try:
-                graph = atoms_to_graph(atoms, m.cutoff)  # the structure checks, with their messages
+                graph = atoms_to_graph(atoms, m.cutoff, min_distance=min_distance)  # the checks, with their messages
                 m.species_index(graph.numbers)  # elements the model covers
                 return row, atoms, graph
             except Exception as exc:  # noqa: BLE001 - this structure's error; the others go on

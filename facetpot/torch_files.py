@@ -26,7 +26,9 @@ def read_torch_file(path, what: str) -> Dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, unsafe globals...
-        raise ValueError(f"{path} is not a readable facetpot {what} ({type(exc).__name__}: {exc})") from exc
+        # torch's own text would advise weights_only=False (unpickling code): never pass that on
+        raise ValueError(f"{path} is not a facetpot {what}: not a torch archive of plain tensors, or a damaged one "
+                         f"({type(exc).__name__}); check the path, or write the file again") from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path} is not a facetpot {what}")
     return payload

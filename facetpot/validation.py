@@ -8,17 +8,24 @@ Thresholds, one of each kind:
 * ``MIN_CELL_VOLUME`` (1e-6 Å^3): a fully periodic cell of smaller volume has zero volume. The
   larger of the two values the package used before (the data cache's): a periodic cell that thin
   would need millions of periodic images in the neighbour list, so nothing usable is refused.
+* ``MIN_DISTANCE`` (0.5 Å): atoms closer than this overlap. No bond is that short (H2: 0.74 Å), and a
+  model trained on DFT data has never seen such a pair: its energy there is meaningless (two Si atoms
+  0.01 Å apart relaxed "below diamond's energy"). The calculator, ``facetpot.predict`` and every command
+  refuse such structures, naming the pair; ``min_distance=0`` (``--min-distance 0``) allows them.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
+from ase.data import chemical_symbols
 
 #: Å: shorter periodic cell vectors count as zero; smaller singular values as linear dependence
 CELL_TOL = 1e-8
 #: Å^3: a fully periodic cell of smaller volume counts as zero volume
 MIN_CELL_VOLUME = 1e-6
+#: Å: atoms closer than this overlap (refused unless the caller allows it)
+MIN_DISTANCE = 0.5
 
 
 def structure_problem(numbers, positions, cell, pbc) -> Optional[str]:
@@ -56,3 +63,22 @@ def check_atoms(atoms) -> None:
     problem = structure_problem(atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc)
     if problem is not None:
         raise ValueError(problem)
+
+
+def close_contact_problem(numbers, i, j, distances, min_distance: float = MIN_DISTANCE) -> Optional[str]:
+    """Why the pairs (i, j) at ``distances`` (a neighbour list, periodic images included) are unphysical, or
+    None: the closest pair below ``min_distance`` (Å) named with its elements; ``min_distance`` <= 0 allows all."""
+    distances = np.asarray(distances)
+    if min_distance <= 0 or distances.size == 0:
+        return None
+    k = int(np.argmin(distances))
+    if distances[k] >= min_distance:
+        return None
+    a, b = sorted((int(i[k]), int(j[k])))
+    close = np.asarray(i) <= np.asarray(j)
+    count = int(((distances < min_distance) & close).sum()) or 1
+    what = f"atom {a} ({chemical_symbols[numbers[a]]}) and its own periodic image" if a == b else (
+        f"atoms {a} ({chemical_symbols[numbers[a]]}) and {b} ({chemical_symbols[numbers[b]]})")
+    return (f"overlapping atoms: {what} are {distances[k]:.3f} Å apart, closer than {min_distance} Å "
+            f"({count} such pair(s)); to evaluate it anyway pass min_distance=0 (calculator, facetpot.predict) "
+            "or --min-distance 0 (facet commands)")

@@ -49,12 +49,27 @@ def test_zero_volume_periodic_cell(calc):
         _energy(calc, atoms)
 
 
-def test_overlapping_atoms_give_finite_answers(calc):
+def test_overlapping_atoms_are_refused_unless_allowed(calc):
+    """Atoms closer than 0.5 Å are refused with the pair named (issue 20 item 4), also a close periodic image
+    and a pair that only a periodic image brings close; min_distance=0 evaluates them, with finite answers."""
     atoms = Atoms("SiC", positions=[[0, 0, 0], [0, 0, 0]], cell=[5, 5, 5], pbc=True)
     atoms.calc = calc
+    with pytest.raises(ValueError, match=r"overlapping atoms: atoms 0 \(Si\) and 1 \(C\) are 0.000 Å apart"):
+        atoms.get_potential_energy()
+    across = Atoms("Si2", positions=[[0.1, 0, 0], [4.95, 0, 0]], cell=[5, 5, 5], pbc=True)  # 0.15 Å via the image
+    across.calc = calc
+    with pytest.raises(ValueError, match="0.150 Å apart"):
+        across.get_potential_energy()
+    dimer = Atoms("Si2", positions=[[0, 0, 0], [0, 0, 0.6]])  # above the threshold: evaluated
+    dimer.calc = calc
+    assert np.isfinite(dimer.get_potential_energy())
+    allowed = facetpot.FacetCalculator(calc.model, min_distance=0)
+    atoms.calc = allowed
     assert np.isfinite(atoms.get_potential_energy())
     assert np.all(np.isfinite(atoms.get_forces()))
     assert np.all(np.isfinite(atoms.get_stress()))
+    with pytest.raises(ValueError, match="min_distance must be >= 0.0"):
+        facetpot.FacetCalculator(calc.model, min_distance=-1)
 
 
 def test_isolated_atoms_have_their_reference_energy():

@@ -118,3 +118,74 @@ def test_chunked_density_matches_unchunked():
     for k in ref:
         assert torch.allclose(ref[k], plain[k], atol=1e-12, rtol=1e-12), k
         assert torch.allclose(ref[k], checkpointed[k], atol=1e-12, rtol=1e-12), k
+
+
+@pytest.mark.parametrize("kwargs,named", [({"dtyp": "float32"}, "did you mean dtype"),
+                                          ({"model_paths": "x.pt", "default_dtype": "float32"}, "model_paths: use model"),
+                                          ({"devise": "cuda"}, "did you mean device")])
+def test_unknown_keywords_raise(kwargs, named):
+    """ase alone stores a misspelt keyword as a parameter and runs with the default (issue 20 item 1)."""
+    with pytest.raises(TypeError, match=named) as err:
+        facetpot.FacetCalculator(small_model(), **kwargs)
+    assert "accepted: model, device, dtype, backend, min_distance" in str(err.value)
+    facetpot.FacetCalculator(small_model(), label="run", directory=".")  # ase's own keywords still pass
+
+
+def test_calculators_do_not_change_the_model_they_are_given():
+    """Two calculators of one model object in different dtypes both work, and the object keeps its dtype and
+    its trainable weights (issue 20 item 2)."""
+    model = small_model().float()
+    a = facetpot.FacetCalculator(model, dtype="float32")
+    b = facetpot.FacetCalculator(model, dtype="float64")
+    c = facetpot.FacetCalculator(model)  # no dtype: the model's own
+    atoms = structures()["triclinic"]
+    energies = [calc.get_potential_energy(atoms.copy()) for calc in (a, b, c)]
+    assert model.dtype == torch.float32 and all(p.requires_grad for p in model.parameters())
+    assert c.dtype == torch.float32 and b.dtype == torch.float64
+    assert energies[0] == pytest.approx(energies[1], abs=1e-4) and energies[0] == energies[2]
+
+
+def test_lower_level_block_with_a_float32_model_and_stress_without_cell():
+    """The README's compute_properties block works with the shipped (float32) model on a default (float64) graph;
+    stress of a structure without a cell is an error, not -1e29 (issue 20 item 3)."""
+    from ase.build import molecule
+
+    from facetpot.graph import atoms_list_to_graph
+    from facetpot.properties import compute_properties
+
+    model = small_model().float()
+    crystal = structures()["triclinic"]
+    graph = atoms_list_to_graph([crystal, crystal.copy()], model.cutoff)  # float64 by default
+    out = compute_properties(model, graph, forces=True, stress=True, virials=True)
+    assert out["stress"].dtype == torch.float32 and torch.isfinite(out["stress"]).all()
+    water = atoms_list_to_graph([molecule("H2O")], model.cutoff)
+    with pytest.raises(ValueError, match="stress needs a periodic cell"):
+        compute_properties(model, water, stress=True)
+    assert "stress" not in compute_properties(model, water)  # default: stress only where there is a cell
+    mixed = compute_properties(model, atoms_list_to_graph([crystal, molecule("H2O")], model.cutoff))
+    assert torch.isfinite(mixed["stress"][0]).all() and torch.isnan(mixed["stress"][1]).all()
+
+
+def test_pymatgen_structure_through_ase_getters():
+    """calc.get_potential_energy(structure) with a pymatgen Structure, as the README says (issue 20 item 6)."""
+    pytest.importorskip("pymatgen")
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = small_model()
+    atoms = structures()["triclinic"]
+    calc = facetpot.FacetCalculator(model)
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    assert calc.get_potential_energy(structure) == pytest.approx(evaluate(model, atoms)["energy"].item(), abs=1e-10)
+    assert calc.get_forces(structure).shape == (len(atoms), 3) and calc.get_stress(structure).shape == (6,)
+
+
+def test_a_file_that_is_not_a_model_gets_a_message(tmp_path):
+    """Not torch's KeyError nor its advice to load with weights_only=False (issue 20 items 5 and 9)."""
+    import argparse
+
+    (tmp_path / "junk.pt").write_text("hello")
+    torch.save(argparse.Namespace(a=1), tmp_path / "pickled.pt")  # torch would advise unpickling it unsafely
+    for name in ("junk.pt", "pickled.pt"):
+        with pytest.raises(ValueError) as err:
+            facetpot.FacetCalculator(tmp_path / name)
+        assert "is not a facetpot model file" in str(err.value) and "weights_only" not in str(err.value)

@@ -25,6 +25,8 @@ from ase.optimize import BFGS, FIRE
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ..graph import atoms_to_graph, batch_graphs
+from ..option_checks import at_least, positive
+from ..validation import MIN_DISTANCE
 from ..model import FacetModel
 from ..properties import compute_properties
 from .relax_result import BLOWUP_EV_PER_ATOM, RelaxResult
@@ -53,12 +55,18 @@ class BatchedRelaxation:
     """Relax structures with ``model`` (a FacetModel on its device and dtype), ``max_atoms`` in flight."""
 
     def __init__(self, model: FacetModel, fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
-                 optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000):
+                 optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000,
+                 min_distance: float = MIN_DISTANCE):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+        positive("fmax", fmax, "eV/Å")
+        at_least("max_steps", max_steps, 0)
+        at_least("max_atoms", max_atoms, 1)
+        at_least("min_distance", min_distance, 0.0, "Å")
         self.model = model
         self.fmax, self.max_steps, self.cell = float(fmax), int(max_steps), bool(cell)
         self.optimizer, self.symmetry, self.max_atoms = optimizer, bool(symmetry), int(max_atoms)
+        self.min_distance = float(min_distance)
 
     # ------------------------------------------------------------------ one structure in and out
     def _start(self, index: int, name: str, atoms: Optional[Atoms], read_error: Optional[str]) -> _Job:
@@ -67,11 +75,14 @@ class BatchedRelaxation:
             return job
         try:
             atoms = atoms.copy()
-            atoms_to_graph(atoms, self.model.cutoff)  # the structure checks, with their messages
+            atoms_to_graph(atoms, self.model.cutoff, min_distance=self.min_distance)  # the checks, with their messages
             self.model.species_index(torch.as_tensor(atoms.numbers))  # elements the model covers
-            if self.symmetry:
-                atoms.set_constraint(FixSymmetry(atoms))
             job.periodic = bool(atoms.pbc.all()) and abs(atoms.cell.volume) > 1e-8
+            if self.symmetry:
+                if not job.periodic:
+                    raise ValueError("keeping the symmetry (--symmetry) needs a crystal: this structure has no "
+                                     "periodic cell (relax it without --symmetry)")
+                atoms.set_constraint(FixSymmetry(atoms))
             job.atoms = atoms
         except Exception as exc:  # noqa: BLE001 - the structure's error, the others go on
             job.result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -98,18 +109,26 @@ class BatchedRelaxation:
     def _evaluate(self, jobs: List[_Job]) -> None:
         """Energy, forces (and stress) of every job's current structure, in one model call."""
         model = self.model
-        graphs = [atoms_to_graph(j.atoms, model.cutoff, dtype=model.dtype) for j in jobs]
+        graphs = {}
+        for k, job in enumerate(jobs):
+            try:
+                graphs[k] = atoms_to_graph(job.atoms, model.cutoff, dtype=model.dtype, min_distance=self.min_distance)
+            except ValueError as exc:  # e.g. atoms pushed onto each other by the optimizer: this structure fails
+                job.result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if not graphs:
+            return
         # structures of similar neighbour counts side by side: the density backend's chunks of atoms then
         # pad to their own widest atom, not to the densest structure in flight
-        order = sorted(range(len(jobs)), key=lambda k: graphs[k].max_neighbors())
+        order = sorted(graphs, key=lambda k: graphs[k].max_neighbors())
         graph = batch_graphs([graphs[k] for k in order]).to(model.device, model.dtype)
-        out = compute_properties(model, graph, forces=True, stress=any(j.periodic for j in jobs))
+        out = compute_properties(model, graph, forces=True, stress=any(jobs[k].periodic for k in order))
         energy = out["energy"].detach().cpu().double().numpy()
         forces = out["forces"].detach().cpu().double().numpy()
         stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None
         starts = np.cumsum([0] + [graphs[k].num_atoms for k in order])
         position = {k: p for p, k in enumerate(order)}
-        for k, job in enumerate(jobs):
+        for k in order:
+            job = jobs[k]
             n, p = len(job.atoms), position[k]
             e, f = float(energy[p]), forces[starts[p] : starts[p] + n]
             if not np.isfinite(e) or not np.all(np.isfinite(f)):

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
-from ase.io import read
 
 from ..atomic_write import atomic_write_text
 from ..calculator import FacetCalculator
+from ..option_checks import at_least
+from ..validation import MIN_CELL_VOLUME, MIN_DISTANCE
+from .structure_inputs import read_structure
 from ..plots import load_pyplot
 from ..units import EV_PER_A3_TO_GPA
 
@@ -140,9 +142,19 @@ def phonons(calc, atoms, out_dir=None, supercell: Optional[Sequence[int]] = None
 PROPERTIES = {"eos": equation_of_state, "elastic": elastic_constants, "phonons": phonons}
 
 
-def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", dtype: str = "float64", **options):
-    """``facet eos|elastic|phonons MODEL STRUCTURE -o DIR``: the property of the structure file's last frame."""
-    atoms = read(structure, -1)
-    result = PROPERTIES[kind](FacetCalculator(model, device=device, dtype=dtype), atoms, out_dir=out_dir, **options)
+def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", dtype: str = "float64",
+                     min_distance: float = MIN_DISTANCE, **options):
+    """``facet eos|elastic|phonons STRUCTURE -o DIR``: the property of the structure file's last frame, which
+    must be a crystal (periodic in three directions, non-zero volume)."""
+    if kind not in PROPERTIES:
+        raise ValueError(f"property must be one of {sorted(PROPERTIES)}, got {kind!r}")
+    for n in options.get("supercell") or ():
+        at_least("supercell", n, 1)
+    atoms = read_structure(structure)
+    if not atoms.pbc.all() or abs(atoms.cell.volume) < MIN_CELL_VOLUME:
+        raise ValueError(f"{kind} needs a crystal (periodic in all three directions, with a cell); {structure} has "
+                         f"pbc={atoms.pbc.tolist()} and a cell volume of {abs(atoms.cell.volume):.3g} Å^3")
+    calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance)
+    result = PROPERTIES[kind](calc, atoms, out_dir=out_dir, **options)
     result.pop("phonopy", None)
     return result

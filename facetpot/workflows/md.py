@@ -27,7 +27,10 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from ..calculator import FacetCalculator
+from ..option_checks import at_least, finite, positive
 from ..units import GPA_TO_EV_PER_A3, EV_PER_A3_TO_GPA
+from ..validation import MIN_DISTANCE
+from .structure_inputs import read_structure
 
 ENSEMBLES = ("nve", "langevin", "nhc", "npt")
 THERMO = ("step", "time_ps", "T_K", "E_pot", "E_kin", "E_tot", "P_GPa", "volume")
@@ -61,11 +64,21 @@ def _thermo_row(atoms, step: int, timestep_fs: float) -> dict:
 def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
            temperature: float = 300.0, pressure_gpa: float = 0.0, friction: float = 0.01, tdamp_fs: float = 100.0,
            pdamp_fs: float = 1000.0, log_every: int = 10, traj_every: int = 10, seed: int = 0, restart: bool = False,
-           device: str = "cpu", dtype: str = "float32", progress: bool = True) -> int:
+           device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE) -> int:
     """Run (or continue) MD of ``structure`` (a file ASE reads, its last frame) with ``model`` (a FacetModel, a
-    file or a shipped name); returns the last step."""
+    file or a shipped name); returns the last step. Options are checked, the structure read and evaluated once
+    before any file is written: a failed start leaves no output behind."""
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    at_least("steps", steps, 1)
+    positive("timestep", timestep_fs, "fs")
+    at_least("temperature", temperature, 0.0, "K")
+    finite("pressure", pressure_gpa, "GPa")
+    positive("friction", friction, "1/fs")
+    positive("tdamp", tdamp_fs, "fs")
+    positive("pdamp", pdamp_fs, "fs")
+    at_least("log_every", log_every, 1)
+    at_least("traj_every", traj_every, 1)
     out = Path(out_dir)
     traj, thermo = out / "trajectory.extxyz", out / "thermo.csv"
     start = 0
@@ -79,13 +92,14 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
     else:
         if traj.exists() or thermo.exists():
             raise ValueError(f"{out} already holds an MD run: continue it with --restart, or choose another folder")
-        atoms = read(structure, -1)
+        atoms = read_structure(structure)
         thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
         Stationary(atoms)
         kept = []
-    out.mkdir(parents=True, exist_ok=True)
-    atoms.calc = FacetCalculator(model, device=device, dtype=dtype)
+    atoms.calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance)
+    atoms.get_potential_energy()  # unknown element, overlapping atoms ...: refused before any file is written
     dyn = make_integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)
+    out.mkdir(parents=True, exist_ok=True)
     with open(thermo, "w", newline="") as f:
         log = csv.DictWriter(f, fieldnames=THERMO)
         log.writeheader()

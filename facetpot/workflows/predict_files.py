@@ -17,6 +17,7 @@ from ase.io import write
 from tqdm import tqdm
 
 from ..single_points import iter_predict, with_results
+from ..validation import MIN_DISTANCE
 
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 COLUMNS = ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per_A"] + \
@@ -24,7 +25,8 @@ COLUMNS = ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per
 
 
 def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dtype: Optional[str] = "float32",
-                  batch_atoms: Optional[int] = None, progress: bool = True) -> Tuple[int, int]:
+                  batch_atoms: Optional[int] = None, progress: bool = True, min_distance: float = MIN_DISTANCE
+                  ) -> Tuple[int, int]:
     """Evaluate every structure of ``inputs`` with ``model`` (an object, a file or a shipped name; None: the
     default model) into ``out_dir``; returns (structures, failed)."""
     out = Path(out_dir)
@@ -35,7 +37,8 @@ def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dt
     with open(out / "results.csv", "w", newline="") as f:
         rows = csv.DictWriter(f, fieldnames=COLUMNS)
         rows.writeheader()
-        for row, atoms in iter_predict(inputs, model, device=device, dtype=dtype, batch_atoms=batch_atoms):
+        for row, atoms in iter_predict(inputs, model, device=device, dtype=dtype, batch_atoms=batch_atoms,
+                                       min_distance=min_distance):
             n = len(atoms) if atoms is not None else 0
             line = {"name": row["name"], "atoms": n, "error": row["error"]}
             if not row["error"]:

@@ -28,9 +28,9 @@ def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model
               **options) -> Tuple[int, int, int]:
     """Relax every (name, atoms, read error) item with ``model`` (a FacetModel), writing ``out_dir``/results.csv
     and relaxed.extxyz; ``options`` go to :class:`BatchedRelaxation`. Returns (structures, converged, failed)."""
+    relaxation = BatchedRelaxation(model, **options)  # checks the options before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    relaxation = BatchedRelaxation(model, **options)
     total = converged = failed = 0
     written = False  # the first structure truncates relaxed.extxyz of an earlier run
     bar = tqdm(unit="structure", disable=not progress)

@@ -56,12 +56,29 @@ def _read(path: Path) -> List[Atoms]:
             raise ase_error from None
 
 
+def read_structure(path) -> Atoms:
+    """The last frame of one structure file (ASE, else pymatgen), or ValueError saying why it cannot be read
+    (ASE's readers raise StopIteration, KeyError ... on broken files)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such structure file: {path}")
+    try:
+        return _read(path)[-1]
+    except Exception as exc:  # noqa: BLE001 - every reader failure, one message
+        raise ValueError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0].rstrip(": ")) from None
+
+
 def iter_structures(paths: Sequence[Path], shard: Tuple[int, int] = (0, 1)
                     ) -> Iterator[Tuple[str, Optional[Atoms], Optional[str]]]:
-    """(name, atoms, None) for every structure, or (name, None, error) for a file that cannot be read."""
+    """(name, atoms, None) for every structure, or (name, None, error) for a file that cannot be read; a bad
+    ``shard`` is refused here, before the first item is asked for."""
     index, count = shard
     if not 0 <= index < count:
-        raise ValueError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
+        raise ValueError(f"shard must be I/N with 0 <= I < N (I counted from 0), got {index}/{count}")
+    return _structures(paths, index, count)
+
+
+def _structures(paths: Sequence[Path], index: int, count: int) -> Iterator[Tuple[str, Optional[Atoms], Optional[str]]]:
     k = 0
     for path in paths:
         try:
