@@ -89,6 +89,11 @@ def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, d
     at_least("min_distance", min_distance, 0.0, "Å")
     m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend,
                         copy=True)
+    return _predict_stream(structures, m, batch_atoms, energies, min_distance)  # options checked before any output
+
+
+def _predict_stream(structures, m: FacetModel, batch_atoms: int, energies: bool, min_distance: float
+                    ) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
 
     def checked(item: _Item) -> Tuple[Dict[str, Any], Optional[Atoms], Optional[AtomicGraph]]:
         name, atoms, error = item

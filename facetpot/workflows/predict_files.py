@@ -29,6 +29,8 @@ def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dt
                   ) -> Tuple[int, int]:
     """Evaluate every structure of ``inputs`` with ``model`` (an object, a file or a shipped name; None: the
     default model) into ``out_dir``; returns (structures, failed)."""
+    # options, model and inputs checked before anything is written
+    stream = iter_predict(inputs, model, device=device, dtype=dtype, batch_atoms=batch_atoms, min_distance=min_distance)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     total = failed = 0
@@ -37,8 +39,7 @@ def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dt
     with open(out / "results.csv", "w", newline="") as f:
         rows = csv.DictWriter(f, fieldnames=COLUMNS)
         rows.writeheader()
-        for row, atoms in iter_predict(inputs, model, device=device, dtype=dtype, batch_atoms=batch_atoms,
-                                       min_distance=min_distance):
+        for row, atoms in stream:
             n = len(atoms) if atoms is not None else 0
             line = {"name": row["name"], "atoms": n, "error": row["error"]}
             if not row["error"]:

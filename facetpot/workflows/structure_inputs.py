@@ -1,31 +1,74 @@
 """Structures named on a command line: files in any format ASE (or pymatgen) reads, folders, globs.
 
-Every structure gets a name: the file's base name, with ``@index`` for files of several frames
-(``relaxed.extxyz@17``). A file that cannot be read yields one item carrying the error instead of
-structures, so a screening never stops on a bad file. ``shard=(i, n)`` keeps items i, i+n, i+2n, ...
+Folders are searched recursively for files in a structure format (by extension, or VASP's POSCAR/CONTCAR
+names); other files there (notes, images, JSON) are skipped, while a file named on its own is always read.
+Every structure gets a name: the file's base name, or where two inputs share one (``a/POSCAR``, ``b/POSCAR``)
+the path from their common folder, with ``@index`` for files of several frames (``relaxed.extxyz@17``). A file
+that cannot be read yields one item carrying the error instead of structures, so a screening never stops on a
+bad file. ``shard=(i, n)`` keeps items i, i+n, i+2n, ...
 of the whole enumeration, so that n jobs (a SLURM array) split one screening and their outputs
 concatenate.
 """
 from __future__ import annotations
 
 import glob
+import os
+from collections import Counter
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ase import Atoms
 from ase.io import iread
+from ase.io.formats import ioformats
 
 from ..structures import to_atoms
 
 
+#: extensions of formats ASE reads, and common ones it recognises by name; a folder's other files are skipped
+STRUCTURE_SUFFIXES = ({e for f in ioformats.values() if f.can_read for e in f.extensions}
+                      | {"extxyz", "vasp", "db", "mcif", "res", "xsf", "lmp", "gen", "mol", "sdf"}) - {
+    "json", "md", "log", "dat", "data", "ascii", "in", "out", "config", "restart", "txt", "png", "pdf"}
+#: VASP file names without an extension
+VASP_NAMES = ("POSCAR", "CONTCAR", "OUTCAR", "XDATCAR")
+
+
+def is_structure_file(path: Path) -> bool:
+    """Whether a file met in a folder looks like a structure (by extension or VASP name); hidden files do not."""
+    name = path.name
+    if name.startswith("."):
+        return False
+    if name.upper().startswith(VASP_NAMES) or name.lower().startswith("vasprun"):
+        return True
+    return path.suffix.lower().lstrip(".") in STRUCTURE_SUFFIXES
+
+
+def _folder_files(folder: Path) -> List[Path]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / f for f in sorted(files) if is_structure_file(Path(root) / f))
+    if not found:
+        raise FileNotFoundError(f"no structure file in folder {folder} (searched recursively; formats by extension: "
+                                "cif, extxyz, xyz, vasp/POSCAR, traj, ...)")
+    return found
+
+
+def display_names(paths: Sequence[Path]) -> Dict[Path, str]:
+    """Each path's base name, or its path from the common folder where two paths share a base name."""
+    counts = Counter(p.name for p in paths)
+    clash = [p for p in paths if counts[p.name] > 1]
+    root = os.path.commonpath([str(p.resolve()) for p in clash]) if clash else ""
+    return {p: (os.path.relpath(p.resolve(), root) if counts[p.name] > 1 else p.name) for p in paths}
+
+
 def expand_inputs(inputs: Sequence[str]) -> List[Path]:
-    """Files, the files of folders (sorted, not recursive) and glob matches, in the given order."""
+    """Files, the structure files of folders (recursive, sorted) and glob matches, in the given order."""
     out: List[Path] = []
     for item in inputs:
         item = str(item)
         path = Path(item)
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
+            out.extend(_folder_files(path))
         elif any(c in item for c in "*?["):
             hits = sorted(glob.glob(item))
             if not hits:
@@ -75,20 +118,21 @@ def iter_structures(paths: Sequence[Path], shard: Tuple[int, int] = (0, 1)
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard must be I/N with 0 <= I < N (I counted from 0), got {index}/{count}")
-    return _structures(paths, index, count)
+    return _structures(list(paths), index, count)
 
 
-def _structures(paths: Sequence[Path], index: int, count: int) -> Iterator[Tuple[str, Optional[Atoms], Optional[str]]]:
+def _structures(paths: List[Path], index: int, count: int) -> Iterator[Tuple[str, Optional[Atoms], Optional[str]]]:
+    names = display_names(paths)
     k = 0
     for path in paths:
         try:
             frames = _read(path)
         except Exception as exc:  # noqa: BLE001
             if k % count == index:
-                yield path.name, None, f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]
+                yield names[path], None, f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]
             k += 1
             continue
         for j, atoms in enumerate(frames):
             if k % count == index:
-                yield (f"{path.name}@{j}" if len(frames) > 1 else path.name), atoms, None
+                yield (f"{names[path]}@{j}" if len(frames) > 1 else names[path]), atoms, None
             k += 1
