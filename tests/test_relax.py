@@ -53,8 +53,8 @@ def test_relax_many_with_failures(inputs):
     assert "Au" in table["gold.extxyz"]["error"] and "not covered" in table["gold.extxyz"]["error"]
     for name in ("many.extxyz@0", "many.extxyz@1", "one.cif"):
         assert table[name]["converged"] == "True" and table[name]["error"] == ""
-        assert float(table[name]["fmax_final"]) < 0.011  # atoms' forces; the filter converges its own (cell-scaled) ones
-        assert float(table[name]["energy_final"]) < float(table[name]["energy_initial"])
+        assert float(table[name]["fmax_final_eV_per_A"]) < 0.011  # atoms' forces; the filter converges its own (cell-scaled) ones
+        assert float(table[name]["energy_final_eV"]) < float(table[name]["energy_initial_eV"])
     relaxed = read(out / "relaxed.extxyz", ":")
     assert [a.info["name"] for a in relaxed] == ["many.extxyz@0", "many.extxyz@1", "one.cif"]
     # the batch reaches the minima of ASE's FIRE + FrechetCellFilter run one by one
@@ -63,7 +63,7 @@ def test_relax_many_with_failures(inputs):
         opt = FIRE(FrechetCellFilter(atoms), logfile=None)
         opt.run(fmax=0.01, steps=500)
         name = relaxed[k].info["name"]
-        assert abs(atoms.get_potential_energy() - float(table[name]["energy_final"])) < 1e-5 * len(atoms)
+        assert abs(atoms.get_potential_energy() - float(table[name]["energy_final_eV"])) < 1e-5 * len(atoms)
         assert np.abs(atoms.positions - relaxed[k].positions).max() < 1e-3
         assert np.abs(atoms.cell.array - relaxed[k].cell.array).max() < 1e-3
         assert int(table[name]["steps"]) == opt.nsteps  # the same trajectory, step for step
@@ -103,7 +103,7 @@ def test_batch_size_does_not_change_results(inputs, optimizer):
         tables.append(rows(out / "results.csv"))
     for a, b in zip(*tables):
         assert a["name"] == b["name"] and a["steps"] == b["steps"] and a["converged"] == "True"
-        assert abs(float(a["energy_final"]) - float(b["energy_final"])) < 1e-8
+        assert abs(float(a["energy_final_eV"]) - float(b["energy_final_eV"])) < 1e-8
 
 
 def test_symmetry_is_kept(inputs):

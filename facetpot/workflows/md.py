@@ -5,19 +5,23 @@
     nhc        Nose-Hoover chain NVT (tdamp in fs)
     npt        Martyna-Tobias-Klein NPT, full cell fluctuations (ASE's MTKNPT; tdamp, pdamp in fs)
 
-Written as it runs: ``trajectory.extxyz`` (every ``traj_every`` steps, with momenta, the step and the
-time) and ``thermo.csv`` (every ``log_every`` steps: step, time_ps, T_K, E_pot, E_kin, E_tot (eV), P_GPa
-with the kinetic part, volume (Å^3)). ``restart`` continues from the trajectory's last frame (positions,
-cell, momenta) up to ``steps`` in total; the thermostat and barostat variables start afresh.
+Written as it runs: ``trajectory.extxyz`` (every ``traj_every`` steps and at the last step, with momenta, the
+step, the time and the ensemble), ``thermo.csv`` (every ``log_every`` steps and the last: step, time_ps, T_K,
+E_pot_eV, E_kin_eV, E_tot_eV, P_GPa with the kinetic part, volume_A3) and ``restart.npz`` beside every frame
+(``md_state``: exact positions, momenta, cell and the integrator's own variables). ``restart`` continues from it
+up to ``steps`` in total and reproduces the uninterrupted run in every ensemble (Langevin included: its random
+generator's state is saved); a restart with another ensemble is refused.
 """
 from __future__ import annotations
 
 import csv
 import time
+import warnings
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import numpy as np
-from ase import units
+from ase import Atoms, units
 from ase.io import read, write
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import MTKNPT, NoseHooverChainNVT
@@ -30,10 +34,15 @@ from ..calculator import FacetCalculator
 from ..option_checks import at_least, finite, positive
 from ..units import GPA_TO_EV_PER_A3, EV_PER_A3_TO_GPA
 from ..validation import MIN_DISTANCE
+from .md_state import load_state, restore_atoms, restore_integrator, save_state
 from .structure_inputs import read_structure
 
 ENSEMBLES = ("nve", "langevin", "nhc", "npt")
-THERMO = ("step", "time_ps", "T_K", "E_pot", "E_kin", "E_tot", "P_GPa", "volume")
+THERMO = ("step", "time_ps", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "P_GPa", "volume_A3")
+#: thermo.csv columns before their names carried units (read when restarting such a run)
+OLD_THERMO_NAMES = {"E_pot": "E_pot_eV", "E_kin": "E_kin_eV", "E_tot": "E_tot_eV", "volume": "volume_A3"}
+#: the run's state for --restart (``md_state``)
+STATE = "restart.npz"
 
 
 def make_integrator(atoms, ensemble: str, timestep_fs: float, temperature: float, pressure_gpa: float, friction: float,
@@ -57,17 +66,13 @@ def _thermo_row(atoms, step: int, timestep_fs: float) -> dict:
     e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
     periodic = atoms.pbc.all() and atoms.cell.volume > 1e-8
     pressure = -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 * EV_PER_A3_TO_GPA if periodic else np.nan
-    return {"step": step, "time_ps": step * timestep_fs / 1000.0, "T_K": atoms.get_temperature(), "E_pot": e_pot,
-            "E_kin": e_kin, "E_tot": e_pot + e_kin, "P_GPa": pressure, "volume": atoms.get_volume() if periodic else np.nan}
+    return {"step": step, "time_ps": step * timestep_fs / 1000.0, "T_K": atoms.get_temperature(), "E_pot_eV": e_pot,
+            "E_kin_eV": e_kin, "E_tot_eV": e_pot + e_kin, "P_GPa": pressure,
+            "volume_A3": atoms.get_volume() if periodic else np.nan}
 
 
-def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
-           temperature: float = 300.0, pressure_gpa: float = 0.0, friction: float = 0.01, tdamp_fs: float = 100.0,
-           pdamp_fs: float = 1000.0, log_every: int = 10, traj_every: int = 10, seed: int = 0, restart: bool = False,
-           device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE) -> int:
-    """Run (or continue) MD of ``structure`` (a file ASE reads, its last frame) with ``model`` (a FacetModel, a
-    file or a shipped name); returns the last step. Options are checked, the structure read and evaluated once
-    before any file is written: a failed start leaves no output behind."""
+def _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
+                   traj_every) -> None:
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     at_least("steps", steps, 1)
@@ -79,26 +84,59 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
     positive("pdamp", pdamp_fs, "fs")
     at_least("log_every", log_every, 1)
     at_least("traj_every", traj_every, 1)
+
+
+def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[dict]]:
+    """(atoms, step, thermo rows up to it, saved state or None) of the run in ``out``."""
+    traj, thermo, state_file = out / "trajectory.extxyz", out / "thermo.csv", out / STATE
+    if not traj.is_file():
+        raise FileNotFoundError(f"nothing to restart from: {traj} does not exist")
+    atoms = read(traj, -1)
+    state = load_state(state_file) if state_file.is_file() else None
+    was = str(state["ensemble"]) if state is not None else atoms.info.get("ensemble")
+    if was is not None and was != ensemble:
+        raise ValueError(f"{out} holds a {was} run: restart it with --ensemble {was}, or start a new folder")
+    if state is not None:
+        restore_atoms(atoms, state)
+        start = int(state["step"])
+    else:  # written by an older facetpot: positions and momenta to 8 decimals, integrator variables afresh
+        warnings.warn(f"{out} has no {STATE}: continuing from the last trajectory frame; the thermostat and "
+                      "barostat variables start afresh", stacklevel=3)
+        start = int(atoms.info.get("step", 0))
+    rows = list(csv.DictReader(open(thermo))) if thermo.is_file() else []
+    kept = [{OLD_THERMO_NAMES.get(k, k): v for k, v in r.items()} for r in rows if int(r["step"]) <= start]
+    frames = read(traj, ":")
+    if frames and int(frames[-1].info.get("step", 0)) > start:  # killed between the frame and the state file
+        write(traj, [f for f in frames if int(f.info.get("step", 0)) <= start], format="extxyz")
+    return atoms, start, kept, state
+
+
+def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
+           temperature: float = 300.0, pressure_gpa: float = 0.0, friction: float = 0.01, tdamp_fs: float = 100.0,
+           pdamp_fs: float = 1000.0, log_every: int = 10, traj_every: int = 10, seed: int = 0, restart: bool = False,
+           device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE) -> int:
+    """Run (or continue) MD of ``structure`` (a file ASE reads, its last frame) with ``model`` (a FacetModel, a
+    file or a shipped name); returns the last step. Options are checked, the structure read and evaluated once
+    before any file is written: a failed start leaves no output behind."""
+    _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
+                   traj_every)
     out = Path(out_dir)
     traj, thermo = out / "trajectory.extxyz", out / "thermo.csv"
-    start = 0
+    state = None
     if restart:
-        if not traj.is_file():
-            raise FileNotFoundError(f"nothing to restart from: {traj} does not exist")
-        atoms = read(traj, -1)
-        start = int(atoms.info.get("step", 0))
-        rows = list(csv.DictReader(open(thermo))) if thermo.is_file() else []
-        kept = [r for r in rows if int(r["step"]) <= start]
+        atoms, start, kept, state = _resume(out, ensemble)
     else:
         if traj.exists() or thermo.exists():
             raise ValueError(f"{out} already holds an MD run: continue it with --restart, or choose another folder")
         atoms = read_structure(structure)
         thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
         Stationary(atoms)
-        kept = []
+        start, kept = 0, []
     atoms.calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance)
     atoms.get_potential_energy()  # unknown element, overlapping atoms ...: refused before any file is written
     dyn = make_integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)
+    if state is not None:
+        restore_integrator(dyn, state)
     out.mkdir(parents=True, exist_ok=True)
     with open(thermo, "w", newline="") as f:
         log = csv.DictWriter(f, fieldnames=THERMO)
@@ -107,12 +145,14 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
         step = start
 
         def record():
-            if step % log_every == 0 and not (restart and step == start and kept):
+            last = step == steps  # the last step is always logged and saved
+            if (step % log_every == 0 or last) and not (restart and step == start and kept):
                 log.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in _thermo_row(atoms, step, timestep_fs).items()})
                 f.flush()
-            if step % traj_every == 0 and not (restart and step == start):
-                atoms.info.update(step=step, time_ps=step * timestep_fs / 1000.0)
+            if (step % traj_every == 0 or last) and not (restart and step == start):
+                atoms.info.update(step=step, time_ps=step * timestep_fs / 1000.0, ensemble=ensemble)
                 write(traj, atoms, format="extxyz", append=step > 0)
+                save_state(out / STATE, atoms, dyn, step, ensemble)
 
         record()
         bar = tqdm(total=steps, initial=start, unit="step", disable=not progress)

@@ -10,7 +10,6 @@ so a killed job keeps what it finished.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Iterable, Optional, Tuple
 
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from ..model_file import inference_model
 from .batched_relax import BatchedRelaxation
-from .relax_result import RelaxResult
+from .relax_result import CSV_COLUMNS, csv_row
 from .structure_inputs import expand_inputs, iter_structures
 
 
@@ -35,14 +34,14 @@ def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model
     written = False  # the first structure truncates relaxed.extxyz of an earlier run
     bar = tqdm(unit="structure", disable=not progress)
     with open(out / "results.csv", "w", newline="") as f:
-        rows = csv.DictWriter(f, fieldnames=[fld.name for fld in fields(RelaxResult)])
+        rows = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS.values()))
         rows.writeheader()
         for result, relaxed in relaxation.run(items):
             if relaxed is not None:
                 relaxed.info.update({"name": result.name, "converged": result.converged})
                 write(out / "relaxed.extxyz", relaxed, format="extxyz", append=written)
                 written = True
-            rows.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in asdict(result).items()})
+            rows.writerow(csv_row(result))
             f.flush()
             total += 1
             converged += int(result.converged)

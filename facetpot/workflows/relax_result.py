@@ -1,7 +1,10 @@
 """The outcome of one relaxation: one row of ``facet relax``'s results.csv."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Dict
+
+from ..units import EV_PER_A3_TO_GPA
 
 #: a structure whose energy falls below this many eV per atom has exploded
 BLOWUP_EV_PER_ATOM = -1e3
@@ -19,3 +22,17 @@ class RelaxResult:
     volume_final: float = float("nan")  # Å^3
     seconds: float = 0.0  # wall time from entering the batch to leaving it
     error: str = ""
+
+
+#: results.csv's columns, units in their names: RelaxResult field -> header
+CSV_COLUMNS = {"name": "name", "converged": "converged", "steps": "steps", "energy_initial": "energy_initial_eV",
+               "energy_final": "energy_final_eV", "fmax_final": "fmax_final_eV_per_A",
+               "max_stress_final": "max_stress_final_GPa", "volume_final": "volume_final_A3", "seconds": "seconds",
+               "error": "error"}
+
+
+def csv_row(result: RelaxResult) -> Dict[str, object]:
+    """One results.csv row: floats with 10 significant digits, the stress in GPa."""
+    values = asdict(result)
+    values["max_stress_final"] *= EV_PER_A3_TO_GPA
+    return {CSV_COLUMNS[k]: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in values.items()}
