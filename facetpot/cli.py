@@ -129,8 +129,10 @@ def _relax(args) -> int:
                                            max_steps=args.max_steps, cell=not args.positions_only,
                                            optimizer=args.optimizer, symmetry=args.symmetry, max_atoms=args.max_atoms,
                                            min_distance=args.min_distance)
+    relaxed = Path(args.output) / "relaxed.extxyz"
     print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
-          f"failed; {Path(args.output) / 'results.csv'}, {Path(args.output) / 'relaxed.extxyz'}", file=sys.stderr)
+          f"failed; {Path(args.output) / 'results.csv'}" + (f", {relaxed}" if total > failed else " (nothing relaxed)"),
+          file=sys.stderr)
     return 0 if converged == total else 1
 
 
@@ -168,7 +170,9 @@ def _property(args) -> int:
                               dtype=args.dtype, min_distance=args.min_distance, **options)
     shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("C_voigt_GPa", "band_path")}
     print(json.dumps(shown, indent=1))
-    print(f"written to {Path(args.output) / (args.command + '.json')} (+ .png with matplotlib)", file=sys.stderr)
+    names = (f"{args.command}.json", f"{args.command}.png", "phonopy_params.yaml")
+    written = [str(Path(args.output) / n) for n in names if (Path(args.output) / n).is_file()]
+    print(f"written: {', '.join(written)}", file=sys.stderr)
     return 0
 
 
@@ -191,6 +195,8 @@ def _eval(args) -> int:
                             device=args.device, dtype=args.dtype, batch_atoms=args.batch_atoms,
                             plots=not args.no_plots)
     print(json.dumps(report["all"], indent=1))
+    print(f"report: {Path(args.output) / 'report.json'}" + ("" if args.no_plots else " (+ parity plots with matplotlib)"),
+          file=sys.stderr)
     return 0
 
 

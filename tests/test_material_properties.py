@@ -103,3 +103,33 @@ def test_cli(tmp_path):
     assert facet(["eos", str(tmp_path / "model.pt"), str(tmp_path / "cu.extxyz"), "-o", str(tmp_path / "eos")]) == 0
     assert json.loads((tmp_path / "eos" / "eos.json").read_text())["bulk_modulus_GPa"] > 0
     assert (tmp_path / "eos" / "eos.png").is_file()
+
+
+def test_outputs_hold_what_the_readme_promises(tmp_path):
+    """eos.json has the fitted V0, E0, B0 and B0' (ASE's Birch-Murnaghan); phonons.json the band structure and DOS
+    behind the plot and a force-constants file phonopy reads back; elastic constants of a non-orthogonal cell say
+    in which frame they are (issue 20 item 12)."""
+    import phonopy
+
+    eos = equation_of_state(EMT(), copper(), out_dir=tmp_path / "eos")
+    bm = json.loads((tmp_path / "eos" / "eos.json").read_text())["birch_murnaghan"]
+    v0, e0, b = EquationOfState(eos["volumes_A3"], eos["energies_eV"], eos="birchmurnaghan").fit()
+    assert bm["V0_A3"] == pytest.approx(v0, rel=1e-6) and bm["B0_GPa"] == pytest.approx(b / GPa, rel=1e-6)
+    assert 3 < bm["B0_prime"] < 7 and bm["E0_eV"] == pytest.approx(e0, abs=1e-6)
+
+    ph = phonons(EMT(), copper(), out_dir=tmp_path / "ph", supercell=(2, 2, 2), mesh=8.0)
+    data = json.loads((tmp_path / "ph" / "phonons.json").read_text())
+    segments = data["band_structure"]["segments"]
+    assert len(segments) >= 2 and max(np.max(s["frequencies_THz"]) for s in segments) == pytest.approx(
+        ph["band_max_frequency_THz"])
+    assert len(data["dos"]["frequencies_THz"]) == len(data["dos"]["total_dos_per_THz"]) > 10
+    loaded = phonopy.load(tmp_path / "ph" / "phonopy_params.yaml")  # phonopy symmetrises on loading: 1e-3 THz
+    for phonon in (loaded, ph["phonopy"]):
+        phonon.run_qpoints([[0.5, 0.0, 0.5], [0.5, 0.5, 0.5]])
+    assert np.allclose(loaded.get_qpoints_dict()["frequencies"], ph["phonopy"].get_qpoints_dict()["frequencies"],
+                       atol=1e-3)
+
+    with pytest.warns(UserWarning, match="non-orthogonal cell"):
+        el = elastic_constants(EMT(), copper(), out_dir=tmp_path / "el")
+    assert "not orthogonal" in el["frame"]
+    assert "orthogonal: along its cell vectors" in elastic_constants(EMT(), bulk("Cu", "fcc", a=3.6, cubic=True))["frame"]

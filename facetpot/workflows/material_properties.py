@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
+from ase.eos import EquationOfState
 
 from ..atomic_write import atomic_write_text
 from ..calculator import FacetCalculator
@@ -56,8 +57,13 @@ def equation_of_state(calc, atoms, out_dir=None, max_strain: float = 0.1, points
                                relax_structure=relax).calc(atoms.copy())
     volumes, energies = np.asarray(r["eos"]["volumes"]), np.asarray(r["eos"]["energies"])
     fit = np.polyfit(volumes ** (-2.0 / 3.0), energies, 3)  # Birch-Murnaghan is a cubic in V^(-2/3)
+    # ASE's Birch-Murnaghan fit of the same points: V0, E0, B0 and B0'
+    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
+    eos.fit()
+    e0, b0, b0_prime, v0 = (float(x) for x in eos.eos_parameters)
     result = {"atoms": len(atoms), "volumes_A3": volumes.tolist(), "energies_eV": energies.tolist(),
               "bulk_modulus_GPa": float(r["bulk_modulus_bm"]), "r2": float(r["r2_score_bm"]),
+              "birch_murnaghan": {"V0_A3": v0, "E0_eV": e0, "B0_GPa": b0 * EV_PER_A3_TO_GPA, "B0_prime": b0_prime},
               "relaxed_volume_A3": float(r["volume"]), "relaxed_energy_eV": float(r["energy"])}
     _save(result, out_dir, "eos")
     plt = load_pyplot()
@@ -65,7 +71,8 @@ def equation_of_state(calc, atoms, out_dir=None, max_strain: float = 0.1, points
         fig, ax = plt.subplots(figsize=(4.5, 3.5))
         ax.plot(volumes, energies, "o", label="model")
         v = np.linspace(volumes.min(), volumes.max(), 200)
-        ax.plot(v, np.polyval(fit, v ** (-2.0 / 3.0)), "-", label=f"Birch-Murnaghan, B = {result['bulk_modulus_GPa']:.1f} GPa")
+        ax.plot(v, np.polyval(fit, v ** (-2.0 / 3.0)), "-", label=f"Birch-Murnaghan, B = {result['bulk_modulus_GPa']:.1f} GPa, "
+                f"B' = {b0_prime:.2f}, V0 = {v0:.2f} Å³")
         ax.set_xlabel("volume (Å³)")
         ax.set_ylabel("energy (eV)")
         ax.legend(fontsize=8)
@@ -89,11 +96,20 @@ def elastic_constants(calc, atoms, out_dir=None, fmax: float = 0.01, relax: bool
         r = _matcalc().ElasticityCalc(calc, fmax=fmax, relax_structure=relax, norm_strains=strains,
                                       shear_strains=strains, relax_deformed_structures=True).calc(atoms.copy())
     voigt = np.asarray(r["elastic_tensor"].voigt) * EV_PER_A3_TO_GPA
+    cell = np.asarray(atoms.cell.cellpar())
+    orthogonal = bool(np.allclose(cell[3:], 90.0, atol=1e-6))
     result = {"C_voigt_GPa": np.round(voigt, 6).tolist(),
+              "frame": ("the Cartesian axes of the input cell (orthogonal: along its cell vectors)" if orthogonal else
+                        "the Cartesian axes of the input cell, which is not orthogonal: C_ij are rotated with respect "
+                        "to the crystal axes (give the conventional cell, e.g. the cubic one, for C11/C12/C44 "
+                        "along the cube edges)"),
               "bulk_modulus_vrh_GPa": float(r["bulk_modulus_vrh"]) * EV_PER_A3_TO_GPA,
               "shear_modulus_vrh_GPa": float(r["shear_modulus_vrh"]) * EV_PER_A3_TO_GPA,
               "youngs_modulus_GPa": float(r["youngs_modulus"]) * EV_PER_A3_TO_GPA,
               "relaxed_volume_A3": float(r["volume"])}
+    if not orthogonal:
+        warnings.warn("elastic constants of a non-orthogonal cell are in its Cartesian frame, rotated from the crystal "
+                      "axes: for a cubic crystal give the conventional cubic cell", stacklevel=2)
     _save(result, out_dir, "elastic")
     return result
 
@@ -115,12 +131,24 @@ def phonons(calc, atoms, out_dir=None, supercell: Optional[Sequence[int]] = None
     labels = [label.replace("$", "").replace("\\mathrm{", "").replace("}", "").replace("\\Gamma", "Gamma")
               for label in (band.labels or [])]
     thermal = r["thermal_properties"]
+    bands = phonon.get_band_structure_dict()
+    phonon.run_total_dos()
+    dos = phonon.get_total_dos_dict()
     result = {
         "supercell": np.asarray(phonon.supercell_matrix).tolist(),
         "min_frequency_THz": float(frequencies.min()),
         "imaginary_modes_on_mesh": int((frequencies < -0.01).sum()),
         "band_path": labels,
         "band_max_frequency_THz": float(max(np.max(f) for f in band.frequencies)),
+        # the data behind phonons.png: per path segment, q-points (reduced), distances along the path (1/Å) and
+        # frequencies (THz, one row per q-point); the total DOS (states/THz per unit cell) on THz points
+        "band_structure": {"labels": labels,
+                           "segments": [{"qpoints": np.asarray(q).tolist(), "distances": np.asarray(d).tolist(),
+                                         "frequencies_THz": np.asarray(f).tolist()}
+                                        for q, d, f in zip(bands["qpoints"], bands["distances"], bands["frequencies"])]},
+        "dos": {"frequencies_THz": np.asarray(dos["frequency_points"]).tolist(),
+                "total_dos_per_THz": np.asarray(dos["total_dos"]).tolist()},
+        "force_constants_file": "phonopy_params.yaml (with force constants; phonopy.load reads it)",
         "thermal": {"temperatures_K": np.asarray(thermal["temperatures"]).tolist(),
                     "free_energy_kJ_per_mol": np.asarray(thermal["free_energy"]).tolist(),
                     "entropy_J_per_K_mol": np.asarray(thermal["entropy"]).tolist(),
@@ -130,10 +158,17 @@ def phonons(calc, atoms, out_dir=None, supercell: Optional[Sequence[int]] = None
         warnings.warn(f"{result['imaginary_modes_on_mesh']} imaginary mode(s) on the mesh, lowest "
                       f"{result['min_frequency_THz']:.3f} THz: the structure is not a minimum (or the supercell is too small)")
     _save(result, out_dir, "phonons")
+    if out_dir is not None:
+        phonon.save(str(Path(out_dir) / "phonopy_params.yaml"), settings={"force_constants": True})
     plt = load_pyplot()
     if out_dir is not None and plt is not None:
         phonon.auto_total_dos(mesh=mesh)
-        phonon.plot_band_structure_and_dos().savefig(Path(out_dir) / "phonons.png", dpi=120)
+        plot = phonon.plot_band_structure_and_dos()
+        fig = plot.gcf() if hasattr(plot, "gcf") else plot
+        for ax in fig.axes:  # phonopy leaves the frequency axis without its unit
+            if ax.get_ylabel().lower().startswith("frequency"):
+                ax.set_ylabel("Frequency (THz)")
+        fig.savefig(Path(out_dir) / "phonons.png", dpi=120)
         plt.close("all")
     result["phonopy"] = phonon  # for Python callers; not written to JSON
     return result
