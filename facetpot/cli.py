@@ -167,7 +167,8 @@ def _property(args) -> int:
     model, structure = _model_and_structure(args)
     options = {"supercell": args.supercell} if args.command == "phonons" and args.supercell else {}
     result = compute_for_file(args.command, model, structure, args.output, device=args.device,
-                              dtype=args.dtype, min_distance=args.min_distance, **options)
+                              dtype=args.dtype, min_distance=args.min_distance, progress=not args.no_progress,
+                              **options)
     shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("C_voigt_GPa", "band_path")}
     print(json.dumps(shown, indent=1))
     names = (f"{args.command}.json", f"{args.command}.png", "phonopy_params.yaml")
@@ -193,7 +194,7 @@ def _eval(args) -> int:
     model, data = _model_and_inputs(args, args.data)
     report = evaluate_model(model, data, out_dir=args.output, keys=_keys(args.key),
                             device=args.device, dtype=args.dtype, batch_atoms=args.batch_atoms,
-                            plots=not args.no_plots)
+                            plots=not args.no_plots, progress=not args.no_progress)
     print(json.dumps(report["all"], indent=1))
     print(f"report: {Path(args.output) / 'report.json'}" + ("" if args.no_plots else " (+ parity plots with matplotlib)"),
           file=sys.stderr)
@@ -297,6 +298,7 @@ def _add_training(sub) -> None:
     _common(e, "float64", "float64: errors of a few meV need it", structures=False)
     e.add_argument("--batch-atoms", type=int, default=2048, help="atoms per model call")
     e.add_argument("--no-plots", action="store_true", help="skip the parity plots")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_eval)
 
 
@@ -352,6 +354,7 @@ def _add_workflows(sub) -> None:
         _common(pp, "float64", EXACT)
         if kind == "phonons":
             pp.add_argument("--supercell", type=int, nargs=3, help="supercell diagonal (default: at least 20 Å)")
+        pp.add_argument("--no-progress", action="store_true", help="no progress bar (model calls)")
         pp.set_defaults(func=_property)
 
 

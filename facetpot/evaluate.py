@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+from tqdm import tqdm
 import torch
 
 from .atomic_write import atomic_write_text
@@ -28,12 +29,13 @@ from .units import EV_PER_A3_TO_GPA
 
 
 def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] = None, device="cpu",
-                   dtype="float64", batch_atoms=2048, plots=True) -> Dict:
+                   dtype="float64", batch_atoms=2048, plots=True, progress: bool = False) -> Dict:
     m = inference_model(model, device=device, dtype=dtype, copy=True)
     tdtype = torch_dtype(dtype)
     metrics = ErrorMetrics()
     points: Dict[str, List[np.ndarray]] = {"e_ref": [], "e_pred": [], "f_ref": [], "f_pred": [], "s_ref": [], "s_pred": []}
     rejected = []
+    bar = tqdm(unit="frame", desc="facet eval", disable=not progress)
     for window in pack_batches(iter_frames(data, keys=keys), lambda fr: len(fr.numbers), WINDOW_BATCHES * batch_atoms):
         good = []
         for fr in window:
@@ -43,9 +45,15 @@ def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] =
         good.sort(key=lambda lg: lg.graph.max_neighbors())
         for chunk in pack_batches(good, lambda lg: lg.graph.num_atoms, batch_atoms):
             _evaluate_batch(m, collate(chunk).to(device, tdtype), metrics, points)
+        bar.update(len(window))
+    bar.close()
     result = metrics.result()
     if not result:
-        raise ValueError(f"no usable frames in {data}" + (f"; rejected: {rejected[:5]}" if rejected else ""))
+        unlabelled = rejected and all("missing or non-finite energy" in r for r in rejected)
+        raise ValueError(f"no usable frames in {data}" + (
+            ": the structures carry no energy labels (another key? --key energy=KEY); for predictions of unlabelled "
+            "structures use `facet predict FILES -o DIR` (energies, forces, stresses in DIR/predicted.extxyz)"
+            if unlabelled else (f"; rejected: {rejected[:5]}" if rejected else "")))
     report = {}
     for group, d in result.items():
         r = {"frames": d["frames"]}

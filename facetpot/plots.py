@@ -11,6 +11,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .units import EV_PER_A3_TO_GPA
+
 #: at most this many points per parity panel (sampled evenly)
 MAX_PARITY_POINTS = 200_000
 
@@ -25,6 +27,16 @@ def load_pyplot():
     except ImportError:
         return None
     return plt
+
+
+def mae_title(kind: str, mae: float) -> str:
+    """A parity panel's title in the report's units: energy ``e`` in meV/atom (``mae`` in eV/atom), forces ``f``
+    in eV/Å, stress ``s`` in eV/Å³ and GPa."""
+    if kind == "e":
+        return f"MAE {1e3 * mae:.3g} meV/atom"
+    if kind == "f":
+        return f"MAE {mae:.3g} eV/Å"
+    return f"MAE {mae:.3g} eV/Å³ ({mae * EV_PER_A3_TO_GPA:.3g} GPa)"
 
 
 def parity_plots(p: Dict[str, np.ndarray], out: Path) -> List[Path]:
@@ -47,7 +59,7 @@ def parity_plots(p: Dict[str, np.ndarray], out: Path) -> List[Path]:
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         mae = float(np.abs(ref - pred).mean())
-        ax.set_title(f"MAE {mae:.4g}")
+        ax.set_title(mae_title(k, mae))
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"predicted {label}")
     fig.tight_layout()

@@ -144,3 +144,36 @@ def test_help_shows_defaults_and_why_dtypes_differ(capsys):
     assert "(default: float64)" in phonons and "finite differences" in phonons
     ev = _help(["eval"], capsys)
     assert "LABEL=KEY" in ev and "labelled structures" in ev
+
+
+def test_outputs_named_units_and_progress(files, capsys):
+    """Items 11, 14, 15: commands name only files they wrote; a relaxation where nothing relaxed does not name
+    relaxed.extxyz; the relax progress bar has a total; eos shows progress; eval of unlabelled structures points
+    to facet predict; parity titles are in the report's units; MD frames keep the CIF's occupancy."""
+    from facetpot.plots import mae_title
+
+    model = ["-m", str(files / "model.pt")]
+    write(files / "two.extxyz", [bulk("Si", "diamond", a=5.43), bulk("Al", "fcc", a=4.05)])
+    assert facet(["relax", str(files / "two.extxyz"), str(files / "si.cif"), "-o", str(files / "r"),
+                  "--max-steps", "1"] + model) in (0, 1)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "relaxed.extxyz" in err
+    assert facet(["relax", str(files / "broken.cif"), "-o", str(files / "r2"), "--no-progress"] + model) == 1
+    err = capsys.readouterr().err
+    assert "(nothing relaxed)" in err and "relaxed.extxyz" not in err
+    assert facet(["elastic", str(files / "al.cif"), "-o", str(files / "el")] + model) == 0
+    err = capsys.readouterr().err
+    assert "facet elastic" in err and "model call" in err  # the progress bar
+    assert "elastic.json" in err and "elastic.png" not in err  # elastic writes no plot
+    write(files / "plain.extxyz", bulk("Si", "diamond", a=5.43))  # no energy: unlabelled
+    assert facet(["eval", str(files / "plain.extxyz"), "-o", str(files / "ev")] + model) == 2
+    assert "facet predict" in capsys.readouterr().err
+    assert mae_title("e", 0.007604) == "MAE 7.6 meV/atom" and "GPa" in mae_title("s", 0.001)
+    occupied = bulk("NaCl", "rocksalt", a=5.64)
+    write(files / "nacl.cif", occupied)
+    save_model(small_model(species=[11, 17], scale=0.3), files / "nacl.pt")
+    assert facet(["md", str(files / "nacl.cif"), "-o", str(files / "md"), "-m", str(files / "nacl.pt"), "--steps", "2",
+                  "--no-progress"]) == 0
+    from ase.io import read
+
+    assert read(files / "md" / "trajectory.extxyz", -1).info["occupancy"] == read(files / "nacl.cif").info["occupancy"]

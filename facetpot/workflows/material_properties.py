@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 from ase.eos import EquationOfState
+from tqdm import tqdm
 
 from ..atomic_write import atomic_write_text
 from ..calculator import FacetCalculator
@@ -177,8 +178,21 @@ def phonons(calc, atoms, out_dir=None, supercell: Optional[Sequence[int]] = None
 PROPERTIES = {"eos": equation_of_state, "elastic": elastic_constants, "phonons": phonons}
 
 
+def _counted(calc, bar):
+    """``calc``, every calculation of which advances ``bar`` (matcalc and phonopy run many; how many depends on
+    the relaxations, so the bar counts model calls without a total)."""
+    calculate = calc.calculate
+
+    def counted(*args, **kwargs):
+        calculate(*args, **kwargs)
+        bar.update(1)
+
+    calc.calculate = counted
+    return calc
+
+
 def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", dtype: str = "float64",
-                     min_distance: float = MIN_DISTANCE, **options):
+                     min_distance: float = MIN_DISTANCE, progress: bool = False, **options):
     """``facet eos|elastic|phonons STRUCTURE -o DIR``: the property of the structure file's last frame, which
     must be a crystal (periodic in three directions, non-zero volume)."""
     if kind not in PROPERTIES:
@@ -190,6 +204,8 @@ def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", 
         raise ValueError(f"{kind} needs a crystal (periodic in all three directions, with a cell); {structure} has "
                          f"pbc={atoms.pbc.tolist()} and a cell volume of {abs(atoms.cell.volume):.3g} Å^3")
     calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance)
-    result = PROPERTIES[kind](calc, atoms, out_dir=out_dir, **options)
+    bar = tqdm(unit="model call", desc=f"facet {kind}", disable=not progress)
+    result = PROPERTIES[kind](_counted(calc, bar), atoms, out_dir=out_dir, **options)
+    bar.close()
     result.pop("phonopy", None)
     return result

@@ -20,11 +20,11 @@ from tqdm import tqdm
 from ..model_file import inference_model
 from .batched_relax import BatchedRelaxation
 from .relax_result import CSV_COLUMNS, csv_row
-from .structure_inputs import expand_inputs, iter_structures
+from .structure_inputs import count_structures, expand_inputs, iter_structures
 
 
 def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model, out_dir, progress: bool = True,
-              **options) -> Tuple[int, int, int]:
+              expected: Optional[int] = None, **options) -> Tuple[int, int, int]:
     """Relax every (name, atoms, read error) item with ``model`` (a FacetModel), writing ``out_dir``/results.csv
     and relaxed.extxyz; ``options`` go to :class:`BatchedRelaxation`. Returns (structures, converged, failed)."""
     relaxation = BatchedRelaxation(model, **options)  # checks the options before anything is written
@@ -32,7 +32,7 @@ def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model
     out.mkdir(parents=True, exist_ok=True)
     total = converged = failed = 0
     written = False  # the first structure truncates relaxed.extxyz of an earlier run
-    bar = tqdm(unit="structure", disable=not progress)
+    bar = tqdm(total=expected, unit="structure", disable=not progress)  # expected: the count, if known
     with open(out / "results.csv", "w", newline="") as f:
         rows = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS.values()))
         rows.writeheader()
@@ -57,4 +57,6 @@ def relax_files(model, inputs, out_dir, shard: Tuple[int, int] = (0, 1), device:
     """``facet relax``: every structure of ``inputs`` (files, folders, globs) relaxed with ``model``
     (a FacetModel, a file or a shipped name); (structures, converged, failed)."""
     model = inference_model(model, device=device, dtype=dtype)
-    return relax_all(iter_structures(expand_inputs(inputs), shard), model, out_dir, progress=progress, **options)
+    paths = expand_inputs(inputs)
+    expected = count_structures(paths, shard) if progress else None
+    return relax_all(iter_structures(paths, shard), model, out_dir, progress=progress, expected=expected, **options)

@@ -99,6 +99,50 @@ def _read(path: Path) -> List[Atoms]:
             raise ase_error from None
 
 
+def _xyz_frames(path: Path) -> Optional[int]:
+    """Frames of an (ext)xyz file, counted from the atom-count lines without parsing them; None if malformed."""
+    count = 0
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                n = int(line.split()[0])
+            except ValueError:
+                return None
+            for _ in range(n + 1):
+                f.readline()
+            count += 1
+    return count
+
+
+def count_structures(paths: Sequence[Path], shard: Tuple[int, int] = (0, 1)) -> Optional[int]:
+    """How many items :func:`iter_structures` will give (a progress bar's total), or None when a file's frame
+    count cannot be known cheaply (multi-frame formats other than xyz/extxyz/traj, malformed files)."""
+    from ase.io.trajectory import Trajectory  # lazy: only for .traj inputs
+
+    total = 0
+    for path in paths:
+        suffix = path.suffix.lower().lstrip(".")
+        try:
+            if suffix in ("xyz", "extxyz"):
+                n = _xyz_frames(path)
+            elif suffix == "traj":
+                with Trajectory(str(path)) as traj:
+                    n = len(traj)
+            elif suffix in ("db", "json", "dcd", "pdb", "gro", "arc", "con"):
+                n = None
+            else:
+                n = 1
+        except Exception:  # noqa: BLE001 - an unreadable file is one (failed) item
+            n = 1
+        if n is None:
+            return None
+        total += max(n, 1)
+    index, count = shard
+    return len(range(index, total, count))
+
+
 def read_structure(path) -> Atoms:
     """The last frame of one structure file (ASE, else pymatgen), or ValueError saying why it cannot be read
     (ASE's readers raise StopIteration, KeyError ... on broken files)."""
