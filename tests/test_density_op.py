@@ -111,8 +111,8 @@ def test_chunks_read_only_their_own_neighbour_width():
     ref = compute_properties(model, graph, virials=True)
     model.set_backend("density", cache_atoms=5)
     out = compute_properties(model, graph, virials=True)
-    for k in ref:
-        assert torch.allclose(out[k], ref[k], atol=1e-11, rtol=1e-11), k
+    for k in ref:  # (the molecule's stress is NaN in both)
+        assert torch.allclose(out[k], ref[k], atol=1e-11, rtol=1e-11, equal_nan=True), k
 
 
 def test_remembered_matrices_follow_weight_changes():

@@ -47,7 +47,7 @@ def test_rejects_other_format_version(tmp_path):
 
 def test_rejects_non_model_and_pickled_code(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a readable facetpot model"):
+    with pytest.raises(ValueError, match="is not a facetpot model file"):
         facetpot.load_model(tmp_path / "junk.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a facetpot model"):
