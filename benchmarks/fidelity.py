@@ -144,16 +144,18 @@ def hot_snapshots(starts: List[Atoms], trim, rng: np.random.Generator, steps: in
 
     from facetpot.calculator import FacetCalculator
 
-    calc = FacetCalculator(trim)
+    calc = FacetCalculator(trim, min_distance=0)  # hot hydrogen may pass within 0.5 Å
     out = []
     for a in starts:
+        start = a.copy()
         t = rng.uniform(1500, 2500)
         a.calc = calc
         MaxwellBoltzmannDistribution(a, temperature_K=t, rng=rng)
         Langevin(a, 2 * units.fs, temperature_K=t, friction=0.02, rng=rng).run(steps)
         snap = a.copy()
         snap.calc = None
-        out.append(snap)
+        d = snap.get_all_distances(mic=True) + 1e3 * np.eye(len(snap))
+        out.append(snap if d.min() >= 0.6 else start)  # a snapshot with overlapping atoms: its start instead
     return out
 
 
