@@ -36,8 +36,8 @@ def compute_properties(
     molecules' stress is NaN."""
     if graph.positions.dtype != model.dtype or graph.positions.device != model.device:
         graph = graph.to(model.device, model.dtype)
-    volume = torch.linalg.det(graph.cell).abs()
-    has_cell = bool((volume > MIN_CELL_VOLUME).any())
+    volume = torch.linalg.det(graph.cell).abs() if stress is not False else None  # (stress=False: no device sync)
+    has_cell = volume is not None and bool((volume > MIN_CELL_VOLUME).any())
     if stress is None:
         stress = has_cell
     elif stress and not has_cell:

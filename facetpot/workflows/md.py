@@ -92,6 +92,7 @@ def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[
     if not traj.is_file():
         raise FileNotFoundError(f"nothing to restart from: {traj} does not exist")
     atoms = read(traj, -1)
+    last_frame = int(atoms.info.get("step", 0))
     state = load_state(state_file) if state_file.is_file() else None
     was = str(state["ensemble"]) if state is not None else atoms.info.get("ensemble")
     if was is not None and was != ensemble:
@@ -105,9 +106,8 @@ def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[
         start = int(atoms.info.get("step", 0))
     rows = list(csv.DictReader(open(thermo))) if thermo.is_file() else []
     kept = [{OLD_THERMO_NAMES.get(k, k): v for k, v in r.items()} for r in rows if int(r["step"]) <= start]
-    frames = read(traj, ":")
-    if frames and int(frames[-1].info.get("step", 0)) > start:  # killed between the frame and the state file
-        write(traj, [f for f in frames if int(f.info.get("step", 0)) <= start], format="extxyz")
+    if last_frame > start:  # killed between the frame and the state file: frames past the state go
+        write(traj, [f for f in read(traj, ":") if int(f.info.get("step", 0)) <= start], format="extxyz")
     return atoms, start, kept, state
 
 
