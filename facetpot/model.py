@@ -58,10 +58,12 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "cutoff_fn": "polynomial",  # "polynomial" (degree envelope_p) or "xplor" (switched on from cutoff_on)
     "cutoff_on": None,
     "spline_start": 0.0,  # first spline knot r_0 (Å): splines spread over [r_0, cutoff]
-    "radial_rank": 0,  # spline: > 0 makes each layer's (K, n_weights) weight matrix a product of rank R
+    "radial_rank": 0,  # spline: > 0 makes each layer's (K, n_weights) weight matrix a product of rank R (or a list: R per layer)
     "gate_activation": "sigmoid",  # gate nonlinearity: "sigmoid" or "silu" (SevenNet)
     "silu_norm": SILU_NORM,  # second-moment normalisation of SiLU (e3nn's sampled value in SevenNet ports)
     "self_connection_bias": True,  # a bias on the scalar outputs of each layer's self-connection (none in SevenNet)
+    # False: the first layer has no Linear_in (the species embedding, a learned table, already is any linear map of it)
+    "first_linear_in": True,
 }
 RADIAL_KINDS = ("spline", "bessel_mlp")
 
@@ -81,6 +83,13 @@ def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
         raise ValueError(f"cutoff must be positive, got {cfg['cutoff']}")
     if int(cfg["num_layers"]) < 1:
         raise ValueError("num_layers must be at least 1")
+    ranks = cfg["radial_rank"]
+    if isinstance(ranks, (list, tuple)):
+        if len(ranks) != int(cfg["num_layers"]):
+            raise ValueError(f"radial_rank lists one rank per layer: {len(ranks)} given for {cfg['num_layers']} layers")
+        cfg["radial_rank"] = [int(r) for r in ranks]
+    elif not isinstance(ranks, int):
+        raise ValueError(f"radial_rank must be an integer or a list of one per layer, got {ranks!r}")
     for key in ("atomic_energies", "scale"):
         v = cfg[key]
         if isinstance(v, dict):
@@ -135,6 +144,7 @@ class FacetModel(ExactBuffers):
                            int(cfg["grid_degree"]))
         layers: List[InteractionBlock] = []
         irreps = [(mul0, 0, 1)]
+        ranks = cfg["radial_rank"] if isinstance(cfg["radial_rank"], list) else [cfg["radial_rank"]] * int(cfg["num_layers"])
         for t in range(int(cfg["num_layers"])):
             last = t == int(cfg["num_layers"]) - 1
             out = [(mul0, 0, 1)] if last else hidden
@@ -152,8 +162,9 @@ class FacetModel(ExactBuffers):
                     radial_hidden=radial_hidden,
                     gate_activation=cfg["gate_activation"],
                     silu_norm=float(cfg["silu_norm"]),
-                    radial_rank=int(cfg["radial_rank"]),
+                    radial_rank=int(ranks[t]),
                     self_connection_bias=bool(cfg["self_connection_bias"]),
+                    linear_in=bool(cfg["first_linear_in"]) or t > 0,
                 )
             )
             irreps = out

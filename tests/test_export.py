@@ -27,8 +27,9 @@ def _structure():
 
 
 @pytest.mark.parametrize("backend,cfg", [("density", {}), ("edgewise", {}), ("edgewise", SEVENNET_LIKE),
-                                         ("density", {"radial_rank": 2}), ("triton", {})],
-                         ids=["density", "edgewise", "sevennet-like", "density-low-rank", "triton"])
+                                         ("density", {"radial_rank": 2}), ("triton", {}),
+                                         ("density", {"radial_rank": [2, 3], "first_linear_in": False})],
+                         ids=["density", "edgewise", "sevennet-like", "density-low-rank", "triton", "ranks-per-layer-folded"])
 def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     model = small_model(seed=1, **cfg).set_backend(backend)
     atoms = _structure()

@@ -2,6 +2,8 @@
 
     x' = Nonlin( Linear_out( Conv( Linear_in(x), Y, b(r) ) ) + SelfConnection(x) )
 
+(without Linear_in when ``linear_in=False``: a first layer whose input is a learned per-species table).
+
 Nonlin is ``gate`` (SevenNet-style: linear self-connection + gate) or ``s2_mlp`` (Facet: the
 spherical-grid mixing layer). A layer whose output is scalars only (the last one) uses SiLU.
 """
@@ -38,6 +40,7 @@ class InteractionBlock(nn.Module):
         silu_norm: float = SILU_NORM,
         radial_rank: int = 0,
         self_connection_bias: bool = True,
+        linear_in: bool = True,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -45,7 +48,8 @@ class InteractionBlock(nn.Module):
         self.irreps_in = list(irreps_in)
         self.irreps_out = list(irreps_out)
         self.scalars_only = all(l == 0 for _, l, _ in self.irreps_out)
-        self.linear_in = IrrepsLinear(self.irreps_in, self.irreps_in)
+        # linear_in=False: the convolution reads the input as it is (a first layer fed by a learned embedding)
+        self.linear_in: Optional[IrrepsLinear] = IrrepsLinear(self.irreps_in, self.irreps_in) if linear_in else None
         self.conv = SplineConvolution(
             self.irreps_in,
             sh_lmax,
@@ -91,7 +95,10 @@ class InteractionBlock(nn.Module):
         """blocks: features of the N sending atoms; returns those of the receiving atoms
         0..edges.num_receivers-1 (all N of an ASE graph; the local atoms of a LAMMPS domain)."""
         num_receivers = edges.num_receivers
-        msg = self.linear_out(self.conv(self.linear_in(blocks), edges))
+        mixed = blocks
+        if self.linear_in is not None:
+            mixed = self.linear_in(blocks)
+        msg = self.linear_out(self.conv(mixed, edges))
         receivers = blocks
         if num_receivers != blocks[0].shape[0]:
             receivers = [x.narrow(0, 0, num_receivers) for x in blocks]

@@ -20,7 +20,7 @@ K R + R n_weights parameters per layer instead of K n_weights.
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -45,31 +45,43 @@ def pair_distances(structures, cutoff: float, max_distances: int = 400_000, seed
     return torch.as_tensor(np.sort(r), dtype=torch.float64)
 
 
-def spline_config(config: Dict, num_splines: int, start: float = 0.0, rank: int = 0) -> Dict:
+def layer_ranks(rank: Union[int, Sequence[int]], num_layers: int) -> List[int]:
+    """R per layer from one R or a list of them (0: full rank)."""
+    ranks = [int(rank)] * num_layers if isinstance(rank, int) else [int(r) for r in rank]
+    if len(ranks) != num_layers:
+        raise ValueError(f"{len(ranks)} ranks given for {num_layers} layers")
+    return ranks
+
+
+def spline_config(config: Dict, num_splines: int, start: float = 0.0, rank: Union[int, Sequence[int]] = 0) -> Dict:
     cfg = copy.deepcopy(config)
     cfg["radial"] = "spline"
     cfg["num_radial"] = int(num_splines)
     cfg["spline_start"] = float(start)
-    cfg["radial_rank"] = int(rank)
+    ranks = layer_ranks(rank, int(cfg["num_layers"]))
+    cfg["radial_rank"] = ranks[0] if len(set(ranks)) == 1 else ranks
     return cfg
 
 
 @torch.no_grad()
 def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, start: float = 0.0,
-                chunk: int = 20_000, rank: int = 0) -> Tuple[FacetModel, List[float]]:
-    """(the spline model, relative RMS error of the radial weights per layer)."""
+                chunk: int = 20_000, rank: Union[int, Sequence[int]] = 0) -> Tuple[FacetModel, List[float]]:
+    """(the spline model, relative RMS error of the radial weights per layer); ``rank``: one R for all layers
+    or one per layer. A ``model`` passed through :func:`fold_first_linear` gives a spline model without the
+    first Linear_in."""
     if model.config["radial"] != "bessel_mlp":
         raise ValueError(f"fit_splines needs a radial-MLP model (radial='bessel_mlp'), got radial={model.config['radial']!r}")
     model = copy.deepcopy(model).double()
     spline = FacetModel(**spline_config(model.config, num_splines, start, rank)).double()
     keep = {k: v for k, v in model.state_dict().items()
             if not (k.startswith("radial.") or ".conv.radial_mlp." in k or k.endswith(".conv.radial_weight"))}
+
     missing, unexpected = spline.load_state_dict(keep, strict=False)
     if unexpected or any(not k.endswith((".conv.radial_weight", ".conv.radial_mix")) for k in missing):
         raise RuntimeError(f"state mismatch: missing {missing}, unexpected {unexpected}")
     chunks = torch.split(distances.to(torch.float64), chunk)  # (E, n_weights) targets in bounded memory
     errors = []
-    for layer, new in zip(model.layers, spline.layers):
+    for layer, new, rank in zip(model.layers, spline.layers, layer_ranks(rank, len(model.layers))):
         conv, target_conv = layer.conv, new.conv
 
         def weights(r):  # the MLP layer's radial weights, and the spline basis, at distances r
@@ -109,3 +121,35 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
     spline.set_scale({z: float(s) for z, s in zip(spline.species, model.scale.tolist())})
     spline.metadata = dict(getattr(model, "metadata", {}))
     return spline.eval(), errors
+
+
+@torch.no_grad()
+def fold_first_linear(model: FacetModel) -> FacetModel:
+    """The same function without the first layer's Linear_in (``first_linear_in=False``): the embedding E becomes
+    E' = E L / sqrt(fan_in) (what the convolution reads), and the first self-connection, which read E, reads E'
+    with weights S' solving E' S' = E S (exact: the N_species rows of E' are independent unless L is singular on
+    them, which raises). Saves the mul0 x mul0 numbers of L."""
+    if not model.config["first_linear_in"]:
+        return model
+    layer = model.layers[0]
+    if len(layer.linear_in.weights) != 1 or len(model.embedding.weight.shape) != 2:
+        raise ValueError("fold_first_linear needs a first layer with scalar inputs only")
+    cfg = dict(model.config, first_linear_in=False)
+    out = FacetModel(**cfg).to(model.dtype)
+    e = model.embedding.weight.detach().double()
+    e_new = e @ layer.linear_in.weights[0].double() * layer.linear_in.norms[0]
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("layers.0.linear_in.")}
+    state["embedding.weight"] = e_new.to(model.dtype)
+    sc = layer.self_connection
+    for k, w in enumerate(sc.weights):
+        if w.numel() == 0:
+            continue
+        solved = torch.linalg.lstsq(e_new, e @ w.double()).solution
+        if not torch.allclose(e_new @ solved, e @ w.double(), atol=1e-8 * float(e.abs().max() * w.abs().max()) + 1e-12):
+            raise ValueError("the first Linear_in is singular on the species embedding: it cannot be folded")
+        state[f"layers.0.self_connection.weights.{k}"] = solved.to(model.dtype)
+    out.load_state_dict(state, strict=True)
+    for name in ("metadata",):
+        if hasattr(model, name):
+            setattr(out, name, dict(getattr(model, name)))
+    return out.eval()
