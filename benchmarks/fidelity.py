@@ -91,12 +91,7 @@ def families(frames: List[Atoms], n: int, rng: np.random.Generator, trim) -> Dic
         strained.append(_strain(pick(), eps))
     out["strained"] = strained
     out["compressed"] = [_strain(pick(), (0.8 ** (1 / 3) - 1) * np.eye(3)) for _ in range(n)]
-    rattled = []
-    for _ in range(n):
-        a = pick()
-        a.positions += rng.normal(0, rng.uniform(0.15, 0.30) / np.sqrt(3), a.positions.shape)
-        rattled.append(a)
-    out["rattled"] = rattled
+    out["rattled"] = rattled(pick, n, rng)
     out["hot"] = hot_snapshots([pick() for _ in range(n)], trim, rng)
     sv = []
     for k in range(n):
@@ -109,7 +104,33 @@ def families(frames: List[Atoms], n: int, rng: np.random.Generator, trim) -> Dic
             del a[int(rng.integers(len(a)))]
         sv.append(a)
     out["surface_vacancy"] = sv
-    close = []
+    out["close_contact"] = close_contacts(pick, n, rng)
+    seen: set = set()
+    diverse = []
+    for a in sorted(frames, key=lambda a: -len(set(a.numbers))):
+        new = set(a.numbers) - seen
+        if new:
+            diverse.append(a.copy())
+            seen |= new
+        if len(diverse) == n:
+            break
+    out["elements"] = diverse
+    return out
+
+
+def rattled(pick, n: int, rng: np.random.Generator) -> List[Atoms]:
+    """``n`` structures from ``pick()`` with Gaussian displacements of 0.15-0.3 Å."""
+    out = []
+    for _ in range(n):
+        a = pick()
+        a.positions += rng.normal(0, rng.uniform(0.15, 0.30) / np.sqrt(3), a.positions.shape)
+        out.append(a)
+    return out
+
+
+def close_contacts(pick, n: int, rng: np.random.Generator) -> List[Atoms]:
+    """``n`` structures from ``pick()`` with one atom moved towards its nearest neighbour to 0.7-1.5 Å."""
+    out = []
     for _ in range(n):
         a = pick()
         if len(a) < 2:
@@ -122,18 +143,7 @@ def families(frames: List[Atoms], n: int, rng: np.random.Generator, trim) -> Dic
         target = rng.uniform(0.7, 1.5)
         if target < r[j]:
             a.positions[j] -= d[j] / r[j] * (r[j] - target)
-        close.append(a)
-    out["close_contact"] = close
-    seen: set = set()
-    diverse = []
-    for a in sorted(frames, key=lambda a: -len(set(a.numbers))):
-        new = set(a.numbers) - seen
-        if new:
-            diverse.append(a.copy())
-            seen |= new
-        if len(diverse) == n:
-            break
-    out["elements"] = diverse
+        out.append(a)
     return out
 
 

@@ -97,3 +97,36 @@ def test_refit_to_outputs_brings_a_trim_closer_to_its_original():
     old = np.array([float(evaluate(before, a)["energy"]) for a in atoms])
     new = np.array([float(evaluate(spline, a)["energy"]) for a in atoms])
     assert np.abs(new - ref).mean() < np.abs(old - ref).mean()
+
+
+def test_derivative_statistics_and_fit():
+    """The banded derivative Gram equals the dense sum_e |t_e|^2 b'(r_e) b'(r_e)^T, and a fit that holds the
+    derivative term brings the radial derivatives closer than one that does not."""
+    port = small_model(**PORT_LIKE)
+    atoms = _atoms()
+    distances = pair_distances(atoms, port.cutoff)
+    spline, _ = fit_splines(port, distances, 8, 0.4, rank=2)
+    stats = layer_statistics(port, spline, atoms, batch_atoms=16)
+    # dense reference of layer 0's derivative Gram, from the same messages
+    store = []
+    hook = port.layers[0].conv.register_forward_hook(lambda mod, args, out: store.append(args))
+    from facetpot.graph import atoms_to_graph, batch_graphs
+    g = batch_graphs([atoms_to_graph(a, port.cutoff) for a in atoms])
+    port(port.species_index(g.numbers), g.edge_index, g.edge_vectors())
+    hook.remove()
+    blocks, edges = store[0]
+    r = edges.vectors.norm(dim=1)
+    conv = spline.layers[0].conv
+    msgs = []
+    for p, cg in zip(conv.paths.paths, conv.paths.cg):
+        sh = edges.sh[:, p.l2 ** 2:(p.l2 + 1) ** 2]
+        t = torch.einsum("eua,abc,eb->euc", blocks[p.block][edges.senders], cg, sh)
+        msgs.append((t ** 2).sum(-1))
+    sizes = conv.norm ** 2 * torch.cat(msgs, 1)
+    db = (spline.radial(r + 1e-5) - spline.radial(r - 1e-5)) / 2e-5
+    dense = torch.einsum("eu,ek,el->ukl", sizes, db, db)
+    assert torch.allclose(stats[0].dgram, dense, rtol=1e-9, atol=1e-12 * float(dense.abs().max()))
+    plain, with_derivative = copy.deepcopy(spline), copy.deepcopy(spline)
+    a = refit_to_outputs(port, plain, stats, distances, ridge=1e-3, iterations=10)
+    b = refit_to_outputs(port, with_derivative, stats, distances, ridge=1e-3, iterations=10, derivative=1.0)
+    assert all(y < x for x, y in zip(a["derivative_after"], b["derivative_after"]))

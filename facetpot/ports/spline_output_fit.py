@@ -18,7 +18,13 @@ is quadratic in A for fixed M and in M for fixed A (alternating least squares, e
 never increases). ``d_n`` is the squared norm of the row of the layer's ``linear_out`` that reads channel n
 (how much an error of the channel reaches the next layer); the second term, over pair distances that include
 a uniform floor down to ``spline_start``, keeps the weights close to the original's where few structures have
-edges (``lambda_n`` = ``ridge`` x the channel's data term scale). Only the per-channel statistics
+edges (``lambda_n`` = ``ridge`` x the channel's data term scale). Forces are derivatives: with ``derivative``
+mu > 0 the objective also holds the edge-level term of the radial derivative,
+
+    mu_n sum_e |norm t_e,n|^2 (b'(r_e) a_n - w'^orig_n(r_e))^2,
+
+the part of d m_i,n / d r_e that the radial weights decide (mu_n = mu x the ratio of the two terms' sizes).
+Only the per-channel statistics
 sum_i G^T G (K x K), sum_i G^T m^orig (K) and sum_i |m^orig|^2 are accumulated, structure batch by batch, so
 memory does not grow with the number of structures.
 """
@@ -37,20 +43,35 @@ from ..model import FacetModel
 
 @dataclass
 class LayerStatistics:
-    """Per output channel n of one convolution: gram (n, K, K), rhs (n, K), target (n,) = sum |m^orig|^2."""
+    """Per output channel n of one convolution: gram (n, K, K), rhs (n, K), target (n,) = sum |m^orig|^2; and
+    the same of the edge-level derivative term (``d*``, the module docstring) when the original has radial MLPs."""
     gram: torch.Tensor
     rhs: torch.Tensor
     target: torch.Tensor
+    dgram: Optional[torch.Tensor] = None
+    drhs: Optional[torch.Tensor] = None
+    dtarget: Optional[torch.Tensor] = None
 
     def add(self, other: "LayerStatistics") -> None:
-        self.gram += other.gram
-        self.rhs += other.rhs
-        self.target += other.target
+        for name in ("gram", "rhs", "target", "dgram", "drhs", "dtarget"):
+            mine = getattr(self, name)
+            if mine is not None:
+                mine += getattr(other, name)
+
+    @staticmethod
+    def _relative(a, gram, rhs, target) -> float:
+        quad = torch.einsum("kn,nkl,ln->n", a, gram, a) - 2 * torch.einsum("nk,kn->n", rhs, a)
+        return float(((quad.sum() + target.sum()).clamp(min=0) / target.sum()).detach() ** 0.5)
 
     def error(self, a: torch.Tensor) -> float:
         """Relative RMS error of the layer outputs with per-channel spline coefficients a (K, n)."""
-        quad = torch.einsum("kn,nkl,ln->n", a, self.gram, a) - 2 * torch.einsum("nk,kn->n", self.rhs, a)
-        return float(((quad.sum() + self.target.sum()).clamp(min=0) / self.target.sum()).detach() ** 0.5)
+        return self._relative(a, self.gram, self.rhs, self.target)
+
+    def derivative_error(self, a: torch.Tensor) -> float:
+        """Relative RMS error of the messages' radial derivatives, norm w'(r_e) t_e (nan without them)."""
+        if self.dgram is None:
+            return float("nan")
+        return self._relative(a, self.dgram, self.drhs, self.dtarget)
 
 
 def _capture_conv_io(model: FacetModel):
@@ -73,8 +94,10 @@ def _by_receiver(edges, values: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _channel_basis(conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor, norm: float) -> List[torch.Tensor]:
-    """G per path: (N_recv, K, u, 2l3+1) = norm * sum_{e into i} b(r_e) t_e (the module docstring)."""
+def _channel_basis(conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor, norm: float
+                   ) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    """(G per path: (N_recv, K, u, 2l3+1) = norm * sum_{e into i} b(r_e) t_e (the module docstring);
+    |norm t_e,n|^2 (E, n))."""
     paths = conv.paths
     sh_dims = [2 * l + 1 for l in range(paths.sh_lmax + 1)]
     sh_l = torch.split(edges.sh, sh_dims, dim=1)
@@ -84,6 +107,7 @@ def _channel_basis(conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor,
         a = torch.einsum("em,lmn->eln", sh_l[p.l2], cg.to(basis.dtype))  # (E, 2l1+1, 2l3+1)
         messages.append(torch.bmm(x, a).reshape(x.shape[0], -1))  # t_e: (E, u (2l3+1))
         shapes.append((p.mul, 2 * p.l3 + 1))
+    sizes = torch.cat([(m.view(m.shape[0], mul, dim) ** 2).sum(-1) for m, (mul, dim) in zip(messages, shapes)], 1)
     t = _by_receiver(edges, torch.cat(messages, 1))  # (N, D, C)
     b = _by_receiver(edges, norm * basis)  # (N, D, K)
     g = torch.bmm(b.transpose(1, 2), t)  # (N, K, C)
@@ -91,12 +115,12 @@ def _channel_basis(conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor,
     for mul, dim in shapes:
         out.append(g[:, :, off:off + mul * dim].reshape(g.shape[0], g.shape[1], mul, dim))
         off += mul * dim
-    return out
+    return out, norm * norm * sizes
 
 
 @torch.no_grad()
 def layer_statistics(original: FacetModel, spline: FacetModel, structures: Sequence, batch_atoms: int = 256,
-                     progress=None) -> List[LayerStatistics]:
+                     progress=None, derivatives: bool = True) -> List[LayerStatistics]:
     """The statistics of every layer over ``structures`` (ASE Atoms), with the original's layer inputs."""
     original = original.double().eval()
     store, handles = _capture_conv_io(original)
@@ -110,11 +134,13 @@ def layer_statistics(original: FacetModel, spline: FacetModel, structures: Seque
                 r = torch.sqrt((edges.vectors * edges.vectors).sum(-1))
                 basis = spline.radial(r.to(torch.float64))
                 conv = spline.layers[t].conv
-                gs = _channel_basis(conv, blocks, edges, basis, conv.norm)
+                gs, sizes = _channel_basis(conv, blocks, edges, basis, conv.norm)
                 gram = torch.cat([torch.einsum("ikum,ilum->ukl", g, g) for g in gs])
                 rhs = torch.cat([torch.einsum("ikum,ium->uk", g, o) for g, o in zip(gs, outputs)])
                 target = torch.cat([(o * o).sum(dim=(0, 2)) for o in outputs])
                 s = LayerStatistics(gram, rhs, target)
+                if derivatives and original.layers[t].conv.radial_mlp is not None:
+                    s.dgram, s.drhs, s.dtarget = _derivative_terms(original, spline, t, r.to(torch.float64), sizes)
                 if stats[t] is None:
                     stats[t] = s
                 else:
@@ -125,6 +151,30 @@ def layer_statistics(original: FacetModel, spline: FacetModel, structures: Seque
         for h in handles:
             h.remove()
     return stats  # type: ignore[return-value]
+
+
+def _derivative_terms(original: FacetModel, spline: FacetModel, t: int, r: torch.Tensor, sizes: torch.Tensor,
+                      step: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """sum_e |norm t_e,n|^2 (b'(r_e) b'(r_e)^T, b'(r_e) w'_n(r_e), w'_n(r_e)^2): the edge-level derivative
+    term, w' the original's radial weights' derivative in the spline layer's units (central differences)."""
+    conv, new = original.layers[t].conv, spline.layers[t].conv
+
+    def weights(x):
+        return conv.radial_mlp(original.radial(x)) @ conv.radial_weight.double() * conv.norm / new.norm
+
+    db = (spline.radial(r + step) - spline.radial(r - step)) / (2 * step)  # (E, K)
+    dw = (weights(r + step) - weights(r - step)) / (2 * step)  # (E, n)
+    # b' of a distance is nonzero on at most four consecutive splines k0..k0+3: a banded K x K Gram per channel
+    k = db.shape[1]
+    basis = spline.radial
+    k0 = (torch.floor((r - basis.start) / basis.spacing).long() - 1).clamp(0, k - 4)
+    window = db.gather(1, k0.unsqueeze(1) + torch.arange(4))  # (E, 4)
+    dgram = torch.zeros(k * k, sizes.shape[1], dtype=sizes.dtype)
+    for p in range(4):
+        for q in range(4):
+            dgram.index_add_(0, (k0 + p) * k + k0 + q, sizes * (window[:, p] * window[:, q]).unsqueeze(1))
+    dgram = dgram.T.reshape(-1, k, k)
+    return dgram, ((sizes * dw).T @ db), (sizes * dw * dw).sum(0)
 
 
 def downstream_weights(layer) -> torch.Tensor:
@@ -154,13 +204,19 @@ def weight_space_terms(original: FacetModel, spline: FacetModel, t: int, distanc
 
 
 def alternating_fit(stats: LayerStatistics, a: torch.Tensor, m: torch.Tensor, ws: Tuple[torch.Tensor, ...],
-                    col_weights: torch.Tensor, ridge: float, iterations: int = 30) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Alternating least squares for A (K, R), M (R, n) (the module docstring); returns the new (A, M)."""
+                    col_weights: torch.Tensor, ridge: float, iterations: int = 30, derivative: float = 0.0
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Alternating least squares for A (K, R), M (R, n) (the module docstring); returns the new (A, M).
+    ``derivative`` > 0 adds the edge-level derivative term with that weight relative to the output term."""
     gws, rws, _ = ws
-    scale = stats.gram.diagonal(dim1=1, dim2=2).sum(1) / gws.diagonal().sum()  # data term size per channel
-    lam = ridge * scale  # (n,)
+    size = stats.gram.diagonal(dim1=1, dim2=2).sum(1)  # data term size per channel
+    lam = ridge * size / gws.diagonal().sum()  # (n,)
     h = stats.gram + lam[:, None, None] * gws  # (n, K, K)
     c = stats.rhs + lam[:, None] * rws.T  # (n, K)
+    if derivative > 0 and stats.dgram is not None:
+        mu = derivative * size / stats.dgram.diagonal(dim1=1, dim2=2).sum(1).clamp(min=1e-300)
+        h = h + mu[:, None, None] * stats.dgram
+        c = c + mu[:, None] * stats.drhs
     k, rank = a.shape
     for _ in range(iterations):
         # M step: per channel, (A^T H_n A) m_n = A^T c_n
@@ -178,19 +234,21 @@ def alternating_fit(stats: LayerStatistics, a: torch.Tensor, m: torch.Tensor, ws
 
 @torch.no_grad()
 def refit_to_outputs(original: FacetModel, spline: FacetModel, stats: List[LayerStatistics], distances: torch.Tensor,
-                     ridge: float = 1e-2, iterations: int = 30) -> Dict[str, List[float]]:
+                     ridge: float = 1e-2, iterations: int = 30, derivative: float = 0.0) -> Dict[str, List[float]]:
     """Refit ``spline``'s radial weights (in place) from the statistics; returns the relative RMS error of every
-    layer's outputs before and after (on the statistics' structures)."""
-    before, after = [], []
+    layer's outputs, and of its messages' radial derivatives, before and after (on the statistics' structures)."""
+    before, after, dbefore, dafter = [], [], [], []
     for t, (layer, s) in enumerate(zip(spline.layers, stats)):
         conv = layer.conv
         if conv.radial_rank <= 0:
             raise ValueError("refit_to_outputs needs a rank-R spline model (radial_rank > 0)")
         a, m = conv.radial_weight.detach().double(), conv.radial_mix.detach().double()
         before.append(s.error(a @ m))
+        dbefore.append(s.derivative_error(a @ m))
         ws = weight_space_terms(original, spline, t, distances)
-        a, m = alternating_fit(s, a, m, ws, downstream_weights(layer), ridge, iterations)
+        a, m = alternating_fit(s, a, m, ws, downstream_weights(layer), ridge, iterations, derivative)
         after.append(s.error(a @ m))
+        dafter.append(s.derivative_error(a @ m))
         conv.radial_weight.copy_(a.to(conv.radial_weight.dtype))
         conv.radial_mix.copy_(m.to(conv.radial_mix.dtype))
-    return {"before": before, "after": after}
+    return {"before": before, "after": after, "derivative_before": dbefore, "derivative_after": dafter}
