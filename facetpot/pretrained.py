@@ -37,7 +37,7 @@ PRETRAINED: Dict[str, PretrainedModel] = {
             "facet-7net0-spline",
             "SevenNet-0 (MPtrj, 89 elements, PBE/PBE+U) with Facet spline radial weights: 75% of the parameters",
             "facet-7net0-spline.pt",
-            "6651ae7c47a2379ec5202e7f0c46ec726f4346099aa3532d13e7fa5393013c31",
+            "eeabeda3c4e54a3e8f92ac37f673366dad34efa53276bfc919b929ef7d3a89d9",
             "facet-7net0-spline.md",
         ),
         PretrainedModel(
