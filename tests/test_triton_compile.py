@@ -38,7 +38,10 @@ SHARED_LIMIT = {80: 166912, 90: 232448}
 # facet-7net-l3i5-spline's l=2 and l=3 blocks (32 channels against Y up to l=3, 51 and 50 columns): the
 # per-edge backward still spills with 16 channels and 8 warps (l=3: 392 -> 192 B on sm_90); splitting their
 # columns is not done yet
-KNOWN_SPILLS = {("_conv_bwd_edge_kernel", 32, 7, 16, 50): 256, ("_conv_bwd_edge_kernel", 32, 5, 16, 51): 256}
+# facet-7net0-spline since 2026-12-05 (rank 16-20 instead of 12): its l=2 block (32 channels, Y up to l=2,
+# 22 columns) spills 192 B on sm_90 with K = 16 radial functions (none with 12); same rewrite needed
+KNOWN_SPILLS = {("_conv_bwd_edge_kernel", 32, 7, 16, 50): 256, ("_conv_bwd_edge_kernel", 32, 5, 16, 51): 256,
+                ("_conv_bwd_edge_kernel", 32, 5, 9, 22): 192}
 TYPES = {torch.float32: "*fp32", torch.float64: "*fp64", torch.int64: "*i64", torch.int32: "*i32"}
 
 COMPILE = r"""
