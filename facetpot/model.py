@@ -14,7 +14,7 @@ from dE/dr_ij (``facetpot.properties``).
 """
 
 import copy
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence, Union
 
 import torch
 from ase.data import chemical_symbols
@@ -68,6 +68,17 @@ DEFAULT_CONFIG: Dict[str, Any] = {
 RADIAL_KINDS = ("spline", "bessel_mlp")
 
 
+def layer_ranks(rank: Union[int, Sequence[int]], num_layers: int) -> List[int]:
+    """``radial_rank`` R per layer from one R or a list of them (0: full rank)."""
+    try:
+        ranks = [int(r) for r in rank] if isinstance(rank, (list, tuple)) else [int(rank)] * num_layers
+    except (TypeError, ValueError):
+        raise ValueError(f"radial_rank must be an integer or a list of one per layer, got {rank!r}") from None
+    if len(ranks) != num_layers:
+        raise ValueError(f"radial_rank: {len(ranks)} ranks given for {num_layers} layers")
+    return ranks
+
+
 def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
     unknown = sorted(set(config) - set(DEFAULT_CONFIG))
     if unknown:
@@ -83,13 +94,8 @@ def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
         raise ValueError(f"cutoff must be positive, got {cfg['cutoff']}")
     if int(cfg["num_layers"]) < 1:
         raise ValueError("num_layers must be at least 1")
-    ranks = cfg["radial_rank"]
-    if isinstance(ranks, (list, tuple)):
-        if len(ranks) != int(cfg["num_layers"]):
-            raise ValueError(f"radial_rank lists one rank per layer: {len(ranks)} given for {cfg['num_layers']} layers")
-        cfg["radial_rank"] = [int(r) for r in ranks]
-    elif not isinstance(ranks, int):
-        raise ValueError(f"radial_rank must be an integer or a list of one per layer, got {ranks!r}")
+    ranks = layer_ranks(cfg["radial_rank"], int(cfg["num_layers"]))
+    cfg["radial_rank"] = ranks[0] if len(set(ranks)) == 1 else ranks
     for key in ("atomic_energies", "scale"):
         v = cfg[key]
         if isinstance(v, dict):
@@ -144,7 +150,7 @@ class FacetModel(ExactBuffers):
                            int(cfg["grid_degree"]))
         layers: List[InteractionBlock] = []
         irreps = [(mul0, 0, 1)]
-        ranks = cfg["radial_rank"] if isinstance(cfg["radial_rank"], list) else [cfg["radial_rank"]] * int(cfg["num_layers"])
+        ranks = layer_ranks(cfg["radial_rank"], int(cfg["num_layers"]))
         for t in range(int(cfg["num_layers"])):
             last = t == int(cfg["num_layers"]) - 1
             out = [(mul0, 0, 1)] if last else hidden

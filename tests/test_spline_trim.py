@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import SEVENNET_LIKE, evaluate, small_model, structures
+from facetpot.graph import atoms_to_graph, batch_graphs
 from facetpot.ports.spline_fit import fit_splines, fold_first_linear, pair_distances
 from facetpot.ports.spline_output_fit import alternating_fit, layer_statistics, refit_to_outputs
 
@@ -110,7 +111,6 @@ def test_derivative_statistics_and_fit():
     # dense reference of layer 0's derivative Gram, from the same messages
     store = []
     hook = port.layers[0].conv.register_forward_hook(lambda mod, args, out: store.append(args))
-    from facetpot.graph import atoms_to_graph, batch_graphs
     g = batch_graphs([atoms_to_graph(a, port.cutoff) for a in atoms])
     port(port.species_index(g.numbers), g.edge_index, g.edge_vectors())
     hook.remove()

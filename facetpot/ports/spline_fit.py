@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..model import FacetModel
+from ..model import FacetModel, layer_ranks
 from ..neighbors import radius_graph
 
 
@@ -45,21 +45,12 @@ def pair_distances(structures, cutoff: float, max_distances: int = 400_000, seed
     return torch.as_tensor(np.sort(r), dtype=torch.float64)
 
 
-def layer_ranks(rank: Union[int, Sequence[int]], num_layers: int) -> List[int]:
-    """R per layer from one R or a list of them (0: full rank)."""
-    ranks = [int(rank)] * num_layers if isinstance(rank, int) else [int(r) for r in rank]
-    if len(ranks) != num_layers:
-        raise ValueError(f"{len(ranks)} ranks given for {num_layers} layers")
-    return ranks
-
-
 def spline_config(config: Dict, num_splines: int, start: float = 0.0, rank: Union[int, Sequence[int]] = 0) -> Dict:
     cfg = copy.deepcopy(config)
     cfg["radial"] = "spline"
     cfg["num_radial"] = int(num_splines)
     cfg["spline_start"] = float(start)
-    ranks = layer_ranks(rank, int(cfg["num_layers"]))
-    cfg["radial_rank"] = ranks[0] if len(set(ranks)) == 1 else ranks
+    cfg["radial_rank"] = rank
     return cfg
 
 
@@ -75,7 +66,6 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
     spline = FacetModel(**spline_config(model.config, num_splines, start, rank)).double()
     keep = {k: v for k, v in model.state_dict().items()
             if not (k.startswith("radial.") or ".conv.radial_mlp." in k or k.endswith(".conv.radial_weight"))}
-
     missing, unexpected = spline.load_state_dict(keep, strict=False)
     if unexpected or any(not k.endswith((".conv.radial_weight", ".conv.radial_mix")) for k in missing):
         raise RuntimeError(f"state mismatch: missing {missing}, unexpected {unexpected}")
@@ -132,7 +122,7 @@ def fold_first_linear(model: FacetModel) -> FacetModel:
     if not model.config["first_linear_in"]:
         return model
     layer = model.layers[0]
-    if len(layer.linear_in.weights) != 1 or len(model.embedding.weight.shape) != 2:
+    if len(layer.linear_in.weights) != 1:
         raise ValueError("fold_first_linear needs a first layer with scalar inputs only")
     cfg = dict(model.config, first_linear_in=False)
     out = FacetModel(**cfg).to(model.dtype)
@@ -149,7 +139,5 @@ def fold_first_linear(model: FacetModel) -> FacetModel:
             raise ValueError("the first Linear_in is singular on the species embedding: it cannot be folded")
         state[f"layers.0.self_connection.weights.{k}"] = solved.to(model.dtype)
     out.load_state_dict(state, strict=True)
-    for name in ("metadata",):
-        if hasattr(model, name):
-            setattr(out, name, dict(getattr(model, name)))
+    out.metadata = dict(getattr(model, "metadata", {}))
     return out.eval()

@@ -153,17 +153,19 @@ def layer_statistics(original: FacetModel, spline: FacetModel, structures: Seque
     return stats  # type: ignore[return-value]
 
 
+def original_radial_weights(original: FacetModel, spline: FacetModel, t: int, r: torch.Tensor) -> torch.Tensor:
+    """w^orig(r) (E, n) of layer t, the radial MLP's weights, in the spline layer's units (w = norm * b(r) A M)."""
+    conv = original.layers[t].conv
+    return conv.radial_mlp(original.radial(r)) @ conv.radial_weight.double() * conv.norm / spline.layers[t].conv.norm
+
+
 def _derivative_terms(original: FacetModel, spline: FacetModel, t: int, r: torch.Tensor, sizes: torch.Tensor,
                       step: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """sum_e |norm t_e,n|^2 (b'(r_e) b'(r_e)^T, b'(r_e) w'_n(r_e), w'_n(r_e)^2): the edge-level derivative
     term, w' the original's radial weights' derivative in the spline layer's units (central differences)."""
-    conv, new = original.layers[t].conv, spline.layers[t].conv
-
-    def weights(x):
-        return conv.radial_mlp(original.radial(x)) @ conv.radial_weight.double() * conv.norm / new.norm
-
     db = (spline.radial(r + step) - spline.radial(r - step)) / (2 * step)  # (E, K)
-    dw = (weights(r + step) - weights(r - step)) / (2 * step)  # (E, n)
+    dw = (original_radial_weights(original, spline, t, r + step)
+          - original_radial_weights(original, spline, t, r - step)) / (2 * step)  # (E, n)
     # b' of a distance is nonzero on at most four consecutive splines k0..k0+3: a banded K x K Gram per channel
     k = db.shape[1]
     basis = spline.radial
@@ -196,9 +198,8 @@ def weight_space_terms(original: FacetModel, spline: FacetModel, t: int, distanc
                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sum_r b^T b (K, K), sum_r b^T w^orig / norm (K, n), sum_r |w^orig / norm|^2 (n,)) of layer t over
     ``distances``, in the spline layer's units (w = norm * b(r) A M)."""
-    conv, new = original.layers[t].conv, spline.layers[t].conv
     r = distances.to(torch.float64)
-    w = conv.radial_mlp(original.radial(r)) @ conv.radial_weight.double() * conv.norm / new.norm
+    w = original_radial_weights(original, spline, t, r)
     b = spline.radial(r)
     return b.T @ b, b.T @ w, (w * w).sum(0)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ase.io import read
+from ase.io import read, write
 
 from facetpot.model_file import inference_model, load_model, save_model
 from facetpot.ports.sevennet import convert_sevennet
@@ -36,7 +36,7 @@ DEFAULT_DATA = ROOT.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
 TRIMS = {"7net-0": "facet-7net0-spline", "7net-l3i5": "facet-7net-l3i5-spline"}
 
 
-def fitting_structures(data: str, per_family: int, max_atoms: int, seed: int, hot_model, extra: int = 0) -> list:
+def fitting_structures(data: str, per_family: int, max_atoms: int, seed: int, hot_model) -> list:
     frames = [a for a in read(data, ":")[0::2] if a.calc is not None]
     for a in frames:
         a.info["dft_forces"] = a.get_forces().copy()
@@ -46,7 +46,7 @@ def fitting_structures(data: str, per_family: int, max_atoms: int, seed: int, ho
     out = [a for a in frames if len(a) <= 2 * max_atoms]
     for name, structures in made.items():
         out += structures
-    return out + extra_structures(data, extra, max_atoms, seed)
+    return out
 
 
 def extra_structures(data: str, n: int, max_atoms: int, seed: int) -> list:
@@ -94,7 +94,6 @@ def main(argv=None):
         hot = inference_model(TRIMS.get(args.model, "facet-7net0-spline"), dtype="float64")
         structures = fitting_structures(args.data, args.per_family, args.max_atoms, args.seed, hot)
         if cache is not None:
-            from ase.io import write
             write(cache, structures)
         structures += extra_structures(args.data, args.extra, args.max_atoms, args.seed)
     print(f"{len(structures)} fitting structures, {sum(len(a) for a in structures)} atoms ({time.time() - t0:.0f} s)", flush=True)
