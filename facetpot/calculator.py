@@ -1,6 +1,7 @@
 """ASE calculator for Facet models."""
 from __future__ import annotations
 
+import copy
 import difflib
 from typing import Optional
 
@@ -10,6 +11,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from .dispersion import dispersion_graph, make_dispersion
 from .graph import atoms_to_graph
 from .model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
@@ -22,14 +24,16 @@ from .validation import MIN_DISTANCE
 ASE_KEYWORDS = ("restart", "ignore_bad_restart_file", "label", "atoms", "directory")
 #: other packages' spellings of our keywords (MACE, SevenNet, CHGNet), named in the error
 OTHER_SPELLINGS = {"model_paths": "model", "model_path": "model", "default_dtype": "dtype", "use_device": "device",
-                   "modal": None, "enable_cueq": "backend", "file_type": None, "sevennet_config": None}
+                   "modal": None, "enable_cueq": "backend", "file_type": None, "sevennet_config": None,
+                   "damping": "dispersion (e.g. 'd3-zero')", "dispersion_xc": "dispersion=D3Dispersion(functional)",
+                   "dispersion_cutoff": "dispersion=D3Dispersion(cutoff=...)"}
 
 
 def _unknown_keywords(kwargs) -> Optional[str]:
     unknown = [k for k in kwargs if k not in ASE_KEYWORDS]
     if not unknown:
         return None
-    accepted = ("model", "device", "dtype", "backend", "min_distance") + ASE_KEYWORDS
+    accepted = ("model", "device", "dtype", "backend", "min_distance", "dispersion") + ASE_KEYWORDS
     hints = []
     for k in unknown:
         if k in OTHER_SPELLINGS:
@@ -44,7 +48,7 @@ def _unknown_keywords(kwargs) -> Optional[str]:
 
 
 class FacetCalculator(Calculator):
-    """``FacetCalculator(model, device="cpu", dtype=None, backend=None, min_distance=0.5)``.
+    """``FacetCalculator(model, device="cpu", dtype=None, backend=None, min_distance=0.5, dispersion=None)``.
 
     ``dtype`` None computes in the model's own dtype: float32 for the shipped models and for models trained
     in float32, as MACE-MP and SevenNet calculators run for MD, relaxations and screening (about twice the
@@ -56,7 +60,10 @@ class FacetCalculator(Calculator):
     ``model`` is a FacetModel, a model file, or a pretrained name. ``backend`` forces a convolution
     backend ("density", "edgewise", "triton"; default: the model's, or ``$FACETPOT_BACKEND``).
     ``min_distance`` (Å, default 0.5): structures with atoms closer than this are refused (ValueError naming the
-    pair: overlapping atoms, where no model trained on DFT data means anything); 0 allows them. Unknown keywords
+    pair: overlapping atoms, where no model trained on DFT data means anything); 0 allows them.
+    ``dispersion``: "d3" (DFT-D3 with PBE's Becke-Johnson parameters, two-body), "d3-zero" (PBE, zero damping),
+    or a ``facetpot.dispersion.D3Dispersion`` (other functional, cutoffs): its energy, forces, stress and
+    per-atom terms are added to the model's (``results["dispersion_energy"]`` holds its part). Unknown keywords
     raise TypeError (ase alone would store a misspelt one and run with the default). A pymatgen Structure or
     Molecule may be passed wherever ase takes Atoms (``calc.get_potential_energy(structure)``).
     """
@@ -64,7 +71,7 @@ class FacetCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
 
     def __init__(self, model=None, device: str = "cpu", dtype: Optional[str] = None, backend=None,
-                 min_distance: float = MIN_DISTANCE, **kwargs):
+                 min_distance: float = MIN_DISTANCE, dispersion=None, **kwargs):
         unknown = _unknown_keywords(kwargs)
         if unknown:  # ase would store a misspelt keyword as a parameter and carry on with the default
             raise TypeError(unknown)
@@ -84,6 +91,9 @@ class FacetCalculator(Calculator):
         self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
         self.dtype = self.model.dtype
         self.min_distance = float(at_least("min_distance", min_distance, 0.0, "Å"))
+        d3 = make_dispersion(dispersion)
+        # a copy in the model's dtype and device: a D3Dispersion passed in keeps its own
+        self.dispersion = None if d3 is None else copy.deepcopy(d3).to(self.device, self.dtype)
 
     def get_property(self, name, atoms=None, allow_calculation=True):
         """ase's, also for a pymatgen Structure/Molecule (``calc.get_potential_energy(structure)``)."""
@@ -106,6 +116,11 @@ class FacetCalculator(Calculator):
         # later get_stresses() finds them missing)
         per_atom_stress = volume_ok and "stresses" in properties
         out = compute_properties(self.model, graph, forces=True, stress=volume_ok, virials=per_atom_stress)
+        if self.dispersion is not None:
+            d3_graph = dispersion_graph([atoms], self.dispersion.cutoff, dtype=self.dtype).to(self.device)
+            d3 = compute_properties(self.dispersion, d3_graph, forces=True, stress=volume_ok, virials=per_atom_stress)
+            self.results["dispersion_energy"] = float(d3["energy"][0].detach())
+            out = {k: v + d3[k] for k, v in out.items()}
         energy = float(out["energy"][0].detach())
         if not np.isfinite(energy):
             raise ValueError("the model returned a non-finite energy for this structure")
