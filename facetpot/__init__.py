@@ -4,6 +4,7 @@
     facetpot.save_model(model, "model.pt"); model = facetpot.load_model("model.pt")
     atoms.calc = facetpot.FacetCalculator(model)  # ASE: energy, forces, stress, energies
     results = facetpot.predict(["a.cif", "folder/"])  # many structures, batched: energy, forces, stress
+    atoms.calc = facetpot.FacetCalculator(dispersion="d3")  # the default model plus DFT-D3(BJ) for PBE
 
 Names are imported on first use, so ``import facetpot`` (and the LAMMPS entry point) stays cheap.
 """
@@ -22,6 +23,7 @@ _EXPORTS = {
     "to_atoms": ".structures",
     "predict": ".single_points",
     "inference_model": ".model_file",
+    "D3Dispersion": ".dispersion",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,7 +1,6 @@
 """ASE calculator for Facet models."""
 from __future__ import annotations
 
-import copy
 import difflib
 from typing import Optional
 
@@ -11,7 +10,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from .dispersion import dispersion_graph, make_dispersion
+from .dispersion import add_dispersion, make_dispersion
 from .graph import atoms_to_graph
 from .model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
@@ -91,9 +90,7 @@ class FacetCalculator(Calculator):
         self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
         self.dtype = self.model.dtype
         self.min_distance = float(at_least("min_distance", min_distance, 0.0, "Å"))
-        d3 = make_dispersion(dispersion)
-        # a copy in the model's dtype and device: a D3Dispersion passed in keeps its own
-        self.dispersion = None if d3 is None else copy.deepcopy(d3).to(self.device, self.dtype)
+        self.dispersion = make_dispersion(dispersion, self.device, self.dtype)
 
     def get_property(self, name, atoms=None, allow_calculation=True):
         """ase's, also for a pymatgen Structure/Molecule (``calc.get_potential_energy(structure)``)."""
@@ -117,10 +114,8 @@ class FacetCalculator(Calculator):
         per_atom_stress = volume_ok and "stresses" in properties
         out = compute_properties(self.model, graph, forces=True, stress=volume_ok, virials=per_atom_stress)
         if self.dispersion is not None:
-            d3_graph = dispersion_graph([atoms], self.dispersion.cutoff, dtype=self.dtype).to(self.device)
-            d3 = compute_properties(self.dispersion, d3_graph, forces=True, stress=volume_ok, virials=per_atom_stress)
-            self.results["dispersion_energy"] = float(d3["energy"][0].detach())
-            out = {k: v + d3[k] for k, v in out.items()}
+            out = add_dispersion(out, self.dispersion, [atoms])
+            self.results["dispersion_energy"] = float(out["dispersion_energy"][0].detach())
         energy = float(out["energy"][0].detach())
         if not np.isfinite(energy):
             raise ValueError("the model returned a non-finite energy for this structure")

@@ -128,7 +128,7 @@ def _relax(args) -> int:
                                            dtype=args.dtype, progress=not args.no_progress, fmax=args.fmax,
                                            max_steps=args.max_steps, cell=not args.positions_only,
                                            optimizer=args.optimizer, symmetry=args.symmetry, max_atoms=args.max_atoms,
-                                           min_distance=args.min_distance)
+                                           min_distance=args.min_distance, dispersion=_dispersion(args))
     relaxed = Path(args.output) / "relaxed.extxyz"
     print(f"{total} structure(s): {converged} converged, {total - converged - failed} not converged, {failed} "
           f"failed; {Path(args.output) / 'results.csv'}" + (f", {relaxed}" if total > failed else " (nothing relaxed)"),
@@ -156,7 +156,8 @@ def _md(args) -> int:
                   timestep_fs=args.timestep, temperature=args.temperature, pressure_gpa=args.pressure,
                   friction=args.friction, tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, log_every=args.log_every,
                   traj_every=args.traj_every, seed=args.seed, restart=args.restart, device=args.device,
-                  dtype=args.dtype, progress=not args.no_progress, min_distance=args.min_distance)
+                  dtype=args.dtype, progress=not args.no_progress, min_distance=args.min_distance,
+                  dispersion=_dispersion(args))
     print(f"MD at step {step}: {Path(args.output) / 'trajectory.extxyz'}, {Path(args.output) / 'thermo.csv'}", file=sys.stderr)
     return 0
 
@@ -168,7 +169,7 @@ def _property(args) -> int:
     options = {"supercell": args.supercell} if args.command == "phonons" and args.supercell else {}
     result = compute_for_file(args.command, model, structure, args.output, device=args.device,
                               dtype=args.dtype, min_distance=args.min_distance, progress=not args.no_progress,
-                              **options)
+                              dispersion=_dispersion(args), **options)
     shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("C_voigt_GPa", "band_path")}
     print(json.dumps(shown, indent=1))
     names = (f"{args.command}.json", f"{args.command}.png", "phonopy_params.yaml")
@@ -251,6 +252,25 @@ def _common(p, dtype: str, why: str, structures: bool = True) -> None:
                        "closer than this (overlapping atoms, where the model means nothing); 0 allows them")
 
 
+def _dispersion_options(p) -> None:
+    """--d3 and its choices, declared once for every command that can add dispersion."""
+    p.add_argument("--d3", nargs="?", const="bj", default=None, choices=["bj", "zero"], metavar="DAMPING",
+                   help="add DFT-D3 dispersion (two-body; damping bj, the default, or zero; facetpot[d3])")
+    p.add_argument("--d3-functional", default=None, help="functional whose D3 parameters apply (default pbe: the "
+                   "shipped models reproduce PBE)")
+
+
+def _dispersion(args):
+    """The D3Dispersion the options ask for, or None."""
+    if args.d3 is None:
+        if args.d3_functional is not None:
+            raise ValueError("--d3-functional needs --d3")
+        return None
+    from .dispersion import D3Dispersion  # lazy: facet --help start-up
+
+    return D3Dispersion(args.d3_functional or "pbe", args.d3)
+
+
 FAST = "float32: the fast choice for relaxations, MD and screening (as MACE-MP and SevenNet run)"
 EXACT = "float64: finite differences of forces and stresses need it"
 
@@ -315,6 +335,7 @@ def _add_workflows(sub) -> None:
     r.add_argument("--shard", default="0/1", help="I/N: relax every N-th structure from the I-th, I counted from 0 "
                    "(a SLURM array --array=0-9 with --shard $SLURM_ARRAY_TASK_ID/10)")
     r.add_argument("--max-atoms", type=int, default=2000, help="atoms relaxed together in one batch")
+    _dispersion_options(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_relax)
     pr = _sub(sub, "predict", "energy, forces and stress of many structures, batched: OUTPUT/results.csv and "
@@ -343,6 +364,7 @@ def _add_workflows(sub) -> None:
     m.add_argument("--traj-every", type=int, default=10, help="steps between trajectory frames")
     m.add_argument("--seed", type=int, default=0, help="initial velocities (and Langevin noise)")
     m.add_argument("--restart", action="store_true", help="continue from OUTPUT/trajectory.extxyz")
+    _dispersion_options(m)
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=_md)
     for kind, text in (("eos", "equation of state: E(V), Birch-Murnaghan V0 and bulk modulus; eos.png"),
@@ -354,6 +376,7 @@ def _add_workflows(sub) -> None:
         _common(pp, "float64", EXACT)
         if kind == "phonons":
             pp.add_argument("--supercell", type=int, nargs=3, help="supercell diagonal (default: at least 20 Å)")
+        _dispersion_options(pp)
         pp.add_argument("--no-progress", action="store_true", help="no progress bar (model calls)")
         pp.set_defaults(func=_property)
 

@@ -146,3 +146,45 @@ def test_d3_errors_say_what_is_wrong(monkeypatch):
     monkeypatch.setitem(sys.modules, "tad_dftd3", None)
     with pytest.raises(ImportError, match=r"facetpot\[d3\]"):
         D3Dispersion()
+
+
+def test_batched_relaxation_and_cli_add_d3(tmp_path, capsys):
+    """The batched relaxation's energies with D3 are the calculator's; ``facet relax --d3`` and ``facet md --d3``
+    differ from the runs without it by D3's energy; --d3-functional alone is refused."""
+    import csv
+
+    from ase.io import read, write
+
+    from facetpot.cli import main as facet
+    from facetpot.model_file import save_model
+    from facetpot.workflows.batched_relax import BatchedRelaxation
+
+    model = small_model(scale=0.3)
+    structures = [graphite() * (2, 2, 1), co2_crystal()]
+    relaxed = list(BatchedRelaxation(model, max_steps=0, dispersion="d3").run(
+        [(str(k), a, None) for k, a in enumerate(structures)]))
+    for (result, _), atoms in zip(relaxed, structures):
+        calc = FacetCalculator(model, dispersion="d3")
+        assert abs(result.energy_initial - calc.get_potential_energy(atoms)) < 1e-8
+
+    save_model(model, tmp_path / "model.pt")
+    write(tmp_path / "graphite.extxyz", structures[0])
+    energies = {}
+    for tag, extra in (("plain", []), ("d3", ["--d3"]), ("d3zero", ["--d3", "zero", "--d3-functional", "pbe"])):
+        out = tmp_path / tag
+        assert facet(["relax", str(tmp_path / "graphite.extxyz"), "-o", str(out), "--max-steps", "0",
+                      "--no-progress", "--dtype", "float64", "-m", str(tmp_path / "model.pt")] + extra) in (0, 1)
+        with open(out / "results.csv") as f:
+            energies[tag] = float(next(csv.DictReader(f))["energy_initial_eV"])
+    e_bj, _, _ = reference(structures[0], "bj")
+    e_zero, _, _ = reference(structures[0], "zero")
+    assert abs(energies["d3"] - energies["plain"] - e_bj) < 1e-6
+    assert abs(energies["d3zero"] - energies["plain"] - e_zero) < 1e-6
+    assert facet(["md", str(tmp_path / "graphite.extxyz"), "-o", str(tmp_path / "md"), "--steps", "1", "--d3",
+                  "--no-progress", "--dtype", "float64", "-m", str(tmp_path / "model.pt")]) == 0
+    first = read(tmp_path / "md" / "trajectory.extxyz", 0)
+    plain = FacetCalculator(model).get_potential_energy(structures[0])
+    assert abs(first.get_potential_energy() - plain - e_bj) < 1e-6
+    assert facet(["relax", str(tmp_path / "graphite.extxyz"), "-o", str(tmp_path / "x"), "--d3-functional", "pbe0",
+                  "-m", str(tmp_path / "model.pt")]) == 2
+    assert "--d3-functional needs --d3" in capsys.readouterr().err

@@ -313,3 +313,31 @@ def test_shipped_model_in_lammps_equals_ase(plugin, tmp_path, name):
         assert abs(out["energy"] - float(ref["energy"][0])) < 1e-7
         assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-7
         assert np.abs(out["stress"] - _voigt(ref["stress"][0].numpy())).max() < 1e-9
+
+
+D3_SINGLE_POINT = SINGLE_POINT.replace(
+    "pair_style facet\npair_coeff * * model.pt {elements}\n",
+    "pair_style hybrid/overlay facet dispersion/d3 {damping} pbe {cutoff} {cn_cutoff}\n"
+    "pair_coeff * * facet model.pt {elements}\npair_coeff * * dispersion/d3 {elements}\n")
+
+
+def test_hybrid_overlay_with_lammps_d3_equals_ase(plugin, tmp_path, damping="bj"):
+    """pair_style hybrid/overlay facet dispersion/d3 (LAMMPS' own D3) = FacetCalculator(dispersion=D3Dispersion)
+    with the same cutoffs, on 1 and 2 ranks: the README's recipe for D3 in LAMMPS. (Zero damping cannot be
+    asked for there: hybrid reads the word "zero" as pair_style zero.)"""
+    pytest.importorskip("tad_dftd3")
+    from facetpot.dispersion import D3Dispersion, add_dispersion
+
+    model = small_model(seed=11, species=[8, 13, 14])
+    atoms = oxide()
+    cutoff, cn_cutoff = 12.0, 8.0
+    script = D3_SINGLE_POINT.replace("{damping}", damping).replace("{cutoff}", str(cutoff)).replace(
+        "{cn_cutoff}", str(cn_cutoff))
+    setup_run(tmp_path, model, atoms, ["Si", "O", "Al"], script=script)
+    d3 = D3Dispersion("pbe", damping, cutoff=cutoff, cn_cutoff=cn_cutoff)
+    ref = add_dispersion(evaluate(model, atoms), d3, [atoms])
+    for nprocs in (1, 2):
+        out = single_point(tmp_path, nprocs)
+        assert abs(out["energy"] - float(ref["energy"][0])) < 1e-5 * abs(float(ref["dispersion_energy"][0]))
+        assert np.abs(out["forces"] - ref["forces"].detach().numpy()).max() < 1e-5
+        assert np.abs(out["stress"] - _voigt(ref["stress"][0].detach().numpy())).max() < 1e-7

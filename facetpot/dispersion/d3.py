@@ -16,7 +16,8 @@ included: as in VASP's IVDW = 11/12, SevenNet's D3 and torch-dftd's default.
 """
 from __future__ import annotations
 
-from typing import Optional
+import copy
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from ase.units import Bohr, Hartree
 
 from ..graph import AtomicGraph, batch_graphs
 from ..neighbors import radius_graph
+from ..properties import compute_properties
 
 #: s-dftd3's real-space cutoffs, Å
 DEFAULT_CUTOFF = 60.0 * Bohr
@@ -174,14 +176,27 @@ def dispersion_graph(atoms_list, cutoff: float, dtype: torch.dtype = torch.float
     return batch_graphs(graphs)
 
 
-def make_dispersion(spec) -> Optional[D3Dispersion]:
-    """None, "d3" (= "d3-bj"), "d3-bj", "d3-zero" (PBE parameters), or a D3Dispersion -> the module or None."""
+def make_dispersion(spec, device="cpu", dtype: torch.dtype = torch.float64) -> Optional[D3Dispersion]:
+    """None, "d3" (= "d3-bj"), "d3-bj", "d3-zero" (PBE parameters), or a D3Dispersion -> the module on ``device``
+    in ``dtype`` (a copy: a D3Dispersion passed in keeps its own), or None."""
     if spec is None or spec is False:
         return None
-    if isinstance(spec, D3Dispersion):
-        return spec
     names = {"d3": "bj", "d3-bj": "bj", "d3bj": "bj", "d3-zero": "zero", "d3zero": "zero"}
-    if isinstance(spec, str) and spec.lower() in names:
-        return D3Dispersion("pbe", names[spec.lower()])
-    raise ValueError(f"unknown dispersion {spec!r}: use 'd3' (PBE, BJ damping), 'd3-zero' (PBE, zero damping) "
-                     "or facetpot.dispersion.D3Dispersion(functional, damping, cutoff, cn_cutoff)")
+    if isinstance(spec, D3Dispersion):
+        d3 = copy.deepcopy(spec)
+    elif isinstance(spec, str) and spec.lower() in names:
+        d3 = D3Dispersion("pbe", names[spec.lower()])
+    else:
+        raise ValueError(f"unknown dispersion {spec!r}: use 'd3' (PBE, BJ damping), 'd3-zero' (PBE, zero damping) "
+                         "or facetpot.dispersion.D3Dispersion(functional, damping, cutoff, cn_cutoff)")
+    return d3.to(device=device, dtype=dtype)
+
+
+def add_dispersion(out: Dict[str, torch.Tensor], d3: D3Dispersion, atoms_list) -> Dict[str, torch.Tensor]:
+    """A model's ``compute_properties`` output for ``atoms_list`` (in that order) plus their D3 terms: the same
+    keys (forces, stress, virials as ``out`` has them), summed; D3's energies alone under "dispersion_energy"."""
+    graph = dispersion_graph(atoms_list, d3.cutoff, dtype=d3.dtype).to(d3.device)
+    extra = compute_properties(d3, graph, forces="forces" in out, stress="stress" in out, virials="virials" in out)
+    total = {k: v + extra[k] for k, v in out.items()}
+    total["dispersion_energy"] = extra["energy"]
+    return total

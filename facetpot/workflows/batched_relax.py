@@ -24,6 +24,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from ..dispersion import add_dispersion, make_dispersion
 from ..graph import atoms_to_graph, batch_graphs
 from ..option_checks import at_least, positive
 from ..validation import MIN_DISTANCE
@@ -52,11 +53,12 @@ def _converged(opt) -> bool:
 
 
 class BatchedRelaxation:
-    """Relax structures with ``model`` (a FacetModel on its device and dtype), ``max_atoms`` in flight."""
+    """Relax structures with ``model`` (a FacetModel on its device and dtype), ``max_atoms`` in flight;
+    ``dispersion`` as for ``FacetCalculator`` ("d3", "d3-zero" or a D3Dispersion) adds D3 to every step."""
 
     def __init__(self, model: FacetModel, fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
                  optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000,
-                 min_distance: float = MIN_DISTANCE):
+                 min_distance: float = MIN_DISTANCE, dispersion=None):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
         positive("fmax", fmax, "eV/Å")
@@ -67,6 +69,7 @@ class BatchedRelaxation:
         self.fmax, self.max_steps, self.cell = float(fmax), int(max_steps), bool(cell)
         self.optimizer, self.symmetry, self.max_atoms = optimizer, bool(symmetry), int(max_atoms)
         self.min_distance = float(min_distance)
+        self.dispersion = make_dispersion(dispersion, model.device, model.dtype)
 
     # ------------------------------------------------------------------ one structure in and out
     def _start(self, index: int, name: str, atoms: Optional[Atoms], read_error: Optional[str]) -> _Job:
@@ -121,7 +124,10 @@ class BatchedRelaxation:
         # pad to their own widest atom, not to the densest structure in flight
         order = sorted(graphs, key=lambda k: graphs[k].max_neighbors())
         graph = batch_graphs([graphs[k] for k in order]).to(model.device, model.dtype)
-        out = compute_properties(model, graph, forces=True, stress=any(jobs[k].periodic for k in order))
+        any_periodic = any(jobs[k].periodic for k in order)
+        out = compute_properties(model, graph, forces=True, stress=any_periodic)
+        if self.dispersion is not None:
+            out = add_dispersion(out, self.dispersion, [jobs[k].atoms for k in order])
         energy = out["energy"].detach().cpu().double().numpy()
         forces = out["forces"].detach().cpu().double().numpy()
         stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None

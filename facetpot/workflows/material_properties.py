@@ -192,9 +192,9 @@ def _counted(calc, bar):
 
 
 def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", dtype: str = "float64",
-                     min_distance: float = MIN_DISTANCE, progress: bool = False, **options):
+                     min_distance: float = MIN_DISTANCE, progress: bool = False, dispersion=None, **options):
     """``facet eos|elastic|phonons STRUCTURE -o DIR``: the property of the structure file's last frame, which
-    must be a crystal (periodic in three directions, non-zero volume)."""
+    must be a crystal (periodic in three directions, non-zero volume); ``dispersion`` as for ``FacetCalculator``."""
     if kind not in PROPERTIES:
         raise ValueError(f"property must be one of {sorted(PROPERTIES)}, got {kind!r}")
     for n in options.get("supercell") or ():
@@ -203,7 +203,7 @@ def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", 
     if not atoms.pbc.all() or abs(atoms.cell.volume) < MIN_CELL_VOLUME:
         raise ValueError(f"{kind} needs a crystal (periodic in all three directions, with a cell); {structure} has "
                          f"pbc={atoms.pbc.tolist()} and a cell volume of {abs(atoms.cell.volume):.3g} Å^3")
-    calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance)
+    calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance, dispersion=dispersion)
     bar = tqdm(unit="model call", desc=f"facet {kind}", disable=not progress)
     result = PROPERTIES[kind](_counted(calc, bar), atoms, out_dir=out_dir, **options)
     bar.close()

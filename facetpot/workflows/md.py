@@ -114,9 +114,10 @@ def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[
 def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
            temperature: float = 300.0, pressure_gpa: float = 0.0, friction: float = 0.01, tdamp_fs: float = 100.0,
            pdamp_fs: float = 1000.0, log_every: int = 10, traj_every: int = 10, seed: int = 0, restart: bool = False,
-           device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE) -> int:
+           device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE,
+           dispersion=None) -> int:
     """Run (or continue) MD of ``structure`` (a file ASE reads, its last frame) with ``model`` (a FacetModel, a
-    file or a shipped name); returns the last step. Options are checked, the structure read and evaluated once
+    file or a shipped name), plus ``dispersion`` as for ``FacetCalculator`` (e.g. "d3"); returns the last step. Options are checked, the structure read and evaluated once
     before any file is written: a failed start leaves no output behind."""
     _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
                    traj_every)
@@ -132,7 +133,7 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
         thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
         Stationary(atoms)
         start, kept = 0, []
-    atoms.calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance)
+    atoms.calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance, dispersion=dispersion)
     atoms.get_potential_energy()  # unknown element, overlapping atoms ...: refused before any file is written
     dyn = make_integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)
     if state is not None:

@@ -20,6 +20,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -220,6 +221,13 @@ void PairFacet::init_style()
       (force->special_lj[1] != 1.0 || force->special_lj[2] != 1.0 || force->special_lj[3] != 1.0))
     error->all(FLERR, "pair_style facet needs every neighbour: use special_bonds lj/coul 1.0 1.0 1.0 with bonds");
   neighbor->add_request(this, NeighConst::REQ_FULL);
+  // As a sub-style of pair_style hybrid/overlay (e.g. with dispersion/d3), the communication buffers are
+  // sized from the hybrid's comm_forward/comm_reverse, which the hybrid took from its sub-styles when
+  // pair_style was read: before pair_coeff loaded the model and set ours. Comm::init() runs after this.
+  if (force->pair != this) {
+    force->pair->comm_forward = std::max(force->pair->comm_forward, comm_forward);
+    force->pair->comm_reverse = std::max(force->pair->comm_reverse, comm_reverse);
+  }
   time_total = time_model = time_comm = 0.0;
   calls = 0;
 }
