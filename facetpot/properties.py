@@ -36,6 +36,20 @@ def compute_properties(
     molecules' stress is NaN."""
     if graph.positions.dtype != model.dtype or graph.positions.device != model.device:
         graph = graph.to(model.device, model.dtype)
+    return properties_from_edges(model, graph, graph.edge_vectors(), forces, stress, virials, create_graph)
+
+
+def properties_from_edges(
+    model,
+    graph: AtomicGraph,
+    edge_vec: torch.Tensor,
+    forces: bool = True,
+    stress: Optional[bool] = None,
+    virials: bool = False,
+    create_graph: bool = False,
+) -> Dict[str, torch.Tensor]:
+    """:func:`compute_properties` with the edge vectors given (``graph.edge_vectors()``, or a neighbour list's own
+    vectors), the graph already in the model's dtype and on its device."""
     volume = torch.linalg.det(graph.cell).abs() if stress is not False else None  # (stress=False: no device sync)
     has_cell = volume is not None and bool((volume > MIN_CELL_VOLUME).any())
     if stress is None:
@@ -44,7 +58,6 @@ def compute_properties(
         raise ValueError("stress needs a periodic cell of non-zero volume; this structure has none "
                          "(ask for stress=False, or give the structure a cell)")
     species = model.species_index(graph.numbers)
-    edge_vec = graph.edge_vectors()
     need_grad = forces or stress or virials
     if need_grad:
         edge_vec = edge_vec.detach().requires_grad_(True)

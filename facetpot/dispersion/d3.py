@@ -17,7 +17,7 @@ included: as in VASP's IVDW = 11/12, SevenNet's D3 and torch-dftd's default.
 from __future__ import annotations
 
 import copy
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from ase.units import Bohr, Hartree
 
 from ..graph import AtomicGraph, batch_graphs
 from ..neighbors import radius_graph
-from ..properties import compute_properties
+from ..properties import properties_from_edges
 
 #: s-dftd3's real-space cutoffs, Å
 DEFAULT_CUTOFF = 60.0 * Bohr
@@ -73,7 +73,7 @@ class D3Dispersion(torch.nn.Module):
                              f"in tad-dftd3's data base ({err})") from None
         if not (cutoff > 0 and cn_cutoff > 0):
             raise ValueError(f"D3 cutoffs must be positive (cutoff {cutoff} Å, cn_cutoff {cn_cutoff} Å)")
-        self.functional, self.damping = functional, damping
+        self.functional, self.damping_name = functional, damping
         self.params = {k: float(v) for k, v in params.items() if k in ("s6", "s8", "a1", "a2", "rs6", "rs8")}
         self.pair_cutoff, self.cn_cutoff = float(cutoff), float(cn_cutoff)
         ref = tad.reference.Reference(dtype=torch.float64, device="cpu")
@@ -84,7 +84,7 @@ class D3Dispersion(torch.nn.Module):
         self.register_buffer("rvdw", radii.VDW_PAIRWISE(dtype=torch.float64))  # (104, 104), Bohr
 
     def extra_repr(self) -> str:
-        return (f"functional={self.functional!r}, damping={self.damping!r}, cutoff={self.pair_cutoff:.2f} Å, "
+        return (f"functional={self.functional!r}, damping={self.damping_name!r}, cutoff={self.pair_cutoff:.2f} Å, "
                 f"cn_cutoff={self.cn_cutoff:.2f} Å")
 
     @property
@@ -107,11 +107,13 @@ class D3Dispersion(torch.nn.Module):
             raise ValueError(f"D3 has reference data for Z = 1-{MAX_Z} only; got Z = {bad}")
         return numbers
 
-    def coordination_numbers(self, numbers, i, j, r) -> torch.Tensor:
-        """CN_i (N,) from the pairs (each once) at distances r (Bohr)."""
+    def coordination_numbers(self, numbers, i, j, r2) -> torch.Tensor:
+        """CN_i (N,) from the pairs (each once) at squared distances r2 (Bohr^2); only pairs within cn_cutoff."""
+        near = torch.nonzero(r2 <= (self.cn_cutoff / Bohr) ** 2).squeeze(1)
+        i, j = i[near], j[near]
         rc = self.rcov[numbers[i]] + self.rcov[numbers[j]]
-        count = torch.sigmoid(KCN * (rc / r - 1.0)) * (r <= self.cn_cutoff / Bohr)
-        cn = torch.zeros(numbers.shape[0], dtype=r.dtype, device=r.device)
+        count = torch.sigmoid(KCN * (rc.to(r2.dtype) * torch.rsqrt(r2[near]) - 1.0))
+        cn = torch.zeros(numbers.shape[0], dtype=r2.dtype, device=r2.device)
         return cn.index_add(0, i, count).index_add(0, j, count)
 
     def pair_c6(self, numbers, cn, i, j) -> torch.Tensor:
@@ -122,33 +124,67 @@ class D3Dispersion(torch.nn.Module):
         elements, element_of_atom = torch.unique(numbers, return_inverse=True)
         blocks = self.ref_c6[numbers][:, elements].to(w.dtype)  # (N, S, 7, 7)
         g = torch.einsum("nsab,na->nsb", blocks, w)  # (N, S, 7)
+        n = numbers.shape[0]
+        if n * n <= i.shape[0]:  # small cells, many periodic images: all N x N values in one GEMM, one gather per pair
+            onehot = torch.nn.functional.one_hot(element_of_atom, elements.shape[0]).to(w.dtype)  # (N, S)
+            dense = g.reshape(n, -1) @ (onehot.unsqueeze(-1) * w.unsqueeze(1)).reshape(n, -1).T  # (N, N)
+            return dense.reshape(-1)[i * n + j]
         return (g[i, element_of_atom[j]] * w[j]).sum(-1)
 
-    def damping_terms(self, numbers, i, j, r, qq):
-        """(f6, f8) per pair at distances r (Bohr); qq = C8/C6 = 3 Q_i Q_j."""
+    def damping(self, numbers, i, j, r2) -> Tuple[torch.Tensor, torch.Tensor]:
+        """h = s6 f6 + s8 qq f8 per pair (the pair energy is -C6 h) and dh/dr2, at squared distances r2 (Bohr^2)."""
         p = self.params
-        if self.damping == "bj":
+        s6, s8 = p.get("s6", 1.0), p["s8"]
+        qq = (3.0 * self.r4r2[numbers[i]] * self.r4r2[numbers[j]]).to(r2.dtype)
+        r4 = r2 * r2
+        r6 = r4 * r2
+        if self.damping_name == "bj":
             r0 = p["a1"] * torch.sqrt(qq) + p["a2"]
-            return 1.0 / (r ** 6 + r0 ** 6), 1.0 / (r ** 8 + r0 ** 8)
-        rvdw = self.rvdw[numbers[i], numbers[j]].to(r.dtype)
-        f6 = 1.0 / (1.0 + 6.0 * (p["rs6"] * rvdw / r) ** 14)
-        f8 = 1.0 / (1.0 + 6.0 * (p.get("rs8", 1.0) * rvdw / r) ** 16)
-        return f6 / r ** 6, f8 / r ** 8
+            r0_2 = r0 * r0
+            f6 = 1.0 / (r6 + r0_2 ** 3)
+            f8 = 1.0 / (r6 * r2 + r0_2 ** 4)
+            h = s6 * f6 + s8 * qq * f8
+            dh = -3.0 * s6 * r4 * f6 * f6 - 4.0 * s8 * qq * r6 * f8 * f8
+            return h, dh
+        rvdw2 = self.rvdw[numbers[i], numbers[j]].to(r2.dtype) ** 2
+        x = (p["rs6"] ** 2 * rvdw2 / r2) ** 7  # (rs6 Rvdw / r)^14
+        y = (p.get("rs8", 1.0) ** 2 * rvdw2 / r2) ** 8  # (rs8 Rvdw / r)^16
+        f6 = 1.0 / (r6 * (1.0 + 6.0 * x))
+        f8 = 1.0 / (r6 * r2 * (1.0 + 6.0 * y))
+        h = s6 * f6 + s8 * qq * f8
+        dh = (s6 * f6 * (-3.0 + 42.0 * x / (1.0 + 6.0 * x)) + s8 * qq * f8 * (-4.0 + 48.0 * y / (1.0 + 6.0 * y))) / r2
+        return h, dh
 
     def forward(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:
+        r2 = (edge_vec * edge_vec).sum(-1) / Bohr ** 2
         i, j = edge_index[0], edge_index[1]
-        r = torch.linalg.norm(edge_vec, dim=-1) / Bohr
-        keep = r <= self.pair_cutoff / Bohr
-        cn = self.coordination_numbers(numbers, i, j, r)
-        i, j, r = i[keep], j[keep], r[keep]
+        cn = self.coordination_numbers(numbers, i, j, r2)
+        keep = r2 <= (self.pair_cutoff / Bohr) ** 2
+        if not bool(keep.all()):  # the list reaches the CN cutoff, further than the pair cutoff
+            kept = torch.nonzero(keep).squeeze(1)
+            i, j, r2 = i[kept], j[kept], r2[kept]
         c6 = self.pair_c6(numbers, cn, i, j)
-        qq = 3.0 * self.r4r2[numbers[i]] * self.r4r2[numbers[j]]
-        qq = qq.to(r.dtype)
-        f6, f8 = self.damping_terms(numbers, i, j, r, qq)
-        p = self.params
-        e = -(p.get("s6", 1.0) * c6 * f6 + p["s8"] * c6 * qq * f8) * Hartree  # eV per pair
+        with torch.no_grad():
+            h, dh = self.damping(numbers, i, j, r2)
+        e = _PairEnergy.apply(r2, c6, h * Hartree, dh * Hartree)  # eV per pair
         energies = torch.zeros(numbers.shape[0], dtype=e.dtype, device=e.device)
         return energies.index_add(0, i, 0.5 * e).index_add(0, j, 0.5 * e)
+
+
+class _PairEnergy(torch.autograd.Function):
+    """e = -C6 h(r2), with h and dh/dr2 computed beside it: one fused backward instead of autograd through the
+    damping's dozen elementwise steps on every pair (most of the cost on the long pair lists of D3)."""
+
+    @staticmethod
+    def forward(ctx, r2, c6, h, dh):
+        ctx.save_for_backward(c6, h, dh)
+        return -c6 * h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        c6, h, dh = ctx.saved_tensors
+        return -grad * c6 * dh, -grad * h, None, None
 
 
 class _Reference:
@@ -158,12 +194,14 @@ class _Reference:
         self.cn = cn
 
 
-def dispersion_graph(atoms_list, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
-    """Structures (ase Atoms, already validated) -> one AtomicGraph of their pairs within ``cutoff`` Å, each once."""
-    graphs = []
+def dispersion_edges(atoms_list, cutoff: float, dtype: torch.dtype = torch.float64
+                     ) -> Tuple[AtomicGraph, torch.Tensor]:
+    """Structures (ase Atoms, already validated) -> one AtomicGraph of their pairs within ``cutoff`` Å, each once,
+    and the pair vectors (E, 3) Å as the neighbour list computed them."""
+    graphs, vectors = [], []
     for atoms in atoms_list:
         pos = atoms.get_positions()
-        i, j, s = radius_graph(pos, atoms.cell.array, atoms.pbc, cutoff, half=True)
+        i, j, s, d = radius_graph(pos, atoms.cell.array, atoms.pbc, cutoff, half=True, vectors=True)
         graphs.append(AtomicGraph(
             numbers=torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.long),
             positions=torch.as_tensor(pos, dtype=dtype),
@@ -173,7 +211,13 @@ def dispersion_graph(atoms_list, cutoff: float, dtype: torch.dtype = torch.float
             shifts=torch.as_tensor(s, dtype=dtype),
             batch=torch.zeros(len(pos), dtype=torch.long),
         ))
-    return batch_graphs(graphs)
+        vectors.append(torch.as_tensor(d, dtype=dtype))
+    return batch_graphs(graphs), torch.cat(vectors)
+
+
+def dispersion_graph(atoms_list, cutoff: float, dtype: torch.dtype = torch.float64) -> AtomicGraph:
+    """:func:`dispersion_edges`'s graph (for ``compute_properties(d3, graph)``)."""
+    return dispersion_edges(atoms_list, cutoff, dtype)[0]
 
 
 def make_dispersion(spec, device="cpu", dtype: torch.dtype = torch.float64) -> Optional[D3Dispersion]:
@@ -195,8 +239,9 @@ def make_dispersion(spec, device="cpu", dtype: torch.dtype = torch.float64) -> O
 def add_dispersion(out: Dict[str, torch.Tensor], d3: D3Dispersion, atoms_list) -> Dict[str, torch.Tensor]:
     """A model's ``compute_properties`` output for ``atoms_list`` (in that order) plus their D3 terms: the same
     keys (forces, stress, virials as ``out`` has them), summed; D3's energies alone under "dispersion_energy"."""
-    graph = dispersion_graph(atoms_list, d3.cutoff, dtype=d3.dtype).to(d3.device)
-    extra = compute_properties(d3, graph, forces="forces" in out, stress="stress" in out, virials="virials" in out)
+    graph, vectors = dispersion_edges(atoms_list, d3.cutoff, dtype=d3.dtype)
+    extra = properties_from_edges(d3, graph.to(d3.device), vectors.to(d3.device), forces="forces" in out,
+                                  stress="stress" in out, virials="virials" in out)
     total = {k: v + extra[k] for k, v in out.items()}
     total["dispersion_energy"] = extra["energy"]
     return total

@@ -1,0 +1,77 @@
+"""What DFT-D3 adds to a model call (issue 22: at most 20% on MPtrj-size cells and Si 512).
+
+    python benchmarks/d3_cost.py [--threads 2] [--reps 5] [--model facet-7net0-spline] [--write]
+
+The shipped default model through ``FacetCalculator`` (float32, energy + forces + stress), without and with
+``dispersion="d3"`` (PBE, BJ, s-dftd3's cutoffs: pairs to 31.75 Å, coordination numbers to 21.17 Å), in one
+process, alternating: (1) 150 small MPtrj crystals (at most 20 atoms; ``workloads.small_crystals``) one by one,
+total time; (2) Si 512 (diamond 4x4x4 conventional cells, rattled); (3) MgO 512. Median of ``--reps`` rounds
+after one warm-up. Prints the model's time, the time with D3, and D3's share of the model's time.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import append_results  # noqa: E402
+from workloads import small_crystals  # noqa: E402
+
+
+def seconds(calc, structures) -> float:
+    start = time.perf_counter()
+    for atoms in structures:
+        calc.calculate(atoms, ["energy", "forces", "stress"], ["positions"])
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--model", default=None, help="default: the shipped default model")
+    p.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
+    args = p.parse_args(argv)
+
+    import torch
+    from ase.build import bulk
+
+    from facetpot.calculator import FacetCalculator
+    from facetpot.pretrained import DEFAULT_MODEL
+
+    torch.set_num_threads(args.threads)
+    model = args.model or DEFAULT_MODEL
+    si = bulk("Si", "diamond", 5.43, cubic=True) * (4, 4, 4)
+    si.rattle(0.02, seed=1)
+    mgo = bulk("MgO", "rocksalt", 4.21, cubic=True) * (4, 4, 4)
+    mgo.rattle(0.02, seed=2)
+    workloads = [("150 small MPtrj crystals, one by one", small_crystals()), ("Si 512", [si]), ("MgO 512", [mgo])]
+    plain, with_d3 = FacetCalculator(model), FacetCalculator(model, dispersion="d3")
+    rows = []
+    for name, structures in workloads:
+        times = {"model": [], "model + D3": []}
+        for rep in range(args.reps + 1):
+            for label, calc in (("model", plain), ("model + D3", with_d3)):
+                t = seconds(calc, structures)
+                if rep:
+                    times[label].append(t)
+        t0, t1 = statistics.median(times["model"]), statistics.median(times["model + D3"])
+        atoms = sum(len(a) for a in structures)
+        rows.append(f"| {name} | {atoms} | {1e3 * t0:,.0f} ms | {1e3 * t1:,.0f} ms | {100 * (t1 - t0) / t0:.0f}% |")
+        print(rows[-1], flush=True)
+    header = [f"### D3 cost ({datetime.date.today()}, `python benchmarks/d3_cost.py --threads {args.threads} "
+              f"--reps {args.reps}`, {model}, float32, {args.threads} threads)", "",
+              "| workload | atoms | model | model + D3(BJ) | D3 / model |", "|---|---|---|---|---|"]
+    table = "\n".join(header + rows)
+    print(table)
+    if args.write:
+        append_results(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
