@@ -10,11 +10,11 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from .committee import Committee, model_properties
 from .dispersion import add_dispersion, make_dispersion
 from .graph import atoms_to_graph
 from .model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
-from .properties import compute_properties
 from .structures import to_atoms
 from .option_checks import at_least
 from .validation import MIN_DISTANCE
@@ -56,7 +56,9 @@ class FacetCalculator(Calculator):
 
     Properties: energy, free_energy, forces, stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile
     positive), energies (per atom) and stresses (per atom, summing to the stress).
-    ``model`` is a FacetModel, a model file, or a pretrained name. ``backend`` forces a convolution
+    ``model`` is a FacetModel, a model file, or a pretrained name; a list of them (same elements and cutoff) is
+    a committee (``facetpot.committee``): the results are the members' means, plus ``energy_std`` (eV),
+    ``forces_std`` (per atom, eV/Å), ``stress_std`` (Voigt, eV/Å^3) and ``member_energies`` (eV). ``backend`` forces a convolution
     backend ("density", "edgewise", "triton"; default: the model's, or ``$FACETPOT_BACKEND``).
     ``min_distance`` (Å, default 0.5): structures with atoms closer than this are refused (ValueError naming the
     pair: overlapping atoms, where no model trained on DFT data means anything); 0 allows them.
@@ -87,7 +89,10 @@ class FacetCalculator(Calculator):
         super().__init__(**kwargs)
         self.device = torch.device(device)
         # a prepared copy: the model object passed in keeps its dtype, device, backend and gradients
-        self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
+        if isinstance(model, (list, tuple)):
+            self.model = Committee(model, device=self.device, dtype=dtype, backend=backend)
+        else:
+            self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
         self.dtype = self.model.dtype
         self.min_distance = float(at_least("min_distance", min_distance, 0.0, "Å"))
         self.dispersion = make_dispersion(dispersion, self.device, self.dtype)
@@ -112,7 +117,7 @@ class FacetCalculator(Calculator):
         # per-atom virials only when per-atom stresses are asked for (ASE asks again, and this recomputes, if a
         # later get_stresses() finds them missing)
         per_atom_stress = volume_ok and "stresses" in properties
-        out = compute_properties(self.model, graph, forces=True, stress=volume_ok, virials=per_atom_stress)
+        out = model_properties(self.model, graph, forces=True, stress=volume_ok, virials=per_atom_stress)
         if self.dispersion is not None:
             out = add_dispersion(out, self.dispersion, [atoms])
             self.results["dispersion_energy"] = float(out["dispersion_energy"][0].detach())
@@ -126,6 +131,12 @@ class FacetCalculator(Calculator):
         if volume_ok:
             s = out["stress"][0].detach().cpu().double().numpy()
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+        if "energy_std" in out:
+            self.results["energy_std"] = float(out["energy_std"][0])
+            self.results["member_energies"] = out["member_energy"][:, 0].cpu().double().numpy()
+            self.results["forces_std"] = out["forces_std"].cpu().double().numpy()
+            if volume_ok:
+                self.results["stress_std"] = full_3x3_to_voigt_6_stress(out["stress_std"][0].cpu().double().numpy())
         if per_atom_stress:
             v = out["virials"].detach().cpu().double().numpy()
             per_atom = -v / abs(np.linalg.det(atoms.cell.array))

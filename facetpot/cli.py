@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
 from .pretrained import DEFAULT_MODEL, PRETRAINED
 from .validation import MIN_DISTANCE
@@ -35,16 +35,21 @@ def _names_model(arg: str) -> bool:
     return arg in PRETRAINED or Path(arg).suffix.lower() in (".pt", ".pth")
 
 
-def _model_and_inputs(args, inputs: List[str]) -> Tuple[str, List[str]]:
+def _model_and_inputs(args, inputs: List[str]) -> Tuple[Union[str, List[str]], List[str]]:
     """(model, structure inputs): ``-m/--model``, else a first positional that names a model (the older
     ``facet relax MODEL INPUTS`` form), else the default model."""
     model, inputs = args.model, list(inputs)
+    committee = getattr(args, "committee", None)
+    if committee:
+        if model is not None:
+            raise ValueError("give the models either with -m/--model or with --committee, not both")
+        return list(committee), inputs
     if model is None and len(inputs) > 1 and _names_model(inputs[0]):
         model, inputs = inputs[0], inputs[1:]
     return model or DEFAULT_MODEL, inputs
 
 
-def _model_and_structure(args) -> Tuple[str, str]:
+def _model_and_structure(args) -> Tuple[Union[str, List[str]], str]:
     model, inputs = _model_and_inputs(args, args.input)
     if len(inputs) != 1:
         raise ValueError(f"facet {args.command} takes one structure file, got {len(inputs)}: {' '.join(inputs)} "
@@ -260,6 +265,12 @@ def _dispersion_options(p) -> None:
                    "shipped models reproduce PBE)")
 
 
+def _committee_option(p, what: str) -> None:
+    p.add_argument("--committee", nargs="+", default=None, metavar="MODEL",
+                   help=f"two or more models (files or names; same elements and cutoff) run as a committee, in place "
+                   f"of -m: their mean drives the run and {what}")
+
+
 def _dispersion(args):
     """The D3Dispersion the options ask for, or None."""
     if args.d3 is None:
@@ -336,6 +347,7 @@ def _add_workflows(sub) -> None:
                    "(a SLURM array --array=0-9 with --shard $SLURM_ARRAY_TASK_ID/10)")
     r.add_argument("--max-atoms", type=int, default=2000, help="atoms relaxed together in one batch")
     _dispersion_options(r)
+    _committee_option(r, "results.csv reports each structure's largest force std at its last step")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_relax)
     pr = _sub(sub, "predict", "energy, forces and stress of many structures, batched: OUTPUT/results.csv and "
@@ -365,6 +377,7 @@ def _add_workflows(sub) -> None:
     m.add_argument("--seed", type=int, default=0, help="initial velocities (and Langevin noise)")
     m.add_argument("--restart", action="store_true", help="continue from OUTPUT/trajectory.extxyz")
     _dispersion_options(m)
+    _committee_option(m, "thermo.csv gets the largest force std of every logged step")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=_md)
     for kind, text in (("eos", "equation of state: E(V), Birch-Murnaghan V0 and bulk modulus; eos.png"),

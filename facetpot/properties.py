@@ -74,6 +74,23 @@ def properties_from_edges(
                 g = torch.zeros_like(edge_vec)
         else:
             g = torch.zeros_like(edge_vec)
+    out.update(edge_gradient_properties(graph, edge_vec, g, volume, forces, stress, virials, create_graph))
+    return out
+
+
+def edge_gradient_properties(
+    graph: AtomicGraph,
+    edge_vec: torch.Tensor,
+    g: torch.Tensor,
+    volume: Optional[torch.Tensor],
+    forces: bool = True,
+    stress: bool = True,
+    virials: bool = False,
+    create_graph: bool = False,
+) -> Dict[str, torch.Tensor]:
+    """Forces (N, 3), stress (B, 3, 3) and virials (N, 3, 3), as asked, from g_e = dE/dr_e (the module's
+    formulas); ``volume`` (B,) is |det cell| (NaN stress where it is below ``MIN_CELL_VOLUME``)."""
+    out: Dict[str, torch.Tensor] = {}
     i, j = graph.edge_index
     n = graph.num_atoms
     if forces:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,12 +24,12 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from ..committee import Committee, model_properties
 from ..dispersion import add_dispersion, make_dispersion
 from ..graph import atoms_to_graph, batch_graphs
 from ..option_checks import at_least, positive
 from ..validation import MIN_DISTANCE
 from ..model import FacetModel
-from ..properties import compute_properties
 from .relax_result import BLOWUP_EV_PER_ATOM, RelaxResult
 
 OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS}
@@ -42,6 +42,7 @@ class _Job:
     atoms: Optional[Atoms] = None
     opt: object = None
     periodic: bool = False
+    force_std: float = float("nan")  # committee: the largest per-atom force std at the current step
     start: float = field(default_factory=time.perf_counter)
 
 
@@ -53,10 +54,11 @@ def _converged(opt) -> bool:
 
 
 class BatchedRelaxation:
-    """Relax structures with ``model`` (a FacetModel on its device and dtype), ``max_atoms`` in flight;
+    """Relax structures with ``model`` (a FacetModel on its device and dtype, or a ``Committee``: the members'
+    mean drives the relaxation, and each result reports the largest force std of its last step), ``max_atoms`` in flight;
     ``dispersion`` as for ``FacetCalculator`` ("d3", "d3-zero" or a D3Dispersion) adds D3 to every step."""
 
-    def __init__(self, model: FacetModel, fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
+    def __init__(self, model: Union[FacetModel, Committee], fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
                  optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000,
                  min_distance: float = MIN_DISTANCE, dispersion=None):
         if optimizer not in OPTIMIZERS:
@@ -103,6 +105,7 @@ class BatchedRelaxation:
         if job.periodic:
             r.max_stress_final = float(np.abs(atoms.get_stress()).max())
             r.volume_final = float(atoms.get_volume())
+        r.max_force_std_final = job.force_std
         atoms.constraints = []
         results = dict(atoms.calc.results)
         atoms.calc = SinglePointCalculator(atoms, **results)
@@ -125,12 +128,13 @@ class BatchedRelaxation:
         order = sorted(graphs, key=lambda k: graphs[k].max_neighbors())
         graph = batch_graphs([graphs[k] for k in order]).to(model.device, model.dtype)
         any_periodic = any(jobs[k].periodic for k in order)
-        out = compute_properties(model, graph, forces=True, stress=any_periodic)
+        out = model_properties(model, graph, forces=True, stress=any_periodic)
         if self.dispersion is not None:
             out = add_dispersion(out, self.dispersion, [jobs[k].atoms for k in order])
         energy = out["energy"].detach().cpu().double().numpy()
         forces = out["forces"].detach().cpu().double().numpy()
         stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None
+        force_std = out["forces_std"].cpu().double().numpy() if "forces_std" in out else None
         starts = np.cumsum([0] + [graphs[k].num_atoms for k in order])
         position = {k: p for p, k in enumerate(order)}
         for k in order:
@@ -141,6 +145,8 @@ class BatchedRelaxation:
                 job.result.error = "FloatingPointError: non-finite energy or forces"
             elif e / n < BLOWUP_EV_PER_ATOM:
                 job.result.error = f"FloatingPointError: energy exploded ({e / n:.3g} eV/atom)"
+            if force_std is not None:
+                job.force_std = float(force_std[starts[p] : starts[p] + n].max(initial=0.0))
             results = {"energy": e, "free_energy": e, "forces": f}
             if job.periodic:
                 results["stress"] = full_3x3_to_voigt_6_stress(stress[p])

@@ -7,7 +7,8 @@
 
 Written as it runs: ``trajectory.extxyz`` (every ``traj_every`` steps and at the last step, with momenta, the
 step, the time and the ensemble), ``thermo.csv`` (every ``log_every`` steps and the last: step, time_ps, T_K,
-E_pot_eV, E_kin_eV, E_tot_eV, P_GPa with the kinetic part, volume_A3) and ``restart.npz`` beside every frame
+E_pot_eV, E_kin_eV, E_tot_eV, P_GPa with the kinetic part, volume_A3; with a committee of models also
+max_force_std_eV_per_A, the largest per-atom committee force std) and ``restart.npz`` beside every frame
 (``md_state``: exact positions, momenta, cell and the integrator's own variables). ``restart`` continues from it
 up to ``steps`` in total and reproduces the uninterrupted run in every ensemble (Langevin included: its random
 generator's state is saved); a restart with another ensemble is refused.
@@ -39,6 +40,8 @@ from .structure_inputs import read_structure
 
 ENSEMBLES = ("nve", "langevin", "nhc", "npt")
 THERMO = ("step", "time_ps", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "P_GPa", "volume_A3")
+#: thermo.csv's extra column of a committee run (``model`` a list): the largest committee force std of the step
+COMMITTEE_THERMO = "max_force_std_eV_per_A"
 #: thermo.csv columns before their names carried units (read when restarting such a run)
 OLD_THERMO_NAMES = {"E_pot": "E_pot_eV", "E_kin": "E_kin_eV", "E_tot": "E_tot_eV", "volume": "volume_A3"}
 #: the run's state for --restart (``md_state``)
@@ -66,9 +69,12 @@ def _thermo_row(atoms, step: int, timestep_fs: float) -> dict:
     e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
     periodic = atoms.pbc.all() and atoms.cell.volume > 1e-8
     pressure = -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 * EV_PER_A3_TO_GPA if periodic else np.nan
-    return {"step": step, "time_ps": step * timestep_fs / 1000.0, "T_K": atoms.get_temperature(), "E_pot_eV": e_pot,
-            "E_kin_eV": e_kin, "E_tot_eV": e_pot + e_kin, "P_GPa": pressure,
-            "volume_A3": atoms.get_volume() if periodic else np.nan}
+    row = {"step": step, "time_ps": step * timestep_fs / 1000.0, "T_K": atoms.get_temperature(), "E_pot_eV": e_pot,
+           "E_kin_eV": e_kin, "E_tot_eV": e_pot + e_kin, "P_GPa": pressure,
+           "volume_A3": atoms.get_volume() if periodic else np.nan}
+    if "forces_std" in atoms.calc.results:
+        row[COMMITTEE_THERMO] = float(np.max(atoms.calc.results["forces_std"]))
+    return row
 
 
 def _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
@@ -117,7 +123,7 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
            device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE,
            dispersion=None) -> int:
     """Run (or continue) MD of ``structure`` (a file ASE reads, its last frame) with ``model`` (a FacetModel, a
-    file or a shipped name), plus ``dispersion`` as for ``FacetCalculator`` (e.g. "d3"); returns the last step. Options are checked, the structure read and evaluated once
+    file or a shipped name; a list of them is a committee: thermo.csv gets the largest force std), plus ``dispersion`` as for ``FacetCalculator`` (e.g. "d3"); returns the last step. Options are checked, the structure read and evaluated once
     before any file is written: a failed start leaves no output behind."""
     _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
                    traj_every)
@@ -140,7 +146,9 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
         restore_integrator(dyn, state)
     out.mkdir(parents=True, exist_ok=True)
     with open(thermo, "w", newline="") as f:
-        log = csv.DictWriter(f, fieldnames=THERMO)
+        committee = "forces_std" in atoms.calc.results
+        log = csv.DictWriter(f, fieldnames=THERMO + ((COMMITTEE_THERMO,) if committee else ()), extrasaction="ignore",
+                             restval="")
         log.writeheader()
         log.writerows(kept)
         step = start

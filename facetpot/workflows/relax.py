@@ -17,6 +17,7 @@ from ase import Atoms
 from ase.io import write
 from tqdm import tqdm
 
+from ..committee import Committee
 from ..model_file import inference_model
 from .batched_relax import BatchedRelaxation
 from .relax_result import CSV_COLUMNS, csv_row
@@ -55,8 +56,11 @@ def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model
 def relax_files(model, inputs, out_dir, shard: Tuple[int, int] = (0, 1), device: str = "cpu", dtype: str = "float32",
                 progress: bool = True, **options) -> Tuple[int, int, int]:
     """``facet relax``: every structure of ``inputs`` (files, folders, globs) relaxed with ``model``
-    (a FacetModel, a file or a shipped name); (structures, converged, failed)."""
-    model = inference_model(model, device=device, dtype=dtype)
+    (a FacetModel, a file or a shipped name; a list of them is a committee); (structures, converged, failed)."""
+    if isinstance(model, (list, tuple)):
+        model = Committee(model, device=device, dtype=dtype)
+    else:
+        model = inference_model(model, device=device, dtype=dtype)
     paths = expand_inputs(inputs)
     expected = count_structures(paths, shard) if progress else None
     return relax_all(iter_structures(paths, shard), model, out_dir, progress=progress, expected=expected, **options)

@@ -20,6 +20,7 @@ class RelaxResult:
     fmax_final: float = float("nan")  # eV/Å, largest atomic force
     max_stress_final: float = float("nan")  # eV/Å^3, largest |component|; nan without a 3D cell
     volume_final: float = float("nan")  # Å^3
+    max_force_std_final: float = float("nan")  # eV/Å, committee's largest per-atom force std; nan for one model
     seconds: float = 0.0  # wall time from entering the batch to leaving it
     error: str = ""
 
@@ -27,7 +28,8 @@ class RelaxResult:
 #: results.csv's columns, units in their names: RelaxResult field -> header
 CSV_COLUMNS = {"name": "name", "converged": "converged", "steps": "steps", "energy_initial": "energy_initial_eV",
                "energy_final": "energy_final_eV", "fmax_final": "fmax_final_eV_per_A",
-               "max_stress_final": "max_stress_final_GPa", "volume_final": "volume_final_A3", "seconds": "seconds",
+               "max_stress_final": "max_stress_final_GPa", "volume_final": "volume_final_A3",
+               "max_force_std_final": "max_force_std_final_eV_per_A", "seconds": "seconds",
                "error": "error"}
 
 
