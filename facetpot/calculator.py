@@ -132,11 +132,11 @@ class FacetCalculator(Calculator):
             s = out["stress"][0].detach().cpu().double().numpy()
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
         if "energy_std" in out:
-            self.results["energy_std"] = float(out["energy_std"][0])
-            self.results["member_energies"] = out["member_energy"][:, 0].cpu().double().numpy()
-            self.results["forces_std"] = out["forces_std"].cpu().double().numpy()
+            self.results["energy_std"] = float(out["energy_std"][0].detach())
+            self.results["member_energies"] = out["member_energy"][:, 0].detach().cpu().double().numpy()
+            self.results["forces_std"] = out["forces_std"].detach().cpu().double().numpy()
             if volume_ok:
-                self.results["stress_std"] = full_3x3_to_voigt_6_stress(out["stress_std"][0].cpu().double().numpy())
+                self.results["stress_std"] = full_3x3_to_voigt_6_stress(out["stress_std"][0].detach().cpu().double().numpy())
         if per_atom_stress:
             v = out["virials"].detach().cpu().double().numpy()
             per_atom = -v / abs(np.linalg.det(atoms.cell.array))

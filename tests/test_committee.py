@@ -102,3 +102,17 @@ def test_md_and_relax_report_the_committee_force_std(tmp_path):
                   "--committee"] + paths) in (0, 1)
     (row,) = list(csv.DictReader(open(tmp_path / "r" / "results.csv")))
     assert row["error"] == "" and float(row["max_force_std_final_eV_per_A"]) > 0
+
+
+def test_committee_with_d3_adds_dispersion_to_the_mean_not_the_spread():
+    pytest.importorskip("tad_dftd3")
+    models = members(2)
+    atoms = triclinic_cell(2)
+    plain, with_d3 = atoms.copy(), atoms.copy()
+    plain.calc = FacetCalculator(models)
+    with_d3.calc = FacetCalculator(models, dispersion="d3")
+    d3 = with_d3.get_potential_energy() - plain.get_potential_energy()
+    assert d3 == pytest.approx(with_d3.calc.results["dispersion_energy"], abs=1e-9) and d3 < -1e-3
+    assert with_d3.calc.results["energy_std"] == pytest.approx(plain.calc.results["energy_std"], abs=1e-10)
+    np.testing.assert_allclose(with_d3.calc.results["member_energies"], plain.calc.results["member_energies"] + d3,
+                               atol=1e-9)

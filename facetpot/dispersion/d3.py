@@ -242,6 +242,8 @@ def add_dispersion(out: Dict[str, torch.Tensor], d3: D3Dispersion, atoms_list) -
     graph, vectors = dispersion_edges(atoms_list, d3.cutoff, dtype=d3.dtype)
     extra = properties_from_edges(d3, graph.to(d3.device), vectors.to(d3.device), forces="forces" in out,
                                   stress="stress" in out, virials="virials" in out)
-    total = {k: v + extra[k] for k, v in out.items()}
+    total = {k: (v + extra[k] if k in extra else v) for k, v in out.items()}  # a committee's std: unchanged
+    if "member_energy" in out:  # a committee's members (M, B)
+        total["member_energy"] = out["member_energy"] + extra["energy"]
     total["dispersion_energy"] = extra["energy"]
     return total

@@ -134,7 +134,7 @@ class BatchedRelaxation:
         energy = out["energy"].detach().cpu().double().numpy()
         forces = out["forces"].detach().cpu().double().numpy()
         stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None
-        force_std = out["forces_std"].cpu().double().numpy() if "forces_std" in out else None
+        force_std = out["forces_std"].detach().cpu().double().numpy() if "forces_std" in out else None
         starts = np.cumsum([0] + [graphs[k].num_atoms for k in order])
         position = {k: p for p, k in enumerate(order)}
         for k in order:
