@@ -17,6 +17,13 @@ sections that say what the teacher labels.
                  min_distance (Å): generated structures with a closer pair are dropped
     labels:      output (default: <training.output>/labels), part_size (structures per resumable part),
                  max_force (eV/Å: teacher labels with a larger force component are set aside)
+    active:      rounds (0: off, every generated structure is labelled; > 0: active learning, ``active.py``),
+                 committee (students per round, >= 2), initial and holdout (structures of the pool labelled first,
+                 to train on and only to measure), per_round (most structures picked per round), threshold (eV/Å:
+                 committee force std above which a structure is picked), strategy (committee, or random: the
+                 baseline at the same number of labels), patience (rounds without a lower held-out error before
+                 stopping), md (the committee's own MD from the seeds each round: temperatures (K), steps,
+                 every, timestep_fs, max_atoms)
 
 ``data.train`` is filled in with the label parts; the other ``data`` keys (valid_fraction, ...) apply.
 """
@@ -46,6 +53,9 @@ SECTIONS: Dict[str, Dict[str, Any]] = {
         "min_distance": 0.6,
     },
     "labels": {"output": None, "part_size": 200, "max_force": 50.0},
+    "active": {"rounds": 0, "committee": 3, "initial": 100, "holdout": 100, "per_round": 100, "threshold": 0.05,
+               "strategy": "committee", "patience": 1,
+               "md": {"temperatures": [], "steps": 100, "every": 10, "timestep_fs": 1.0, "max_atoms": 128}},
 }
 
 
@@ -100,6 +110,14 @@ def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
     for sym in cfg["structures"]["substitute"]["elements"]:
         if sym not in atomic_numbers:
             raise ConfigError(f"structures.substitute.elements: unknown element {sym!r}")
+    act = cfg["active"]
+    if act["strategy"] not in ("committee", "random"):
+        raise ConfigError(f"active.strategy must be committee or random, got {act['strategy']!r}")
+    for key, low in (("rounds", 0), ("committee", 2), ("initial", 1), ("holdout", 1), ("per_round", 1), ("patience", 1)):
+        if not isinstance(act[key], int) or act[key] < low:
+            raise ConfigError(f"active.{key} must be an integer >= {low}, got {act[key]!r}")
+    if not float(act["threshold"]) >= 0:
+        raise ConfigError(f"active.threshold must be >= 0 eV/Å, got {act['threshold']!r}")
     if int(cfg["labels"]["part_size"]) < 1:
         raise ConfigError("labels.part_size must be a positive integer")
     data = dict(raw.get("data") or {})

@@ -5,6 +5,8 @@
     label     the teacher's energy, forces and stress, part by part (``label.py``; resumable)
     report    LABELS/report.json and report.png (``report.py``)
     train     ``facet train`` on the label parts, with the config's training sections
+    (active)  with ``active.rounds`` > 0, label and train are the active-learning loop instead (``active.py``):
+              a committee of students picks what the teacher labels, round by round
 
 A rerun picks up where the last one stopped: saved structures are read back (and must come from the
 same structures section and teacher), parts already labelled are skipped, and ``resume`` continues
@@ -25,6 +27,7 @@ from ..calculator import FacetCalculator
 from ..model_file import inference_model
 from ..training.trainer import Trainer
 from ..workflows.structure_inputs import expand_inputs, iter_structures
+from .active import run_active
 from .config import parse_slice
 from .generate import generate
 from .label import STRUCTURES, label, label_parts, rejected_ids, save_structures
@@ -80,6 +83,10 @@ def run_distill(cfg: Dict[str, Any], stages: Sequence[str] = STAGES, resume: boo
         log(f"{len(structures)} structures written to {out / STRUCTURES} (dropped: {dropped or 'none'})")
     else:
         raise ValueError(f"no structures in {out}: run the generate stage first")
+    if int(cfg.get("active", {}).get("rounds", 0)) > 0 and ("label" in stages or "train" in stages):
+        seeds = lambda: read_seeds(cfg["structures"]["seeds"], cfg["structures"]["seed_frames"])  # noqa: E731
+        result["active"] = run_active(cfg, teacher, structures, seeds, log)
+        return result
     if "label" in stages:
         bar = tqdm(total=None, desc="label", unit="part", disable=None)
 
