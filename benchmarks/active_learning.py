@@ -14,6 +14,7 @@ benchmarks/distill.py): student 0 of every round, and the same correlation for t
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
-    lines = ["", f"### Active learning in facet distill (issue 22), {machine()}", "",
+    lines = ["", f"### Active learning in facet distill (issue 22), {datetime.date.today()}, {machine()}", "",
              f"Command: `python benchmarks/active_learning.py {' '.join(args.runs)}`. Held-out: force MAE against the "
              "teacher on the run's held-out structures (committee mean / student 0) and the correlation over them of "
              "the committee's largest per-atom force std with its largest per-atom force error (Pearson / Spearman). "

@@ -11,6 +11,7 @@ rounds after one warm-up. Prints both times and their ratio (the members run one
 from __future__ import annotations
 
 import argparse
+import datetime
 import statistics
 import sys
 import time
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
         atoms = sum(len(a) for a in structures)
         rows.append(f"| {name} | {atoms} | {1e3 * t0:,.0f} ms | {1e3 * t1:,.0f} ms | {t1 / t0:.2f}x |")
         print(rows[-1], flush=True)
-    header = [f"### Committee cost ({machine()}; `python benchmarks/committee_cost.py --threads {args.threads} "
+    header = [f"### Committee cost ({datetime.date.today()}, {machine()}; `python benchmarks/committee_cost.py --threads {args.threads} "
               f"--reps {args.reps} --members {args.members}`, {model}, float32, {args.threads} threads)", "",
               f"| workload | atoms | one model | committee of {args.members} | ratio |", "|---|---|---|---|---|"]
     table = "\n".join(header + rows)

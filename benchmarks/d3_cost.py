@@ -11,6 +11,7 @@ after one warm-up. Prints the model's time, the time with D3, and D3's share of 
 from __future__ import annotations
 
 import argparse
+import datetime
 import statistics
 import sys
 import time
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
         atoms = sum(len(a) for a in structures)
         rows.append(f"| {name} | {atoms} | {1e3 * t0:,.0f} ms | {1e3 * t1:,.0f} ms | {100 * (t1 - t0) / t0:.0f}% |")
         print(rows[-1], flush=True)
-    header = [f"### D3 cost ({machine()}; `python benchmarks/d3_cost.py --threads {args.threads} "
+    header = [f"### D3 cost ({datetime.date.today()}, {machine()}; `python benchmarks/d3_cost.py --threads {args.threads} "
               f"--reps {args.reps}`, {model}, float32, {args.threads} threads)", "",
               "| workload | atoms | model | model + D3(BJ) | D3 / model |", "|---|---|---|---|---|"]
     table = "\n".join(header + rows)
