@@ -71,7 +71,7 @@ def main():
     lines += ["", "Committee std against the true error on Si_test (DFT), last round's committee:", ""]
     for run, students in last.items():
         pearson, spearman = dft_correlation(students, args.threads)
-        lines.append(f"- {run}: Pearson {pearson:.2f}, Spearman {spearman:.2f} (25 structures)")
+        lines.append(f"- {run}: Pearson {pearson:.3f}, Spearman {spearman:.3f} (25 structures)")
         print(lines[-1], flush=True)
     text = "\n".join(lines)
     print(text)
