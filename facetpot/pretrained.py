@@ -45,7 +45,7 @@ PRETRAINED: Dict[str, PretrainedModel] = {
             "SevenNet-l3i5 (MPtrj, 89 elements, l_max 3) with Facet spline radial weights, least-squares fit only "
             "(forces 12% worse than the original on held-out frames): 73% of the parameters",
             "facet-7net-l3i5-spline.pt",
-            "2835899b31175218942b075376b38f5caea899aa675403a82f22a450c151652f",
+            "64ccdeb91ad9ef8b1db819f814d00284614d75321f7b46ed34ff966a250b2693",
             "facet-7net-l3i5-spline.md",
         ),
         PretrainedModel(
