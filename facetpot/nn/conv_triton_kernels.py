@@ -178,11 +178,18 @@ def _meta(x: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, wx: torch.Ten
     # spline's l=1 block: 32 x (64 + 96)) and the forward above 6144 (facet-7net-l3i5-spline's l=1 block:
     # 32 x (64 + 192)) (tests/test_triton_compile.py), so such blocks take 16 channels per program
     # (tl.dot needs BU >= 16); where 16 channels are still too many (facet-7net-l3i5-spline's l=3 block,
-    # 16 x (128 + 192)), the program gets 8 warps, twice the registers
+    # 16 x (128 + 192)), the program gets 8 warps, twice the registers.
+    # The compiler also hoists the K radial weight tiles (BU, CP) out of the edge loop (they do not depend
+    # on the edge): with K = 23 (the refitted facet-7net-l3i5-spline) that is 23 x 16 x 64 values, and the
+    # l=1..3 blocks spilled 8-24 B on sm_80/sm_90 at 4 warps (forward: 216 and 224 such values per thread;
+    # backward: 124 and 216) until the count below took them in (facet-7net0-spline's l=1 forward holds
+    # 168 per thread and does not spill); above it, the program gets 8 warps
     limit = 4096 if backward else 6144
+    per_thread = 112 if backward else 192
     values = 32 * (m1p * d2p + 3 * cp)
     bu = min(16 if values > limit else 32, _pow2(mul, 16))
-    warps = 8 if bu * (m1p * d2p + 3 * cp) > limit else 4
+    tiles_held = bu * (m1p * d2p + 3 * cp)
+    warps = 8 if tiles_held > limit or tiles_held + k * bu * cp > per_thread * 128 else 4
     return dict(U=mul, M1=m1, D2=d2, SH_DIM=sh.shape[1], SH_LO=sh_lo, K=k, C=c, BU=bu, M1P=m1p, D2P=d2p,
                 CP=cp, num_warps=warps), triton.cdiv(mul, bu)
 
