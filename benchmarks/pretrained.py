@@ -171,7 +171,7 @@ def accuracy_table(key, result, path):
     name, _, original, _ = MODELS[key]
     lines = [f"Accuracy of `{name}` ({path}) and {original} against the DFT labels (MPtrj, uncorrected "
              "energies). All frames are MPtrj frames that SevenNet saw in training; the even half also "
-             "served the spline fit and the distillation fine-tune, the odd half was held out from both.", "",
+             "served the trim's fit (its fitting structures are made from them), the odd half was held out.", "",
              "| frames | model | dtype | E MAE meV/atom | F MAE eV/Å | S MAE eV/Å³ | S MAE GPa | E / orig | F / orig | S / orig |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:

@@ -42,8 +42,8 @@ PRETRAINED: Dict[str, PretrainedModel] = {
         ),
         PretrainedModel(
             "facet-7net-l3i5-spline",
-            "SevenNet-l3i5 (MPtrj, 89 elements, l_max 3) with Facet spline radial weights, least-squares fit only "
-            "(forces 12% worse than the original on held-out frames): 73% of the parameters",
+            "SevenNet-l3i5 (MPtrj, 89 elements, l_max 3) with Facet spline radial weights, layer-output refit to "
+            "its exact port (forces 13% worse than the original on held-out frames): 75% of the parameters",
             "facet-7net-l3i5-spline.pt",
             "64ccdeb91ad9ef8b1db819f814d00284614d75321f7b46ed34ff966a250b2693",
             "facet-7net-l3i5-spline.md",
