@@ -89,7 +89,7 @@ def main():
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from facetpot.model_file import resolve_model
+    from facetpot.io.model_file import resolve_model
 
     model = resolve_model(args.model, dtype=args.dtype)
     for p in model.parameters():

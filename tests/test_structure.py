@@ -7,8 +7,8 @@ Nothing from the package is imported, so this is fast and has no side effects.  
    ``__init__`` resolves its exports with ``importlib`` strings at attribute access; those are not
    followed, so ``from . import __version__`` is an edge to ``facetpot`` only.
 2. ``facetpot/nn/`` is the bottom layer: it imports only from ``facetpot.nn`` and third parties.
-3. Training, data, export, ``evaluate.py`` and ``cli.py`` never import ``facetpot.calculator``
-   (directly or via the root's lazy exports): they load models through ``facetpot.model_file``.
+3. Training, data, export, ``evaluate.py`` and ``cli/`` never import ``facetpot.calculator``
+   (directly or via the root's lazy exports): they load models through ``facetpot.io.model_file``.
 4. No module uses another facetpot module's private names (``from .x import _name`` or
    ``module._name``); dunders are fine, and so are third-party ones like ``torch._C``.
    Private access through an *instance* of a facetpot class (``cache._locate``) is out of scope:
@@ -187,7 +187,7 @@ def check_no_calculator(root: Path) -> list[str]:
             via_root = [exports.get(n) for m, n in imp.names if m == root.name]
             if calc in imp.targets or calc in via_root:
                 out.append(f"{imp.where}: {imp.importer} imports {calc}; load models through "
-                           f"facetpot.model_file instead")
+                           f"facetpot.io.model_file instead")
     return out
 
 

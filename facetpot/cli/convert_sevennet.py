@@ -22,7 +22,7 @@ def add_to(sub) -> None:
 
 def run(args) -> int:
     from ..data.readers import read_structures  # lazy: facet --help start-up
-    from ..model_file import save_model  # lazy: facet --help start-up
+    from ..io.model_file import save_model  # lazy: facet --help start-up
     from ..ports.sevennet import convert_sevennet  # lazy: facet --help start-up
     from ..ports.spline_fit import fit_splines, pair_distances  # lazy: facet --help start-up
 

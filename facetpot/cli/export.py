@@ -19,7 +19,7 @@ def run(args) -> int:
 
     from ..export.aoti import export_aoti  # lazy: facet --help start-up
     from ..export.torchscript import export_torchscript  # lazy: facet --help start-up
-    from ..model_file import resolve_model  # lazy: facet --help start-up
+    from ..io.model_file import resolve_model  # lazy: facet --help start-up
 
     model = resolve_model(args.model or DEFAULT_MODEL, device="cpu", dtype=args.dtype)  # None: the file's own dtype
     dtype = str(model.dtype).replace("torch.", "")

@@ -20,7 +20,7 @@ Layout of a cache folder::
 
 Conversion holds one shard in memory at a time, so its peak memory does not depend on the size
 of the input; each shard folder and then the manifest are written atomically
-(``facetpot.atomic_write``), the manifest last, so an interrupted conversion never looks complete.
+(``facetpot.io.atomic_write``), the manifest last, so an interrupted conversion never looks complete.
 The manifest's ``sources`` (:func:`source_fingerprints`) tell whether a cache still matches its
 input files (:func:`cache_matches`).
 """
@@ -37,8 +37,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 from ase.data import chemical_symbols
 
-from ..atomic_write import atomic_write, atomic_write_text
-from ..file_format import check_header, make_header
+from ..io.atomic_write import atomic_write, atomic_write_text
+from ..io.format_header import check_header, make_header
 from .frame import Frame
 from .readers import expand_paths
 

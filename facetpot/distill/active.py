@@ -33,7 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-from ..atomic_write import atomic_write, atomic_write_text
+from ..io.atomic_write import atomic_write, atomic_write_text
 from ..calculator import FacetCalculator
 from ..committee import Committee
 from ..graph import atoms_to_graph, batch_graphs
