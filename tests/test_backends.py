@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import evaluate, small_model, structures, triclinic_cell
-from facetpot.export.domain import domain_from_atoms, run_layerwise
+from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript
 from facetpot.graph import atoms_to_graph
 from facetpot.nn import convolution

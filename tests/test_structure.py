@@ -21,6 +21,8 @@ Nothing from the package is imported, so this is fast and has no side effects.  
 7. The command line is one module per command: every module of ``facetpot/cli/`` other than ``SHARED_CLI``
    defines ``add_to(subparsers)`` and ``run(args)``, and ``cli/main.py`` registers each of them in ``COMMANDS``;
    no command module imports another (what they share lives in ``cli/options.py``).
+8. The tests' oracles live in ``facetpot/testing.py`` only: no other module defines a function named
+   ``reference_*`` or ``*_oracle``, and no module of the package imports ``facetpot.testing``.
 
 Each checker takes the package folder and returns violations as ``path:line: message``; the
 ``test_selftest_*`` functions run the checkers on tiny synthetic packages to show each can fail.
@@ -258,6 +260,19 @@ def check_cli_layout(root: Path) -> list[str]:
     return out
 
 
+def check_oracles(root: Path) -> list[str]:
+    modules, imports, files = parse(root)
+    testing = f"{root.name}.testing"
+    out = [f"{imp.where}: {imp.importer} imports {testing}; the package never uses the tests' oracles"
+           for imp in imports if testing in imp.targets and imp.importer != testing]
+    for mod, rel, tree in files:
+        if mod == testing:
+            continue
+        out += [f"{rel}:{n.lineno}: oracle {n.name} outside {root.name}/testing.py" for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and (n.name.startswith("reference_") or n.name.endswith("_oracle"))]
+    return out
+
+
 def _report(rule: str, violations: list[str]) -> str:
     return f"{rule}: {len(violations)} violation(s)\n" + "\n".join(violations)
 
@@ -288,6 +303,10 @@ def test_no_long_functions():
 
 def test_one_module_per_command():
     assert not (v := check_cli_layout(PACKAGE)), _report("command-line layout", v)
+
+
+def test_oracles_only_in_testing():
+    assert not (v := check_oracles(PACKAGE)), _report("test oracles outside facetpot/testing.py", v)
 
 
 # Self-tests: each checker finds the violations planted in a tiny synthetic package, and only those.
@@ -386,3 +405,11 @@ def test_selftest_cli_layout(tmp_path):
         "facetpot/cli/md.py: defines no run()", "facetpot/cli/md.py:1: imports the command module train; shared code "
         "goes in cli/options.py", "facetpot/cli/main.py: COMMANDS lacks relax"]), found
     assert check_cli_layout(make_package(tmp_path / "flat", {"cli.py": ""})) == ["facetpot/cli: the command line is not a package"]
+
+
+def test_selftest_oracles(tmp_path):
+    root = make_package(tmp_path, {
+        "testing.py": "def conv_oracle(): pass\ndef reference_sum(): pass\n",
+        "nn/__init__.py": "", "nn/conv.py": "def reference_block(): pass\ndef backward_in_torch(): pass\n",
+        "model.py": "from .testing import conv_oracle\n"})
+    assert where(check_oracles(root)) == ["facetpot/model.py:1", "facetpot/nn/conv.py:1"]
