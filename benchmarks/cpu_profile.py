@@ -22,7 +22,7 @@ from ase.build import bulk
 
 import facetpot
 from facetpot.graph import atoms_to_graph
-from facetpot.model_file import inference_model
+from facetpot.io.model_file import inference_model
 from facetpot.properties import compute_properties
 
 

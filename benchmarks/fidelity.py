@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import HERE, SHARED_DATA, append_results  # noqa: E402
 from machine import machine  # noqa: E402
 
-from facetpot.model_file import inference_model  # noqa: E402
+from facetpot.io.model_file import inference_model  # noqa: E402
 from facetpot.single_points import predict_structures  # noqa: E402
 from facetpot.units import EV_PER_A3_TO_GPA  # noqa: E402
 

@@ -33,7 +33,7 @@ from ase.build import bulk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
-from facetpot.model_file import resolve_model  # noqa: E402
+from facetpot.io.model_file import resolve_model  # noqa: E402
 from facetpot.properties import compute_properties  # noqa: E402
 
 

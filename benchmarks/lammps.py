@@ -39,7 +39,7 @@ import torch
 from ase.build import bulk
 import facetpot
 from facetpot.graph import atoms_to_graph
-from facetpot.model_file import inference_model
+from facetpot.io.model_file import inference_model
 from facetpot.properties import compute_properties
 n, threads, reps, dtype, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
@@ -121,7 +121,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         torch.manual_seed(0)
-        from facetpot.model_file import load_model
+        from facetpot.io.model_file import load_model
 
         model = facetpot.build_model() if args.model == "facet-s" else load_model(args.model)
         export_torchscript(model, work / "model.pt", dtype=args.dtype)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from ase.io import read
 
-from facetpot.model_file import load_model
+from facetpot.io.model_file import load_model
 from facetpot.single_points import predict_structures
 from facetpot.units import EV_PER_A3_TO_GPA
 from harness import run_worker  # benchmarks/harness.py

@@ -30,6 +30,7 @@ from ase.optimize import FIRE
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from harness import SHARED_DATA  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 DATA = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
 
@@ -89,7 +90,7 @@ def main():
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from facetpot.model_file import resolve_model
+    from facetpot.io.model_file import resolve_model
 
     model = resolve_model(args.model, dtype=args.dtype)
     for p in model.parameters():
@@ -115,7 +116,7 @@ def main():
     lines = [f"\n### Relaxation of {len(items)} strained (3%) and rattled (0.05 Å) MPtrj structures, cell free, "
              f"FIRE to fmax {args.fmax} eV/Å ({datetime.date.today().isoformat()})\n",
              f"Command: `python benchmarks/relax.py --model {args.model} --n {args.n} --threads {args.threads}`; "
-             f"{n_atoms} atoms in all, {args.dtype}, {args.threads} threads, CPU: {_cpu()}.\n",
+             f"{n_atoms} atoms in all, {args.dtype}, {args.threads} threads, CPU: {cpu_name()}.\n",
              "| run | wall time (s) | s per structure | median steps | converged | batched is faster by |",
              "|---|---|---|---|---|---|"]
     for label, (t, rows) in runs.items():
@@ -150,13 +151,6 @@ def main():
     if args.write:
         with open(HERE / "RESULTS.md", "a") as f:
             f.write(text + "\n")
-
-
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 if __name__ == "__main__":

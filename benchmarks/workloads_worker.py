@@ -88,7 +88,7 @@ def main():
 
         items = relax_bench.structures(args.n or 60)
         if args.engine == "facet":
-            from facetpot.model_file import inference_model
+            from facetpot.io.model_file import inference_model
 
             model = inference_model(args.model, dtype=args.dtype)
             seconds, results = relax_bench.facet_run(model, items, 2000, 0.05, 500)

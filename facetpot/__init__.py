@@ -17,12 +17,12 @@ _EXPORTS = {
     "FacetModel": ".model",
     "build_model": ".model",
     "DEFAULT_CONFIG": ".model",
-    "load_model": ".model_file",
-    "save_model": ".model_file",
-    "resolve_model": ".model_file",
+    "load_model": ".io.model_file",
+    "save_model": ".io.model_file",
+    "resolve_model": ".io.model_file",
     "to_atoms": ".structures",
     "predict": ".single_points",
-    "inference_model": ".model_file",
+    "inference_model": ".io.model_file",
     "D3Dispersion": ".dispersion",
 }
 

@@ -9,7 +9,7 @@
   model, a few ms); otherwise ``density``, with a warning that says why.
 
 ``backend=`` (``load_model``, ``resolve_model``, ``FacetCalculator``) or ``$FACETPOT_BACKEND`` override
-this choice (``facetpot.model_file.select_backend``).
+this choice (``facetpot.io.model_file.select_backend``).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from .committee import Committee, model_properties
 from .dispersion import add_dispersion, make_dispersion
 from .graph import atoms_to_graph
-from .model_file import inference_model, torch_dtype
+from .io.model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
 from .structures import to_atoms
 from .option_checks import at_least

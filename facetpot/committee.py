@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from .graph import AtomicGraph
-from .model_file import inference_model
+from .io.model_file import inference_model
 from .properties import compute_properties, edge_gradient_properties
 from .validation import MIN_CELL_VOLUME
 

@@ -33,7 +33,7 @@ from .export.torchscript import export_torchscript
 from .lammps.build import BuildError, build_plugin
 from .lammps.runner import LammpsError, lammps_cell, read_dump, run_lammps, write_data
 from .model import build_model
-from .model_file import load_model
+from .io.model_file import load_model
 from .pretrained import DEFAULT_MODEL, PRETRAINED
 from .training.config import validate
 from .training.trainer import Trainer

@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 import torch
 
-from .atomic_write import atomic_write_text
+from .io.atomic_write import atomic_write_text
 from .data.batching import collate, frame_to_graph, pack_batches
 from .data.readers import iter_frames
-from .model_file import inference_model, torch_dtype
+from .io.model_file import inference_model, torch_dtype
 from .plots import parity_plots
 from .properties import compute_properties
 from .single_points import WINDOW_BATCHES

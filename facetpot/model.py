@@ -106,6 +106,48 @@ def _check_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return cfg
 
 
+def _hidden_irreps(cfg: Dict[str, Any]):
+    """The hidden features' irreps (all labelled even where ``parity`` is off: SO(3) only), checked."""
+    hidden = parse_irreps(cfg["hidden_irreps"])
+    if not bool(cfg["parity"]):
+        hidden = parse_irreps("+".join(f"{m}x{l}e" for m, l, _ in hidden))
+    if hidden[0][1] != 0:
+        raise ValueError("hidden_irreps needs scalars (0e)")
+    if max(l for _, l, _ in hidden) > int(cfg["lmax"]):
+        raise ValueError(f"hidden_irreps has l above lmax={int(cfg['lmax'])}")
+    return hidden
+
+
+def _radial_basis(cfg: Dict[str, Any]):
+    """(radial basis, hidden sizes of the per-layer radial MLPs or None): splines, or Bessel functions + MLPs."""
+    if cfg["radial"] not in RADIAL_KINDS:
+        raise ValueError(f"radial must be one of {RADIAL_KINDS}, got {cfg['radial']!r}")
+    cutoff, k, p = float(cfg["cutoff"]), int(cfg["num_radial"]), int(cfg["envelope_p"])
+    if cfg["radial"] == "spline":
+        return SplineRadialBasis(cutoff, k, p, cfg["cutoff_fn"], cfg["cutoff_on"], float(cfg["spline_start"])), None
+    return BesselRadialBasis(cutoff, k, p, cfg["cutoff_fn"], cfg["cutoff_on"]), [int(h) for h in cfg["radial_hidden"]]
+
+
+def _interaction_blocks(cfg: Dict[str, Any], hidden, radial_hidden) -> List[InteractionBlock]:
+    """The layers: scalars in, ``hidden`` between layers, scalars out of the last."""
+    mul0, n = hidden[0][0], int(cfg["num_layers"])
+    grid = GridOptions(int(cfg["grid_channels"]), int(cfg["grid_hidden"]), cfg["grid_activation"],
+                       int(cfg["grid_degree"]))
+    ranks = layer_ranks(cfg["radial_rank"], n)
+    layers: List[InteractionBlock] = []
+    irreps = [(mul0, 0, 1)]
+    for t in range(n):
+        out = [(mul0, 0, 1)] if t == n - 1 else hidden
+        layers.append(InteractionBlock(
+            irreps, out, int(cfg["lmax"]), bool(cfg["parity"]), int(cfg["num_radial"]),
+            float(cfg["avg_num_neighbors"]), float(cfg["neighbor_norm_exponent"]), nonlinearity=cfg["nonlinearity"],
+            grid=grid, radial_hidden=radial_hidden, gate_activation=cfg["gate_activation"],
+            silu_norm=float(cfg["silu_norm"]), radial_rank=int(ranks[t]),
+            self_connection_bias=bool(cfg["self_connection_bias"]), linear_in=bool(cfg["first_linear_in"]) or t > 0))
+        irreps = out
+    return layers
+
+
 class FacetModel(ExactBuffers):
     """Per-atom energies from species and edge vectors. Build it with :func:`build_model`."""
 
@@ -117,15 +159,7 @@ class FacetModel(ExactBuffers):
         self.config = cfg
         self.cutoff = float(cfg["cutoff"])
         self.species = list(cfg["species"])
-        parity = bool(cfg["parity"])
-        lmax = int(cfg["lmax"])
-        hidden = parse_irreps(cfg["hidden_irreps"])
-        if not parity:  # SO(3) only: every feature is labelled even
-            hidden = parse_irreps("+".join(f"{m}x{l}e" for m, l, _ in hidden))
-        if hidden[0][1] != 0:
-            raise ValueError("hidden_irreps needs scalars (0e)")
-        if max(l for _, l, _ in hidden) > lmax:
-            raise ValueError(f"hidden_irreps has l above lmax={lmax}")
+        hidden = _hidden_irreps(cfg)
         mul0 = hidden[0][0]
 
         z_to_index = torch.full((119,), -1, dtype=torch.long)
@@ -133,48 +167,10 @@ class FacetModel(ExactBuffers):
             z_to_index[z] = k
         self.register_buffer("z_to_index", z_to_index, persistent=False)
 
-        n_species = len(self.species)
-        self.embedding = nn.Embedding(n_species, mul0)
-        if cfg["radial"] not in RADIAL_KINDS:
-            raise ValueError(f"radial must be one of {RADIAL_KINDS}, got {cfg['radial']!r}")
-        radial_hidden = None
-        if cfg["radial"] == "spline":
-            self.radial = SplineRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]), cfg["cutoff_fn"],
-                                            cfg["cutoff_on"], float(cfg["spline_start"]))
-        else:
-            self.radial = BesselRadialBasis(self.cutoff, int(cfg["num_radial"]), int(cfg["envelope_p"]), cfg["cutoff_fn"],
-                                            cfg["cutoff_on"])
-            radial_hidden = [int(h) for h in cfg["radial_hidden"]]
-        self.sh = EdgeSphericalHarmonics(lmax, parity)
-        grid = GridOptions(int(cfg["grid_channels"]), int(cfg["grid_hidden"]), cfg["grid_activation"],
-                           int(cfg["grid_degree"]))
-        layers: List[InteractionBlock] = []
-        irreps = [(mul0, 0, 1)]
-        ranks = layer_ranks(cfg["radial_rank"], int(cfg["num_layers"]))
-        for t in range(int(cfg["num_layers"])):
-            last = t == int(cfg["num_layers"]) - 1
-            out = [(mul0, 0, 1)] if last else hidden
-            layers.append(
-                InteractionBlock(
-                    irreps,
-                    out,
-                    lmax,
-                    parity,
-                    int(cfg["num_radial"]),
-                    float(cfg["avg_num_neighbors"]),
-                    float(cfg["neighbor_norm_exponent"]),
-                    nonlinearity=cfg["nonlinearity"],
-                    grid=grid,
-                    radial_hidden=radial_hidden,
-                    gate_activation=cfg["gate_activation"],
-                    silu_norm=float(cfg["silu_norm"]),
-                    radial_rank=int(ranks[t]),
-                    self_connection_bias=bool(cfg["self_connection_bias"]),
-                    linear_in=bool(cfg["first_linear_in"]) or t > 0,
-                )
-            )
-            irreps = out
-        self.layers = nn.ModuleList(layers)
+        self.embedding = nn.Embedding(len(self.species), mul0)
+        self.radial, radial_hidden = _radial_basis(cfg)
+        self.sh = EdgeSphericalHarmonics(int(cfg["lmax"]), bool(cfg["parity"]))
+        self.layers = nn.ModuleList(_interaction_blocks(cfg, hidden, radial_hidden))
         self.readout = IrrepsLinear([(mul0, 0, 1)], [(1, 0, 1)])
 
         e0 = cfg["atomic_energies"]

@@ -10,10 +10,11 @@ and how accurate and fast it is.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
+
+from .io.sha256 import file_sha256
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,6 @@ DEFAULT_MODEL: Optional[str] = "facet-7net0-spline"
 SEARCH_DIRS: List[Path] = [Path(__file__).resolve().parent / "pretrained_models",
                            Path(__file__).resolve().parent.parent / "pretrained"]
 
-_verified: Dict[Tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256 already computed
-
 
 def available() -> List[PretrainedModel]:
     """The shipped models, the recommended one first."""
@@ -80,18 +79,6 @@ def _find(file: str) -> Optional[Path]:
         if path.is_file():
             return path
     return None
-
-
-def _sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path), stat.st_size, int(stat.st_mtime_ns))
-    if key not in _verified:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _verified[key] = digest.hexdigest()
-    return _verified[key]
 
 
 def _known() -> str:
@@ -108,7 +95,7 @@ def pretrained_path(name: str) -> Path:
     if path is None:
         raise FileNotFoundError(f"pretrained model {name!r} is registered but its file {entry.file} is not in "
                                 f"{', '.join(str(d) for d in SEARCH_DIRS)}: reinstall facetpot")
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != entry.sha256:
         raise ValueError(f"pretrained model {name!r}: {path} has sha256 {digest}, the registry expects {entry.sha256} "
                          "(a damaged or replaced file): reinstall facetpot")

@@ -28,7 +28,7 @@ from .graph import AtomicGraph, atoms_to_graph, batch_graphs
 from .option_checks import at_least
 from .validation import MIN_DISTANCE
 from .model import FacetModel
-from .model_file import inference_model
+from .io.model_file import inference_model
 from .pretrained import DEFAULT_MODEL
 from .properties import compute_properties
 from .structures import to_atoms

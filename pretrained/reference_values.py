@@ -14,7 +14,7 @@ from ase import Atoms
 from ase.build import molecule
 
 from facetpot.graph import atoms_to_graph
-from facetpot.model_file import load_model
+from facetpot.io.model_file import load_model
 from facetpot.properties import compute_properties
 
 

@@ -12,7 +12,7 @@ pytest.importorskip("triton")
 
 from conftest import small_model  # noqa: E402
 from facetpot import backend_default  # noqa: E402
-from facetpot.model_file import BACKEND_ENV, select_backend  # noqa: E402
+from facetpot.io.model_file import BACKEND_ENV, select_backend  # noqa: E402
 from facetpot.nn import conv_triton_kernels, s2_grid_triton_kernels  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import evaluate, small_model, structures, triclinic_cell
-from facetpot.export.domain import domain_from_atoms, run_layerwise
+from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript
 from facetpot.graph import atoms_to_graph
 from facetpot.nn import convolution
@@ -101,7 +101,7 @@ def test_unknown_backend_is_named():
 
 def test_backend_is_chosen_by_argument_or_environment(monkeypatch, tmp_path):
     from facetpot.calculator import FacetCalculator
-    from facetpot.model_file import load_model, save_model
+    from facetpot.io.model_file import load_model, save_model
 
     save_model(small_model(), tmp_path / "m.pt")
     monkeypatch.delenv("FACETPOT_BACKEND", raising=False)

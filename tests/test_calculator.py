@@ -7,7 +7,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 
 import facetpot
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 from conftest import evaluate, small_model, structures
 
 

@@ -11,7 +11,7 @@ from ase.io import write
 
 from conftest import small_model
 from facetpot.cli import main as facet
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 from facetpot.pretrained import DEFAULT_MODEL
 
 

@@ -75,7 +75,7 @@ def test_md_and_relax_report_the_committee_force_std(tmp_path):
     from ase.io import read, write
 
     from facetpot.cli import main as facet
-    from facetpot.model_file import save_model
+    from facetpot.io.model_file import save_model
 
     paths = []
     for s in range(3):

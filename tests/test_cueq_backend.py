@@ -9,7 +9,7 @@ pytest.importorskip("cuequivariance_torch")
 
 from conftest import SEVENNET_LIKE, evaluate, small_model, structures  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
-from facetpot.model_file import load_model, save_model  # noqa: E402
+from facetpot.io.model_file import load_model, save_model  # noqa: E402
 from facetpot.properties import compute_properties  # noqa: E402
 
 

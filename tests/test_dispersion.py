@@ -156,7 +156,7 @@ def test_batched_relaxation_and_cli_add_d3(tmp_path, capsys):
     from ase.io import read, write
 
     from facetpot.cli import main as facet
-    from facetpot.model_file import save_model
+    from facetpot.io.model_file import save_model
     from facetpot.workflows.batched_relax import BatchedRelaxation
 
     model = small_model(scale=0.3)

@@ -21,7 +21,7 @@ from facetpot.distill.config import load_distill_config
 from facetpot.distill.generate import generate
 from facetpot.distill.label import label, label_parts
 from facetpot.distill.run import read_seeds
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 from facetpot.training.config import ConfigError
 
 
@@ -86,7 +86,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from ase.io import read
     import facetpot.distill.label as lab
-    from facetpot.model_file import load_model
+    from facetpot.io.model_file import load_model
     calls = []
     real = lab.predict_structures
     def predict(model, chunk, batch_atoms):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 from conftest import SEVENNET_LIKE, evaluate, small_model, triclinic_cell
-from facetpot.export.domain import domain_from_atoms, run_layerwise
+from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript, prepare
 
 

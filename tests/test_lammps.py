@@ -8,7 +8,7 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from facetpot.model_file import load_model, save_model
+from facetpot.io.model_file import load_model, save_model
 from facetpot.pretrained import available
 from conftest import SEVENNET_LIKE, evaluate, small_model
 from facetpot.export.torchscript import export_torchscript

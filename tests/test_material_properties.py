@@ -96,7 +96,7 @@ def test_cli(tmp_path):
 
     from conftest import small_model
     from facetpot.cli import main as facet
-    from facetpot.model_file import save_model
+    from facetpot.io.model_file import save_model
 
     save_model(small_model(species=[29], scale=0.3), tmp_path / "model.pt")
     write(tmp_path / "cu.extxyz", bulk("Cu", "fcc", a=3.6))

@@ -10,7 +10,7 @@ from ase.io import read, write
 
 from conftest import small_model
 from facetpot.cli import main as facet
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 
 
 @pytest.fixture

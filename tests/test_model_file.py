@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import facetpot
-from facetpot.model_file import FORMAT_VERSION, save_model
+from facetpot.io.model_file import FORMAT_VERSION, save_model
 from conftest import evaluate, small_model, structures
 
 
@@ -108,7 +108,7 @@ def test_model_file_is_readable_by_others(tmp_path):
 
 
 def test_resolve_model_keeps_saved_dtype_by_default(tmp_path):
-    from facetpot.model_file import resolve_model
+    from facetpot.io.model_file import resolve_model
 
     path = tmp_path / "m.pt"
     save_model(small_model().float(), path)

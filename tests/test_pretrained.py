@@ -10,7 +10,7 @@ import torch
 import facetpot
 from conftest import evaluate, small_model, structures
 from facetpot import pretrained
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from ase.optimize import FIRE
 import facetpot
 from conftest import small_model
 from facetpot.cli import main as facet
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 
 
 @pytest.fixture

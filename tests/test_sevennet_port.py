@@ -8,7 +8,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from facetpot.cli import main as facet
-from facetpot.model_file import load_model
+from facetpot.io.model_file import load_model
 from facetpot.graph import atoms_to_graph
 from facetpot.properties import compute_properties
 

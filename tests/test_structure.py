@@ -7,8 +7,8 @@ Nothing from the package is imported, so this is fast and has no side effects.  
    ``__init__`` resolves its exports with ``importlib`` strings at attribute access; those are not
    followed, so ``from . import __version__`` is an edge to ``facetpot`` only.
 2. ``facetpot/nn/`` is the bottom layer: it imports only from ``facetpot.nn`` and third parties.
-3. Training, data, export, ``evaluate.py`` and ``cli.py`` never import ``facetpot.calculator``
-   (directly or via the root's lazy exports): they load models through ``facetpot.model_file``.
+3. Training, data, export, ``evaluate.py`` and ``cli/`` never import ``facetpot.calculator``
+   (directly or via the root's lazy exports): they load models through ``facetpot.io.model_file``.
 4. No module uses another facetpot module's private names (``from .x import _name`` or
    ``module._name``); dunders are fine, and so are third-party ones like ``torch._C``.
    Private access through an *instance* of a facetpot class (``cache._locate``) is out of scope:
@@ -16,6 +16,13 @@ Nothing from the package is imported, so this is fast and has no side effects.  
 5. Imports sit at the top of the module.  A function-, method- or class-level import of a facetpot
    module, or of a third-party module outside ``LAZY_OK``, needs a ``# lazy: <reason>`` comment on
    its line; imports under ``if TYPE_CHECKING:`` are allowed.
+6. No function or method is longer than ``MAX_FUNCTION_LINES`` lines (``def`` to its last line, docstring
+   included): a longer one does several things that deserve names.
+7. The command line is one module per command: every module of ``facetpot/cli/`` other than ``SHARED_CLI``
+   defines ``add_to(subparsers)`` and ``run(args)``, and ``cli/main.py`` registers each of them in ``COMMANDS``;
+   no command module imports another (what they share lives in ``cli/options.py``).
+8. The tests' oracles live in ``facetpot/testing.py`` only: no other module defines a function named
+   ``reference_*`` or ``*_oracle``, and no module of the package imports ``facetpot.testing``.
 
 Each checker takes the package folder and returns violations as ``path:line: message``; the
 ``test_selftest_*`` functions run the checkers on tiny synthetic packages to show each can fail.
@@ -37,6 +44,8 @@ LAZY_OK = (
 )
 LAZY_MARK = re.compile(r"#\s*lazy:\s*\S")
 NO_CALCULATOR = ("training", "data", "export", "evaluate", "cli")  # relative to the package
+MAX_FUNCTION_LINES = 60
+SHARED_CLI = ("__init__", "__main__", "main", "options")  # the modules of facetpot/cli/ that are not commands
 
 
 @dataclass
@@ -180,7 +189,7 @@ def check_no_calculator(root: Path) -> list[str]:
             via_root = [exports.get(n) for m, n in imp.names if m == root.name]
             if calc in imp.targets or calc in via_root:
                 out.append(f"{imp.where}: {imp.importer} imports {calc}; load models through "
-                           f"facetpot.model_file instead")
+                           f"facetpot.io.model_file instead")
     return out
 
 
@@ -216,6 +225,54 @@ def check_top_level_imports(root: Path) -> list[str]:
     return out
 
 
+def check_function_length(root: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    out = []
+    for mod, rel, tree in parse(root)[2]:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    out.append(f"{rel}:{node.lineno}: {node.name} has {lines} lines (at most {limit}); split it")
+    return out
+
+
+def check_cli_layout(root: Path) -> list[str]:
+    cli = root / "cli"
+    if not cli.is_dir():
+        return [f"{root.name}/cli: the command line is not a package"]
+    commands = {p.stem: p for p in sorted(cli.glob("*.py")) if p.stem not in SHARED_CLI}
+    out = []
+    for name, path in commands.items():
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        out += [f"{root.name}/cli/{name}.py: defines no {f}()" for f in ("add_to", "run") if f not in defined]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported = [node.module] if node.module else [a.name for a in node.names]
+                out += [f"{root.name}/cli/{name}.py:{node.lineno}: imports the command module {m}; shared code "
+                        "goes in cli/options.py" for m in imported if m in commands]
+    main = cli / "main.py"
+    registered = set()
+    for node in ast.walk(ast.parse(main.read_text()) if main.is_file() else ast.Module(body=[], type_ignores=[])):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "COMMANDS" for t in node.targets):
+            registered = {getattr(e, "id", "") for e in getattr(node.value, "elts", [])}
+    out += [f"{root.name}/cli/main.py: COMMANDS lacks {name}" for name in commands if name not in registered]
+    return out
+
+
+def check_oracles(root: Path) -> list[str]:
+    modules, imports, files = parse(root)
+    testing = f"{root.name}.testing"
+    out = [f"{imp.where}: {imp.importer} imports {testing}; the package never uses the tests' oracles"
+           for imp in imports if testing in imp.targets and imp.importer != testing]
+    for mod, rel, tree in files:
+        if mod == testing:
+            continue
+        out += [f"{rel}:{n.lineno}: oracle {n.name} outside {root.name}/testing.py" for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and (n.name.startswith("reference_") or n.name.endswith("_oracle"))]
+    return out
+
+
 def _report(rule: str, violations: list[str]) -> str:
     return f"{rule}: {len(violations)} violation(s)\n" + "\n".join(violations)
 
@@ -238,6 +295,18 @@ def test_no_private_names_across_modules():
 
 def test_imports_at_top_of_module():
     assert not (v := check_top_level_imports(PACKAGE)), _report("imports not at module top", v)
+
+
+def test_no_long_functions():
+    assert not (v := check_function_length(PACKAGE)), _report("functions too long", v)
+
+
+def test_one_module_per_command():
+    assert not (v := check_cli_layout(PACKAGE)), _report("command-line layout", v)
+
+
+def test_oracles_only_in_testing():
+    assert not (v := check_oracles(PACKAGE)), _report("test oracles outside facetpot/testing.py", v)
 
 
 # Self-tests: each checker finds the violations planted in a tiny synthetic package, and only those.
@@ -315,3 +384,32 @@ class C:
     import torch
 """})
     assert where(check_top_level_imports(root)) == ["facetpot/a.py:5", "facetpot/a.py:10", "facetpot/a.py:15"]
+
+
+def test_selftest_function_length(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(58))
+    root = make_package(tmp_path, {"a.py": f"def ok():\n{body}    return 0\n",  # 60 lines
+                                   "b.py": "class C:\n    def long(self):\n" + body.replace("    ", "        ")
+                                   + "        pass\n        return 1\n"})  # 61 lines
+    assert where(check_function_length(root)) == ["facetpot/b.py:2"]
+
+
+def test_selftest_cli_layout(tmp_path):
+    command = "def add_to(sub):\n    pass\ndef run(args):\n    return 0\n"
+    root = make_package(tmp_path, {
+        "cli/__init__.py": "", "cli/options.py": "", "cli/train.py": command,
+        "cli/md.py": "from .train import run\ndef add_to(sub):\n    pass\n",
+        "cli/relax.py": command, "cli/main.py": "from . import md, train\nCOMMANDS = (train, md)\n"})
+    found = check_cli_layout(root)
+    assert sorted(found) == sorted([
+        "facetpot/cli/md.py: defines no run()", "facetpot/cli/md.py:1: imports the command module train; shared code "
+        "goes in cli/options.py", "facetpot/cli/main.py: COMMANDS lacks relax"]), found
+    assert check_cli_layout(make_package(tmp_path / "flat", {"cli.py": ""})) == ["facetpot/cli: the command line is not a package"]
+
+
+def test_selftest_oracles(tmp_path):
+    root = make_package(tmp_path, {
+        "testing.py": "def conv_oracle(): pass\ndef reference_sum(): pass\n",
+        "nn/__init__.py": "", "nn/conv.py": "def reference_block(): pass\ndef backward_in_torch(): pass\n",
+        "model.py": "from .testing import conv_oracle\n"})
+    assert where(check_oracles(root)) == ["facetpot/model.py:1", "facetpot/nn/conv.py:1"]

@@ -17,7 +17,7 @@ from ase.io import read, write
 
 import facetpot
 from facetpot.cli import main as facet
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 from facetpot.pretrained import available
 
 

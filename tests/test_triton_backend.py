@@ -16,11 +16,12 @@ from conftest import SEVENNET_LIKE, evaluate, small_model, structures  # noqa: E
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.nn.conv_paths import ConvolutionPaths  # noqa: E402
 from facetpot.nn.conv_triton_kernels import (  # noqa: E402
-    csr_tables, fused_conv_block, fused_conv_block_backward, reference_block)
+    csr_tables, fused_conv_block, fused_conv_block_backward)
 from facetpot.nn.s2_grid import grid_matrices  # noqa: E402
 from facetpot.nn.s2_grid_triton_kernels import (  # noqa: E402
-    fused_grid_mlp, fused_grid_mlp_backward, reference_grid_mlp)
+    fused_grid_mlp, fused_grid_mlp_backward)
 from facetpot.properties import compute_properties  # noqa: E402
+from facetpot.testing import conv_block_oracle, grid_mlp_oracle  # noqa: E402
 
 SH_LMAX = 2
 
@@ -55,7 +56,7 @@ def run_both(l1, mul, dtype, seed=0):
     ins = [t.clone().requires_grad_() for t in (x, sh, radial, wx)]
     refs = [t.clone().requires_grad_() for t in (x, sh, radial, wx)]
     out = fused_conv_block(*ins, cc, snd, rcv, *tables, lo, d2)
-    ref = reference_block(*refs, cc, snd, rcv, x.shape[0], lo, d2)
+    ref = conv_block_oracle(*refs, cc, snd, rcv, x.shape[0], lo, d2)
     return out, ref, ins, refs
 
 
@@ -122,7 +123,7 @@ def test_grid_kernel_matches_torch(act, dtype):
     args = [torch.randn(n, u, 9, dtype=dtype), to_grid, torch.randn(h, u, dtype=dtype), torch.randn(h, dtype=dtype),
             torch.randn(u, h, dtype=dtype), torch.randn(u, dtype=dtype), from_grid]
     out = fused_grid_mlp(*args, act)
-    ref = reference_grid_mlp(*args, act)
+    ref = grid_mlp_oracle(*args, act)
     assert float(ref.abs().max()) > 0.1
     torch.testing.assert_close(out, ref, **TOL[dtype])
     g = torch.randn_like(ref)
@@ -130,7 +131,7 @@ def test_grid_kernel_matches_torch(act, dtype):
         ins = [a.clone().requires_grad_(k in trainable) for k, a in enumerate(args)]
         refs = [a.clone().requires_grad_(k in trainable) for k, a in enumerate(args)]
         got = torch.autograd.grad(fused_grid_mlp(*ins, act), [ins[k] for k in trainable], g)
-        want = torch.autograd.grad(reference_grid_mlp(*refs, act), [refs[k] for k in trainable], g)
+        want = torch.autograd.grad(grid_mlp_oracle(*refs, act), [refs[k] for k in trainable], g)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, **TOL[dtype])
 

@@ -26,7 +26,7 @@ pytest.importorskip("triton")
 
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.model import build_model  # noqa: E402
-from facetpot.model_file import resolve_model  # noqa: E402
+from facetpot.io.model_file import resolve_model  # noqa: E402
 from facetpot.pretrained import available  # noqa: E402
 from facetpot.nn import conv_triton_kernels, s2_grid_triton_kernels  # noqa: E402
 from facetpot.properties import compute_properties  # noqa: E402

@@ -20,7 +20,7 @@ Layout of a cache folder::
 
 Conversion holds one shard in memory at a time, so its peak memory does not depend on the size
 of the input; each shard folder and then the manifest are written atomically
-(``facetpot.atomic_write``), the manifest last, so an interrupted conversion never looks complete.
+(``facetpot.io.atomic_write``), the manifest last, so an interrupted conversion never looks complete.
 The manifest's ``sources`` (:func:`source_fingerprints`) tell whether a cache still matches its
 input files (:func:`cache_matches`).
 """
@@ -30,14 +30,15 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 from ase.data import chemical_symbols
 
-from ..atomic_write import atomic_write, atomic_write_text
-from ..file_format import check_header, make_header
+from ..io.atomic_write import atomic_write, atomic_write_text
+from ..io.format_header import check_header, make_header
 from .frame import Frame
 from .readers import expand_paths
 
@@ -105,6 +106,37 @@ def _reason_key(reason: str) -> str:
     return re.split(r":|\s\[", reason)[0]
 
 
+@dataclass
+class _Tally:
+    """What a conversion has seen so far: frames in and kept, atoms, rejections by kind, atoms per element."""
+
+    frames_in: int = 0
+    frames: int = 0
+    atoms: int = 0
+    rejected_reasons: Dict[str, int] = field(default_factory=dict)
+    elements: Dict[int, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        key = _reason_key(reason)
+        self.rejected_reasons[key] = self.rejected_reasons.get(key, 0) + 1
+
+    def keep(self, frame: Frame) -> None:
+        self.frames += 1
+        self.atoms += len(frame.numbers)
+        for z in frame.numbers.tolist():
+            self.elements[z] = self.elements.get(z, 0) + 1
+
+
+def _rejection(frame: Frame, allowed: Optional[set]) -> Optional[str]:
+    """Why ``frame`` cannot be used (its own problem, or elements outside ``allowed``), or None."""
+    reason = frame.problem()
+    if reason is None and allowed is not None:
+        extra = sorted(set(frame.numbers.tolist()) - allowed)
+        if extra:
+            reason = "element(s) outside the species list: " + " ".join(chemical_symbols[z] for z in extra)
+    return reason
+
+
 def convert(
     frames: Iterable[Frame],
     out_dir,
@@ -123,63 +155,60 @@ def convert(
     if manifest_path.exists():
         manifest_path.unlink()  # the cache is incomplete until a new manifest is written
     allowed = set(int(z) for z in species) if species else None
-    writer = _ShardWriter()
+    writer, tally = _ShardWriter(), _Tally()
     config_types: Dict[str, int] = {}
     shards: List[dict] = []
-    n_in = n_out = n_atoms = 0
-    rejected_reasons: Dict[str, int] = {}
-    elements: Dict[int, int] = {}
+
+    def write_shard() -> None:
+        name = f"shard_{len(shards):05d}"
+        shards.append({"name": name, "frames": writer.write(out / name, config_types)})
+
     t0 = last = time.time()
     with open(out / "rejected.tsv", "w") as rej:
         rej.write("frame\treason\n")
         for frame in frames:
-            n_in += 1
-            reason = frame.problem()
-            if reason is None and allowed is not None:
-                extra = sorted(set(frame.numbers.tolist()) - allowed)
-                if extra:
-                    reason = "element(s) outside the species list: " + " ".join(chemical_symbols[z] for z in extra)
+            tally.frames_in += 1
+            reason = _rejection(frame, allowed)
             if reason is not None:
                 rej.write(f"{frame.name}\t{reason}\n")
-                key = _reason_key(reason)
-                rejected_reasons[key] = rejected_reasons.get(key, 0) + 1
+                tally.reject(reason)
                 continue
             writer.add(frame)
-            n_out += 1
-            n_atoms += len(frame.numbers)
-            for z in frame.numbers.tolist():
-                elements[z] = elements.get(z, 0) + 1
+            tally.keep(frame)
             if len(writer.frames) >= shard_frames:
-                name = f"shard_{len(shards):05d}"
-                shards.append({"name": name, "frames": writer.write(out / name, config_types)})
+                write_shard()
             now = time.time()
             if progress and now - last > 5:
                 last = now
-                print(f"  converted {n_in:,} frames ({n_out:,} kept, {n_in - n_out:,} rejected), "
-                      f"{n_in / (now - t0):,.0f} frames/s", file=log, flush=True)
+                print(f"  converted {tally.frames_in:,} frames ({tally.frames:,} kept, "
+                      f"{tally.frames_in - tally.frames:,} rejected), {tally.frames_in / (now - t0):,.0f} frames/s",
+                      file=log, flush=True)
     if writer.frames:
-        name = f"shard_{len(shards):05d}"
-        shards.append({"name": name, "frames": writer.write(out / name, config_types)})
-    manifest = {
-        **make_header(FORMAT, FORMAT_VERSION),
-        "frames_in": n_in,
-        "frames": n_out,
-        "atoms": n_atoms,
-        "rejected": n_in - n_out,
-        "rejected_reasons": rejected_reasons,
-        "shards": shards,
-        "config_types": list(config_types),
-        "species": sorted(elements),
-        "element_counts": {str(z): c for z, c in sorted(elements.items())},
-        "sources": sources or [],
-        "seconds": time.time() - t0,
-    }
+        write_shard()
+    manifest = _manifest(tally, shards, config_types, sources, time.time() - t0)
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     if progress:
-        print(f"converted {n_in:,} frames -> {n_out:,} kept ({n_atoms:,} atoms, {len(shards)} shards), "
-              f"{n_in - n_out:,} rejected (see {out / 'rejected.tsv'}) in {manifest['seconds']:.1f} s",
+        print(f"converted {tally.frames_in:,} frames -> {tally.frames:,} kept ({tally.atoms:,} atoms, {len(shards)} "
+              f"shards), {manifest['rejected']:,} rejected (see {out / 'rejected.tsv'}) in {manifest['seconds']:.1f} s",
               file=log, flush=True)
     return manifest
+
+
+def _manifest(tally: _Tally, shards: List[dict], config_types: Dict[str, int], sources, seconds: float) -> dict:
+    return {
+        **make_header(FORMAT, FORMAT_VERSION),
+        "frames_in": tally.frames_in,
+        "frames": tally.frames,
+        "atoms": tally.atoms,
+        "rejected": tally.frames_in - tally.frames,
+        "rejected_reasons": tally.rejected_reasons,
+        "shards": shards,
+        "config_types": list(config_types),
+        "species": sorted(tally.elements),
+        "element_counts": {str(z): c for z, c in sorted(tally.elements.items())},
+        "sources": sources or [],
+        "seconds": seconds,
+    }
 
 
 class FrameCache:

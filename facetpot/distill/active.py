@@ -33,7 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-from ..atomic_write import atomic_write, atomic_write_text
+from ..io.atomic_write import atomic_write, atomic_write_text
 from ..calculator import FacetCalculator
 from ..committee import Committee
 from ..graph import atoms_to_graph, batch_graphs
@@ -184,10 +184,7 @@ def run_active(cfg: Dict[str, Any], teacher, pool: Sequence[Atoms], seeds: Calla
     best, stale = float("inf"), 0
     for r in range(int(a["rounds"]) + 1):
         rdir = _round_dir(root, r)
-        if r == 0:
-            picks = _write_once(rdir / PICKED, [pool[i] for i in order[n_hold : n_hold + n_init]])
-        else:
-            picks = read(rdir / PICKED, ":") if (rdir / PICKED).stat().st_size > 0 else []
+        picks = _round_picks(rdir, [pool[i] for i in order[n_hold : n_hold + n_init]] if r == 0 else None)
         used |= {x.info["distill_id"] for x in picks}
         label(teacher, picks, rdir / "labels", part, batch, fmax)
         parts = [p for k in range(r + 1) for p in label_parts(_round_dir(root, k) / "labels")]
@@ -212,15 +209,30 @@ def run_active(cfg: Dict[str, Any], teacher, pool: Sequence[Atoms], seeds: Calla
         if not (nxt / PICKED).exists():
             candidates = [x for x in pool if x.info["distill_id"] not in used]
             candidates += committee_md(students, seeds(), a["md"], seed, r, dtype, float(cfg["structures"]["min_distance"]))
-            spread = committee_spread(members, candidates, batch) if a["strategy"] == "committee" else None
-            _write_once(nxt / PICKED, pick(candidates, spread, a, np.random.default_rng([seed, 98, r])))
+            _write_once(nxt / PICKED, _next_picks(members, candidates, a, batch, np.random.default_rng([seed, 98, r])))
         if (nxt / PICKED).stat().st_size == 0:
             log(f"  nothing above the threshold ({a['threshold']} eV/Å): stopping")
             break
+    return _finish(history, a["strategy"], root, train_dir / "best.pt", log)
+
+
+def _round_picks(rdir: Path, initial: Optional[List[Atoms]]) -> List[Atoms]:
+    """The structures round ``rdir`` labels: ``initial`` (round 0, written once), else those picked for it."""
+    if initial is not None:
+        return _write_once(rdir / PICKED, initial)
+    return read(rdir / PICKED, ":") if (rdir / PICKED).stat().st_size > 0 else []
+
+
+def _next_picks(members: Committee, candidates: List[Atoms], a: Dict[str, Any], batch: int, rng) -> List[Atoms]:
+    spread = committee_spread(members, candidates, batch) if a["strategy"] == "committee" else None
+    return pick(candidates, spread, a, rng)
+
+
+def _finish(history: List[Dict[str, Any]], strategy: str, root: Path, final: Path, log) -> Dict[str, Any]:
+    """The best round's student 0 copied to ``final``; the summary written and returned."""
     chosen = min(history, key=lambda h: h["forces_mae_committee"])
-    final = train_dir / "best.pt"
     atomic_write(final, lambda tmp: shutil.copyfile(chosen["students"][0], tmp))
-    summary = {"strategy": a["strategy"], "rounds": history, "best_round": chosen["round"], "model": str(final)}
+    summary = {"strategy": strategy, "rounds": history, "best_round": chosen["round"], "model": str(final)}
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=1) + "\n")
     log(f"active learning done: round {chosen['round']} is best (held-out force MAE {chosen['forces_mae_committee']:.4f} "
         f"eV/Å, {chosen['labels']} teacher labels); {final}")

@@ -21,7 +21,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from ..atomic_write import atomic_write, atomic_write_text
+from ..io.atomic_write import atomic_write, atomic_write_text
 from ..single_points import predict_structures
 
 STRUCTURES = "structures.extxyz"

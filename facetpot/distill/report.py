@@ -14,7 +14,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from ..atomic_write import atomic_write, atomic_write_text
+from ..io.atomic_write import atomic_write, atomic_write_text
 from ..plots import load_pyplot
 
 

@@ -22,9 +22,9 @@ import torch
 from ase.io import read
 from tqdm import tqdm
 
-from ..atomic_write import atomic_write_text
+from ..io.atomic_write import atomic_write_text
 from ..calculator import FacetCalculator
-from ..model_file import inference_model
+from ..io.model_file import inference_model
 from ..training.trainer import Trainer
 from ..workflows.structure_inputs import expand_inputs, iter_structures
 from .active import run_active

@@ -16,8 +16,8 @@ from typing import Optional
 
 import torch
 
-from ..atomic_write import atomic_write
-from ..file_format import check_header, make_header
+from ..io.atomic_write import atomic_write
+from ..io.format_header import check_header, make_header
 from .torchscript import export_metadata, prepare
 
 FORMAT_NAME = "facetpot-aoti"

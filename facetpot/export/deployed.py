@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..model import FacetModel
-from ..model_file import inference_model
+from ..io.model_file import inference_model
 from ..nn.edges import edges_from_tensors
 
 

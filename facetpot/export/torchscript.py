@@ -15,9 +15,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from ..atomic_write import atomic_write
-from ..file_format import check_header, make_header
-from ..model_file import torch_dtype
+from ..io.atomic_write import atomic_write
+from ..io.format_header import check_header, make_header
+from ..io.model_file import torch_dtype
 from ..nn.convolution import DEFAULT_BACKEND
 from .deployed import DeployedFacet
 

@@ -24,7 +24,7 @@ import torch
 import torch.utils.cpp_extension as cpp
 
 from .. import __version__
-from ..atomic_write import atomic_write, atomic_write_text
+from ..io.atomic_write import atomic_write, atomic_write_text
 from .entry import plugin_dir
 
 PLUGIN_NAME = "facetplugin.so"

@@ -148,13 +148,7 @@ class _GroupConvolution(torch.autograd.Function):
         need_rb = ctx.needs_input_grad[1]
         need_x = any(ctx.needs_input_grad[4 : 4 + ctx.n_blocks])
         if torch.is_grad_enabled():  # create_graph: differentiate the plain formulation instead
-            inputs = [t for t, need in zip([rb, *blocks], [need_rb] + list(ctx.needs_input_grad[4 : 4 + ctx.n_blocks])) if need]
-            with torch.enable_grad():
-                ys = plain_group_messages(blocks, src, rb, ms)
-                got = torch.autograd.grad(ys, inputs, grads, create_graph=True, allow_unused=True)
-            it = iter(got)
-            g_rb = next(it) if need_rb else None
-            g_blocks = [next(it) if need else None for need in ctx.needs_input_grad[4 : 4 + ctx.n_blocks]]
+            g_rb, g_blocks = _plain_gradients(src, rb, blocks, ms, grads, [need_rb] + list(ctx.needs_input_grad[4 : 4 + ctx.n_blocks]))
             return (None, g_rb, None, None, *g_blocks, *[None] * len(ms))
         x_ext = _extended(blocks)
         n_recv, n_slot, r = src.shape[0], src.shape[1], rb.shape[2]
@@ -195,11 +189,27 @@ class _GroupConvolution(torch.autograd.Function):
             if g_x is not None:
                 g_xn = torch.bmm(rb[a:b, :w], g_dens.transpose(1, 2), out=xn_buf[: c * w].view(c, w, f))  # (C, n, F)
                 g_x.index_add_(0, s, g_xn.view(c * w, f))
-        g_blocks: List[torch.Tensor] = []
-        col = 0
-        n_send = x_ext.shape[0] - 1
-        for x, need in zip(blocks, ctx.needs_input_grad[4 : 4 + ctx.n_blocks]):
-            width = x.shape[1] * x.shape[2]
-            g_blocks.append(g_x[:n_send, col : col + width].view(x.shape) if need and g_x is not None else None)
-            col += width
+        g_blocks = _split_blocks(g_x, blocks, ctx.needs_input_grad[4 : 4 + ctx.n_blocks])
         return (None, g_rb, None, None, *g_blocks, *[None] * len(ms))
+
+
+def _plain_gradients(src, rb, blocks, ms, grads, needs):
+    """(d rb, [d block]) by autograd through ``plain_group_messages``, keeping the graph (double backward);
+    ``needs``: whether rb and each block want a gradient."""
+    inputs = [t for t, need in zip([rb, *blocks], needs) if need]
+    with torch.enable_grad():
+        ys = plain_group_messages(blocks, src, rb, ms)
+        got = iter(torch.autograd.grad(ys, inputs, grads, create_graph=True, allow_unused=True))
+    return (next(got) if needs[0] else None), [next(got) if need else None for need in needs[1:]]
+
+
+def _split_blocks(g_x, blocks, needs) -> List[Optional[torch.Tensor]]:
+    """The gradient of the extended (N + 1, F) sender features cut back into the blocks' shapes."""
+    out: List[Optional[torch.Tensor]] = []
+    col = 0
+    n_send = g_x.shape[0] - 1 if g_x is not None else 0
+    for x, need in zip(blocks, needs):
+        width = x.shape[1] * x.shape[2]
+        out.append(g_x[:n_send, col : col + width].view(x.shape) if need and g_x is not None else None)
+        col += width
+    return out

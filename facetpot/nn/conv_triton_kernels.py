@@ -19,7 +19,8 @@ sum, no atomics. The gradients, for G = d loss / d out:
 
 The first three are Triton kernels; dWx (needed only when training) is a chunked torch sum, and
 every second derivative (training on forces) comes from the same formulas written in torch
-(:func:`reference_backward`); :func:`reference_block` is the forward in torch, the tests' oracle. Everything runs on CUDA tensors, or on CPU tensors under
+(:func:`backward_in_torch`); the forward in torch, the tests' oracle, is ``facetpot.testing.conv_block_oracle``.
+Everything runs on CUDA tensors, or on CPU tensors under
 ``TRITON_INTERPRET=1`` (how CI tests the kernels).
 """
 from __future__ import annotations
@@ -223,17 +224,7 @@ def conv_backward(g, x, sh, radial, wx, cc, senders, receivers, perm_r, rowptr, 
 
 
 # ------------------------------------------------------------------------------ torch reference
-def reference_block(x, sh, radial, wx, cc, senders, receivers, n_recv: int, sh_lo: int, d2: int) -> torch.Tensor:
-    """The same sum in torch (differentiable to any order): the oracle, and the training path."""
-    mul, m1 = x.shape[1], x.shape[2]
-    y = sh[:, sh_lo : sh_lo + d2]
-    z = torch.einsum("eum,ed,mdc->euc", x.index_select(0, senders), y, cc.view(m1, d2, -1))
-    w = torch.einsum("ek,kuc->euc", radial, wx)
-    out = x.new_zeros(n_recv, mul, wx.shape[2])
-    return out.index_add(0, receivers, w * z)
-
-
-def reference_backward(g, x, sh, radial, wx, cc, senders, receivers, sh_lo: int, d2: int):
+def backward_in_torch(g, x, sh, radial, wx, cc, senders, receivers, sh_lo: int, d2: int):
     """(dx, dY, db, dWx) of the module docstring in torch, differentiable in g and the inputs (per-edge
     intermediates (E, u, cols): the training path, not the fast one)."""
     m1 = x.shape[2]
@@ -304,7 +295,7 @@ def _backward(ctx, g):
     if torch.is_grad_enabled():
         # a graph of the gradient is wanted (training on forces): the torch formulas, differentiable
         # in the inputs and in g
-        grads = reference_backward(g, x, sh, radial, wx, cc, senders, receivers, sh_lo, d2)
+        grads = backward_in_torch(g, x, sh, radial, wx, cc, senders, receivers, sh_lo, d2)
         return tuple(t if n else None for t, n in zip(grads, need[:4])) + (None,) * 9
     gx, gy, gb = fused_conv_block_backward(g, x, sh, radial, wx, cc, senders, receivers, perm_r, rowptr, perm_s,
                                            sendptr, sh_lo, d2)

@@ -1,6 +1,6 @@
 """Values derived from frozen weights, computed once and remembered.
 
-With frozen weights (the calculator, MD, relaxations: ``facetpot.model_file.inference_model``) some
+With frozen weights (the calculator, MD, relaxations: ``facetpot.io.model_file.inference_model``) some
 per-call work depends on the weights alone: the scaled radial weights of a convolution, the density
 backend's per-channel matrices M_u = C (x) W_u (a few MB per layer for the shipped model, rebuilt on
 every call otherwise). :func:`remembered` returns ``compute()`` from a cache on the module while every

@@ -23,6 +23,15 @@ from .s2_grid_mixing import GridOptions, S2GridMixing
 NONLINEARITIES = ("gate", "s2_mlp")
 
 
+def gate_inputs(irreps_out: Sequence[Irrep]) -> List[Irrep]:
+    """What a gate producing ``irreps_out`` takes: the scalars, one gate per gated channel, the gated blocks."""
+    scalars = [ir for ir in irreps_out if ir[1] == 0]
+    gated = [ir for ir in irreps_out if ir[1] > 0]
+    if len(scalars) != 1:
+        raise ValueError("the gate needs exactly one block of 0e scalars")
+    return scalars + [(sum(m for m, _, _ in gated), 0, 1)] + gated
+
+
 class InteractionBlock(nn.Module):
     def __init__(
         self,
@@ -65,29 +74,17 @@ class InteractionBlock(nn.Module):
         self.mode = "silu" if self.scalars_only else nonlinearity
         self.silu_norm = float(silu_norm)
         if self.mode == "gate":
-            scalars = [ir for ir in self.irreps_out if ir[1] == 0]
-            gated = [ir for ir in self.irreps_out if ir[1] > 0]
-            if len(scalars) != 1:
-                raise ValueError("the gate needs exactly one block of 0e scalars")
-            n_gates = sum(m for m, _, _ in gated)
-            pre = scalars + [(n_gates, 0, 1)] + gated
-            self.gate = Gate([m for m, _, _ in gated], gate_activation, silu_norm)
+            pre = gate_inputs(self.irreps_out)
+            self.gate = Gate([m for m, l, _ in self.irreps_out if l > 0], gate_activation, silu_norm)
         else:
             pre = self.irreps_out
             self.gate = None
         self.linear_out = IrrepsLinear(self.conv.irreps_mid, pre)
         self.self_connection = IrrepsLinear(self.irreps_in, pre, bias=self_connection_bias, allow_missing=True)
         if self.mode == "s2_mlp":
-            self.mixing = S2GridMixing(
-                pre,
-                self.irreps_out,
-                max(l for _, l, _ in pre),  # band limit of the features, not of the edge harmonics
-                channels=grid.channels,
-                hidden=grid.hidden,
-                activation=grid.activation,
-                grid_degree=grid.degree,
-                parity=parity,
-            )
+            self.mixing = S2GridMixing(pre, self.irreps_out, max(l for _, l, _ in pre),  # the features' band limit
+                                       channels=grid.channels, hidden=grid.hidden, activation=grid.activation,
+                                       grid_degree=grid.degree, parity=parity)
         else:
             self.mixing = None
 

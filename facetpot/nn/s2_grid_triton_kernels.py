@@ -12,7 +12,8 @@ to L (forces) is a second kernel of the same shape:
     dO = F G^T,  dP = (dO W2) act'(P),  dX = dP W1,  dL = (T dX)^T
 
 The weights' gradients and second derivatives (training) use the same formulas in torch
-(:func:`reference_backward`); :func:`reference_grid_mlp` is the forward in torch, the tests' oracle.
+(:func:`backward_in_torch`); the forward in torch, the tests' oracle, is
+``facetpot.testing.grid_mlp_oracle``.
 ``act``: 0 = quadratic (z/2 + z^2/4), 1 = SiLU.
 """
 from __future__ import annotations
@@ -129,18 +130,7 @@ def _meta(lifted, to_grid, w1, act):
     return dict(U=u, D=d, G=g, H=h, UP=_pow2(u), DP=_pow2(d), HP=_pow2(h), BG=16, ACT=int(act))
 
 
-def _activation(p: torch.Tensor, act: int) -> torch.Tensor:
-    return p * (0.5 + 0.25 * p) if act == 0 else torch.nn.functional.silu(p)
-
-
-def reference_grid_mlp(lifted, to_grid, w1, b1, w2, b2, from_grid, act: int) -> torch.Tensor:
-    """The same map in torch (what ``S2GridMixing`` computes without the kernel)."""
-    x = torch.matmul(lifted, to_grid).transpose(1, 2)  # (N, G, U)
-    o = torch.nn.functional.linear(_activation(torch.nn.functional.linear(x, w1, b1), act), w2, b2)
-    return torch.matmul(o.transpose(1, 2), from_grid)
-
-
-def reference_backward(g, lifted, to_grid, w1, b1, w2, b2, from_grid, act: int):
+def backward_in_torch(g, lifted, to_grid, w1, b1, w2, b2, from_grid, act: int):
     """(dL, dW1, db1, dW2, db2) of the module docstring in torch, differentiable in g and the inputs."""
     x = torch.matmul(lifted, to_grid).transpose(1, 2)  # (N, G, U)
     p = torch.nn.functional.linear(x, w1, b1)  # (N, G, H)
@@ -204,7 +194,7 @@ def _backward(ctx, g):
     need = ctx.needs_input_grad
     if torch.is_grad_enabled() or any(need[k] for k in (2, 3, 4, 5)):
         # training: gradients of the weights and/or a graph of the gradient, in torch
-        dl, dw1, db1, dw2, db2 = reference_backward(g, lifted, to_grid, w1, b1, w2, b2, from_grid, ctx.act)
+        dl, dw1, db1, dw2, db2 = backward_in_torch(g, lifted, to_grid, w1, b1, w2, b2, from_grid, ctx.act)
         grads = (dl, None, dw1, db1, dw2, db2)
         return tuple(t if need[k] else None for k, t in enumerate(grads)) + (None, None)
     return fused_grid_mlp_backward(g, lifted, to_grid, w1, b1, w2, from_grid, ctx.act), *(None,) * 7

@@ -1,7 +1,7 @@
 """Training checkpoints: everything needed to continue a run exactly, written atomically.
 
 A checkpoint is a ``torch.save`` archive of plain tensors and types with the facetpot header
-(``facetpot.file_format``): model config and weights, optimizer, schedule, EMA, data position,
+(``facetpot.io.format_header``): model config and weights, optimizer, schedule, EMA, data position,
 statistics, and the torch and Python RNG states, which :func:`load_checkpoint` restores.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any, Dict
 
 import torch
 
-from ..file_format import check_header, make_header
-from ..torch_files import atomic_torch_save, read_torch_file
+from ..io.format_header import check_header, make_header
+from ..io.torch_archive import atomic_torch_save, read_torch_file
 
 FORMAT = "facetpot-checkpoint"
 FORMAT_VERSION = 1

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..model import DEFAULT_CONFIG, FacetModel, build_model
-from ..model_file import resolve_model
+from ..io.model_file import resolve_model
 from .distributed import log
 
 StatsFn = Callable[[float], Dict[str, Any]]

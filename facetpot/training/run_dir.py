@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
-from ..atomic_write import atomic_write_text
+from ..io.atomic_write import atomic_write_text
 from .distributed import log
 
 CHECKPOINT = "checkpoint.pt"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..data.batching import BudgetBatchSampler, GraphDataset, collate
 from ..data.cache import FrameCache
-from ..model_file import DTYPES, save_model
+from ..io.model_file import DTYPES, save_model
 from ..plots import learning_curve
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint

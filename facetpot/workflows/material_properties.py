@@ -24,7 +24,7 @@ import numpy as np
 from ase.eos import EquationOfState
 from tqdm import tqdm
 
-from ..atomic_write import atomic_write_text
+from ..io.atomic_write import atomic_write_text
 from ..calculator import FacetCalculator
 from ..option_checks import at_least
 from ..validation import MIN_CELL_VOLUME, MIN_DISTANCE

@@ -117,6 +117,16 @@ def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[
     return atoms, start, kept, state
 
 
+def _fresh_start(structure, out: Path, temperature: float, seed: int):
+    """(atoms with Maxwell-Boltzmann momenta and no drift, step 0, no thermo rows, no integrator state)."""
+    if (out / "trajectory.extxyz").exists() or (out / "thermo.csv").exists():
+        raise ValueError(f"{out} already holds an MD run: continue it with --restart, or choose another folder")
+    atoms = read_structure(structure)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    return atoms, 0, [], None
+
+
 def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
            temperature: float = 300.0, pressure_gpa: float = 0.0, friction: float = 0.01, tdamp_fs: float = 100.0,
            pdamp_fs: float = 1000.0, log_every: int = 10, traj_every: int = 10, seed: int = 0, restart: bool = False,
@@ -129,16 +139,7 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
                    traj_every)
     out = Path(out_dir)
     traj, thermo = out / "trajectory.extxyz", out / "thermo.csv"
-    state = None
-    if restart:
-        atoms, start, kept, state = _resume(out, ensemble)
-    else:
-        if traj.exists() or thermo.exists():
-            raise ValueError(f"{out} already holds an MD run: continue it with --restart, or choose another folder")
-        atoms = read_structure(structure)
-        thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
-        Stationary(atoms)
-        start, kept = 0, []
+    atoms, start, kept, state = _resume(out, ensemble) if restart else _fresh_start(structure, out, temperature, seed)
     atoms.calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance, dispersion=dispersion)
     atoms.get_potential_energy()  # unknown element, overlapping atoms ...: refused before any file is written
     dyn = make_integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)

@@ -19,7 +19,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from ..atomic_write import atomic_write
+from ..io.atomic_write import atomic_write
 
 #: the integrator variables kept, as (owner attribute or "" for the integrator itself, variable)
 INTEGRATOR_VARIABLES = (("_thermostat", "_eta"), ("_thermostat", "_p_eta"), ("_barostat", "_xi"),

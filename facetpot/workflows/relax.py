@@ -18,7 +18,7 @@ from ase.io import write
 from tqdm import tqdm
 
 from ..committee import Committee
-from ..model_file import inference_model
+from ..io.model_file import inference_model
 from .batched_relax import BatchedRelaxation
 from .relax_result import CSV_COLUMNS, csv_row
 from .structure_inputs import count_structures, expand_inputs, iter_structures

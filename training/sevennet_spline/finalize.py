@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from facetpot.model_file import load_model, save_model
+from facetpot.io.model_file import load_model, save_model
 
 
 def sha256(path) -> str:

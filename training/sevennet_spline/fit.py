@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from ase.io import read
 
-from facetpot.model_file import save_model
+from facetpot.io.model_file import save_model
 from facetpot.ports.sevennet import convert_sevennet
 from facetpot.ports.spline_fit import fit_splines, pair_distances
 

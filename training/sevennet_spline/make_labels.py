@@ -34,7 +34,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase import units
 
 from facetpot import FacetCalculator
-from facetpot.model_file import load_model
+from facetpot.io.model_file import load_model
 from facetpot.neighbors import radius_graph
 from facetpot.ports.sevennet import convert_sevennet
 from facetpot.single_points import predict_structures

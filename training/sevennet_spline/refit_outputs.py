@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from ase.io import read, write
 
-from facetpot.model_file import inference_model, load_model, save_model
+from facetpot.io.model_file import inference_model, load_model, save_model
 from facetpot.ports.sevennet import convert_sevennet
 from facetpot.ports.spline_fit import fit_splines, fold_first_linear, pair_distances
 from facetpot.ports.spline_output_fit import layer_statistics, refit_to_outputs

@@ -1,7 +1,7 @@
 """Model files, and every way a model is named: an object, a file, or a pretrained name.
 
 A model file is one ``torch.save`` archive of plain tensors and types: the format header
-(``facetpot.file_format``), the model config, the weights, the dtype they were trained in and
+(``facetpot.io.format_header``), the model config, the weights, the dtype they were trained in and
 metadata. Loading uses ``torch.load(weights_only=True)``, which never unpickles code; a file of
 another format version, or not a facetpot model at all, is refused with a message that says so.
 
@@ -19,11 +19,11 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .backend_default import default_backend
-from .file_format import check_header, make_header
-from .model import FacetModel
-from .pretrained import PRETRAINED, available, pretrained_path
-from .torch_files import atomic_torch_save, read_torch_file
+from ..backend_default import default_backend
+from .format_header import check_header, make_header
+from ..model import FacetModel
+from ..pretrained import PRETRAINED, available, pretrained_path
+from .torch_archive import atomic_torch_save, read_torch_file
 
 FORMAT_NAME = "facetpot-model"
 FORMAT_VERSION = 1

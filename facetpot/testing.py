@@ -1,12 +1,18 @@
-"""A LAMMPS-like domain built from an ASE structure: local atoms, ghost images, owner map.
+"""Oracles for the tests: straightforward torch versions of what the fast paths compute, and a LAMMPS-like
+domain to run the deployed model as the pair style does, without LAMMPS (as e3nn's ``util/test.py``).
 
-Used to check the deployed computation exactly as the pair style runs it, without LAMMPS:
-``domain_from_atoms`` lays out the N atoms of a periodic cell as local atoms followed by ghost
-images (every image within ``ghost_cut`` of the cell's atoms), with edges from local receivers
-to neighbours within the cutoff; ``run_layerwise`` then runs a :class:`DeployedFacet` layer by
-layer, copying ghost features from their owners between layers and summing ghost feature
-gradients into them in the backward pass (what ``comm->forward_comm`` / ``reverse_comm`` do in
-``pair_style facet``).
+Nothing in the package imports this module (the rules test checks it); the tests compare the production
+code against it.
+
+- :func:`conv_block_oracle`: one input block's convolution, sum over edges of w_e * z_e (the Triton kernel's sum,
+  ``facetpot.nn.conv_triton_kernels``, module docstring), by einsum.
+- :func:`grid_mlp_oracle`: the spherical-grid layer's middle, out = (act(X W1^T + b1) W2^T + b2)^T F with
+  X = T^T L^T (``facetpot.nn.s2_grid_triton_kernels``), by matmuls.
+- :class:`Domain`, :func:`domain_from_atoms`, :func:`run_layerwise`: the N atoms of a periodic cell as local
+  atoms followed by ghost images (every image within ``ghost_cut`` of the cell's atoms), with edges from local
+  receivers to neighbours within the cutoff; ``run_layerwise`` runs a :class:`DeployedFacet` layer by layer,
+  copying ghost features from their owners between layers and summing ghost feature gradients into them in
+  the backward pass (what ``comm->forward_comm`` / ``reverse_comm`` do in ``pair_style facet``).
 """
 from dataclasses import dataclass
 from typing import Dict, List
@@ -14,7 +20,27 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from ..neighbors import radius_graph
+from .neighbors import radius_graph
+
+
+def conv_block_oracle(x, sh, radial, wx, cc, senders, receivers, n_recv: int, sh_lo: int, d2: int) -> torch.Tensor:
+    """out[i, u, c] = sum_{e = (i <- j)} (sum_k b_k(r_e) Wx[k, u, c]) (sum_{m1 m2} x_j[u, m1] Y_m2(r_e) CC[(m1 m2), c]),
+    differentiable to any order."""
+    mul, m1 = x.shape[1], x.shape[2]
+    y = sh[:, sh_lo : sh_lo + d2]
+    z = torch.einsum("eum,ed,mdc->euc", x.index_select(0, senders), y, cc.view(m1, d2, -1))
+    w = torch.einsum("ek,kuc->euc", radial, wx)
+    out = x.new_zeros(n_recv, mul, wx.shape[2])
+    return out.index_add(0, receivers, w * z)
+
+
+def grid_mlp_oracle(lifted, to_grid, w1, b1, w2, b2, from_grid, act: int) -> torch.Tensor:
+    """What ``S2GridMixing`` computes between lifting and projection; ``act`` 0: z/2 + z^2/4, 1: SiLU."""
+    x = torch.matmul(lifted, to_grid).transpose(1, 2)  # (N, G, U)
+    p = torch.nn.functional.linear(x, w1, b1)
+    a = p * (0.5 + 0.25 * p) if act == 0 else torch.nn.functional.silu(p)
+    return torch.matmul(torch.nn.functional.linear(a, w2, b2).transpose(1, 2), from_grid)
+
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping
 
-from . import __version__
+from .. import __version__
 
 
 class FormatError(ValueError):
