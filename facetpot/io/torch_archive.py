@@ -14,7 +14,7 @@ from .atomic_write import atomic_write
 
 
 def atomic_torch_save(payload, path) -> None:
-    """``torch.save(payload)`` into ``path`` atomically (``facetpot.atomic_write``)."""
+    """``torch.save(payload)`` into ``path`` atomically (``facetpot.io.atomic_write``)."""
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
