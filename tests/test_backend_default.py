@@ -1,6 +1,6 @@
 """Which backend a model gets when none is asked for: density on CPU and CUDA (the fused triton kernels
 were slower on an H200); the machinery that makes a fused CUDA default safe (its check on the model itself;
-a failing or missing fused path falls back with a warning) is tested with triton as the CUDA default (TorchScript exports of a model on a fused backend: tests/test_export.py)."""
+a failing or missing fused path falls back with a warning) is tested with triton as the CUDA default (TorchScript exports of a model on a fused backend: tests/export/test_export.py)."""
 from __future__ import annotations
 
 import sys

@@ -23,6 +23,8 @@ Nothing from the package is imported, so this is fast and has no side effects.  
    no command module imports another (what they share lives in ``cli/options.py``).
 8. The tests' oracles live in ``facetpot/testing.py`` only: no other module defines a function named
    ``reference_*`` or ``*_oracle``, and no module of the package imports ``facetpot.testing``.
+9. The tests mirror the package: every folder of ``tests/`` that holds tests is named after a subpackage of
+   ``facetpot/`` (``tests/nn/`` tests ``facetpot/nn/``); support folders (``TEST_SUPPORT``) hold no tests.
 
 Each checker takes the package folder and returns violations as ``path:line: message``; the
 ``test_selftest_*`` functions run the checkers on tiny synthetic packages to show each can fail.
@@ -273,6 +275,24 @@ def check_oracles(root: Path) -> list[str]:
     return out
 
 
+TESTS = Path(__file__).resolve().parent
+#: folders of tests/ that hold no tests of their own: inputs of tests elsewhere
+TEST_SUPPORT = ("cpp", "__pycache__")
+
+
+def check_tests_mirror(tests: Path, root: Path) -> list[str]:
+    """Every folder of ``tests`` with test files is a subpackage of ``root``; support folders hold no tests."""
+    out = []
+    for folder in sorted(p for p in tests.rglob("*") if p.is_dir() and "__pycache__" not in p.parts):
+        rel = folder.relative_to(tests)
+        has_tests = any(folder.glob("test_*.py"))
+        if rel.parts[-1] in TEST_SUPPORT:
+            out += [f"tests/{rel.as_posix()}: a support folder holds tests"] if has_tests else []
+        elif not (root.joinpath(*rel.parts) / "__init__.py").is_file():
+            out.append(f"tests/{rel.as_posix()}: no package {root.name}/{rel.as_posix()} to mirror")
+    return out
+
+
 def _report(rule: str, violations: list[str]) -> str:
     return f"{rule}: {len(violations)} violation(s)\n" + "\n".join(violations)
 
@@ -307,6 +327,10 @@ def test_one_module_per_command():
 
 def test_oracles_only_in_testing():
     assert not (v := check_oracles(PACKAGE)), _report("test oracles outside facetpot/testing.py", v)
+
+
+def test_tests_mirror_the_package():
+    assert not (v := check_tests_mirror(TESTS, PACKAGE)), _report("test folders that mirror nothing", v)
 
 
 # Self-tests: each checker finds the violations planted in a tiny synthetic package, and only those.
@@ -413,3 +437,14 @@ def test_selftest_oracles(tmp_path):
         "nn/__init__.py": "", "nn/conv.py": "def reference_block(): pass\ndef backward_in_torch(): pass\n",
         "model.py": "from .testing import conv_oracle\n"})
     assert where(check_oracles(root)) == ["facetpot/model.py:1", "facetpot/nn/conv.py:1"]
+
+
+def test_selftest_tests_mirror(tmp_path):
+    root = make_package(tmp_path, {"nn/__init__.py": "", "io/__init__.py": ""})
+    tests = tmp_path / "tests"
+    for name in ("test_top.py", "nn/test_a.py", "io/test_b.py", "io/cpp/run.cpp", "utils/test_c.py",
+                 "nn/cpp/test_d.py"):
+        (tests / name).parent.mkdir(parents=True, exist_ok=True)
+        (tests / name).write_text("")
+    assert check_tests_mirror(tests, root) == ["tests/nn/cpp: a support folder holds tests",
+                                               "tests/utils: no package facetpot/utils to mirror"]

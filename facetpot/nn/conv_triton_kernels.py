@@ -177,7 +177,7 @@ def _meta(x: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, wx: torch.Ten
     # per edge a program holds a (BU, M1P D2P) tile and three (BU, CP) ones; at BU = 32 the backward spilled
     # registers on sm_80/sm_90 above 4096 such values (Facet-S's l=2 block: 32 x (128 + 48); facet-7net0-
     # spline's l=1 block: 32 x (64 + 96)) and the forward above 6144 (facet-7net-l3i5-spline's l=1 block:
-    # 32 x (64 + 192)) (tests/test_triton_compile.py), so such blocks take 16 channels per program
+    # 32 x (64 + 192)) (tests/nn/test_triton_compile.py), so such blocks take 16 channels per program
     # (tl.dot needs BU >= 16); where 16 channels are still too many (facet-7net-l3i5-spline's l=3 block,
     # 16 x (128 + 192)), the program gets 8 warps, twice the registers.
     # The compiler also hoists the K radial weight tiles (BU, CP) out of the edge loop (they do not depend

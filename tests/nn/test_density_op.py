@@ -192,9 +192,10 @@ def test_cpp_operator_matches_the_python_one(tmp_path):
     lib = build_operator_library(tmp_path / "libfacet_density_group.so")
     script = tmp_path / "check.py"
     script.write_text(CPP_CHECK)
-    tests = Path(__file__).resolve().parent
-    proc = subprocess.run([sys.executable, str(script), str(lib)], capture_output=True, text=True, cwd=tests,
-                          env={**os.environ, "PYTHONPATH": str(tests)}, timeout=600)
+    here = Path(__file__).resolve().parent  # test_density_op itself, and tests/ for conftest
+    path = os.pathsep.join([str(here), str(here.parent)])
+    proc = subprocess.run([sys.executable, str(script), str(lib)], capture_output=True, text=True, cwd=here,
+                          env={**os.environ, "PYTHONPATH": path}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     worst = float(proc.stdout.split("WORST")[1])
     assert worst < 1e-12

@@ -1,4 +1,4 @@
-// Loads a facetpot AOTInductor package from C++ and runs it on raw input files (tests/test_export.py).
+// Loads a facetpot AOTInductor package from C++ and runs it on raw input files (tests/export/test_export.py).
 //   aoti_run PACKAGE.pt2 N E DIR   reads DIR/{species,edge_index}.i64 and DIR/edge_vec.f64,
 //   writes DIR/energies.f64 and DIR/edge_grad.f64 and prints the package's metadata.
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>

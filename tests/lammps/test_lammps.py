@@ -235,7 +235,7 @@ def test_examples_run(plugin, tmp_path):
     import sys
     from pathlib import Path
 
-    examples = Path(__file__).resolve().parents[1] / "md" / "examples" / "lammps"
+    examples = Path(__file__).resolve().parents[2] / "md" / "examples" / "lammps"
     save_model(small_model(seed=15, species=[8, 14, 22, 38]), tmp_path / "small.pt")
     proc = subprocess.run([sys.executable, str(examples / "prepare.py"), "--model", str(tmp_path / "small.pt"),
                            "--out", str(tmp_path)], capture_output=True, text=True)

@@ -115,7 +115,7 @@ def test_every_kernel_compiles_for_sm80_and_sm90_within_shared_memory(monkeypatc
     launches = _record_launches(monkeypatch, configs)
     assert {rec["kernel"] for rec in launches} == {n for names in KERNELS.values() for n in names}
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, "-c", COMPILE], input=json.dumps(launches), capture_output=True,
                           text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
