@@ -5,7 +5,7 @@ Nothing in the package imports this module (the rules test checks it); the tests
 code against it.
 
 - :func:`conv_block_oracle`: one input block's convolution, sum over edges of w_e * z_e (the Triton kernel's sum,
-  ``facetpot.nn.conv_triton_kernels``, module docstring), by einsum.
+  ``facetpot.nn.conv.triton_kernels``, module docstring), by einsum.
 - :func:`grid_mlp_oracle`: the spherical-grid layer's middle, out = (act(X W1^T + b1) W2^T + b2)^T F with
   X = T^T L^T (``facetpot.nn.s2_grid_triton_kernels``), by matmuls.
 - :class:`Domain`, :func:`domain_from_atoms`, :func:`run_layerwise`: the N atoms of a periodic cell as local

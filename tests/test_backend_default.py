@@ -13,7 +13,8 @@ pytest.importorskip("triton")
 from conftest import small_model  # noqa: E402
 from facetpot import backend_default  # noqa: E402
 from facetpot.io.model_file import BACKEND_ENV, select_backend  # noqa: E402
-from facetpot.nn import conv_triton_kernels, s2_grid_triton_kernels  # noqa: E402
+from facetpot.nn import s2_grid_triton_kernels  # noqa: E402
+from facetpot.nn.conv import triton_kernels as conv_triton_kernels  # noqa: E402
 
 
 @pytest.fixture

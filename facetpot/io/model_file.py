@@ -129,7 +129,7 @@ def inference_model(model: Union[FacetModel, str, Path], device=None, dtype: Opt
     (:func:`select_backend`: ``backend``, else ``$FACETPOT_BACKEND``, else the device's default).
 
     Frozen weights are what select the inference paths: the density backend's fused Function with its
-    hand-written backward (``nn/conv_density_op.py``) and the remembered isolated-atom energies
+    hand-written backward (``nn/conv/density_op.py``) and the remembered isolated-atom energies
     (``FacetModel._frozen_isolated_atom_energies``); parameter gradients are then unavailable, so training
     never goes through here. ``copy`` True leaves a FacetModel passed in untouched (a prepared deep copy
     is returned): what the ASE calculator does, so two calculators of one model in different dtypes or

@@ -28,7 +28,7 @@ from ..io.atomic_write import atomic_write, atomic_write_text
 from .entry import plugin_dir
 
 PLUGIN_NAME = "facetplugin.so"
-#: density_group_op.cpp: the C++ version of the operator facet::density_group (nn/conv_density_op.py) that
+#: density_group_op.cpp: the C++ version of the operator facet::density_group (nn/conv/density_op.py) that
 #: exported models call for the frozen-weight density convolution
 OPERATOR_SOURCE = "density_group_op.cpp"
 SOURCES = ("pair_facet.cpp", "facet_plugin.cpp", OPERATOR_SOURCE)

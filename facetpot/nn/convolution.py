@@ -14,7 +14,7 @@ Paths (``conv_paths``) are kept only when their output irrep is in ``irreps_out_
 (pseudo-tensors are dropped when parity is tracked; the last layer keeps only scalar outputs).
 
 The module holds the math (paths) and the parameters (W); a backend computes the sum. Backends
-are siblings behind :class:`~facetpot.nn.conv_backend.ConvolutionBackend`, registered by name in
+are siblings behind :class:`~facetpot.nn.conv.backend.ConvolutionBackend`, registered by name in
 ``BACKENDS`` (``edgewise``: the reference, one message per edge; ``density``: the default, atom-
 centred GEMMs). Adding one means one module and one line here.
 """
@@ -25,11 +25,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Type
 import torch
 from torch import nn
 
-from .conv_backend import ConvolutionBackend
-from .conv_cueq import CueqBackend
-from .conv_density import DensityBackend
-from .conv_edgewise import EdgewiseBackend
-from .conv_triton import TritonBackend
+from .conv.backend import ConvolutionBackend
+from .conv.cueq import CueqBackend
+from .conv.density import DensityBackend
+from .conv.edgewise import EdgewiseBackend
+from .conv.triton import TritonBackend
 from .conv_paths import ConvolutionPaths
 from .edges import EdgeData
 from .frozen_cache import remembered
@@ -115,8 +115,7 @@ class SplineConvolution(nn.Module):
         atoms 0..edges.num_receivers-1."""
         if self.radial_mlp is not None:
             features = self.radial_mlp(edges.radial)
-            edges = EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
-                             features, edges.sh, edges.tables)
+            edges = edges.with_radial(features, edges.tables)
         weights = self.radial_weight
         if self.radial_rank > 0:
             # w(r) = (b(r) A) M: the backend runs with the R mixed radial functions b(r) A

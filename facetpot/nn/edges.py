@@ -42,6 +42,11 @@ class EdgeData:
     def num_edges(self) -> int:
         return self.receivers.shape[0]
 
+    def with_radial(self, radial: torch.Tensor, tables: List[torch.Tensor]) -> "EdgeData":
+        """The same edges with another radial basis (E, K') and the tables that go with it; the rest shared."""
+        return EdgeData(self.receivers, self.senders, self.num_receivers, self.num_senders, self.vectors, radial,
+                        self.sh, tables)
+
     def tensors(self) -> List[torch.Tensor]:
         """[vectors, radial, sh, *tables]: the differentiable part, flat."""
         return [self.vectors, self.radial, self.sh] + self.tables

@@ -1,5 +1,5 @@
 // facet::density_group: the density convolution of a group of input blocks with frozen weights, forward and
-// backward, a C++ transcription of facetpot/nn/conv_density_op.py (_GroupConvolution), so that an exported
+// backward, a C++ transcription of facetpot/nn/conv/density_op.py (_GroupConvolution), so that an exported
 // model runs the fast formulation inside LAMMPS (no Python there).
 //
 // Per chunk of C receiving atoms, with the blocks' features side by side x (N_send, F) and the group's basis

@@ -13,7 +13,7 @@ from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript
 from facetpot.graph import atoms_to_graph
 from facetpot.nn import convolution
-from facetpot.nn.conv_backend import ConvolutionBackend
+from facetpot.nn.conv.backend import ConvolutionBackend
 from facetpot.nn.conv_paths import ConvolutionPaths
 from facetpot.nn.edges import EdgeData
 from facetpot.nn.flat_constants import unflatten

@@ -3,7 +3,7 @@ values, first derivatives for every chunk size, gradcheck, and the second deriva
 import pytest
 import torch
 
-from facetpot.nn.conv_density_op import group_messages, plain_group_messages
+from facetpot.nn.conv.density_op import group_messages, plain_group_messages
 
 from conftest import evaluate, small_model, structures
 
@@ -93,7 +93,7 @@ def test_chunks_read_only_their_own_neighbour_width():
     widths are the chunks' largest neighbour counts, and the batch still equals the edge-wise reference
     (with gradients of zero in the slots a chunk skips)."""
     from facetpot.graph import atoms_list_to_graph
-    from facetpot.nn.conv_density_op import _chunks
+    from facetpot.nn.conv.density_op import _chunks
     from facetpot.properties import compute_properties
 
     model = small_model()
@@ -148,7 +148,7 @@ CPP_CHECK = r"""
 import sys
 import torch
 torch.ops.load_library(sys.argv[1])  # before facetpot: its own registration then stands aside
-import facetpot.nn.conv_density_op as op
+import facetpot.nn.conv.density_op as op
 from test_density_op import random_group
 assert op._LIBRARY is None, "facetpot registered its Python operator over the C++ one"
 worst = 0.0
@@ -192,8 +192,8 @@ def test_cpp_operator_matches_the_python_one(tmp_path):
     lib = build_operator_library(tmp_path / "libfacet_density_group.so")
     script = tmp_path / "check.py"
     script.write_text(CPP_CHECK)
-    here = Path(__file__).resolve().parent  # test_density_op itself, and tests/ for conftest
-    path = os.pathsep.join([str(here), str(here.parent)])
+    here = Path(__file__).resolve().parent  # test_density_op itself, tests/ for conftest, the package under test
+    path = os.pathsep.join([str(here), str(here.parent), str(here.parents[1])])
     proc = subprocess.run([sys.executable, str(script), str(lib)], capture_output=True, text=True, cwd=here,
                           env={**os.environ, "PYTHONPATH": path}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

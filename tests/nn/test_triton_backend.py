@@ -15,7 +15,7 @@ pytest.importorskip("triton")
 from conftest import SEVENNET_LIKE, evaluate, small_model, structures  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.nn.conv_paths import ConvolutionPaths  # noqa: E402
-from facetpot.nn.conv_triton_kernels import (  # noqa: E402
+from facetpot.nn.conv.triton_kernels import (  # noqa: E402
     csr_tables, fused_conv_block, fused_conv_block_backward)
 from facetpot.nn.s2_grid import grid_matrices  # noqa: E402
 from facetpot.nn.s2_grid_triton_kernels import (  # noqa: E402

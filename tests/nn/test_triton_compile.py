@@ -28,7 +28,8 @@ from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.model import build_model  # noqa: E402
 from facetpot.io.model_file import resolve_model  # noqa: E402
 from facetpot.pretrained import available  # noqa: E402
-from facetpot.nn import conv_triton_kernels, s2_grid_triton_kernels  # noqa: E402
+from facetpot.nn import s2_grid_triton_kernels  # noqa: E402
+from facetpot.nn.conv import triton_kernels as conv_triton_kernels  # noqa: E402
 from facetpot.properties import compute_properties  # noqa: E402
 
 KERNELS = {conv_triton_kernels: ("_conv_fwd_kernel", "_conv_bwd_edge_kernel", "_conv_bwd_x_kernel"),
@@ -49,7 +50,8 @@ import json, os, re, subprocess, sys, tempfile
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from facetpot.nn import conv_triton_kernels, s2_grid_triton_kernels
+from facetpot.nn import s2_grid_triton_kernels
+from facetpot.nn.conv import triton_kernels as conv_triton_kernels
 mods = {m.__name__: m for m in (conv_triton_kernels, s2_grid_triton_kernels)}
 out = []
 for rec in json.load(sys.stdin):

@@ -10,10 +10,10 @@ from typing import List
 
 import torch
 
-from .conv_backend import ConvolutionBackend
-from .conv_paths import ConvolutionPaths
-from .edges import EdgeData
-from .flat_constants import unflatten
+from .backend import ConvolutionBackend
+from ..conv_paths import ConvolutionPaths
+from ..edges import EdgeData
+from ..flat_constants import unflatten
 
 
 class EdgewiseBackend(ConvolutionBackend):

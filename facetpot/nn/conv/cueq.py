@@ -22,9 +22,9 @@ from typing import List
 import torch
 from torch import nn
 
-from .conv_backend import ConvolutionBackend
-from .conv_paths import ConvolutionPaths
-from .edges import EdgeData
+from .backend import ConvolutionBackend
+from ..conv_paths import ConvolutionPaths
+from ..edges import EdgeData
 
 
 def _libraries():

@@ -17,7 +17,7 @@ Per-graph tables (:meth:`DensityBackend.prepare`, shared by all layers): the nei
 (N_recv, n_max, (l_max+1)^2, K), whole and split by degree l (one split shared by all layers
 costs a single concatenation in the backward pass; a slice per layer would cost a full-size zero
 tensor each). Everything here is TorchScript-compatible; with frozen weights (the calculator, MD,
-relaxations) eager calls run the same sum through ``conv_density_op`` (one GEMM per group of blocks
+relaxations) eager calls run the same sum through ``density_op`` (one GEMM per group of blocks
 and a hand-written backward without layout copies: Si 512 force call 130 -> 95 ms on 2 cores).
 """
 from typing import List
@@ -25,13 +25,13 @@ from typing import List
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .conv_backend import ConvolutionBackend
-from .conv_density_op import group_messages
-from .conv_paths import ConvolutionPaths
-from .sh_radial_product import sh_radial_product
-from .edges import EdgeData
-from .flat_constants import unflatten
-from .frozen_cache import remembered
+from .backend import ConvolutionBackend
+from .density_op import group_messages
+from ..conv_paths import ConvolutionPaths
+from ..sh_radial_product import sh_radial_product
+from ..edges import EdgeData
+from ..flat_constants import unflatten
+from ..frozen_cache import remembered
 
 
 def neighbor_matrix(edges: EdgeData) -> List[torch.Tensor]:
@@ -120,7 +120,7 @@ class DensityBackend(ConvolutionBackend):
         self.register_constant("cc_flat", torch.cat([c.reshape(-1) for c in cc_list]))
         self.register_constant("colpath_flat", torch.cat(colpath_list))
         # groups of consecutive input blocks with paths that read the same harmonic degrees l_lo..l_hi-1:
-        # one density GEMM each on the frozen-weight path (conv_density_op)
+        # one density GEMM each on the frozen-weight path (density_op)
         self.groups: List[List[int]] = []
         self.group_degrees: List[List[int]] = []
         for b in range(len(self.irreps_in)):
@@ -152,9 +152,8 @@ class DensityBackend(ConvolutionBackend):
 
     def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
         """b(r) -> b(r) ``mix``: the basis table contracted on its last axis (K -> R); the neighbour matrix is kept."""
-        return EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
-                        torch.matmul(edges.radial, mix), edges.sh,
-                        self._tables(edges.tables[0], torch.matmul(edges.tables[1], mix)))
+        return edges.with_radial(torch.matmul(edges.radial, mix),
+                                 self._tables(edges.tables[0], torch.matmul(edges.tables[1], mix)))
 
     def _basis_columns(self, tables: List[torch.Tensor], l_lo: int, l_hi: int) -> torch.Tensor:
         """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K)."""
@@ -248,7 +247,7 @@ class DensityBackend(ConvolutionBackend):
 
     def _grouped(self, blocks: List[torch.Tensor], ms: List[torch.Tensor], tables: List[torch.Tensor],
                  chunk: int, operator: bool) -> List[torch.Tensor]:
-        """Frozen weights: the blocks of each group share one Function (``conv_density_op``; one GEMM for the
+        """Frozen weights: the blocks of each group share one Function (``density_op``; one GEMM for the
         group, a hand-written backward), called directly in eager mode and as the operator
         ``facet::density_group`` when scripted (``operator``)."""
         out: List[torch.Tensor] = []

@@ -23,9 +23,9 @@ from typing import List
 
 import torch
 
-from .conv_paths import ConvolutionPaths
-from .edges import EdgeData
-from .exact_buffers import ExactBuffers
+from ..conv_paths import ConvolutionPaths
+from ..edges import EdgeData
+from ..exact_buffers import ExactBuffers
 
 
 class ConvolutionBackend(ExactBuffers):
@@ -50,10 +50,8 @@ class ConvolutionBackend(ExactBuffers):
     def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
         """``edges`` with the radial basis b(r) (E, K) replaced by b(r) ``mix`` (E, R), tables included
         (by default rebuilt with :meth:`prepare`)."""
-        mixed = EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
-                         torch.matmul(edges.radial, mix), edges.sh, edges.tables)
-        mixed.tables = self.prepare(mixed)
-        return mixed
+        mixed = edges.with_radial(torch.matmul(edges.radial, mix), edges.tables)
+        return mixed.with_radial(mixed.radial, self.prepare(mixed))
 
     def keep_frozen(self, weights: torch.Tensor) -> None:
         """Keep in the module what :meth:`forward` derives from these frozen ``weights`` alone, for scripted

@@ -10,7 +10,7 @@ with CC the CG tensors of the block's paths side by side (:meth:`ConvolutionPath
 so no per-edge message, per-edge weight or padded neighbour tensor is written to global memory.
 Forces and stress (the first backward pass) run as two more kernels (receiver order for the
 per-edge gradients, sender order for the features' gradient); the weights' gradient and second
-derivatives (training on forces) use the same sums in torch (see ``conv_triton_kernels``).
+derivatives (training on forces) use the same sums in torch (see ``triton_kernels``).
 
 Needs ``triton`` and CUDA tensors; on the CPU it runs only under ``TRITON_INTERPRET=1`` (the tests).
 Eager and ``torch.compile``; the TorchScript and LAMMPS exports use the density or edgewise backend.
@@ -20,18 +20,18 @@ from typing import List
 
 import torch
 
-from .conv_backend import ConvolutionBackend
-from .conv_paths import ConvolutionPaths
-from .edges import EdgeData
+from .backend import ConvolutionBackend
+from ..conv_paths import ConvolutionPaths
+from ..edges import EdgeData
 
 
 def _kernels():
     try:
-        from . import conv_triton_kernels  # lazy: needs triton, an optional dependency
+        from . import triton_kernels  # lazy: needs triton, an optional dependency
     except ImportError as exc:
         raise ImportError("the triton convolution backend needs the triton package (pip install triton; it comes "
                           f"with CUDA builds of torch): {exc}") from exc
-    return conv_triton_kernels
+    return triton_kernels
 
 
 class TritonBackend(ConvolutionBackend):
@@ -62,8 +62,7 @@ class TritonBackend(ConvolutionBackend):
 
     def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
         """b(r) -> b(r) ``mix``; the CSR tables do not depend on the basis and are kept."""
-        return EdgeData(edges.receivers, edges.senders, edges.num_receivers, edges.num_senders, edges.vectors,
-                        torch.matmul(edges.radial, mix), edges.sh, edges.tables)
+        return edges.with_radial(torch.matmul(edges.radial, mix), edges.tables)
 
     def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
         if not edges.sh.is_cuda and os.environ.get("TRITON_INTERPRET", "0") != "1":

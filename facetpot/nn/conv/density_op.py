@@ -1,6 +1,6 @@
 """The density convolution of a group of input blocks as one autograd Function with a hand-written backward.
 
-Same sum as the density backend (``conv_density``), for input blocks b that read the same spherical-harmonic
+Same sum as the density backend (``density``), for input blocks b that read the same spherical-harmonic
 columns (a "group"; all blocks of a middle layer are one group). Per chunk of C receiving atoms, with
 the blocks' features side by side, x (N_send, F = sum_b u_b m1_b), and the group's basis columns rb (C, n, R):
 
