@@ -157,6 +157,9 @@ class FacetModel(ExactBuffers):
         super().__init__()
         cfg = _check_config(config)
         self.config = cfg
+        #: provenance saved beside the weights in model files (``source``, ``spline_fit``, ...; set by ports and
+        #: loaders, read back by ``io.model_file``); never read by the computation
+        self.metadata: Dict[str, Any] = {}
         self.cutoff = float(cfg["cutoff"])
         self.species = list(cfg["species"])
         hidden = _hidden_irreps(cfg)
@@ -280,6 +283,8 @@ class FacetModel(ExactBuffers):
 
     def interaction(self, t: int, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
         """Layer t: features of the sending atoms in, features of the receiving atoms out."""
+        # TorchScript indexes a ModuleList only with a constant: the exported per-layer entry point (LAMMPS
+        # domains, one call per layer) passes t at run time, so the layer is found by iterating
         out = blocks
         for k, layer in enumerate(self.layers):
             if k == t:

@@ -109,7 +109,7 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
         errors.append((residual / total) ** 0.5)
     spline.set_atomic_energies({z: float(e) for z, e in zip(spline.species, model.atomic_energies.tolist())})
     spline.set_scale({z: float(s) for z, s in zip(spline.species, model.scale.tolist())})
-    spline.metadata = dict(getattr(model, "metadata", {}))
+    spline.metadata = dict(model.metadata)
     return spline.eval(), errors
 
 
@@ -139,5 +139,5 @@ def fold_first_linear(model: FacetModel) -> FacetModel:
             raise ValueError("the first Linear_in is singular on the species embedding: it cannot be folded")
         state[f"layers.0.self_connection.weights.{k}"] = solved.to(model.dtype)
     out.load_state_dict(state, strict=True)
-    out.metadata = dict(getattr(model, "metadata", {}))
+    out.metadata = dict(model.metadata)
     return out.eval()
