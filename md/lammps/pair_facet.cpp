@@ -379,68 +379,23 @@ torch::Tensor PairFacet::run_layer(int t, const torch::Tensor &h_in)
 }
 
 // E_i of the local atoms and g_ij = dE/dr_ij of every edge, as CPU doubles. Layer by layer
-// forward, with the ghost features exchanged between layers; the backward pass goes through
-// the layers one at a time in reverse, with the ghost feature gradients summed into their
-// owners in between, and ends with one pass through edge_basis.
+// forward (forward_layers), with the ghost features exchanged between layers; the backward pass
+// (backward_layers) goes through the layers one at a time in reverse, with the ghost feature
+// gradients summed into their owners in between, and ends with one pass through edge_basis.
 void PairFacet::run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
                           torch::Tensor &grad)
 {
   torch::autograd::AutoGradMode grad_mode(true);
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
   try {
-    auto graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) nlocal, (int64_t) nall).toTensorVector();
-    // layers see leaf copies of the edge basis: their gradients are collected, then sent through
-    // edge_basis once at the end
-    std::vector<torch::Tensor> basis_leaves;    // those a gradient is taken for, at index which[k]
-    std::vector<int> which;
-    basis = c10::List<torch::Tensor>();
-    for (size_t k = 0; k < graph.size(); k++) {
-      if (!graph[k].requires_grad()) {
-        basis.push_back(graph[k]);
-        continue;
-      }
-      basis.push_back(graph[k].detach().requires_grad_(true));
-      basis_leaves.push_back(basis.get(k));
-      which.push_back((int) k);
-    }
-
-    torch::Tensor h = module.run_method("embed", species).toTensor().detach();
-    std::vector<torch::Tensor> inputs, outputs;
-    for (int t = 0; t < num_layers; t++) {
-      torch::Tensor h_in = h.detach().requires_grad_(t > 0);
-      // a recomputed layer keeps its input only; it runs again in the backward pass
-      torch::autograd::AutoGradMode layer_grad(!recomputed(t));
-      inputs.push_back(h_in);
-      outputs.push_back(run_layer(t, h_in));
-      if (t + 1 < num_layers) h = exchange(outputs.back(), false);    // ghost features from their owners
-    }
-    energies = module.run_method("energies", outputs.back(), species.narrow(0, 0, nlocal)).toTensor();
-    // an output without a graph (a subdomain whose atoms have no neighbour, as the model may
-    // then skip the messages) depends on nothing a gradient is taken for: its gradients are zero
-    torch::Tensor grad_out = outputs.back().requires_grad()
-        ? torch::autograd::grad({energies.sum()}, {outputs.back()}, {}, true)[0]
-        : torch::zeros_like(outputs.back());
-
-    std::vector<torch::Tensor> basis_grad(graph.size());
-    for (int t = num_layers - 1; t >= 0; t--) {
-      std::vector<torch::Tensor> wrt = basis_leaves;
-      if (t > 0) wrt.push_back(inputs[t]);
-      if (recomputed(t)) outputs[t] = run_layer(t, inputs[t]);
-      std::vector<torch::Tensor> gs(wrt.size());
-      if (outputs[t].requires_grad()) gs = torch::autograd::grad({outputs[t]}, wrt, {grad_out}, false, false, true);
-      outputs[t] = torch::Tensor();    // frees this layer's graph
-      for (size_t k = 0; k < which.size(); k++)
-        if (gs[k].defined()) basis_grad[which[k]] = basis_grad[which[k]].defined() ? basis_grad[which[k]] + gs[k] : gs[k];
-      if (t > 0) {
-        torch::Tensor g_in = gs.back().defined() ? gs.back() : torch::zeros_like(inputs[t]);
-        grad_out = exchange(g_in, true);    // ghost feature gradients summed into owners
-      }
-    }
+    LayerPass pass;
+    pass.graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) atom->nlocal,
+                                   (int64_t) (atom->nlocal + atom->nghost)).toTensorVector();
+    energies = forward_layers(species, pass);
+    std::vector<torch::Tensor> basis_grad = backward_layers(energies, pass);
     std::vector<torch::Tensor> outs, grads;
-    for (size_t k = 0; k < graph.size(); k++)
-      if (graph[k].requires_grad() && basis_grad[k].defined()) {
-        outs.push_back(graph[k]);
+    for (size_t k = 0; k < pass.graph.size(); k++)
+      if (pass.graph[k].requires_grad() && basis_grad[k].defined()) {
+        outs.push_back(pass.graph[k]);
         grads.push_back(basis_grad[k]);
       }
     grad = outs.empty() ? torch::zeros_like(edge_vec) : torch::autograd::grad(outs, {edge_vec}, grads, false, false, true)[0];
@@ -456,6 +411,61 @@ void PairFacet::run_model(const torch::Tensor &species, const torch::Tensor &edg
 
   energies = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   grad = grad.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+}
+
+// The layers see leaf copies of the edge basis (``basis``; their gradients are collected, then sent
+// through edge_basis once at the end); returns E_i of the local atoms, keeping every layer's input
+// and output (a recomputed layer keeps its input only: it runs again in the backward pass).
+torch::Tensor PairFacet::forward_layers(const torch::Tensor &species, LayerPass &pass)
+{
+  basis = c10::List<torch::Tensor>();
+  for (size_t k = 0; k < pass.graph.size(); k++) {
+    if (!pass.graph[k].requires_grad()) {
+      basis.push_back(pass.graph[k]);
+      continue;
+    }
+    basis.push_back(pass.graph[k].detach().requires_grad_(true));
+    pass.basis_leaves.push_back(basis.get(k));
+    pass.which.push_back((int) k);
+  }
+  torch::Tensor h = module.run_method("embed", species).toTensor().detach();
+  for (int t = 0; t < num_layers; t++) {
+    torch::Tensor h_in = h.detach().requires_grad_(t > 0);
+    torch::autograd::AutoGradMode layer_grad(!recomputed(t));
+    pass.inputs.push_back(h_in);
+    pass.outputs.push_back(run_layer(t, h_in));
+    if (t + 1 < num_layers) h = exchange(pass.outputs.back(), false);    // ghost features from their owners
+  }
+  return module.run_method("energies", pass.outputs.back(), species.narrow(0, 0, atom->nlocal)).toTensor();
+}
+
+// dE/d(edge basis) for every tensor of pass.graph (undefined where none flows), layer by layer in reverse.
+std::vector<torch::Tensor> PairFacet::backward_layers(const torch::Tensor &energies, LayerPass &pass)
+{
+  // an output without a graph (a subdomain whose atoms have no neighbour, as the model may
+  // then skip the messages) depends on nothing a gradient is taken for: its gradients are zero
+  torch::Tensor grad_out = pass.outputs.back().requires_grad()
+      ? torch::autograd::grad({energies.sum()}, {pass.outputs.back()}, {}, true)[0]
+      : torch::zeros_like(pass.outputs.back());
+  std::vector<torch::Tensor> basis_grad(pass.graph.size());
+  for (int t = num_layers - 1; t >= 0; t--) {
+    std::vector<torch::Tensor> wrt = pass.basis_leaves;
+    if (t > 0) wrt.push_back(pass.inputs[t]);
+    if (recomputed(t)) pass.outputs[t] = run_layer(t, pass.inputs[t]);
+    std::vector<torch::Tensor> gs(wrt.size());
+    if (pass.outputs[t].requires_grad())
+      gs = torch::autograd::grad({pass.outputs[t]}, wrt, {grad_out}, false, false, true);
+    pass.outputs[t] = torch::Tensor();    // frees this layer's graph
+    for (size_t k = 0; k < pass.which.size(); k++) {
+      const int b = pass.which[k];
+      if (gs[k].defined()) basis_grad[b] = basis_grad[b].defined() ? basis_grad[b] + gs[k] : gs[k];
+    }
+    if (t > 0) {
+      torch::Tensor g_in = gs.back().defined() ? gs.back() : torch::zeros_like(pass.inputs[t]);
+      grad_out = exchange(g_in, true);    // ghost feature gradients summed into owners
+    }
+  }
+  return basis_grad;
 }
 
 // energies, forces, and the global and per-atom virials from E_i and g_ij:

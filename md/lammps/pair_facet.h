@@ -41,6 +41,15 @@ class PairFacet : public Pair {
   void model_inputs(torch::Tensor &species, torch::Tensor &edge_vec);
   void run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
                  torch::Tensor &grad);
+  // one model evaluation's layer-by-layer state, from forward_layers() to backward_layers()
+  struct LayerPass {
+    std::vector<torch::Tensor> graph;           // edge_basis outputs
+    std::vector<torch::Tensor> basis_leaves;    // leaf copies a gradient is taken for, of graph[which[k]]
+    std::vector<int> which;
+    std::vector<torch::Tensor> inputs, outputs;    // every layer's input and output features
+  };
+  torch::Tensor forward_layers(const torch::Tensor &species, LayerPass &pass);
+  std::vector<torch::Tensor> backward_layers(const torch::Tensor &energies, LayerPass &pass);
   void exchange_only();
   void accumulate(const torch::Tensor &energies, const torch::Tensor &grad);
   torch::Tensor run_layer(int t, const torch::Tensor &h_in);
