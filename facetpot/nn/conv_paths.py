@@ -9,6 +9,10 @@ is allowed. Its coupling is the Wigner-3j tensor scaled to unit norm per output 
 and it carries ``mul_b`` radial weights (one per channel). Paths are ordered by input block, then
 l2, then l3; the radial weights of path p are columns ``weight_offset(p) .. + mul`` of W.
 This is the math every convolution backend computes; backends build their own tables from it.
+
+The paths of one input block are contiguous, in path order and in W's columns; :attr:`ConvolutionPaths.blocks`
+gives that layout (:class:`BlockLayout`), the one loop over it the backends share, and
+:func:`expand_block_weights` lays W out per output column of a block, for backends that sum a block at once.
 """
 from __future__ import annotations
 
@@ -32,6 +36,34 @@ class ConvPath:
     p3: int  # output parity
 
 
+@dataclass(frozen=True)
+class BlockLayout:
+    """The paths of input block b = ``block``: ``paths`` (indices into ``ConvolutionPaths.paths``, contiguous),
+    their weights W[:, weight_offset : weight_offset + len(paths) mul], their output sizes 2 l3 + 1, and
+    the harmonic degrees they read, l2_lo .. l2_hi - 1 (0 .. 0 for a block without paths)."""
+
+    block: int
+    mul: int
+    l1: int
+    paths: Tuple[int, ...]
+    weight_offset: int
+    path_dims: Tuple[int, ...]
+    l2_lo: int
+    l2_hi: int
+
+    @property
+    def num_paths(self) -> int:
+        return len(self.paths)
+
+
+def expand_block_weights(weights: torch.Tensor, offset: int, num_paths: int, mul: int,
+                         colpath: torch.Tensor) -> torch.Tensor:
+    """W laid out per output column of one block: Wx[k, u, c] = W[k, offset + path(c) mul + u], (K, mul, cols),
+    with ``colpath`` the path (within the block) of every column (:meth:`ConvolutionPaths.block_coupling`)."""
+    wb = weights.narrow(1, offset, num_paths * mul).view(weights.shape[0], num_paths, mul).permute(0, 2, 1)
+    return wb.index_select(2, colpath)
+
+
 class ConvolutionPaths:
     """All paths of one convolution, with their float64 coupling tensors ``cg[k]`` (2l1+1, 2l2+1, 2l3+1)."""
 
@@ -49,6 +81,17 @@ class ConvolutionPaths:
                         continue
                     self.paths.append(ConvPath(b, mul, l1, l2, l3, p3))
                     self.cg.append(o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1))
+        self.blocks: List[BlockLayout] = self._block_layouts()
+
+    def _block_layouts(self) -> List[BlockLayout]:
+        offsets = self.weight_offsets()
+        out: List[BlockLayout] = []
+        for b, (mul, l1, _) in enumerate(self.irreps_in):
+            ks = tuple(k for k, p in enumerate(self.paths) if p.block == b)
+            l2s = [self.paths[k].l2 for k in ks] or [0]
+            out.append(BlockLayout(b, int(mul), int(l1), ks, offsets[ks[0]] if ks else 0,
+                                   tuple(2 * self.paths[k].l3 + 1 for k in ks), min(l2s), max(l2s) + 1))
+        return out
 
     @property
     def irreps_mid(self) -> List[Irrep]:
@@ -67,26 +110,19 @@ class ConvolutionPaths:
             offset += p.mul
         return out
 
-    def of_block(self, b: int) -> List[int]:
-        """Indices of the paths reading input block b (contiguous)."""
-        return [k for k, p in enumerate(self.paths) if p.block == b]
-
-    def block_coupling(self, b: int) -> Tuple[torch.Tensor, List[int], int, int]:
+    def block_coupling(self, b: int) -> Tuple[torch.Tensor, List[int]]:
         """The CG tensors of all paths of input block b side by side, for backends that sum a block at once:
-        (CC ((2l1+1) (hi - lo), cols) float64 with rows (m1, Y column - lo) and columns the output components
-        of every path in order; the path (within the block) of every column; the degrees l2_min and
-        l2_max + 1 of the spherical harmonics the block reads: columns lo = l2_min^2 .. hi - 1 = (l2_max + 1)^2 - 1)."""
-        ks = self.of_block(b)
-        l1 = self.irreps_in[b][1]
-        l2s = [self.paths[k].l2 for k in ks] or [0]
-        lo, hi = min(l2s) ** 2, (max(l2s) + 1) ** 2
-        dims = [2 * self.paths[k].l3 + 1 for k in ks]
-        cc = torch.zeros(2 * l1 + 1, hi - lo, sum(dims), dtype=torch.float64)
+        CC ((2l1+1) (hi - lo), cols) float64 with rows (m1, Y column - lo), lo = l2_lo^2 .. hi = l2_hi^2 the
+        columns of the harmonics the block reads, and columns the output components of every path in order;
+        and the path (within the block) of every column."""
+        layout = self.blocks[b]
+        lo, hi = layout.l2_lo ** 2, layout.l2_hi ** 2
+        cc = torch.zeros(2 * layout.l1 + 1, hi - lo, sum(layout.path_dims), dtype=torch.float64)
         colpath: List[int] = []
         col = 0
-        for local, k in enumerate(ks):
-            l2, d3 = self.paths[k].l2, dims[local]
+        for local, (k, d3) in enumerate(zip(layout.paths, layout.path_dims)):
+            l2 = self.paths[k].l2
             cc[:, l2 * l2 - lo : l2 * l2 - lo + 2 * l2 + 1, col : col + d3] = self.cg[k]
             colpath.extend([local] * d3)
             col += d3
-        return cc.reshape((2 * l1 + 1) * (hi - lo), -1), colpath, min(l2s), max(l2s) + 1
+        return cc.reshape((2 * layout.l1 + 1) * (hi - lo), -1), colpath

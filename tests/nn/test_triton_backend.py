@@ -39,7 +39,8 @@ def block_inputs(l1, mul, dtype, seed=0, n_radial=5):
     """Inputs of one input block (mul x l1) with every path to l3 <= 2 (the block's coupling table)."""
     torch.manual_seed(seed)
     paths = ConvolutionPaths([(mul, l1, 1)], SH_LMAX, False, [(l, 1) for l in range(3)])
-    cc, colpath, l_lo, l_hi = paths.block_coupling(0)
+    cc, colpath = paths.block_coupling(0)
+    l_lo, l_hi = paths.blocks[0].l2_lo, paths.blocks[0].l2_hi
     rcv, snd, n = awkward_graph(seed=seed)
     e = rcv.shape[0]
     x = torch.randn(n, mul, 2 * l1 + 1, dtype=dtype)
@@ -98,7 +99,8 @@ def test_double_backward_matches_torch(dtype):
 def test_gradcheck_and_gradgradcheck():
     torch.manual_seed(1)
     paths = ConvolutionPaths([(2, 1, 1)], SH_LMAX, False, [(l, 1) for l in range(3)])
-    cc, _, l_lo, l_hi = paths.block_coupling(0)
+    cc, _ = paths.block_coupling(0)
+    l_lo, l_hi = paths.blocks[0].l2_lo, paths.blocks[0].l2_hi
     rcv, snd = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([1, 2, 0, 0, 1, 1])
     tables = csr_tables(rcv, snd, 4, 4)
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
@@ -190,7 +192,8 @@ def test_custom_ops_pass_opcheck():
     """Schema, fake (meta) implementation and autograd registration, as torch.compile and torch.export use them."""
     torch.manual_seed(4)
     paths = ConvolutionPaths([(3, 1, 1)], SH_LMAX, False, [(l, 1) for l in range(3)])
-    cc, _, l_lo, l_hi = paths.block_coupling(0)
+    cc, _ = paths.block_coupling(0)
+    l_lo, l_hi = paths.blocks[0].l2_lo, paths.blocks[0].l2_hi
     rcv, snd = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([1, 2, 0, 0, 1])
     args = (torch.randn(3, 3, 3, dtype=torch.float64, requires_grad=True),
             torch.randn(5, 9, dtype=torch.float64, requires_grad=True),

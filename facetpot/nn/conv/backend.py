@@ -42,6 +42,12 @@ class ConvolutionBackend(ExactBuffers):
         super().__init__()
         self.irreps_in = [(int(m), int(l), int(p)) for m, l, p in paths.irreps_in]
         self.irreps_mid = [(int(m), int(l), int(p)) for m, l, p in paths.irreps_mid]
+        # the block layout of :attr:`ConvolutionPaths.blocks` as plain int lists (TorchScript reads these),
+        # for backends that sum one input block at once
+        self.block_num_paths: List[int] = [layout.num_paths for layout in paths.blocks]
+        self.block_weight_offset: List[int] = [layout.weight_offset for layout in paths.blocks]
+        self.block_path_dims: List[List[int]] = [list(layout.path_dims) for layout in paths.blocks]
+        self.block_l2_range: List[List[int]] = [[layout.l2_lo, layout.l2_hi] for layout in paths.blocks]
 
     def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
         """Per-graph tables, computed once and shared by every layer (none by default)."""

@@ -44,7 +44,7 @@ def block_polynomial(paths: ConvolutionPaths, b: int):
     d = cue.SegmentedTensorProduct.from_subscripts("uv,iu,jv,kuv+ijk")
     x_seg = d.add_segment(1, (2 * l1 + 1, mul))
     y_segs = [d.add_segment(2, (2 * l2 + 1, 1)) for l2 in range(paths.sh_lmax + 1)]
-    for k in paths.of_block(b):
+    for k in paths.blocks[b].paths:
         p = paths.paths[k]
         d.add_path(None, x_seg, y_segs[p.l2], None, c=paths.cg[k].numpy(), dims={"u": mul, "v": 1})
     return cue.SegmentedPolynomial.eval_last_operand(d).flatten_coefficient_modes().squeeze_modes()
@@ -58,19 +58,8 @@ class CueqBackend(ConvolutionBackend):
         super().__init__(paths)
         _, cuet = _libraries()
         self.method = method or ("uniform_1d" if torch.cuda.is_available() else "naive")
-        offsets = paths.weight_offsets()
-        self.blocks: List[int] = []
-        self.block_wofs: List[int] = []
-        self.block_paths: List[List[int]] = []  # per block: 2 l3 + 1 of its paths
-        polys = []
-        for b in range(len(self.irreps_in)):
-            ks = paths.of_block(b)
-            if not ks:
-                continue
-            self.blocks.append(b)
-            self.block_wofs.append(offsets[ks[0]])
-            self.block_paths.append([2 * paths.paths[k].l3 + 1 for k in ks])
-            polys.append(cuet.SegmentedPolynomial(block_polynomial(paths, b), method=self.method))
+        self.blocks: List[int] = [layout.block for layout in paths.blocks if layout.num_paths > 0]
+        polys = [cuet.SegmentedPolynomial(block_polynomial(paths, b), method=self.method) for b in self.blocks]
         # kept out of the module tree: their coefficient buffers are constants of the config, not model
         # state (a model file must not depend on the backend), and a float32 round trip must not round them
         self._polys = {"cpu": polys}
@@ -86,8 +75,8 @@ class CueqBackend(ConvolutionBackend):
         n_recv = edges.num_receivers
         shape = w.new_empty(n_recv, 0)
         out: List[torch.Tensor] = []
-        for poly, b, wofs, dims in zip(self._polys_on(w.device), self.blocks, self.block_wofs, self.block_paths):
-            x = blocks[b]
+        for poly, b in zip(self._polys_on(w.device), self.blocks):
+            x, wofs, dims = blocks[b], self.block_weight_offset[b], self.block_path_dims[b]
             mul = x.shape[1]
             if edges.senders.numel() == 0:  # the library reads an empty index as "no index"
                 out.extend(w.new_zeros(n_recv, mul, d) for d in dims)

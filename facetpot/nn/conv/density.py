@@ -27,7 +27,8 @@ from torch.utils.checkpoint import checkpoint
 
 from .backend import ConvolutionBackend
 from .density_op import group_messages
-from ..conv_paths import ConvolutionPaths
+from .density_sum import density_messages
+from ..conv_paths import ConvolutionPaths, expand_block_weights
 from ..sh_radial_product import sh_radial_product
 from ..edges import EdgeData
 from ..flat_constants import unflatten
@@ -65,12 +66,8 @@ CACHE_ATOMS = 48
 
 
 def _block_messages(x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Messages (C, u, cols) of C receiving atoms: neighbour gather, density GEMM, channel GEMM."""
-    c, n_max = src.shape[0], src.shape[1]
-    mul = m.shape[0]
-    xn = x_ext.index_select(0, src.reshape(-1)).view(c, n_max, x_ext.shape[1])  # (C, n, u m1)
-    dens = torch.bmm(xn.transpose(1, 2), rb)  # (C, u m1, d' K) = (C, u, [m1 d' K])
-    return torch.bmm(dens.view(c, mul, -1).transpose(0, 1), m).transpose(0, 1)
+    """Messages (C, u, cols) of one block for C receiving atoms (:func:`density_sum.density_messages`)."""
+    return density_messages(x_ext, src, rb, [m])[0]
 
 
 @torch.jit.unused
@@ -95,26 +92,14 @@ class DensityBackend(ConvolutionBackend):
         self.cache_atoms = int(cache_atoms)
         self.cache_atoms_cpu = CACHE_ATOMS
         self.sh_lmax = paths.sh_lmax
-        offsets = paths.weight_offsets()
-        # per input block: the SH columns its paths use and the CG tensors of all its paths side by
-        # side, CC[(m1, m2 - lo), col], with the path (within block) of every column
-        self.block_paths: List[int] = []
-        self.block_wofs: List[int] = []
-        self.block_l_lo: List[int] = []
-        self.block_l_hi: List[int] = []
-        self.block_path_dims: List[List[int]] = []
+        # per input block: the CG tensors of all its paths side by side, CC[(m1, m2 - lo), col], with the
+        # path (within block) of every column
         cc_list: List[torch.Tensor] = []
         colpath_list: List[torch.Tensor] = []
         for b in range(len(self.irreps_in)):
-            ks = paths.of_block(b)
-            cc, colpath, l_lo, l_hi = paths.block_coupling(b)
+            cc, colpath = paths.block_coupling(b)
             cc_list.append(cc)
             colpath_list.append(torch.tensor(colpath, dtype=torch.long))
-            self.block_paths.append(len(ks))
-            self.block_wofs.append(offsets[ks[0]] if ks else 0)
-            self.block_l_lo.append(l_lo)
-            self.block_l_hi.append(l_hi)
-            self.block_path_dims.append([2 * paths.paths[k].l3 + 1 for k in ks])
         self.cc_shapes = [list(c.shape) for c in cc_list]
         self.colpath_sizes = [[int(c.numel())] for c in colpath_list]
         self.register_constant("cc_flat", torch.cat([c.reshape(-1) for c in cc_list]))
@@ -124,9 +109,9 @@ class DensityBackend(ConvolutionBackend):
         self.groups: List[List[int]] = []
         self.group_degrees: List[List[int]] = []
         for b in range(len(self.irreps_in)):
-            if self.block_paths[b] == 0:
+            if self.block_num_paths[b] == 0:
                 continue
-            degrees = [self.block_l_lo[b], self.block_l_hi[b]]
+            degrees = self.block_l2_range[b]
             if self.groups and self.group_degrees[-1] == degrees:
                 self.groups[-1].append(b)
             else:
@@ -169,7 +154,7 @@ class DensityBackend(ConvolutionBackend):
         cc = unflatten(self.cc_flat, self.cc_shapes)
         colpath = unflatten(self.colpath_flat, self.colpath_sizes)
         src = edges.tables[0]
-        n_nodes, k_rad = src.shape[0], weights.shape[0]
+        n_nodes = src.shape[0]
         chunk_atoms = self.chunk_atoms
         if chunk_atoms < 0:
             chunk_atoms = 32768 if src.is_cuda else 4096
@@ -190,11 +175,10 @@ class DensityBackend(ConvolutionBackend):
                 return self._grouped(blocks, ms, edges.tables, cache_atoms, False)
         out: List[torch.Tensor] = []
         for b, x in enumerate(blocks):
-            n_paths = self.block_paths[b]
-            if n_paths == 0:
+            if self.block_num_paths[b] == 0:
                 continue
             mul, l1 = self.irreps_in[b][0], self.irreps_in[b][1]
-            rb = self._basis_columns(edges.tables, self.block_l_lo[b], self.block_l_hi[b])
+            rb = self._basis_columns(edges.tables, self.block_l2_range[b][0], self.block_l2_range[b][1])
             m = ms[b]
             x_flat = x.reshape(x.shape[0], mul * (2 * l1 + 1))
             x_ext = torch.cat([x_flat, x_flat.new_zeros(1, x_flat.shape[1])])  # padding row
@@ -216,16 +200,14 @@ class DensityBackend(ConvolutionBackend):
 
     def _message_matrices(self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]) -> List[torch.Tensor]:
         """Per input block, M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku: (u, m1 d' K, cols); empty without paths."""
-        k_rad = weights.shape[0]
         ms: List[torch.Tensor] = []
         for b in range(len(self.irreps_in)):
-            n_paths = self.block_paths[b]
+            n_paths = self.block_num_paths[b]
             if n_paths == 0:
                 ms.append(weights.new_zeros(0))
                 continue
             mul = self.irreps_in[b][0]
-            wb = weights.narrow(1, self.block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
-            wexp = wb.index_select(2, colpath[b])  # (K, u, cols)
+            wexp = expand_block_weights(weights, self.block_weight_offset[b], n_paths, mul, colpath[b])  # (K, u, cols)
             ccb = cc[b]  # (m1 d', cols)
             ms.append((ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1]))
         return ms

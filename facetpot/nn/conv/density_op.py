@@ -26,6 +26,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from .density_sum import channel_messages, density_messages
+
 
 def group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: Sequence[torch.Tensor],
                    chunk: int) -> List[torch.Tensor]:
@@ -62,18 +64,7 @@ _LIBRARY = _register_operator()
 def plain_group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor,
                          ms: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     """The same sum in differentiable torch ops, all atoms at once (the oracle and the double backward)."""
-    x_ext = _extended(blocks, differentiable=True)
-    c, n = src.shape[0], src.shape[1]
-    xn = x_ext.index_select(0, src.reshape(-1)).view(c, n, x_ext.shape[1])
-    dens = torch.bmm(xn.transpose(1, 2), rb)
-    out: List[torch.Tensor] = []
-    row = 0
-    for x, m in zip(blocks, ms):
-        rows = x.shape[1] * x.shape[2]
-        d = dens.narrow(1, row, rows).reshape(c, x.shape[1], -1)
-        out.append(torch.bmm(d.transpose(0, 1), m).transpose(0, 1))
-        row += rows
-    return out
+    return density_messages(_extended(blocks, differentiable=True), src, rb, list(ms))
 
 
 def _extended(blocks: Sequence[torch.Tensor], differentiable: bool = False) -> torch.Tensor:
@@ -126,14 +117,12 @@ class _GroupConvolution(torch.autograd.Function):
         chunks = _chunks(src, x_ext.shape[0] - 1, chunk)
         for a, b, w in chunks:
             c = b - a
+            # density_sum.density_messages, with the gather and the density GEMM written into the reused
+            # workspaces, and the channel-major pieces concatenated once at the end
             xn = torch.index_select(x_ext, 0, src[a:b, :w].reshape(-1), out=xn_buf[: c * w]).view(c, w, f)
             dens = torch.bmm(xn.transpose(1, 2), rb[a:b, :w], out=dens_buf[:c])  # (C, F, R)
-            row = 0
-            for k, (x, m) in enumerate(zip(blocks, ms)):
-                u, rows = x.shape[1], x.shape[1] * x.shape[2]
-                d = dens[:, row : row + rows].reshape(c, u, -1).transpose(0, 1)  # (u, C, m1 R), a view
-                pieces[k].append(torch.bmm(d, m))  # (u, C, cols)
-                row += rows
+            for piece, y in zip(pieces, channel_messages(dens, list(ms))):
+                piece.append(y)  # (u, C, cols)
         ctx.save_for_backward(src, rb, *blocks, *ms)
         ctx.chunk, ctx.n_blocks, ctx.chunks = chunk, n_blocks, chunks
         return tuple((p[0] if len(p) == 1 else torch.cat(p, dim=1)).transpose(0, 1) for p in pieces)

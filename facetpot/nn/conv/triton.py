@@ -21,7 +21,7 @@ from typing import List
 import torch
 
 from .backend import ConvolutionBackend
-from ..conv_paths import ConvolutionPaths
+from ..conv_paths import ConvolutionPaths, expand_block_weights
 from ..edges import EdgeData
 
 
@@ -41,20 +41,10 @@ class TritonBackend(ConvolutionBackend):
     def __init__(self, paths: ConvolutionPaths):
         super().__init__(paths)
         _kernels()  # fail here, with the message, when triton is missing
-        offsets = paths.weight_offsets()
-        self.block_paths: List[int] = []
-        self.block_wofs: List[int] = []
-        self.block_sh: List[List[int]] = []  # [first column, number of columns] of Y each block reads
-        self.block_path_dims: List[List[int]] = []
         for b in range(len(self.irreps_in)):
-            ks = paths.of_block(b)
-            cc, colpath, l_lo, l_hi = paths.block_coupling(b)
+            cc, colpath = paths.block_coupling(b)
             self.register_constant(f"cc_{b}", cc)
             self.register_constant(f"colpath_{b}", torch.tensor(colpath, dtype=torch.long))
-            self.block_paths.append(len(ks))
-            self.block_wofs.append(offsets[ks[0]] if ks else 0)
-            self.block_sh.append([l_lo * l_lo, l_hi * l_hi - l_lo * l_lo])
-            self.block_path_dims.append([2 * paths.paths[k].l3 + 1 for k in ks])
 
     def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
         """[perm_r, rowptr, perm_s, sendptr]: the edges in receiver order and in sender order."""
@@ -69,18 +59,16 @@ class TritonBackend(ConvolutionBackend):
             raise RuntimeError("the triton backend runs on CUDA tensors (on the CPU only under TRITON_INTERPRET=1, "
                                "for testing): use model.set_backend('density') on the CPU")
         perm_r, rowptr, perm_s, sendptr = edges.tables
-        k_rad = weights.shape[0]
         out: List[torch.Tensor] = []
         for b, x in enumerate(blocks):
-            n_paths = self.block_paths[b]
+            n_paths = self.block_num_paths[b]
             if n_paths == 0:
                 continue
-            mul = self.irreps_in[b][0]
-            # W expanded to the block's output columns: Wx[k, u, c] = W^(path(c))_ku
-            wb = weights.narrow(1, self.block_wofs[b], n_paths * mul).view(k_rad, n_paths, mul).permute(0, 2, 1)
-            wx = wb.index_select(2, getattr(self, f"colpath_{b}")).contiguous()
+            wx = expand_block_weights(weights, self.block_weight_offset[b], n_paths, self.irreps_in[b][0],
+                                      getattr(self, f"colpath_{b}")).contiguous()
+            l_lo, l_hi = self.block_l2_range[b]  # the block reads Y's columns l_lo^2 .. l_hi^2 - 1
             y = _kernels().fused_conv_block(x.contiguous(), edges.sh, edges.radial, wx, getattr(self, f"cc_{b}"),
                                            edges.senders, edges.receivers, perm_r, rowptr, perm_s, sendptr,
-                                           self.block_sh[b][0], self.block_sh[b][1])
+                                           l_lo * l_lo, l_hi * l_hi - l_lo * l_lo)
             out.extend(torch.split(y, self.block_path_dims[b], dim=2))
         return out
