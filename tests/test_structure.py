@@ -25,6 +25,10 @@ Nothing from the package is imported, so this is fast and has no side effects.  
    ``reference_*`` or ``*_oracle``, and no module of the package imports ``facetpot.testing``.
 9. The tests mirror the package: every folder of ``tests/`` that holds tests is named after a subpackage of
    ``facetpot/`` (``tests/nn/`` tests ``facetpot/nn/``); support folders (``TEST_SUPPORT``) hold no tests.
+10. One layout loop: the convolution's block layout (which paths read an input block, where their weights
+    start) and the expansion of W per block are computed in ``nn/conv_paths.py`` only. Elsewhere no module
+    calls ``weight_offsets``, compares a path's ``.block`` (the loop that groups paths by block), or narrows
+    ``weights`` into blocks (``weights.narrow(1, ...)``: use ``expand_block_weights``).
 
 Each checker takes the package folder and returns violations as ``path:line: message``; the
 ``test_selftest_*`` functions run the checkers on tiny synthetic packages to show each can fail.
@@ -293,6 +297,34 @@ def check_tests_mirror(tests: Path, root: Path) -> list[str]:
     return out
 
 
+CONV_PATHS = "nn.conv_paths"  # the module that owns the convolution's block layout
+
+
+def _layout_code(node: ast.AST) -> str:
+    """What block-layout bookkeeping ``node`` does, or ""."""
+    if isinstance(node, ast.Attribute) and node.attr == "weight_offsets":
+        return "calls weight_offsets"
+    if isinstance(node, ast.Compare):
+        sides = [node.left, *node.comparators]
+        if any(isinstance(side, ast.Attribute) and side.attr == "block" for side in sides):
+            return "groups paths by .block"
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "narrow"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == "weights"
+            and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == 1):
+        return "narrows weights into blocks"
+    return ""
+
+
+def check_one_layout_loop(root: Path) -> list[str]:
+    out = []
+    for mod, rel, tree in parse(root)[2]:
+        if mod == f"{root.name}.{CONV_PATHS}":
+            continue
+        out += [f"{rel}:{n.lineno}: {what}; the block layout lives in {root.name}/nn/conv_paths.py"
+                for n in ast.walk(tree) if (what := _layout_code(n))]
+    return out
+
+
 def _report(rule: str, violations: list[str]) -> str:
     return f"{rule}: {len(violations)} violation(s)\n" + "\n".join(violations)
 
@@ -327,6 +359,10 @@ def test_one_module_per_command():
 
 def test_oracles_only_in_testing():
     assert not (v := check_oracles(PACKAGE)), _report("test oracles outside facetpot/testing.py", v)
+
+
+def test_one_layout_loop():
+    assert not (found := check_one_layout_loop(PACKAGE)), _report("block layout outside conv_paths", found)
 
 
 def test_tests_mirror_the_package():
@@ -448,3 +484,14 @@ def test_selftest_tests_mirror(tmp_path):
         (tests / name).write_text("")
     assert check_tests_mirror(tests, root) == ["tests/nn/cpp: a support folder holds tests",
                                                "tests/utils: no package facetpot/utils to mirror"]
+
+
+def test_selftest_one_layout_loop(tmp_path):
+    root = make_package(tmp_path, {
+        "nn/__init__.py": "", "nn/conv_paths.py": "def f(paths, weights, b):\n    paths.weight_offsets()\n"
+        "    [k for k, p in enumerate(paths.paths) if p.block == b]\n    weights.narrow(1, 0, 4)\n",
+        "nn/conv/__init__.py": "", "nn/conv/mine.py": "def g(paths, weights, b, x):\n    paths.weight_offsets()\n"
+        "    [p for p in paths.paths if b == p.block]\n    weights.narrow(1, 0, 4)\n    x.narrow(1, 0, 4)\n"
+        "    weights.narrow(0, 0, 4)\n"})
+    assert sorted(where(check_one_layout_loop(root))) == ["facetpot/nn/conv/mine.py:2", "facetpot/nn/conv/mine.py:3",
+                                                  "facetpot/nn/conv/mine.py:4"]
