@@ -9,7 +9,7 @@ this facetpot does not read, with a message that names the file and says what to
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Sequence
 
 from .. import __version__
 
@@ -22,8 +22,10 @@ def make_header(name: str, version: int) -> Dict[str, Any]:
     return {"format": name, "format_version": int(version), "facetpot_version": __version__}
 
 
-def check_header(header: Mapping[str, Any], name: str, version: int, source, what: str, remedy: str = "") -> None:
-    """Raise :class:`FormatError` unless ``header`` says format ``name``, version ``version``.
+def check_header(header: Mapping[str, Any], name: str, version: int, source, what: str, remedy: str = "",
+                 older: Sequence[int] = ()) -> int:
+    """The format version of ``header``: raise :class:`FormatError` unless it says format ``name``, version
+    ``version`` or one of the ``older`` versions the reader upgrades.
 
     ``source`` names the file in the message, ``what`` the kind of file ("facetpot model file"),
     ``remedy`` what the user should do about another version ("export the model again")."""
@@ -31,9 +33,13 @@ def check_header(header: Mapping[str, Any], name: str, version: int, source, wha
     if got != name:
         raise FormatError(f"{source} is not a {what} (no '{name}' header" + (f"; it says {got!r})" if got else ")"))
     found = header.get("format_version")
+    if found in older:
+        return int(found)
     if found != version:
         writer = header.get("facetpot_version", "?")
         raise FormatError(
             f"{source} has {what} format version {found} (written by facetpot {writer}); this facetpot "
-            f"({__version__}) reads version {version}" + (f": {remedy}" if remedy else "")
+            f"({__version__}) reads version {version}" + (f" (and upgrades {', '.join(map(str, older))})" if older else "")
+            + (f": {remedy}" if remedy else "")
         )
+    return int(found)

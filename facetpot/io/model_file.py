@@ -23,10 +23,11 @@ from ..backend_default import default_backend
 from .format_header import check_header, make_header
 from ..model import FacetModel
 from ..pretrained import PRETRAINED, available, pretrained_path
+from .state_upgrade import OLDEST_READABLE, upgrade_state
 from .torch_archive import atomic_torch_save, read_torch_file
 
 FORMAT_NAME = "facetpot-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rank-R convolutions name their factors as io.state_upgrade says
 
 #: the dtypes a model computes in, by name
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -61,10 +62,13 @@ def save_model(model: FacetModel, path, metadata: Optional[Dict[str, Any]] = Non
 
 
 def read_model_file(path) -> Dict[str, Any]:
-    """The checked payload of a model file (header, config, state_dict, dtype, metadata)."""
+    """The checked payload of a model file (header, config, state_dict, dtype, metadata); the weights of an
+    older format version are read as the current one names them (``io.state_upgrade``)."""
     payload = read_torch_file(path, "model file")
-    check_header(payload, FORMAT_NAME, FORMAT_VERSION, path, "facetpot model file",
-                 "convert it with the facetpot version that wrote it, or retrain")
+    version = check_header(payload, FORMAT_NAME, FORMAT_VERSION, path, "facetpot model file",
+                           "convert it with the facetpot version that wrote it, or retrain",
+                           older=range(OLDEST_READABLE, FORMAT_VERSION))
+    payload["state_dict"] = upgrade_state(payload["state_dict"], version)
     return payload
 
 

@@ -5,9 +5,10 @@ For a receiving atom i with neighbours j (edge vector r_ij), every path p = (l1,
     m_i^(p)[u, m3] = n_avg^-a * sum_j w_p,u(r_ij) sum_{m1 m2} C^(p)_{m1 m2 m3} x_j^(l1)[u, m1] Y^(l2)_m2(r_ij)
 
 with C the Wigner-3j (Clebsch-Gordan) tensor scaled by sqrt(2 l3 + 1), Y the spherical harmonics and
-the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u) (with ``radial_rank``
-R > 0, W = A M of rank R: the backend computes with the R radial functions b(r) A and the weights M,
-at about R/K of the full-rank cost). With a radial
+the radial weights linear in the spline basis b(r): w_p,u(r) = sum_k b_k(r) W_k,(p,u), W = ``radial_weight``
+(with ``radial_rank`` R > 0, W = A M of rank R, A = ``radial_mix`` (K, R) and M = ``radial_weight`` (R, n):
+the backend computes with the R radial functions b(r) A and the weights M, at about R/K of the
+full-rank cost). With a radial
 MLP (``radial_hidden``; the SevenNet port) the weights are linear in the MLP's last hidden features
 h(b(r)) instead, computed per layer: w_p,u(r) = sum_k h_k(r) W_k,(p,u) / sqrt(dim h).
 Paths (``conv_paths``) are kept only when their output irrep is in ``irreps_out_allowed``
@@ -85,9 +86,10 @@ class SplineConvolution(nn.Module):
             self.radial_mlp = None
             default = DEFAULT_BACKEND
             if radial_rank > 0:
-                # W = A M: R radial functions (splines, A (K, R)) mixed into the weights (M (R, n_weights))
-                self.radial_weight = nn.Parameter(torch.randn(num_radial, int(radial_rank)) * math.sqrt(2.0))
-                self.radial_mix = nn.Parameter(torch.randn(int(radial_rank), self.paths.num_weights) / math.sqrt(radial_rank))
+                # W = A M: the spline basis mixed into R radial functions (``radial_mix`` A (K, R)), whose
+                # weights are ``radial_weight`` M (R, n_weights); A registered first (the optimizer's order)
+                self.radial_mix = nn.Parameter(torch.randn(num_radial, int(radial_rank)) * math.sqrt(2.0))
+                self.radial_weight = nn.Parameter(torch.randn(int(radial_rank), self.paths.num_weights) / math.sqrt(radial_rank))
             else:
                 # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
                 self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
@@ -107,8 +109,7 @@ class SplineConvolution(nn.Module):
 
     def keep_frozen_tables(self) -> None:
         """The backend keeps what it derives from these frozen weights (:meth:`ConvolutionBackend.keep_frozen`)."""
-        weights = self.radial_mix if self.radial_rank > 0 else self.radial_weight
-        self.backend.keep_frozen(weights.detach() * self.norm)
+        self.backend.keep_frozen(self.radial_weight.detach() * self.norm)
 
     def forward(self, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
         """blocks[b]: (N_send, u, 2l1+1). Returns one (N_recv, u, 2l3+1) per path; receivers are
@@ -119,8 +120,7 @@ class SplineConvolution(nn.Module):
         weights = self.radial_weight
         if self.radial_rank > 0:
             # w(r) = (b(r) A) M: the backend runs with the R mixed radial functions b(r) A
-            edges = self.backend.mix_radial(edges, self.radial_weight)
-            weights = self.radial_mix
+            edges = self.backend.mix_radial(edges, self.radial_mix)
         if torch.jit.is_scripting():
             return self.backend(blocks, weights * self.norm, edges)
         # frozen weights: the same scaled tensor every call, so backends can remember what they derive from it

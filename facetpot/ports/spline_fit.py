@@ -77,7 +77,7 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
         def weights(r):  # the MLP layer's radial weights, and the spline basis, at distances r
             return conv.radial_mlp(model.radial(r)) @ conv.radial_weight * conv.norm, spline.radial(r)
 
-        k = target_conv.radial_weight.shape[0]
+        k = target_conv.num_radial
         n_weights = target_conv.paths.num_weights
         mix = torch.eye(n_weights, dtype=torch.float64)  # full rank: the weights themselves
         if rank > 0:  # the R principal directions of the weights over the distances (eigenvectors of T^T T)
@@ -97,9 +97,11 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
         gram[empty, empty] = 1.0
         coeffs = torch.linalg.solve(gram, rhs)
         coeffs[empty] = 0.0
-        target_conv.radial_weight.copy_(coeffs)
-        if rank > 0:
-            target_conv.radial_mix.copy_(mix.T)
+        if rank > 0:  # W = A M: the spline coefficients of the R directions, and the directions
+            target_conv.radial_mix.copy_(coeffs)
+            target_conv.radial_weight.copy_(mix.T)
+        else:
+            target_conv.radial_weight.copy_(coeffs)
         full = coeffs @ mix.T  # (K, n_weights)
         residual = total = 0.0
         for r in chunks:

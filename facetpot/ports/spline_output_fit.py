@@ -243,13 +243,13 @@ def refit_to_outputs(original: FacetModel, spline: FacetModel, stats: List[Layer
         conv = layer.conv
         if conv.radial_rank <= 0:
             raise ValueError("refit_to_outputs needs a rank-R spline model (radial_rank > 0)")
-        a, m = conv.radial_weight.detach().double(), conv.radial_mix.detach().double()
+        a, m = conv.radial_mix.detach().double(), conv.radial_weight.detach().double()  # W = A M
         before.append(s.error(a @ m))
         dbefore.append(s.derivative_error(a @ m))
         ws = weight_space_terms(original, spline, t, distances)
         a, m = alternating_fit(s, a, m, ws, downstream_weights(layer), ridge, iterations, derivative)
         after.append(s.error(a @ m))
         dafter.append(s.derivative_error(a @ m))
-        conv.radial_weight.copy_(a.to(conv.radial_weight.dtype))
-        conv.radial_mix.copy_(m.to(conv.radial_mix.dtype))
+        conv.radial_mix.copy_(a.to(conv.radial_mix.dtype))
+        conv.radial_weight.copy_(m.to(conv.radial_weight.dtype))
     return {"before": before, "after": after, "derivative_before": dbefore, "derivative_after": dafter}

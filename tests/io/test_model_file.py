@@ -45,6 +45,31 @@ def test_rejects_other_format_version(tmp_path):
         facetpot.load_model(path)
 
 
+def test_reads_version_1_files_of_rank_models(tmp_path):
+    """Format 1 stored a rank-R layer's mixing matrix A under radial_weight and its weights M under radial_mix
+    (swapped in version 2): a version-1 file loads to the same model, and a checkpoint's model and EMA too."""
+    from facetpot.training.checkpoint import load_checkpoint, save_checkpoint
+
+    model = small_model(radial_rank=2)
+    path = tmp_path / "old.pt"
+    save_model(model, path)
+    payload = torch.load(path, weights_only=True)
+    old = dict(payload["state_dict"])
+    for t in range(len(model.layers)):
+        a, m = f"layers.{t}.conv.radial_mix", f"layers.{t}.conv.radial_weight"
+        assert old[a].shape == (model.layers[t].conv.num_radial, 2)  # A (K, R) is radial_mix now
+        old[a], old[m] = payload["state_dict"][m], payload["state_dict"][a]
+    torch.save({**payload, "state_dict": old, "format_version": 1}, path)
+    atoms = structures()["triclinic"]
+    assert torch.equal(evaluate(facetpot.load_model(path), atoms)["energy"], evaluate(model, atoms)["energy"])
+    save_checkpoint(tmp_path / "ckpt.pt", {"model": old, "ema": {"decay": 0.9, "steps": 1, "shadow": old}})
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    torch.save({**ckpt, "format_version": 1}, tmp_path / "ckpt.pt")
+    read = load_checkpoint(tmp_path / "ckpt.pt")
+    for state in (read["model"], read["ema"]["shadow"]):
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
 def test_rejects_non_model_and_pickled_code(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="is not a facetpot model file"):
@@ -141,7 +166,7 @@ def test_low_rank_radial_weights(tmp_path):
     full = small_model()
     state = {k: v for k, v in low.state_dict().items() if not k.endswith("radial_mix")}
     for t, layer in enumerate(low.layers):
-        state[f"layers.{t}.conv.radial_weight"] = layer.conv.radial_weight @ layer.conv.radial_mix
+        state[f"layers.{t}.conv.radial_weight"] = layer.conv.radial_mix @ layer.conv.radial_weight
     full.load_state_dict(state)
     atoms = structures()["triclinic"]
     for backend in ("density", "edgewise"):  # each runs with the R mixed radial functions b(r) A

@@ -127,8 +127,8 @@ def test_remembered_matrices_follow_weight_changes():
     assert torch.equal(evaluate(model, atoms)["energy"], first["energy"])  # second call: remembered matrices
     assert "ms" in model.layers[1].conv.backend.__dict__["_frozen_cache"]
     with torch.no_grad():
-        model.layers[1].conv.radial_mix.mul_(1.5)
-        model.layers[0].conv.radial_weight.add_(0.1)
+        model.layers[1].conv.radial_weight.mul_(1.5)
+        model.layers[0].conv.radial_mix.add_(0.1)
     changed = evaluate(model, atoms)
     fresh = evaluate(copy.deepcopy(model), atoms)
     assert not torch.allclose(changed["energy"], first["energy"])
@@ -136,7 +136,7 @@ def test_remembered_matrices_follow_weight_changes():
         assert torch.allclose(changed[k], fresh[k], atol=1e-12), k
     model.requires_grad_(True)  # training again: nothing remembered is used
     with torch.no_grad():
-        model.layers[1].conv.radial_mix.mul_(2.0)
+        model.layers[1].conv.radial_weight.mul_(2.0)
     model.requires_grad_(False)
     fresh = evaluate(copy.deepcopy(model), atoms)
     again = evaluate(model, atoms)

@@ -46,7 +46,7 @@ def test_per_layer_ranks_set_the_parameter_count():
     ranks = [4, 2, 3]
     spline, errors = fit_splines(port, distances, 10, 0.4, rank=ranks)
     assert spline.config["radial_rank"] == ranks
-    assert [layer.conv.radial_mix.shape[0] for layer in spline.layers] == ranks
+    assert [layer.conv.radial_mix.shape[1] for layer in spline.layers] == ranks
     expected = sum(10 * r + r * layer.conv.paths.num_weights for r, layer in zip(ranks, spline.layers))
     radial = sum(p.numel() for n, p in spline.named_parameters() if ".conv.radial_" in n)
     assert radial == expected and len(errors) == 3
@@ -64,7 +64,7 @@ def test_statistics_reproduce_the_convolution_outputs():
     teacher = _spline_teacher()
     stats = layer_statistics(teacher, teacher, _atoms(), batch_atoms=16)
     for layer, s in zip(teacher.layers, stats):
-        w = layer.conv.radial_weight.detach() @ layer.conv.radial_mix.detach()
+        w = layer.conv.radial_mix.detach() @ layer.conv.radial_weight.detach()
         assert s.error(w) < 1e-6  # G a is the convolution's output: zero error at the teacher's own weights
         assert s.error(1.1 * w) == pytest.approx(0.1, rel=1e-3)  # and 10% off when every weight is 10% off
 
@@ -72,12 +72,12 @@ def test_statistics_reproduce_the_convolution_outputs():
 def test_alternating_least_squares_recovers_the_outputs():
     teacher = _spline_teacher()
     stats = layer_statistics(teacher, teacher, _atoms(), batch_atoms=16)
-    k = teacher.layers[0].conv.radial_weight.shape[0]
+    k = teacher.layers[0].conv.num_radial
     no_ridge = (torch.eye(k, dtype=torch.float64), torch.zeros(k, stats[0].rhs.shape[0], dtype=torch.float64), None)
     gen = torch.Generator().manual_seed(0)
     for layer, s in zip(teacher.layers, stats):
-        a0 = layer.conv.radial_weight.detach() + 0.3 * torch.randn(layer.conv.radial_weight.shape, generator=gen, dtype=torch.float64)
-        m0 = layer.conv.radial_mix.detach()
+        a0 = layer.conv.radial_mix.detach() + 0.3 * torch.randn(layer.conv.radial_mix.shape, generator=gen, dtype=torch.float64)
+        m0 = layer.conv.radial_weight.detach()
         start = s.error(a0 @ m0)
         a, m = alternating_fit(s, a0, m0, (no_ridge[0], torch.zeros(k, s.rhs.shape[0], dtype=torch.float64), None),
                                torch.ones(s.rhs.shape[0], dtype=torch.float64), ridge=0.0, iterations=40)

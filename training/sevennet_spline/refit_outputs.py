@@ -109,10 +109,10 @@ def main(argv=None):
     stats = layer_statistics(port, spline, fit)
     held_stats = layer_statistics(port, spline, held, derivatives=False)
     print(f"statistics ({time.time() - t0:.0f} s)", flush=True)
-    before_held = [s.error(l.conv.radial_weight.double() @ l.conv.radial_mix.double()) for s, l in zip(held_stats, spline.layers)]
+    before_held = [s.error(l.conv.radial_mix.double() @ l.conv.radial_weight.double()) for s, l in zip(held_stats, spline.layers)]
     report = refit_to_outputs(port, spline, stats, distances, ridge=args.ridge, iterations=args.iterations,
                               derivative=args.derivative)
-    after_held = [s.error(l.conv.radial_weight.double() @ l.conv.radial_mix.double()) for s, l in zip(held_stats, spline.layers)]
+    after_held = [s.error(l.conv.radial_mix.double() @ l.conv.radial_weight.double()) for s, l in zip(held_stats, spline.layers)]
     fmt = lambda v: " ".join(f"{e:.2e}" for e in v)  # noqa: E731
     print(f"layer-output relative RMS error, fitting structures: {fmt(report['before'])} -> {fmt(report['after'])}")
     print(f"radial-derivative relative RMS error, fitting structures: {fmt(report['derivative_before'])} -> "
