@@ -23,7 +23,7 @@ from ase.build import bulk
 import facetpot
 from facetpot.graph import atoms_to_graph
 from facetpot.io.model_file import inference_model
-from facetpot.properties import compute_properties
+from facetpot.derivatives import compute_properties
 
 
 def nominal_peak(threads: int):

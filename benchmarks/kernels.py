@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.io.model_file import resolve_model  # noqa: E402
-from facetpot.properties import compute_properties  # noqa: E402
+from facetpot.derivatives import compute_properties  # noqa: E402
 
 
 def backends(device: str):

@@ -40,7 +40,7 @@ from ase.build import bulk
 import facetpot
 from facetpot.graph import atoms_to_graph
 from facetpot.io.model_file import inference_model
-from facetpot.properties import compute_properties
+from facetpot.derivatives import compute_properties
 n, threads, reps, dtype, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
 atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)

@@ -24,6 +24,7 @@ _EXPORTS = {
     "predict": ".single_points",
     "inference_model": ".io.model_file",
     "D3Dispersion": ".dispersion",
+    "compute_properties": ".derivatives",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -22,7 +22,7 @@ import torch
 from .graph import structure_graph
 from .model import FacetModel
 from .nn.convolution import DEFAULT_BACKEND
-from .properties import compute_properties
+from .derivatives import compute_properties
 
 #: the backend CUDA devices get by default (a fused one only after it passes :func:`fused_backend_problem`)
 CUDA_DEFAULT = DEFAULT_BACKEND

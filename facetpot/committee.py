@@ -19,7 +19,7 @@ import torch
 
 from .graph import AtomicGraph
 from .io.model_file import inference_model
-from .properties import compute_properties, edge_gradient_properties
+from .derivatives import compute_properties, edge_gradient_properties
 from .validation import MIN_CELL_VOLUME
 
 
@@ -54,7 +54,7 @@ class Committee:
 
     def properties(self, graph: AtomicGraph, forces: bool = True, stress: Optional[bool] = None,
                    virials: bool = False) -> Dict[str, torch.Tensor]:
-        """:func:`~facetpot.properties.compute_properties`'s keys as committee means, plus ``energy_std`` (B,),
+        """:func:`~facetpot.derivatives.compute_properties`'s keys as committee means, plus ``energy_std`` (B,),
         ``forces_std`` (N,), ``stress_std`` (B, 3, 3) where forces/stress are computed, and the members' own
         ``member_energy`` (M, B)."""
         if graph.positions.dtype != self.dtype or graph.positions.device != self.device:

@@ -22,7 +22,7 @@ from .data.batching import collate, frame_to_graph, pack_batches
 from .data.readers import iter_frames
 from .io.model_file import inference_model, torch_dtype
 from .plots import parity_plots
-from .properties import compute_properties
+from .derivatives import compute_properties
 from .single_points import WINDOW_BATCHES
 from .training.loss import ErrorMetrics
 from .units import EV_PER_A3_TO_GPA

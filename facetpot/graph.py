@@ -1,4 +1,4 @@
-"""Structures -> neighbour graphs -> batches (the input of ``facetpot.properties``)."""
+"""Structures -> neighbour graphs -> batches (the input of ``facetpot.derivatives``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields

@@ -10,7 +10,7 @@ the size of the interaction energy. Both are fitted from data by the trainer.
 
 The model sees the structure only through species and edge vectors r_ij = x_j - x_i (+ cell
 shifts), so energies are translation invariant by construction; forces, stress and virials follow
-from dE/dr_ij (``facetpot.properties``).
+from dE/dr_ij (``facetpot.derivatives``).
 """
 
 import copy

@@ -30,7 +30,7 @@ from .validation import MIN_DISTANCE
 from .model import FacetModel
 from .io.model_file import inference_model
 from .pretrained import DEFAULT_MODEL
-from .properties import compute_properties
+from .derivatives import compute_properties
 from .structures import to_atoms
 from .workflows.structure_inputs import expand_inputs, iter_structures  # the command line's own reader
 

@@ -15,7 +15,7 @@ from ase.build import molecule
 
 from facetpot.graph import atoms_to_graph
 from facetpot.io.model_file import load_model
-from facetpot.properties import compute_properties
+from facetpot.derivatives import compute_properties
 
 
 def reference_structures():

@@ -15,7 +15,7 @@ from ase.build import bulk, molecule  # noqa: E402
 
 import facetpot  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
-from facetpot.properties import compute_properties  # noqa: E402
+from facetpot.derivatives import compute_properties  # noqa: E402
 
 SMALL = dict(
     hidden_irreps="8x0e+4x1o+4x2e",

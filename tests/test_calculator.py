@@ -91,7 +91,7 @@ def test_backends_agree():
 
 def test_batched_evaluation_equals_single():
     from facetpot.graph import atoms_list_to_graph
-    from facetpot.properties import compute_properties
+    from facetpot.derivatives import compute_properties
 
     model = small_model()
     items = list(structures().values())
@@ -151,7 +151,7 @@ def test_lower_level_block_with_a_float32_model_and_stress_without_cell():
     from ase.build import molecule
 
     from facetpot.graph import atoms_list_to_graph
-    from facetpot.properties import compute_properties
+    from facetpot.derivatives import compute_properties
 
     model = small_model().float()
     crystal = structures()["triclinic"]

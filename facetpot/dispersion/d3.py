@@ -10,7 +10,7 @@ The reference C6 table, the Gaussian reference weights W, the radii, Q (``r4r2``
 per functional are tad-dftd3's (the s-dftd3 data base, loaded offline from the wheel). tad-dftd3 itself sums
 over dense atom pairs of molecules; here the same terms run over a vesin half pair list with periodic images,
 so crystals, slabs and molecules all work and the cost grows linearly with the atoms. Forces and stress come
-from the pair vectors by autograd (``facetpot.properties``). Defaults follow s-dftd3: pairs to 60 Bohr
+from the pair vectors by autograd (``facetpot.derivatives``). Defaults follow s-dftd3: pairs to 60 Bohr
 (31.75 Å), coordination numbers to 40 Bohr (21.17 Å), hard cutoffs. The three-body (ATM) term is not
 included: as in VASP's IVDW = 11/12, SevenNet's D3 and torch-dftd's default.
 """
@@ -25,7 +25,7 @@ from ase.units import Bohr, Hartree
 
 from ..graph import AtomicGraph, batch_graphs
 from ..neighbors import radius_graph
-from ..properties import properties_from_edges
+from ..derivatives import properties_from_edges
 
 #: s-dftd3's real-space cutoffs, Å
 DEFAULT_CUTOFF = 60.0 * Bohr
@@ -55,7 +55,7 @@ class D3Dispersion(torch.nn.Module):
 
     ``forward(numbers, edge_index, edge_vec)`` takes atomic numbers and a pair list whose vectors are in Å
     (each pair once: ``dispersion_graph``), like a FacetModel takes species and edges, so
-    ``facetpot.properties.compute_properties(d3, graph)`` gives energy, forces, stress and per-atom virials.
+    ``facetpot.derivatives.compute_properties(d3, graph)`` gives energy, forces, stress and per-atom virials.
     ``functional``: any name s-dftd3 knows ("pbe", "pbesol", "r2scan", "pbe0", ...); ``damping``: "bj" or
     "zero"; cutoffs in Å.
     """

@@ -1,4 +1,4 @@
-"""Channel-wise ("uvu") equivariant convolution with spline radial weights.
+"""Channel-wise ("uvu") equivariant convolution, radial weights linear in a radial basis (splines) or an MLP's features.
 
 For a receiving atom i with neighbours j (edge vector r_ij), every path p = (l1, l2 -> l3) gives
 
@@ -53,7 +53,10 @@ def make_backend(name: str, paths: ConvolutionPaths, **options) -> ConvolutionBa
     return BACKENDS[name](paths, **options)
 
 
-class SplineConvolution(nn.Module):
+class ChannelwiseConvolution(nn.Module):
+    """The channel-wise convolution above, with weights linear in the spline basis (Facet) or in a radial MLP's
+    last hidden features (``radial_hidden``: the SevenNet port); a backend computes the sum."""
+
     __jit_ignored_attributes__ = ["paths"]
 
     def __init__(

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
-from .convolution import SplineConvolution
+from .convolution import ChannelwiseConvolution
 from .edges import EdgeData
 from .gate import SILU_NORM, Gate
 from .irreps import Irrep
@@ -59,7 +59,7 @@ class InteractionBlock(nn.Module):
         self.scalars_only = all(l == 0 for _, l, _ in self.irreps_out)
         # linear_in=False: the convolution reads the input as it is (a first layer fed by a learned embedding)
         self.linear_in: Optional[IrrepsLinear] = IrrepsLinear(self.irreps_in, self.irreps_in) if linear_in else None
-        self.conv = SplineConvolution(
+        self.conv = ChannelwiseConvolution(
             self.irreps_in,
             sh_lmax,
             parity,

@@ -11,7 +11,7 @@ from typing import Dict, List
 
 import torch
 
-from ..properties import compute_properties
+from ..derivatives import compute_properties
 
 
 def predict(model, batch, create_graph: bool) -> Dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from conftest import small_model
 from facetpot.calculator import FacetCalculator
 from facetpot.dispersion import D3Dispersion, dispersion_graph
-from facetpot.properties import compute_properties
+from facetpot.derivatives import compute_properties
 
 dftd3_ase = pytest.importorskip("dftd3.ase")
 dftd3_interface = pytest.importorskip("dftd3.interface")

@@ -17,7 +17,7 @@ from facetpot.nn.conv.backend import ConvolutionBackend
 from facetpot.nn.conv_paths import ConvolutionPaths
 from facetpot.nn.edges import EdgeData
 from facetpot.nn.flat_constants import unflatten
-from facetpot.properties import compute_properties
+from facetpot.derivatives import compute_properties
 
 
 class EinsumBackend(ConvolutionBackend):

@@ -10,7 +10,7 @@ pytest.importorskip("cuequivariance_torch")
 from conftest import SEVENNET_LIKE, evaluate, small_model, structures  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.io.model_file import load_model, save_model  # noqa: E402
-from facetpot.properties import compute_properties  # noqa: E402
+from facetpot.derivatives import compute_properties  # noqa: E402
 
 
 @pytest.mark.parametrize("cfg", [{}, {"radial_rank": 3}, {"nonlinearity": "gate", "parity": False},

@@ -60,7 +60,7 @@ def test_trainable_weights_take_the_plain_path():
     model = small_model()
     atoms = structures()["triclinic"]
     from facetpot.graph import atoms_to_graph
-    from facetpot.properties import compute_properties
+    from facetpot.derivatives import compute_properties
 
     grads = {}
     for name in ("density", "edgewise"):
@@ -94,7 +94,7 @@ def test_chunks_read_only_their_own_neighbour_width():
     (with gradients of zero in the slots a chunk skips)."""
     from facetpot.graph import atoms_list_to_graph
     from facetpot.nn.conv.density_op import _chunks
-    from facetpot.properties import compute_properties
+    from facetpot.derivatives import compute_properties
 
     model = small_model()
     model.requires_grad_(False)

@@ -20,7 +20,7 @@ from facetpot.nn.conv.triton_kernels import (  # noqa: E402
 from facetpot.nn.s2_grid import grid_matrices  # noqa: E402
 from facetpot.nn.s2_grid_triton_kernels import (  # noqa: E402
     fused_grid_mlp, fused_grid_mlp_backward)
-from facetpot.properties import compute_properties  # noqa: E402
+from facetpot.derivatives import compute_properties  # noqa: E402
 from facetpot.testing import conv_block_oracle, grid_mlp_oracle  # noqa: E402
 
 SH_LMAX = 2

@@ -30,7 +30,7 @@ from facetpot.io.model_file import resolve_model  # noqa: E402
 from facetpot.pretrained import available  # noqa: E402
 from facetpot.nn import s2_grid_triton_kernels  # noqa: E402
 from facetpot.nn.conv import triton_kernels as conv_triton_kernels  # noqa: E402
-from facetpot.properties import compute_properties  # noqa: E402
+from facetpot.derivatives import compute_properties  # noqa: E402
 
 KERNELS = {conv_triton_kernels: ("_conv_fwd_kernel", "_conv_bwd_edge_kernel", "_conv_bwd_x_kernel"),
            s2_grid_triton_kernels: ("_grid_fwd_kernel", "_grid_bwd_kernel")}

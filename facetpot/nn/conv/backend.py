@@ -1,4 +1,4 @@
-"""What a convolution backend is: one way to compute the messages of :class:`SplineConvolution`.
+"""What a convolution backend is: one way to compute the messages of :class:`ChannelwiseConvolution`.
 
 Every backend computes, for each path p = (b, l2 -> l3) of a :class:`ConvolutionPaths`,
 
