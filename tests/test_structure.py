@@ -17,7 +17,8 @@ Nothing from the package is imported, so this is fast and has no side effects.  
    module, or of a third-party module outside ``LAZY_OK``, needs a ``# lazy: <reason>`` comment on
    its line; imports under ``if TYPE_CHECKING:`` are allowed.
 6. No function or method is longer than ``MAX_FUNCTION_LINES`` lines (``def`` to its last line, docstring
-   included): a longer one does several things that deserve names.
+   included): a longer one does several things that deserve names. The same holds for the C++ of the LAMMPS
+   plugin (``md/lammps/*.cpp``, opening brace to closing brace).
 7. The command line is one module per command: every module of ``facetpot/cli/`` other than ``SHARED_CLI``
    defines ``add_to(subparsers)`` and ``run(args)``, and ``cli/main.py`` registers each of them in ``COMMANDS``;
    no command module imports another (what they share lives in ``cli/options.py``).
@@ -242,6 +243,40 @@ def check_function_length(root: Path, limit: int = MAX_FUNCTION_LINES) -> list[s
     return out
 
 
+PLUGIN_SOURCES = Path(__file__).resolve().parents[1] / "md" / "lammps"
+CPP_CONTROL = re.compile(r"^\s*(if|for|while|switch|catch|else|do|try)\b")
+CPP_TYPE = re.compile(r"\b(namespace|struct|class|enum)\b[^(]*$")
+
+
+def cpp_functions(text: str) -> list[tuple[str, int, int]]:
+    """(name, line of the opening brace, lines to the closing brace) of every function body in C++ ``text``,
+    methods inside classes included; lambdas and blocks count as part of the function around them."""
+    blank = lambda m: re.sub(r"[^\n]", " ", m.group())  # noqa: E731  (keeps line numbers)
+    code = re.sub(r"//[^\n]*|/\*.*?\*/", blank, text, flags=re.S)
+    code = re.sub(r'"(?:\\.|[^"\\\n])*"', blank, code)
+    out, stack, header_start = [], [], 0
+    for i, ch in enumerate(code):
+        if ch == "{":
+            header = code[header_start:i]
+            is_fn = ("(" in header and not any(kind == "fn" for kind, _, _ in stack) and not CPP_CONTROL.search(header)
+                     and not CPP_TYPE.search(header) and not header.rstrip().endswith("="))
+            names = re.findall(r"([\w:~]+)\s*\(", header)
+            stack.append(("fn" if is_fn else "block", names[0] if names else "?", code.count("\n", 0, i) + 1))
+        elif ch == "}":
+            kind, name, line = stack.pop()
+            if kind == "fn":
+                out.append((name, line, code.count("\n", 0, i) + 2 - line))
+        if ch in "{};":
+            header_start = i + 1
+    return out
+
+
+def check_cpp_function_length(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    return [f"{path.name}:{line}: {name} has {lines} lines (at most {limit}); split it"
+            for path in sorted(folder.glob("*.cpp")) for name, line, lines in cpp_functions(path.read_text())
+            if lines > limit]
+
+
 def check_cli_layout(root: Path) -> list[str]:
     cli = root / "cli"
     if not cli.is_dir():
@@ -351,6 +386,10 @@ def test_imports_at_top_of_module():
 
 def test_no_long_functions():
     assert not (v := check_function_length(PACKAGE)), _report("functions too long", v)
+
+
+def test_no_long_cpp_functions():
+    assert not (found := check_cpp_function_length(PLUGIN_SOURCES)), _report("long C++ functions", found)
 
 
 def test_one_module_per_command():
@@ -495,3 +534,13 @@ def test_selftest_one_layout_loop(tmp_path):
         "    weights.narrow(0, 0, 4)\n"})
     assert sorted(where(check_one_layout_loop(root))) == ["facetpot/nn/conv/mine.py:2", "facetpot/nn/conv/mine.py:3",
                                                   "facetpot/nn/conv/mine.py:4"]
+
+
+def test_selftest_cpp_function_length(tmp_path):
+    body = "\n".join(f"  x += {k};" for k in range(4))
+    (tmp_path / "a.cpp").write_text(
+        "namespace {\nstruct S {\n  static int f(int x)\n  {\n" + body + "\n    if (x) { x = 1; }\n    return x;\n  }\n};\n"
+        "}  // namespace\n// g() { in a comment\nint A::g(const char *s = \"{\")\n{\n  auto l = [](int y) { return y; };\n"
+        "  return l(1);\n}\n")
+    assert cpp_functions((tmp_path / "a.cpp").read_text()) == [("f", 4, 8), ("A::g", 16, 4)]
+    assert check_cpp_function_length(tmp_path, limit=7) == ["a.cpp:4: f has 8 lines (at most 7); split it"]

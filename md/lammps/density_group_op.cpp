@@ -62,6 +62,47 @@ std::vector<int64_t> chunk_table(const Tensor &src, int64_t pad, int64_t chunk)
   return out;
 }
 
+// gD (C, F, R) of the chunk of C atoms from atom a: gD_b[., u] = gy_b[., u] M_b[u]^T, the blocks' rows side by side
+Tensor chunk_density_gradient(const variable_list &grads, const std::vector<Tensor> &blocks,
+                              const std::vector<Tensor> &ms, std::vector<Tensor> &t_bufs, Tensor g_dens, int64_t a,
+                              int64_t c)
+{
+  const int64_t nb = (int64_t) blocks.size();
+  int64_t row = 0;
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2), m1r = ms[b].size(1);
+    Tensor gu = grads[b].narrow(0, a, c).transpose(0, 1);  // (u, C, cols)
+    if (gu.stride(-1) != 1) gu = gu.contiguous();
+    Tensor t = t_bufs[b].narrow(0, 0, u * c * m1r).view({u, c, m1r});
+    at::bmm_out(t, gu, ms[b].transpose(1, 2));
+    if (nb == 1 && rows == u)  // one block of scalars: (u, C, R) serves as (C, u, R) as is
+      g_dens = t.transpose(0, 1);
+    else  // (u, C, m1 R) -> (C, u m1, R)
+      g_dens.narrow(1, row, rows).view({c, u, -1}).copy_(t.transpose(0, 1));
+    row += rows;
+  }
+  return g_dens;
+}
+
+// one gradient per forward argument: src, rb, chunk, blocks... (the extended (N + 1, F) sender features' gradient
+// cut back into the blocks' shapes), ms...
+variable_list argument_gradients(AutogradContext *ctx, const Tensor &g_rb, const Tensor &g_x,
+                                 const std::vector<Tensor> &blocks)
+{
+  const int64_t nb = (int64_t) blocks.size();
+  variable_list out = {Tensor(), g_rb, Tensor()};
+  int64_t col = 0;
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t w = blocks[b].size(1) * blocks[b].size(2);
+    out.push_back(g_x.defined() && ctx->needs_input_grad(2 + b)
+                      ? g_x.narrow(0, 0, g_x.size(0) - 1).narrow(1, col, w).view(blocks[b].sizes())
+                      : Tensor());
+    col += w;
+  }
+  for (int64_t b = 0; b < nb; b++) out.push_back(Tensor());
+  return out;
+}
+
 struct DensityGroup : public torch::autograd::Function<DensityGroup> {
   static variable_list forward(AutogradContext *ctx, const Tensor &src, const Tensor &rb, int64_t chunk,
                                at::TensorList blocks, at::TensorList ms)
@@ -138,20 +179,7 @@ struct DensityGroup : public torch::autograd::Function<DensityGroup> {
     for (int64_t b = 0; b < nb; b++) t_bufs.push_back(at::empty({blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
     for (size_t k = 0; k < chunks.size(); k += 3) {
       const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
-      Tensor g_dens = g_dens_buf.narrow(0, 0, c);
-      int64_t row = 0;
-      for (int64_t b = 0; b < nb; b++) {
-        const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2), m1r = ms[b].size(1);
-        Tensor gu = grads[b].narrow(0, a, c).transpose(0, 1);  // (u, C, cols)
-        if (gu.stride(-1) != 1) gu = gu.contiguous();
-        Tensor t = t_bufs[b].narrow(0, 0, u * c * m1r).view({u, c, m1r});
-        at::bmm_out(t, gu, ms[b].transpose(1, 2));
-        if (nb == 1 && rows == u)  // one block of scalars: (u, C, R) serves as (C, u, R) as is
-          g_dens = t.transpose(0, 1);
-        else  // (u, C, m1 R) -> (C, u m1, R)
-          g_dens.narrow(1, row, rows).view({c, u, -1}).copy_(t.transpose(0, 1));
-        row += rows;
-      }
+      Tensor g_dens = chunk_density_gradient(grads, blocks, ms, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
       Tensor s = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
       if (need_rb) {
         Tensor xn = xn_buf.narrow(0, 0, c * w);
@@ -171,18 +199,7 @@ struct DensityGroup : public torch::autograd::Function<DensityGroup> {
         g_x.index_add_(0, s, g_xn.view({c * w, f}));
       }
     }
-    // one gradient per forward argument: src, rb, chunk, blocks..., ms...
-    variable_list out = {Tensor(), g_rb, Tensor()};
-    const int64_t n_send = x_ext.size(0) - 1;
-    int64_t col = 0;
-    for (int64_t b = 0; b < nb; b++) {
-      const int64_t w = blocks[b].size(1) * blocks[b].size(2);
-      out.push_back(need_x && ctx->needs_input_grad(2 + b) ? g_x.narrow(0, 0, n_send).narrow(1, col, w).view(blocks[b].sizes())
-                                                          : Tensor());
-      col += w;
-    }
-    for (int64_t b = 0; b < nb; b++) out.push_back(Tensor());
-    return out;
+    return argument_gradients(ctx, g_rb, g_x, blocks);
   }
 };
 
