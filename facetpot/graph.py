@@ -95,6 +95,8 @@ def atoms_to_graph(atoms, cutoff: float, dtype: torch.dtype = torch.float64,
 
 def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     """Concatenate graphs into one batch (node indices offset, batch vector built)."""
+    if len(graphs) == 1:  # nothing to offset: no copy of a long edge list
+        return graphs[0]
     offsets = np.cumsum([0] + [g.num_atoms for g in graphs[:-1]])
     goffsets = np.cumsum([0] + [g.num_graphs for g in graphs[:-1]])
     return AtomicGraph(
