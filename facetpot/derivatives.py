@@ -97,22 +97,21 @@ def edge_gradient_properties(
     if forces:
         out["forces"] = atom_sums(i, j, g, n) if fast else \
             torch.zeros(n, 3, dtype=g.dtype, device=g.device).index_add(0, i, g).index_add(0, j, -g)
-    if stress or virials:
-        if stress:
-            s = graph_outer_sums(graph, edge_vec, g) if fast else None
-            if s is None:
-                rg = edge_vec.unsqueeze(2) * g.unsqueeze(1)  # (E, 3, 3)
-                s = torch.zeros(graph.num_graphs, 3, 3, dtype=g.dtype, device=g.device)
-                s = s.index_add(0, graph.batch[i], rg if create_graph else rg.detach())
-            s = 0.5 * (s + s.transpose(1, 2))
-            s = s / volume.clamp(min=MIN_CELL_VOLUME).view(-1, 1, 1)
-            out["stress"] = torch.where((volume > MIN_CELL_VOLUME).view(-1, 1, 1), s, torch.full_like(s, float("nan")))
-        if virials:
-            rg = edge_vec.unsqueeze(2) * g.unsqueeze(1)  # (E, 3, 3)
-            if not create_graph:
-                rg = rg.detach()
-            w = torch.zeros(n, 3, 3, dtype=g.dtype, device=g.device)
-            out["virials"] = -0.5 * (w.index_add(0, i, rg).index_add(0, j, rg))
+    s = graph_outer_sums(graph, edge_vec, g) if stress and fast else None
+    rg = None
+    if virials or (stress and s is None):
+        rg = edge_vec.unsqueeze(2) * g.unsqueeze(1)  # (E, 3, 3)
+        if not create_graph:
+            rg = rg.detach()
+    if stress:
+        if s is None:
+            s = torch.zeros(graph.num_graphs, 3, 3, dtype=g.dtype, device=g.device).index_add(0, graph.batch[i], rg)
+        s = 0.5 * (s + s.transpose(1, 2))
+        s = s / volume.clamp(min=MIN_CELL_VOLUME).view(-1, 1, 1)
+        out["stress"] = torch.where((volume > MIN_CELL_VOLUME).view(-1, 1, 1), s, torch.full_like(s, float("nan")))
+    if virials:
+        w = torch.zeros(n, 3, 3, dtype=g.dtype, device=g.device)
+        out["virials"] = -0.5 * (w.index_add(0, i, rg).index_add(0, j, rg))
     return out
 
 
