@@ -37,7 +37,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "lr": 1e-3,
         "weight_decay": 1e-3,
         "schedule": "cosine",  # cosine, plateau, constant
-        "warmup_steps": 100,
+        "warmup_steps": None,  # default: 10% of the run's steps, at most 100
         "min_lr_ratio": 0.01,
         "plateau_patience": 5,
         "plateau_factor": 0.5,
@@ -60,8 +60,19 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     "finetune": {
         "from": None,  # model file or pretrained name
         "freeze": [],  # parameter name prefixes, e.g. [embedding, layers.0]
-        "refit_atomic_energies": True,
+        "refit_atomic_energies": True,  # shift the base E0 by the fit of what the base model leaves in the data
+        "replay": "auto",  # true, false, auto (on when `from` names a shipped model), or a mapping (REPLAY keys)
     },
+}
+
+#: ``finetune.replay`` as a mapping: structures labelled by the base model itself, mixed into every epoch
+REPLAY: Dict[str, Any] = {
+    "enabled": "auto",
+    "frames": 200,  # how many replay structures
+    "weight": 1.0,  # weight of a replay frame in the loss (a data frame has its own, default 1)
+    "structures": None,  # files of structures for the base model to label; default: generated prototypes
+    "focus": 0.5,  # fraction of generated structures that pair an element of the data with others
+    "valid_fraction": 0.1,  # replay frames held out: valid_replay_* in metrics.csv measures forgetting
 }
 
 CHOICES = {
@@ -102,7 +113,8 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
                               f"known in '{section}': {sorted(DEFAULTS[section])}")
         for key, value in values.items():
             default = DEFAULTS[section][key]
-            if default is not None and value is not None and not isinstance(default, (list, dict)):
+            if default is not None and value is not None and not isinstance(default, (list, dict)) \
+                    and (section, key) != ("finetune", "replay"):
                 typ = float if isinstance(default, float) else type(default)
                 if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = float(value)
@@ -113,11 +125,41 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
             if (section, key) in POSITIVE and not value > 0:
                 raise ConfigError(f"{section}.{key} must be positive, got {value!r}")
             cfg[section][key] = value
+    cfg["finetune"]["replay"] = replay_options(cfg["finetune"]["replay"])
     if not cfg["data"]["train"]:
         raise ConfigError("data.train is required: a file, a glob, or a list of them")
+    warmup = cfg["training"]["warmup_steps"]
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+        raise ConfigError(f"training.warmup_steps must be a whole number >= 0, got {warmup!r}")
     if not 0.0 <= cfg["data"]["valid_fraction"] < 1.0:
         raise ConfigError(f"data.valid_fraction must be in [0, 1), got {cfg['data']['valid_fraction']}")
     return cfg
+
+
+def replay_options(value: Any) -> Dict[str, Any]:
+    """``finetune.replay`` (true, false, "auto" or a mapping of REPLAY keys) -> the full mapping."""
+    out = dict(REPLAY)
+    if isinstance(value, bool) or value == "auto":
+        out["enabled"] = value
+        return out
+    if not isinstance(value, dict):
+        raise ConfigError(f"finetune.replay must be true, false, auto or a mapping of {sorted(REPLAY)}, got {value!r}")
+    bad = sorted(set(value) - set(REPLAY))
+    if bad:
+        raise ConfigError(f"unknown key(s) {', '.join('finetune.replay.' + b for b in bad)}; known: {sorted(REPLAY)}")
+    out.update(value)
+    out["enabled"] = value.get("enabled", True)
+    checks = {"enabled": out["enabled"] in (True, False, "auto"),
+              "frames": isinstance(out["frames"], int) and not isinstance(out["frames"], bool) and out["frames"] > 0,
+              "weight": isinstance(out["weight"], (int, float)) and out["weight"] >= 0,
+              "focus": isinstance(out["focus"], (int, float)) and 0 <= out["focus"] <= 1,
+              "valid_fraction": isinstance(out["valid_fraction"], (int, float)) and 0 <= out["valid_fraction"] < 1,
+              "structures": out["structures"] is None or isinstance(out["structures"], (str, list))}
+    wrong = [k for k, ok in checks.items() if not ok]
+    if wrong:
+        raise ConfigError(f"finetune.replay.{wrong[0]} is invalid: {out[wrong[0]]!r} (enabled: true/false/auto, "
+                          "frames > 0, weight >= 0, focus in [0, 1], valid_fraction in [0, 1), structures: files)")
+    return out
 
 
 def read_yaml(path) -> Any:
@@ -143,4 +185,6 @@ def load_config(path) -> Dict[str, Any]:
     for key in ("train", "valid"):
         if cfg["data"][key]:
             cfg["data"][key] = relative_to(cfg["data"][key], base)
+    if cfg["finetune"]["replay"]["structures"]:
+        cfg["finetune"]["replay"]["structures"] = relative_to(cfg["finetune"]["replay"]["structures"], base)
     return cfg

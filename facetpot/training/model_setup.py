@@ -1,38 +1,32 @@
 """The model a run trains: new (config ``model`` + statistics of the data), fine-tuned (``finetune.from``,
-with new elements added), or restored from a checkpoint; then frozen parameters marked.
+with new elements added and reference energies shifted to the data's), or restored from a checkpoint;
+then frozen parameters marked.
 
 The statistics (E0, average neighbour count, scale) depend on the cutoff, which is known only once
 the model is chosen, so they are asked for through ``stats_fn(cutoff)``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 
 from ..model import DEFAULT_CONFIG, FacetModel, build_model
 from ..io.model_file import resolve_model
 from .distributed import log
 
 StatsFn = Callable[[float], Dict[str, Any]]
+ResidualFn = Callable[[FacetModel], Dict[int, float]]
 
 
-def build_or_load_model(cfg: Dict[str, Any], species: List[int], stats_fn: StatsFn) -> Tuple[FacetModel, Dict[str, Any]]:
-    """(model, statistics) for a run that does not resume: fine-tuned or new."""
-    ft = cfg["finetune"]
-    if ft["from"]:
-        base = resolve_model(ft["from"], device="cpu", dtype="float64")
-        missing = sorted(set(species) - set(base.species))
-        if missing:
-            model = extend_species(base, missing)
-            log(f"fine-tuning {ft['from']}: added element(s) {missing} the base model lacks")
-        else:
-            model = base
-        stats = stats_fn(model.cutoff)
-        if ft["refit_atomic_energies"] or missing:
-            model.set_atomic_energies(stats["atomic_energies"])
-        return model, stats
+def build_or_load_model(cfg: Dict[str, Any], species: List[int], stats_fn: StatsFn,
+                        residual_fn: Optional[ResidualFn] = None) -> Tuple[FacetModel, Dict[str, Any]]:
+    """(model, statistics) for a run that does not resume: fine-tuned or new. ``residual_fn(model)``: the
+    model's reference energies refitted to what it leaves in the data (``finetune_energies.py``)."""
+    if cfg["finetune"]["from"]:
+        return finetuned_model(cfg["finetune"], species, stats_fn, residual_fn)
     model_cfg = dict(cfg["model"])
     model_cfg.setdefault("species", species)
     stats = stats_fn(float(model_cfg.get("cutoff", DEFAULT_CONFIG["cutoff"])))
@@ -42,6 +36,27 @@ def build_or_load_model(cfg: Dict[str, Any], species: List[int], stats_fn: Stats
         model.set_atomic_energies({z: stats["atomic_energies"].get(z, 0.0) for z in model.species})
     if "scale" not in cfg["model"] and stats["scale"] > 0:
         model.set_scale({z: stats["scale"] for z in model.species})
+    return model, stats
+
+
+def finetuned_model(ft: Dict[str, Any], species: List[int], stats_fn: StatsFn,
+                    residual_fn: Optional[ResidualFn]) -> Tuple[FacetModel, Dict[str, Any]]:
+    """The base model ``ft["from"]`` (float64 on the CPU) with the data's new elements added and its
+    reference energies shifted to the data's (``refit_atomic_energies``; new elements always)."""
+    base = resolve_model(ft["from"], device="cpu", dtype="float64")
+    missing = sorted(set(species) - set(base.species))
+    model = extend_species(base, missing) if missing else base
+    if missing:
+        log(f"fine-tuning {ft['from']}: added element(s) {missing} the base model lacks")
+    stats = stats_fn(model.cutoff)
+    if (ft["refit_atomic_energies"] or missing) and residual_fn is not None:
+        before = dict(zip(model.species, model.atomic_energies.tolist()))
+        fitted = residual_fn(model)
+        keep = species if ft["refit_atomic_energies"] else missing
+        model.set_atomic_energies({z: fitted[z] for z in keep})
+        log("reference energies: base model's shifted by the fit of what it leaves in the data: " + ", ".join(
+            f"{chemical_symbols[z]} {fitted[z] - before[z]:+.4f} eV" for z in keep))
+    stats["atomic_energies"] = {int(z): float(e) for z, e in zip(model.species, model.atomic_energies.tolist())}
     return model, stats
 
 

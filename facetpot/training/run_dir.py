@@ -20,7 +20,8 @@ METRICS = "metrics.csv"
 #: what a new run (``--overwrite``) removes from a folder that holds an earlier one
 RUN_FILES = ("metrics.csv", "checkpoint.pt", "best.pt", "last.pt", "final_metrics.json")
 METRIC_FIELDS = ["step", "epoch", "lr", "train_loss", "valid_energy_mae_meV_per_atom", "valid_forces_mae",
-                 "valid_stress_mae", "seconds"]
+                 "valid_stress_mae", "seconds", "valid_replay_energy_mae_meV_per_atom", "valid_replay_forces_mae",
+                 "valid_replay_stress_mae"]
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> Path:

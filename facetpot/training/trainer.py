@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,8 +29,10 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data_prep import prepare_data
 from .distributed import log, loss_backward
 from .ema import ParameterEMA
+from .finetune_energies import residual_atomic_energies
 from .loss import ErrorMetrics, predict
 from .model_setup import build_or_load_model, check_species, freeze, model_from_checkpoint
+from .replay import prepare_replay
 from .run_dir import CHECKPOINT, MetricsLog, prepare_run_dir, write_json
 from .schedule import LRSchedule
 from .statistics import fit_statistics
@@ -47,6 +49,17 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def warmup_steps(asked: Optional[int], total: int) -> int:
+    """``training.warmup_steps``, or by default 10% of the run's ``total`` steps (at most 100); a warm-up
+    asked for that takes more than half the run is kept, with a warning (the rate then never anneals fully)."""
+    if asked is None:
+        return min(100, max(1, total // 10))
+    if asked > total // 2:
+        log(f"warning: training.warmup_steps={asked} is more than half of this run's {total} steps: the "
+            "learning rate reaches its peak late and the cosine barely anneals (leave warmup_steps out for 10%)")
+    return int(asked)
+
+
 class Trainer:
     def __init__(self, cfg: Dict[str, Any], resume: bool = False, overwrite: bool = False):
         self.cfg = cfg
@@ -61,6 +74,7 @@ class Trainer:
         self.data = prepare_data(cfg["data"], self.out, tc["seed"])
         ckpt = load_checkpoint(self.out / CHECKPOINT) if resume else None  # restores the RNG states
         self._set_up_model(ckpt)
+        self.replay = prepare_replay(self.model, cfg, self.data.train.species, self.out, resume)
         self._set_up_optimisation()
         self._set_up_progress(ckpt)
         self.metrics_log = MetricsLog(self.out, tc["tensorboard"]) if distributed.rank() == 0 else None
@@ -78,7 +92,9 @@ class Trainer:
         if ckpt is not None:
             self.model, self.stats = model_from_checkpoint(ckpt), ckpt["statistics"]
         else:
-            self.model, self.stats = build_or_load_model(self.cfg, species, self._statistics)
+            self.model, self.stats = build_or_load_model(
+                self.cfg, species, self._statistics,
+                lambda model: residual_atomic_energies(model, self.data.train, self.data.train_idx))
         check_species(self.model, species)
         self.model = self.model.to(self.device, self.dtype)
         freeze(self.model, self.cfg["finetune"]["freeze"])
@@ -91,7 +107,8 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(params, lr=tc["lr"], weight_decay=tc["weight_decay"])
         else:
             self.optimizer = torch.optim.Adam(params, lr=tc["lr"], weight_decay=0)
-        self.sampler = BudgetBatchSampler(self.data.train.num_atoms()[self.data.train_idx], tc["max_atoms_per_batch"],
+        self.sampler = BudgetBatchSampler(np.concatenate([c.num_atoms()[i] for c, i in self._train_parts()]),
+                                          tc["max_atoms_per_batch"],
                                           tc["max_frames_per_batch"], shuffle=True, seed=tc["seed"],
                                           rank=distributed.rank(), world_size=distributed.world_size())
         self.steps_per_epoch = len(self.sampler.all_batches(0))
@@ -99,7 +116,7 @@ class Trainer:
         if tc["max_steps"]:
             total = min(total, int(tc["max_steps"]))
         self.total_steps = total
-        self.schedule = LRSchedule(self.optimizer, tc["schedule"], tc["lr"], total, tc["warmup_steps"],
+        self.schedule = LRSchedule(self.optimizer, tc["schedule"], tc["lr"], total, warmup_steps(tc["warmup_steps"], total),
                                    tc["min_lr_ratio"], tc["plateau_patience"], tc["plateau_factor"])
         self.ema = ParameterEMA(self.model, tc["ema_decay"])
         self.valid_every = int(tc["valid_every"] or self.steps_per_epoch)
@@ -124,8 +141,15 @@ class Trainer:
         log(f"resumed from {self.out / CHECKPOINT} at step {self.step} (epoch {self.epoch}, "
             f"batch {self.batch_in_epoch})")
 
-    def _loader(self, cache: FrameCache, indices, sampler):
-        ds = GraphDataset(cache.path, indices, self.model.cutoff)
+    def _train_parts(self) -> List[Tuple[FrameCache, np.ndarray]]:
+        """(cache, indices) of the training frames: the data's, then the replay set's."""
+        parts = [(self.data.train, self.data.train_idx)]
+        if self.replay is not None:
+            parts.append((self.replay.cache, self.replay.train_idx))
+        return parts
+
+    def _loader(self, parts: Sequence[Tuple[FrameCache, np.ndarray]], sampler):
+        ds = torch.utils.data.ConcatDataset([GraphDataset(c.path, i, self.model.cutoff) for c, i in parts])
         nw = int(self.cfg["training"]["num_workers"])
         return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=nw,
                                            persistent_workers=False)
@@ -148,20 +172,27 @@ class Trainer:
         return value
 
     def validate(self) -> Dict[str, Dict[str, float]]:
-        """Errors of the EMA weights on the validation frames, overall and per config_type."""
+        """Errors of the EMA weights on the validation frames, overall ("all") and per config_type; with
+        replay, on the held-out replay frames as "replay" (not part of "all")."""
+        self.ema.swap(self.model)
+        try:
+            metrics = self._errors(self.data.valid, self.data.valid_idx)
+            if self.replay is not None and len(self.replay.valid_idx):
+                metrics["replay"] = self._errors(self.replay.cache, self.replay.valid_idx)["all"]
+        finally:
+            self.ema.swap(self.model)
+        return metrics
+
+    def _errors(self, cache: FrameCache, indices: np.ndarray) -> Dict[str, Dict[str, float]]:
         tc = self.cfg["training"]
         self.model.eval()
         metrics = ErrorMetrics()
-        sampler = BudgetBatchSampler(self.data.valid.num_atoms()[self.data.valid_idx], tc["max_atoms_per_batch"],
-                                     tc["max_frames_per_batch"], shuffle=False)
-        self.ema.swap(self.model)
-        try:
-            for batch in self._loader(self.data.valid, self.data.valid_idx, sampler):
-                batch = batch.to(self.device, self.dtype)
-                pred = predict(self.model, batch, create_graph=False)
-                metrics.update({k: v.detach() for k, v in pred.items()}, batch)
-        finally:
-            self.ema.swap(self.model)
+        sampler = BudgetBatchSampler(cache.num_atoms()[indices], tc["max_atoms_per_batch"], tc["max_frames_per_batch"],
+                                     shuffle=False)
+        for batch in self._loader([(cache, indices)], sampler):
+            batch = batch.to(self.device, self.dtype)
+            pred = predict(self.model, batch, create_graph=False)
+            metrics.update({k: v.detach() for k, v in pred.items()}, batch)
         return metrics.result()
 
     # ------------------------------------------------------------------ files
@@ -199,6 +230,9 @@ class Trainer:
         row.update(train_loss=float(np.mean(losses)) if losses else "",
                    valid_energy_mae_meV_per_atom=1e3 * allm.get("energy_per_atom_mae", math.nan),
                    valid_forces_mae=allm.get("forces_mae", ""), valid_stress_mae=allm.get("stress_mae", ""))
+        replay = metrics.get("replay", {})
+        row.update(valid_replay_energy_mae_meV_per_atom=1e3 * replay["energy_per_atom_mae"] if replay else "",
+                   valid_replay_forces_mae=replay.get("forces_mae", ""), valid_replay_stress_mae=replay.get("stress_mae", ""))
         score = allm.get("energy_per_atom_mae", 0.0) + allm.get("forces_mae", 0.0)
         if self.cfg["training"]["schedule"] == "plateau":
             self.schedule.report(score)
@@ -209,7 +243,8 @@ class Trainer:
         if progress is None:
             log(f"step {self.step}/{self.total_steps} epoch {self.epoch} lr {row['lr']:.2e} "
                 f"loss {row['train_loss']:.4g} | valid E {row['valid_energy_mae_meV_per_atom']:.2f} "
-                f"meV/atom F {allm.get('forces_mae', math.nan):.4f} eV/Å")
+                f"meV/atom F {allm.get('forces_mae', math.nan):.4f} eV/Å"
+                + (f" | replay F {replay.get('forces_mae', math.nan):.4f} eV/Å" if replay else ""))
         return metrics
 
     def run(self) -> Dict[str, Any]:
@@ -222,7 +257,7 @@ class Trainer:
             progress = tqdm(total=self.total_steps, initial=self.step, unit="step", file=sys.stderr)
         while self.step < self.total_steps:
             self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-            for batch in self._loader(self.data.train, self.data.train_idx, self.sampler):
+            for batch in self._loader(self._train_parts(), self.sampler):
                 batch = batch.to(self.device, self.dtype)
                 self._elapsed = time.time() - t0
                 losses.append(self.train_step(batch))
