@@ -109,10 +109,14 @@ def pack_batches(items: Iterable[T], size: Callable[[T], int], max_atoms: int,
 
 
 class BudgetBatchSampler(torch.utils.data.Sampler):
-    """Lists of dataset positions, at most ``max_atoms`` atoms and ``max_frames`` frames each."""
+    """Lists of dataset positions, at most ``max_atoms`` atoms and ``max_frames`` frames each.
+
+    With ``pool_start`` (and shuffling), the positions from ``pool_start`` on are a pool of which each epoch
+    takes ``pool_per_epoch`` at random (seeded by seed and epoch): the replay frames of a fine-tune."""
 
     def __init__(self, num_atoms: Sequence[int], max_atoms: int, max_frames: int = 1 << 30, shuffle: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, pool_start: Optional[int] = None,
+                 pool_per_epoch: int = 0):
         self.num_atoms = np.asarray(num_atoms, dtype=np.int64)
         if len(self.num_atoms) and self.num_atoms.max() > max_atoms:
             raise ValueError(f"a frame has {int(self.num_atoms.max())} atoms, more than batch max_atoms={max_atoms}")
@@ -121,6 +125,8 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
         self.skip = 0  # batches of this epoch already consumed (resume)
+        self.pool_start = len(self.num_atoms) if pool_start is None else int(pool_start)
+        self.pool_per_epoch = min(int(pool_per_epoch), len(self.num_atoms) - self.pool_start)
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = int(epoch), int(skip)
@@ -128,7 +134,11 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
     def all_batches(self, epoch: Optional[int] = None) -> List[List[int]]:
         order = np.arange(len(self.num_atoms))
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(order)
+            rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
+            if self.pool_start < len(order):
+                pool = rng.choice(order[self.pool_start:], self.pool_per_epoch, replace=False)
+                order = np.concatenate([order[: self.pool_start], pool])
+            order = rng.permutation(order)
         sizes = self.num_atoms.tolist()
         batches = list(pack_batches(order.tolist(), sizes.__getitem__, self.max_atoms, self.max_frames))
         if self.world_size > 1:  # equal count on every rank: repeat from the start to fill

@@ -70,6 +70,7 @@ REPLAY: Dict[str, Any] = {
     "enabled": "auto",
     "frames": 200,  # how many replay structures
     "weight": 1.0,  # weight of a replay frame in the loss (a data frame has its own, default 1)
+    "per_epoch": None,  # replay frames drawn anew for each epoch; default: as many as the training frames
     "structures": None,  # files of structures for the base model to label; default: generated prototypes
     "focus": 0.5,  # fraction of generated structures that pair an element of the data with others
     "valid_fraction": 0.1,  # replay frames held out: valid_replay_* in metrics.csv measures forgetting
@@ -152,13 +153,14 @@ def replay_options(value: Any) -> Dict[str, Any]:
     checks = {"enabled": out["enabled"] in (True, False, "auto"),
               "frames": isinstance(out["frames"], int) and not isinstance(out["frames"], bool) and out["frames"] > 0,
               "weight": isinstance(out["weight"], (int, float)) and out["weight"] >= 0,
+              "per_epoch": out["per_epoch"] is None or (isinstance(out["per_epoch"], int) and out["per_epoch"] > 0),
               "focus": isinstance(out["focus"], (int, float)) and 0 <= out["focus"] <= 1,
               "valid_fraction": isinstance(out["valid_fraction"], (int, float)) and 0 <= out["valid_fraction"] < 1,
               "structures": out["structures"] is None or isinstance(out["structures"], (str, list))}
     wrong = [k for k, ok in checks.items() if not ok]
     if wrong:
         raise ConfigError(f"finetune.replay.{wrong[0]} is invalid: {out[wrong[0]]!r} (enabled: true/false/auto, "
-                          "frames > 0, weight >= 0, focus in [0, 1], valid_fraction in [0, 1), structures: files)")
+                          "frames > 0, weight >= 0, per_epoch > 0, focus in [0, 1], valid_fraction in [0, 1), structures: files)")
     return out
 
 

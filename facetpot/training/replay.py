@@ -7,7 +7,8 @@ to stay what it was away from the new data. The replay set is labelled once, bef
 by the base model with its reference energies already shifted to the data's
 (``finetune_energies.py``), so replay and data energies share one reference; it is written to
 ``OUTPUT/replay/replay.extxyz`` (config_type ``replay``, frame weight ``finetune.replay.weight``) and
-reused on ``--resume``. A share ``valid_fraction`` is held out: ``valid_replay_*`` in metrics.csv is
+reused on ``--resume``. Each epoch draws ``per_epoch`` of the replay frames anew (default: as many as the
+data's training frames, so replay at most doubles an epoch's cost). A share ``valid_fraction`` is held out: ``valid_replay_*`` in metrics.csv is
 how far the model has moved from the base model (forgetting), beside the data's own validation.
 
 ``finetune.replay.enabled`` "auto" turns replay on when ``finetune.from`` names a shipped model.

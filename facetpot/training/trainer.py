@@ -107,17 +107,20 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(params, lr=tc["lr"], weight_decay=tc["weight_decay"])
         else:
             self.optimizer = torch.optim.Adam(params, lr=tc["lr"], weight_decay=0)
+        n_data = len(self.data.train_idx)
+        per_epoch = self.cfg["finetune"]["replay"]["per_epoch"] or n_data
         self.sampler = BudgetBatchSampler(np.concatenate([c.num_atoms()[i] for c, i in self._train_parts()]),
-                                          tc["max_atoms_per_batch"],
-                                          tc["max_frames_per_batch"], shuffle=True, seed=tc["seed"],
-                                          rank=distributed.rank(), world_size=distributed.world_size())
+                                          tc["max_atoms_per_batch"], tc["max_frames_per_batch"], shuffle=True,
+                                          seed=tc["seed"], rank=distributed.rank(), world_size=distributed.world_size(),
+                                          pool_start=n_data, pool_per_epoch=per_epoch if self.replay else 0)
         self.steps_per_epoch = len(self.sampler.all_batches(0))
         total = tc["epochs"] * self.steps_per_epoch
         if tc["max_steps"]:
             total = min(total, int(tc["max_steps"]))
         self.total_steps = total
-        self.schedule = LRSchedule(self.optimizer, tc["schedule"], tc["lr"], total, warmup_steps(tc["warmup_steps"], total),
-                                   tc["min_lr_ratio"], tc["plateau_patience"], tc["plateau_factor"])
+        warmup = warmup_steps(tc["warmup_steps"], total)
+        self.schedule = LRSchedule(self.optimizer, tc["schedule"], tc["lr"], total, warmup, tc["min_lr_ratio"],
+                                   tc["plateau_patience"], tc["plateau_factor"])
         self.ema = ParameterEMA(self.model, tc["ema_decay"])
         self.valid_every = int(tc["valid_every"] or self.steps_per_epoch)
         self.checkpoint_every = int(tc["checkpoint_every"] or self.valid_every)

@@ -86,3 +86,18 @@ def test_predict_structures_equals_one_call_per_structure():
             assert np.abs(stress - a.get_stress()).max() < 1e-12
         else:
             assert stress is None
+
+
+def test_pool_frames_are_drawn_anew_each_epoch():
+    """Positions 0..9 every epoch; 4 of the pool 10..29 per epoch, seeded by (seed, epoch): other ones next epoch."""
+    s = BudgetBatchSampler([3] * 30, max_atoms=12, seed=2, pool_start=10, pool_per_epoch=4)
+    picks = []
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        seen = [i for b in s for i in b]
+        assert sorted(i for i in seen if i < 10) == list(range(10)) and len(seen) == 14 and len(set(seen)) == 14
+        picks.append(sorted(i for i in seen if i >= 10))
+        assert [i for b in s.all_batches(epoch) for i in b] == seen  # the same draw again (resume)
+    assert picks[0] != picks[1] != picks[2]
+    plain = BudgetBatchSampler([3] * 10, max_atoms=12, seed=2)  # no pool: the order of a sampler without one
+    assert BudgetBatchSampler([3] * 10, max_atoms=12, seed=2, pool_start=10).all_batches(1) == plain.all_batches(1)
