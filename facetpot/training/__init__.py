@@ -4,6 +4,9 @@
 * ``data_prep``   input files -> on-disk caches (``facetpot.data``) -> train/valid split
 * ``statistics``  E0 per element, average neighbour count, scale, fitted from the data
 * ``model_setup`` the model trained: new, fine-tuned (elements added, layers frozen) or from a checkpoint
+* ``finetune_energies`` a fine-tune's E0: the base model's, shifted by the fit of what it leaves in the data
+* ``replay``, ``replay_structures`` replay for fine-tuning: structures (generated prototype crystals or given
+  files) labelled by the base model itself, mixed into every epoch
 * ``loss``        predictions, loss terms, error metrics
 * ``distributed`` torchrun: rank, world, process group, the summed data-parallel loss
 * ``ema``, ``schedule`` parameter EMA, learning-rate schedules

@@ -173,3 +173,12 @@ def test_finetuning_the_shipped_model_as_the_readme_says_improves_it(tmp_path):
     assert tuned_mae < 0.8 * base_mae, (tuned_mae, base_mae)
     a_emt = cu_lattice(EMT())
     assert abs(cu_lattice(facetpot.FacetCalculator(tuned, dtype="float64")) / a_emt - 1) < 0.01
+
+
+def test_learning_rate_defaults_to_a_smaller_one_for_a_fine_tune():
+    data = {"train": "x.extxyz"}
+    assert validate({"data": data})["training"]["lr"] == 1e-3
+    assert validate({"data": data, "finetune": {"from": "facet-7net0-spline"}})["training"]["lr"] == 3e-4
+    assert validate({"data": data, "finetune": {"from": "a.pt"}, "training": {"lr": 2}})["training"]["lr"] == 2.0
+    with pytest.raises(ConfigError, match="training.lr must be a positive number"):
+        validate({"data": data, "training": {"lr": 0}})

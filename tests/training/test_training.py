@@ -194,7 +194,7 @@ def test_config_errors_are_named(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {train: x.xyz}\ntraining: {lr: fast}\n")
     assert facet(["train", str(bad)]) == 2
-    assert "training.lr must be float" in capsys.readouterr().err
+    assert "training.lr must be a positive number" in capsys.readouterr().err
     bad.write_text("data: {train: x.xyz}\ntraining: {learning_rate: 0.1}\n")
     assert facet(["train", str(bad)]) == 2
     assert "unknown key(s) training.learning_rate" in capsys.readouterr().err
