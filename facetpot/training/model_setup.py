@@ -57,6 +57,7 @@ def finetuned_model(ft: Dict[str, Any], species: List[int], stats_fn: StatsFn,
         log("reference energies: base model's shifted by the fit of what it leaves in the data: " + ", ".join(
             f"{chemical_symbols[z]} {fitted[z] - before[z]:+.4f} eV" for z in keep))
     stats["atomic_energies"] = {int(z): float(e) for z, e in zip(model.species, model.atomic_energies.tolist())}
+    stats["base_species"] = [int(z) for z in base.species]  # what replay may use: the elements the base knows
     return model, stats
 
 

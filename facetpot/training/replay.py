@@ -54,11 +54,14 @@ def replay_enabled(ft: Dict[str, Any]) -> bool:
 
 def replay_structures(opts: Dict[str, Any], species: Sequence[int], data_species: Sequence[int],
                       seed: int) -> List[Atoms]:
-    """The structures to label: ``frames`` of ``opts["structures"]`` (a seeded draw; their own labels are
-    ignored), else generated prototypes over the base model's elements."""
+    """The structures to label: ``frames`` of ``opts["structures"]`` (a seeded draw among those whose elements
+    are all in ``species``; their own labels are ignored), else generated prototypes over ``species``."""
     if not opts["structures"]:
         return prototype_structures(opts["frames"], species, data_species, seed=seed, focus=opts["focus"])
-    structures = [a for path in opts["structures"] for a in read(path, ":")]
+    read_in = [a for path in opts["structures"] for a in read(path, ":")]
+    structures = [a for a in read_in if set(a.numbers.tolist()) <= set(species)]
+    if len(structures) < len(read_in):
+        log(f"replay: {len(read_in) - len(structures)} of the given structures hold elements the base model lacks: left out")
     pick = np.random.default_rng(seed).permutation(len(structures))[: opts["frames"]]
     out = []
     for k in sorted(pick.tolist()):
@@ -81,13 +84,15 @@ def label(model, structures: Sequence[Atoms], weight: float) -> List[Atoms]:
     return out
 
 
-def write_replay_set(model, ft: Dict[str, Any], data_species: Sequence[int], folder: Path, seed: int) -> Path:
-    """``folder/replay.extxyz``, labelled by ``model`` (the base model) once; an existing file is kept."""
+def write_replay_set(model, ft: Dict[str, Any], species: Sequence[int], data_species: Sequence[int], folder: Path,
+                     seed: int) -> Path:
+    """``folder/replay.extxyz``, labelled by ``model`` (the base model) once; an existing file is kept.
+    Generated structures hold elements of ``species`` only (the base model's, not those a fine-tune adds)."""
     path = folder / REPLAY_FILE
     if path.exists() or rank() != 0:
         return path
     opts = ft["replay"]
-    structures = replay_structures(opts, model.species, data_species, seed)
+    structures = replay_structures(opts, species, data_species, seed)
     labelled = label(model, structures, opts["weight"])
     if not labelled:
         raise ValueError("no replay structure got a usable label from the base model")
@@ -98,9 +103,10 @@ def write_replay_set(model, ft: Dict[str, Any], data_species: Sequence[int], fol
     return path
 
 
-def prepare_replay(model, cfg: Dict[str, Any], data_species: Sequence[int], out: Path,
+def prepare_replay(model, cfg: Dict[str, Any], species: Sequence[int], data_species: Sequence[int], out: Path,
                    resume: bool) -> Optional[ReplayData]:
-    """The replay frames of a fine-tune (None without replay): labelled by ``model`` unless resuming."""
+    """The replay frames of a fine-tune (None without replay): labelled by ``model`` unless resuming; generated
+    ones hold elements of ``species`` (the base model's) only."""
     ft = cfg["finetune"]
     if not replay_enabled(ft):
         return None
@@ -108,7 +114,7 @@ def prepare_replay(model, cfg: Dict[str, Any], data_species: Sequence[int], out:
     if resume and not (folder / REPLAY_FILE).exists():
         raise ValueError(f"{folder / REPLAY_FILE} is missing: this run was not started with replay; "
                          "resume with finetune.replay: false, or start a new run")
-    path = write_replay_set(model, ft, data_species, folder, int(cfg["training"]["seed"]))
+    path = write_replay_set(model, ft, species, data_species, folder, int(cfg["training"]["seed"]))
     barrier()
     cache_root = Path(cfg["data"]["cache"]) if cfg["data"]["cache"] else out / "cache"
     cache = ensure_cache([str(path)], cache_root / "replay", cfg["data"])

@@ -74,7 +74,8 @@ class Trainer:
         self.data = prepare_data(cfg["data"], self.out, tc["seed"])
         ckpt = load_checkpoint(self.out / CHECKPOINT) if resume else None  # restores the RNG states
         self._set_up_model(ckpt)
-        self.replay = prepare_replay(self.model, cfg, self.data.train.species, self.out, resume)
+        self.replay = prepare_replay(self.model, cfg, self.stats.get("base_species", self.model.species),
+                                     self.data.train.species, self.out, resume)
         self._set_up_optimisation()
         self._set_up_progress(ckpt)
         self.metrics_log = MetricsLog(self.out, tc["tensorboard"]) if distributed.rank() == 0 else None

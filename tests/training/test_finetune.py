@@ -182,3 +182,25 @@ def test_learning_rate_defaults_to_a_smaller_one_for_a_fine_tune():
     assert validate({"data": data, "finetune": {"from": "a.pt"}, "training": {"lr": 2}})["training"]["lr"] == 2.0
     with pytest.raises(ConfigError, match="training.lr must be a positive number"):
         validate({"data": data, "training": {"lr": 0}})
+
+
+def test_replay_never_uses_an_element_the_base_model_lacks(tmp_path):
+    """Cu/Al data on a base that knows O and Al only: Cu is added to the model, but the replay set (labelled by
+    the base model, which has no Cu of its own) holds none, generated or given."""
+    base = facetpot.build_model(species=[8, 13], **SMALL)
+    save_model(base, tmp_path / "base.pt")
+    write(tmp_path / "train.extxyz", cual_frames(12, seed=4))
+    given = [bulk("Al", "fcc", a=4.05, cubic=True), bulk("CuO", "rocksalt", a=4.2), bulk("Al", "fcc", a=4.0) * 2]
+    for a in given:
+        a.numbers[-1] = 8
+    write(tmp_path / "given.extxyz", given)
+    for k, replay in enumerate([{"frames": 10}, {"frames": 10, "structures": "given.extxyz"}]):
+        cfg = {"data": {"train": "train.extxyz"}, "finetune": {"from": str(tmp_path / "base.pt"), "replay": replay},
+               "training": {"output": str(tmp_path / f"run{k}"), "max_steps": 1, "max_atoms_per_batch": 64,
+                            "tensorboard": False}}
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+        assert facet(["train", str(tmp_path / "c.yaml")]) == 0
+        assert facetpot.load_model(tmp_path / f"run{k}" / "last.pt").species == [8, 13, 29]
+        frames = read(tmp_path / f"run{k}" / "replay" / "replay.extxyz", ":")
+        assert frames and all(29 not in a.numbers for a in frames)
+        assert len(frames) == (10 if k == 0 else 2)
