@@ -61,7 +61,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "from": None,  # model file or pretrained name
         "freeze": [],  # parameter name prefixes, e.g. [embedding, layers.0]
         "refit_atomic_energies": True,  # shift the base E0 by the fit of what the base model leaves in the data
-        "replay": "auto",  # true, false, auto (on when `from` names a shipped model), or a mapping (REPLAY keys)
+        "replay": None,  # true, false, auto (on when `from` names a shipped model), or a mapping: REPLAY below
     },
 }
 
@@ -117,8 +117,7 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
                               f"known in '{section}': {sorted(DEFAULTS[section])}")
         for key, value in values.items():
             default = DEFAULTS[section][key]
-            if default is not None and value is not None and not isinstance(default, (list, dict)) \
-                    and (section, key) != ("finetune", "replay"):
+            if default is not None and value is not None and not isinstance(default, (list, dict)):
                 typ = float if isinstance(default, float) else type(default)
                 if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = float(value)
@@ -148,8 +147,10 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def replay_options(value: Any) -> Dict[str, Any]:
-    """``finetune.replay`` (true, false, "auto" or a mapping of REPLAY keys) -> the full mapping."""
+    """``finetune.replay`` (true, false, "auto" or a mapping of REPLAY keys; None: the defaults) -> the full mapping."""
     out = dict(REPLAY)
+    if value is None:
+        return out
     if isinstance(value, bool) or value == "auto":
         out["enabled"] = value
         return out

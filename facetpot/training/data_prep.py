@@ -64,12 +64,17 @@ def split_indices(cache: FrameCache, fraction: float, by: str, seed: int) -> Tup
     return np.where(~is_valid)[0], np.where(is_valid)[0]
 
 
+def cache_root(data_cfg: Dict[str, Any], output: Path) -> Path:
+    """Where a run's caches go: ``data.cache``, default ``OUTPUT/cache``."""
+    return Path(data_cfg["cache"]) if data_cfg["cache"] else output / "cache"
+
+
 def prepare_data(data_cfg: Dict[str, Any], output: Path, seed: int) -> TrainingData:
-    """The caches (``data.cache``, default ``OUTPUT/cache``) and the split of a run."""
-    cache_root = Path(data_cfg["cache"]) if data_cfg["cache"] else output / "cache"
-    train = ensure_cache(data_cfg["train"], cache_root / "train", data_cfg)
+    """The caches (:func:`cache_root`) and the split of a run."""
+    root = cache_root(data_cfg, output)
+    train = ensure_cache(data_cfg["train"], root / "train", data_cfg)
     if data_cfg["valid"]:
-        valid = ensure_cache(data_cfg["valid"], cache_root / "valid", data_cfg)
+        valid = ensure_cache(data_cfg["valid"], root / "valid", data_cfg)
         data = TrainingData(train, valid, np.arange(len(train)), np.arange(len(valid)))
     else:
         train_idx, valid_idx = split_indices(train, data_cfg["valid_fraction"], data_cfg["split_by"], seed)

@@ -35,7 +35,7 @@ def model_energies(model, cache: FrameCache, indices: Sequence[int], batch_atoms
     try:
         for chunk in pack_batches(range(len(dataset)), sizes.__getitem__, batch_atoms):
             batch = collate([dataset[k] for k in chunk]).to(param.device, param.dtype)
-            with torch.enable_grad():  # some layers differentiate internally
+            with torch.no_grad():
                 energy = compute_properties(model, batch.graph, forces=False, stress=False)["energy"]
             out.append(energy.detach().double().cpu().numpy())
     finally:

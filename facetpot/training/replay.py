@@ -29,7 +29,7 @@ from ..io.atomic_write import atomic_write
 from ..io.model_file import inference_model
 from ..pretrained import PRETRAINED
 from ..single_points import predict_structures
-from .data_prep import ensure_cache
+from .data_prep import cache_root, ensure_cache, split_indices
 from .distributed import barrier, log, rank
 from .replay_structures import prototype_structures
 
@@ -116,8 +116,6 @@ def prepare_replay(model, cfg: Dict[str, Any], species: Sequence[int], data_spec
                          "resume with finetune.replay: false, or start a new run")
     path = write_replay_set(model, ft, species, data_species, folder, int(cfg["training"]["seed"]))
     barrier()
-    cache_root = Path(cfg["data"]["cache"]) if cfg["data"]["cache"] else out / "cache"
-    cache = ensure_cache([str(path)], cache_root / "replay", cfg["data"])
-    perm = np.random.default_rng(int(cfg["training"]["seed"])).permutation(len(cache))
-    n_valid = int(round(ft["replay"]["valid_fraction"] * len(cache)))
-    return ReplayData(cache, np.sort(perm[n_valid:]), np.sort(perm[:n_valid]))
+    cache = ensure_cache([str(path)], cache_root(cfg["data"], out) / "replay", cfg["data"])
+    train_idx, valid_idx = split_indices(cache, ft["replay"]["valid_fraction"], "frame", int(cfg["training"]["seed"]))
+    return ReplayData(cache, train_idx, valid_idx)

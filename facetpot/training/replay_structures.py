@@ -101,7 +101,7 @@ def perturbed(atoms: Atoms, rng: np.random.Generator, strain: float, rattle: Seq
 
 
 class ElementDraw:
-    """Random metals and anions among ``species`` (symbols), favouring the data's ``focus_elements``."""
+    """Metals and anions among ``species`` (symbols) to draw from, and the data's elements (``data_elements``)."""
 
     def __init__(self, species: Sequence[str], data_elements: Sequence[str]):
         usable = [s for s in species if s not in NOBLE_GASES]
