@@ -3,11 +3,12 @@
     python benchmarks/training_step.py                          # 4 models x 5 batches of 8 frames x (1 + 3) steps
     python benchmarks/training_step.py --models facet-s mace --frames 16 --reps 5
     python benchmarks/training_step.py --smoke                  # the plumbing: 1 batch, 1 timed step, no record
+    python3 benchmarks/training_step.py --device cuda --models facet-s facet-7net0 --here   # benchmarks/gpu.sh
 
 One training step, the same work for every model (``training_step_worker.py`` says exactly what each code runs):
 forward (energy), forces and stress by autograd with ``create_graph`` (model in training mode), an MSE loss on
 energy per atom + forces + stress (weights 1, 1, 1), backward to the parameters, one Adam step; float32,
-``--threads`` torch threads, the CPU. Each code's own training-step code and data pipeline:
+``--threads`` torch threads, ``--device`` (default the CPU; on cuda each timed step ends with a synchronize). Each code's own training-step code and data pipeline:
 
 * ``facet-s``: ``facet-s-universal``'s architecture (trained from its weights: the cost of a step does not
   depend on their values); ``facet-7net0``: the shipped default ``facet-7net0-spline`` (SevenNet-0's spline
@@ -24,7 +25,8 @@ model's own cutoff). Not timed: reading frames, building graphs (neighbour lists
 
 Every model runs in a fresh process (``harness.run_worker``) in its own venv: facetpot in this interpreter's,
 SevenNet and MACE in the peer venvs of ``training_race.py`` (``~/.cache/facetpot-bench/venvs``, made there once
-if missing). Models run one after another. The table is printed, and appended to benchmarks/RESULTS.md
+if missing); ``--here``: every model in this interpreter (the GPU machine, which has no venvs: a peer runs
+only if it imports there). Models run one after another. The table is printed, and appended to benchmarks/RESULTS.md
 (``harness.append_results``) unless ``--smoke`` or ``--no-record``.
 """
 from __future__ import annotations
@@ -76,9 +78,10 @@ def choose_batches(n_frames: int, batches: int, frames: int, seed: int) -> List[
     return [sorted(int(i) for i in idx[b * frames:(b + 1) * frames]) for b in range(batches)]
 
 
-def python_for(venv: str):
-    """The interpreter of a model's venv (facet: this one); None and why, when a peer cannot be installed."""
-    if venv == "facet":
+def python_for(venv: str, here: bool = False):
+    """The interpreter of a model's venv (facet, or ``here``: this one); None and why, when a peer cannot be
+    installed."""
+    if venv == "facet" or here:
         return sys.executable, None
     why = install_peer(venv)  # a no-op once training_race.py (or this script) has made the venv
     return (None, why) if why else (str(peer_python(venv)), None)
@@ -87,12 +90,12 @@ def python_for(venv: str):
 def run_model(key: str, batches: List[List[int]], args) -> dict:
     """One model's worker in a fresh process: its RESULT, or {"error": ...}."""
     label, kind, name, venv = MODELS[key]
-    python, why = python_for(venv)
+    python, why = python_for(venv, args.here)
     if python is None:
         return {"key": key, "error": why}
     flat = ",".join(str(i) for b in batches for i in b)
-    cmd = [kind, name, "--data", str(DATA), "--indices", flat, "--frames", str(args.frames),
-           "--reps", str(args.reps), "--warmup", str(args.warmup)]
+    cmd = [kind, name, "--data", str(args.data), "--indices", flat, "--frames", str(args.frames),
+           "--reps", str(args.reps), "--warmup", str(args.warmup), "--device", args.device]
     t = time.time()
     try:
         res = run_worker(python, WORKER, cmd, threads=args.threads, timeout=args.timeout)[0]
@@ -143,7 +146,9 @@ def section(args, results: List[dict], atoms: List[int], seconds: float) -> str:
             f"({time.strftime('%H:%M', time.gmtime())} UTC; {seconds / 60:.1f} min in all: {walls}). "
             f"{args.batches} batches of {args.frames} MPtrj frames (mptrj-random-1k, seeded draw, seed {args.seed}, "
             f"the same batches for every model), {args.warmup} untimed + {args.reps} timed steps per batch, "
-            f"float32, {args.threads} torch threads, models one after another, each in a fresh process in its own "
+            f"float32, {args.threads} torch threads, device {args.device}"
+            f"{' (' + results[0].get('device_name', '') + ')' if args.device != 'cpu' and results else ''}, "
+            f"models one after another, each in a fresh process in its own "
             f"venv ({SEVENN_VERSION}, {MACE_VERSION}, each with {TORCH}). One step: forward, forces and stress by "
             "autograd with create_graph, MSE loss on energy per atom + forces + stress (weights 1, 1, 1), backward, "
             "Adam step (no clipping, EMA or schedule), with each code's own step code (facet: `loss_backward` as in "
@@ -164,6 +169,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per batch before the timed ones")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw of frames")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--here", action="store_true", help="every model in this interpreter (no peer venvs)")
+    p.add_argument("--data", type=Path, default=DATA, help="the MPtrj extxyz file (default: SHARED_DATA's)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per model before its worker is stopped")
     p.add_argument("--smoke", action="store_true", help="1 batch, 1 timed step, no record")
     p.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
@@ -177,7 +185,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     t = time.time()
-    sizes = frame_sizes(DATA)
+    sizes = frame_sizes(args.data)
     batches = choose_batches(len(sizes), args.batches, args.frames, args.seed)
     atoms = [sum(sizes[i] for i in b) for b in batches]
     print(f"# {len(batches)} batches of {args.frames} frames: {atoms} atoms", file=sys.stderr, flush=True)

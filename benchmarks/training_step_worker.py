@@ -8,7 +8,8 @@ Frame ``--indices`` (positions in ``--data``), cut into consecutive batches of `
 every batch gets ``--warmup`` untimed steps, then ``--reps`` timed ones. One step, the same work for every
 model: forward (energy), forces and stress by autograd with ``create_graph`` (the model in training mode),
 an MSE loss on energy per atom + forces + stress (weights 1, 1, 1), backward to the parameters, one Adam step
-(lr 1e-3, no gradient clipping, no EMA, no schedule), float32 on the CPU, each code's own step code:
+(lr 1e-3, no gradient clipping, no EMA, no schedule), float32 on ``--device`` (cpu; cuda: each step ends with
+``torch.cuda.synchronize`` inside the timing), each code's own step code:
 
 * facet: the body of ``facetpot.training.Trainer.train_step`` as ``facet train`` runs it: ``model.train()``,
   ``zero_grad(set_to_none=False)``, ``batch.to(device, dtype)`` (the training loop's own conversion),
@@ -55,7 +56,7 @@ MACE_MP0_MEDIUM = dict(r_max=6.0, num_bessel=8, num_polynomial_cutoff=5, max_ell
 
 
 def time_steps(step: Callable, make_batch: Callable[[int], object], n_batches: int, reps: int,
-               warmup: int) -> List[List[float]]:
+               warmup: int, device: torch.device) -> List[List[float]]:
     """Seconds of each timed ``step(batch)``, per batch: ``warmup`` untimed steps, then ``reps`` timed ones.
     ``make_batch(b)`` (a fresh collated batch ``b``) runs before every step, outside the timing."""
     seconds = []
@@ -65,6 +66,8 @@ def time_steps(step: Callable, make_batch: Callable[[int], object], n_batches: i
             batch = make_batch(b)
             t = time.perf_counter()
             step(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             dt = time.perf_counter() - t
             if k >= warmup:
                 times.append(dt)
@@ -84,15 +87,15 @@ def read_atoms(path: str, wanted: Sequence[int]) -> dict:
     return {k: a for k, a in enumerate(iread(path, index=":")) if k in keep}
 
 
-def facet_run(name: str, path: str, batches: List[List[int]]):
+def facet_run(name: str, path: str, batches: List[List[int]], device: torch.device):
     """facetpot: (step, make_batch, model, (atoms, edges) per batch); see the module docstring."""
     import facetpot
     from facetpot.data.batching import collate, frame_to_graph
     from facetpot.data.readers import iter_frames
     from facetpot.training.distributed import loss_backward
 
-    device, dtype = torch.device("cpu"), torch.float32
-    model = facetpot.load_model(name, device="cpu", dtype="float32")  # CPU default backend, as facet train
+    dtype = torch.float32
+    model = facetpot.load_model(name, device=device, dtype="float32")  # the device's default backend, as facet train
     model.requires_grad_(True)  # facet train freezes nothing unless finetune.freeze says so
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=LR)
     keep = {i for b in batches for i in b}
@@ -112,7 +115,7 @@ def facet_run(name: str, path: str, batches: List[List[int]]):
     return step, make_batch, model, sizes
 
 
-def sevennet_run(name: str, path: str, batches: List[List[int]]):
+def sevennet_run(name: str, path: str, batches: List[List[int]], device: torch.device):
     """SevenNet: (step, make_batch, model, (atoms, edges) per batch); see the module docstring."""
     import sevenn._keys as KEY
     import sevenn.util
@@ -129,7 +132,7 @@ def sevennet_run(name: str, path: str, batches: List[List[int]]):
               for b in batches]
     loss_cfg = {KEY.LOSS: "mse", KEY.FORCE_WEIGHT: 1.0, KEY.STRESS_WEIGHT: 1.0, KEY.IS_TRAIN_STRESS: True}
     trainer = Trainer(model, get_loss_functions_from_config(loss_cfg), torch.optim.Adam, {"lr": LR},
-                      scheduler_cls=None, device="cpu")
+                      scheduler_cls=None, device=device)
 
     def step(batch) -> None:
         trainer.run_one_epoch([batch], is_train=True)
@@ -162,7 +165,7 @@ def mace_model(z_table):
         atomic_inter_scale=1.0, atomic_inter_shift=0.0)
 
 
-def mace_run(name: str, path: str, batches: List[List[int]]):
+def mace_run(name: str, path: str, batches: List[List[int]], device: torch.device):
     """MACE: (step, make_batch, model, (atoms, edges) per batch); see the module docstring."""
     torch.set_default_dtype(torch.float32)  # mace_run_train --default_dtype float32
     torch.manual_seed(0)
@@ -171,7 +174,7 @@ def mace_run(name: str, path: str, batches: List[List[int]]):
 
     take_step = importlib.import_module("mace.tools.train").take_step  # (mace.tools.train is also a function)
     z_table = tools.AtomicNumberTable(MPTRJ_ZS)
-    model = mace_model(z_table)
+    model = mace_model(z_table).to(device)
     model.train()  # MACE's training loop puts the model in training mode once per epoch
     keys = data.KeySpecification(info_keys={"energy": "REF_energy", "stress": "REF_stress"},
                                  arrays_keys={"forces": "REF_forces"})
@@ -187,7 +190,7 @@ def mace_run(name: str, path: str, batches: List[List[int]]):
     outputs = {"forces": True, "virials": False, "stress": True}
 
     def step(batch) -> None:
-        take_step(model, loss_fn, batch, optimizer, None, outputs, None, torch.device("cpu"))
+        take_step(model, loss_fn, batch, optimizer, None, outputs, None, device)
 
     def make_batch(b: int):
         return Batch.from_data_list(graphs[b])
@@ -208,17 +211,20 @@ def main() -> None:
     ap.add_argument("--frames", type=int, required=True, help="frames per batch")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     idx = [int(i) for i in args.indices.split(",")]
     batches = [idx[k:k + args.frames] for k in range(0, len(idx), args.frames)]
     t = time.perf_counter()
-    step, make_batch, model, sizes = RUNS[args.kind](args.name, args.data, batches)
+    step, make_batch, model, sizes = RUNS[args.kind](args.name, args.data, batches, device)
     setup = time.perf_counter() - t
-    seconds = time_steps(step, make_batch, len(batches), args.reps, args.warmup)
+    seconds = time_steps(step, make_batch, len(batches), args.reps, args.warmup, device)
     report(kind=args.kind, name=args.name, params=trainable(model), seconds=seconds,
            atoms=[a for a, _ in sizes], edges=[e for _, e in sizes], setup_seconds=round(setup, 1),
-           torch=torch.__version__, threads=torch.get_num_threads())
+           torch=torch.__version__, threads=torch.get_num_threads(), device=str(device),
+           device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
 
 
 if __name__ == "__main__":

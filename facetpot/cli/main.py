@@ -11,10 +11,10 @@ import sys
 from typing import List, Optional
 
 from . import (convert, convert_sevennet, distill, evaluate, export, lammps, material_properties, md, models,
-               predict, relax, train)
+               predict, preset, relax, train)
 
 #: the subcommands, in the order ``facet --help`` lists them; each module has ``add_to(subparsers)``
-COMMANDS = (train, distill, convert, convert_sevennet, evaluate, relax, predict, md, material_properties, models,
+COMMANDS = (train, preset, distill, convert, convert_sevennet, evaluate, relax, predict, md, material_properties, models,
             export, lammps)
 
 

@@ -56,6 +56,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "energy_weight": 1.0,  # on energy per atom (eV/atom)
         "forces_weight": 10.0,  # on force components (eV/Å)
         "stress_weight": 1.0,  # on stress components (eV/Å^3)
+        "stage_two": None,  # optional: other weights for the end of the run, STAGE_TWO below (MACE's "stage two")
     },
     "finetune": {
         "from": None,  # model file or pretrained name
@@ -75,6 +76,10 @@ REPLAY: Dict[str, Any] = {
     "focus": 0.5,  # fraction of generated structures that pair an element of the data with others
     "valid_fraction": 0.1,  # replay frames held out: valid_replay_* in metrics.csv measures forgetting
 }
+
+#: ``loss.stage_two``: from ``start`` (fraction of the run: steps or wall-time budget, whichever is further)
+#: the loss uses these weights (missing ones: the stage-one weight). Forces first, energy at the end.
+STAGE_TWO: Dict[str, Any] = {"start": 0.75, "energy_weight": None, "forces_weight": None, "stress_weight": None}
 
 CHOICES = {
     ("data", "split_by"): ("auto", "group", "frame"),
@@ -129,6 +134,7 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
                 raise ConfigError(f"{section}.{key} must be positive, got {value!r}")
             cfg[section][key] = value
     cfg["finetune"]["replay"] = replay_options(cfg["finetune"]["replay"])
+    cfg["loss"]["stage_two"] = stage_two_options(cfg["loss"]["stage_two"], cfg["loss"])
     if not cfg["data"]["train"]:
         raise ConfigError("data.train is required: a file, a glob, or a list of them")
     lr = cfg["training"]["lr"]
@@ -172,6 +178,29 @@ def replay_options(value: Any) -> Dict[str, Any]:
     if wrong:
         raise ConfigError(f"finetune.replay.{wrong[0]} is invalid: {out[wrong[0]]!r} (enabled: true/false/auto, "
                           "frames > 0, weight >= 0, per_epoch > 0, focus in [0, 1], valid_fraction in [0, 1), structures: files)")
+    return out
+
+
+def stage_two_options(value: Any, loss: Dict[str, Any]) -> Any:
+    """``loss.stage_two`` (None, or a mapping of STAGE_TWO keys) -> None or the full mapping, missing
+    weights taken from stage one."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"loss.stage_two must be a mapping of {sorted(STAGE_TWO)}, got {value!r}")
+    bad = sorted(set(value) - set(STAGE_TWO))
+    if bad:
+        raise ConfigError(f"unknown key(s) {', '.join('loss.stage_two.' + b for b in bad)}; known: {sorted(STAGE_TWO)}")
+    out = {**STAGE_TWO, **value}
+    for key in ("energy_weight", "forces_weight", "stress_weight"):
+        if out[key] is None:
+            out[key] = loss[key]
+    numbers = {k: out[k] for k in STAGE_TWO}
+    for key, v in numbers.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (key == "start" and not 0 <= v < 1):
+            raise ConfigError(f"loss.stage_two.{key} must be " + ("a fraction of the run in [0, 1)" if key == "start"
+                              else "a number >= 0") + f", got {v!r}")
+        out[key] = float(v)
     return out
 
 

@@ -31,6 +31,10 @@ class LRSchedule:
             f = 1.0
         return self.base_lr * warm * f
 
+    def progress(self) -> float:
+        """Fraction of the run done: steps or wall-time budget, whichever is further."""
+        return min(1.0, max(self.step_count / self.total, self.time_fraction))
+
     def _apply(self) -> None:
         for g in self.opt.param_groups:
             g["lr"] = self.lr()

@@ -132,6 +132,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best = math.inf
         self._elapsed = 0.0
+        self._stage_two_announced = False
         if ckpt is None:
             if distributed.rank() == 0:
                 write_json(self.out / "statistics.json", self.stats)
@@ -142,6 +143,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.best = ckpt["best"]
         self._elapsed = float(ckpt.get("elapsed", 0.0))  # the wall-time budget spans interruptions
+        self._stage_two_announced = bool(ckpt.get("stage_two", False))
         log(f"resumed from {self.out / CHECKPOINT} at step {self.step} (epoch {self.epoch}, "
             f"batch {self.batch_in_epoch})")
 
@@ -162,7 +164,7 @@ class Trainer:
     def train_step(self, batch) -> float:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
-        value = loss_backward(self.model, batch, self.cfg["loss"])
+        value = loss_backward(self.model, batch, self.loss_config())
         if not all(torch.isfinite(p.grad).all() for p in self.model.parameters() if p.requires_grad):
             raise FloatingPointError(f"non-finite gradient at step {self.step}: check the data "
                                      "(rejected.tsv) or lower training.lr")
@@ -174,6 +176,17 @@ class Trainer:
         self.schedule.step(self._elapsed / (60.0 * float(budget)) if budget else 0.0)
         self.ema.update(self.model)
         return value
+
+    def loss_config(self) -> Dict[str, Any]:
+        """The loss section, with ``loss.stage_two``'s weights once the run has passed its start."""
+        loss, two = self.cfg["loss"], self.cfg["loss"]["stage_two"]
+        if two is None or self.schedule.progress() < two["start"]:
+            return loss
+        if not self._stage_two_announced:  # best.pt is the best model of stage two from here on
+            self._stage_two_announced, self.best = True, math.inf
+            log(f"step {self.step}: loss stage two (energy {two['energy_weight']:g}, forces {two['forces_weight']:g}, "
+                f"stress {two['stress_weight']:g})")
+        return {**loss, **{k: two[k] for k in ("energy_weight", "forces_weight", "stress_weight")}}
 
     def validate(self) -> Dict[str, Dict[str, float]]:
         """Errors of the EMA weights on the validation frames, overall ("all") and per config_type; with
@@ -205,7 +218,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "ema": self.ema.state_dict(), "step": self.step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "best": self.best, "statistics": self.stats,
-                "elapsed": self._elapsed,
+                "elapsed": self._elapsed, "stage_two": self._stage_two_announced,
                 "config": json.loads(json.dumps(self.cfg, default=str))}
 
     def save_checkpoint(self) -> None:
@@ -292,6 +305,7 @@ class Trainer:
             break
         if progress is not None:
             progress.close()
+        self._elapsed = time.time() - t0  # the final checkpoint holds the whole run's time
         self.save_model("last.pt", last_metrics)
         self.save_checkpoint()
         if distributed.rank() == 0:
