@@ -34,5 +34,5 @@ FACETPOT_SHARED_DATA=$PWD/.gpu_data timeout 130 python3 benchmarks/gpu_workloads
 # 5. one training step (issue 32's per-step table) on the GPU: Facet-S and the shipped trim on the same MPtrj batches;
 #    the peers (MACE, SevenNet) have no venv here and are not carried (mace-torch pins e3nn 0.4.4): CPU rows only
 FACETPOT_SHARED_DATA=$PWD/.gpu_data timeout 60 python3 benchmarks/training_step.py --device cuda --here \
-    --models facet-s facet-7net0 --no-record 2>&1 | tee "$OUT/training_step_gpu.log"
+    --models facet-s facet-7net0 --timeout 25 --no-record 2>&1 | tee "$OUT/training_step_gpu.log"
 echo "done"

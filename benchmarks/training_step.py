@@ -148,8 +148,10 @@ def section(args, results: List[dict], atoms: List[int], seconds: float) -> str:
             f"the same batches for every model), {args.warmup} untimed + {args.reps} timed steps per batch, "
             f"float32, {args.threads} torch threads, device {args.device}"
             f"{' (' + results[0].get('device_name', '') + ')' if args.device != 'cpu' and results else ''}, "
-            f"models one after another, each in a fresh process in its own "
-            f"venv ({SEVENN_VERSION}, {MACE_VERSION}, each with {TORCH}). One step: forward, forces and stress by "
+            f"models one after another, each in a fresh process "
+            + ("in this interpreter (`--here`: no peer venvs)" if args.here else
+               f"in its own venv ({SEVENN_VERSION}, {MACE_VERSION}, each with {TORCH})")
+            + ". One step: forward, forces and stress by "
             "autograd with create_graph, MSE loss on energy per atom + forces + stress (weights 1, 1, 1), backward, "
             "Adam step (no clipping, EMA or schedule), with each code's own step code (facet: `loss_backward` as in "
             "`Trainer.train_step`; SevenNet: `Trainer.run_one_epoch`; MACE: `take_step`); graph building and "
@@ -176,6 +178,7 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="1 batch, 1 timed step, no record")
     p.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
+    args.data = args.data.resolve()  # the workers run from the repository root
     args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.smoke:
         args.batches, args.reps = 1, 1

@@ -219,6 +219,8 @@ def main() -> None:
     batches = [idx[k:k + args.frames] for k in range(0, len(idx), args.frames)]
     t = time.perf_counter()
     step, make_batch, model, sizes = RUNS[args.kind](args.name, args.data, batches, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the set-up's GPU work is not timed
     setup = time.perf_counter() - t
     seconds = time_steps(step, make_batch, len(batches), args.reps, args.warmup, device)
     report(kind=args.kind, name=args.name, params=trainable(model), seconds=seconds,

@@ -6,6 +6,7 @@ Sections: ``model`` (options of ``build_model``), ``data``, ``training``, ``loss
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -191,15 +192,18 @@ def stage_two_options(value: Any, loss: Dict[str, Any]) -> Any:
     bad = sorted(set(value) - set(STAGE_TWO))
     if bad:
         raise ConfigError(f"unknown key(s) {', '.join('loss.stage_two.' + b for b in bad)}; known: {sorted(STAGE_TWO)}")
+    weights = ("energy_weight", "forces_weight", "stress_weight")
+    if all(value.get(k) is None for k in weights):
+        raise ConfigError(f"loss.stage_two changes no weight: give one or more of {', '.join(weights)}")
     out = {**STAGE_TWO, **value}
-    for key in ("energy_weight", "forces_weight", "stress_weight"):
-        if out[key] is None:
-            out[key] = loss[key]
-    numbers = {k: out[k] for k in STAGE_TWO}
-    for key, v in numbers.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (key == "start" and not 0 <= v < 1):
+    for key, v in out.items():
+        if v is None and key in weights:
+            out[key] = float(loss[key])  # stage one's (checked as part of the loss section)
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                or (key == "start" and not v < 1):
             raise ConfigError(f"loss.stage_two.{key} must be " + ("a fraction of the run in [0, 1)" if key == "start"
-                              else "a number >= 0") + f", got {v!r}")
+                              else "a finite number >= 0") + f", got {v!r}")
         out[key] = float(v)
     return out
 

@@ -57,6 +57,15 @@ def broadcast_parameters(model: torch.nn.Module) -> None:
             torch.distributed.broadcast(p.data, 0)
 
 
+def broadcast_value(value: float, device) -> float:
+    """Rank 0's ``value`` on every rank (e.g. its clock: the schedule and the loss stage follow one time)."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(t, 0)
+    return float(t.item())
+
+
 def broadcast_flag(flag: bool, device) -> bool:
     """Rank 0's ``flag`` on every rank (rank 0's clock decides for everyone)."""
     if world_size() == 1:

@@ -17,7 +17,8 @@ def preset_names() -> List[str]:
 
 
 def preset_text(name: str, train: Optional[Sequence[str]] = None) -> str:
-    """The preset's YAML text; with ``train``, those files (one, or a list) in place of ``TRAIN_FILES``."""
+    """The preset's YAML text; with ``train``, those files (one, or a list, as they should stand in the config:
+    ``facet train`` reads relative paths from the config file's folder) in place of ``TRAIN_FILES``."""
     path = FOLDER / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")

@@ -180,11 +180,11 @@ class Trainer:
     def loss_config(self) -> Dict[str, Any]:
         """The loss section, with ``loss.stage_two``'s weights once the run has passed its start."""
         loss, two = self.cfg["loss"], self.cfg["loss"]["stage_two"]
-        if two is None or self.schedule.progress() < two["start"]:
-            return loss
+        if two is None or (not self._stage_two_announced and self.schedule.progress() < two["start"]):
+            return loss  # once begun, stage two stays (a resume with a longer budget does not go back)
         if not self._stage_two_announced:  # best.pt is the best model of stage two from here on
             self._stage_two_announced, self.best = True, math.inf
-            log(f"step {self.step}: loss stage two (energy {two['energy_weight']:g}, forces {two['forces_weight']:g}, "
+            log(f"step {self.step + 1}: loss stage two (energy {two['energy_weight']:g}, forces {two['forces_weight']:g}, "
                 f"stress {two['stress_weight']:g})")
         return {**loss, **{k: two[k] for k in ("energy_weight", "forces_weight", "stress_weight")}}
 
@@ -276,7 +276,7 @@ class Trainer:
             self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
             for batch in self._loader(self._train_parts(), self.sampler):
                 batch = batch.to(self.device, self.dtype)
-                self._elapsed = time.time() - t0
+                self._elapsed = distributed.broadcast_value(time.time() - t0, self.device)  # rank 0's clock
                 losses.append(self.train_step(batch))
                 self.step += 1
                 self.batch_in_epoch += 1

@@ -12,12 +12,14 @@ RECIPES = Path(__file__).resolve().parents[2] / "training"
 
 
 @pytest.mark.parametrize("name", ["small-data", "finetune"])
-def test_preset_writes_a_valid_config_for_the_given_files(tmp_path, name, capsys):
-    out = tmp_path / "cfg.yaml"
-    assert facet(["preset", name, "--train", "a.extxyz", "b.extxyz", "-o", str(out)]) == 0
+def test_preset_writes_a_valid_config_for_the_given_files(tmp_path, name, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    out = Path("configs") / "cfg.yaml"  # the data paths are typed from here, the config lives elsewhere
+    assert facet(["preset", name, "--train", "data/a.extxyz", "b.extxyz", "-o", str(out)]) == 0
     assert f"facet train {out}" in capsys.readouterr().out
     cfg = load_config(out)
-    assert cfg["data"]["train"] == [str(tmp_path / "a.extxyz"), str(tmp_path / "b.extxyz")]
+    assert [Path(p).resolve() for p in cfg["data"]["train"]] == [tmp_path / "data" / "a.extxyz", tmp_path / "b.extxyz"]
     assert facet(["preset", name, "-o", str(out)]) == 2  # never overwrites
     assert "exists" in capsys.readouterr().err
 
@@ -30,6 +32,8 @@ def test_presets_are_the_measured_recipes():
         ref = yaml.safe_load((RECIPES / recipe).read_text())
         for section in ("model", "loss", "finetune"):
             assert preset.get(section) == ref.get(section), (name, section)
+        assert {k: v for k, v in preset["data"].items() if k != "train"} == \
+            {k: v for k, v in ref["data"].items() if k != "train"}, name
         drop = {"output", "threads"}
         assert {k: v for k, v in preset["training"].items() if k not in drop} == \
             {k: v for k, v in ref["training"].items() if k not in drop}, name
@@ -39,3 +43,15 @@ def test_preset_prints_to_stdout_with_the_placeholder(capsys):
     assert facet(["preset", "small-data"]) == 0
     text = capsys.readouterr().out
     assert "train: TRAIN_FILES" in text and "stage_two:" in text
+
+
+def test_the_four_mlearn_recipes_share_the_small_data_recipe():
+    si = yaml.safe_load((RECIPES / "mlearn_si.yaml").read_text())
+    for el in ("ge", "li", "mo"):
+        other = yaml.safe_load((RECIPES / f"mlearn_{el}.yaml").read_text())
+        for section in ("model", "loss"):
+            assert other[section] == si[section], (el, section)
+        drop = {"output"}
+        assert {k: v for k, v in other["training"].items() if k not in drop} == \
+            {k: v for k, v in si["training"].items() if k not in drop}, el
+
