@@ -153,6 +153,15 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
     return cfg
 
 
+def check_mapping(value: Any, known: Dict[str, Any], name: str, allowed: str) -> None:
+    """A nested option ``name`` must be a mapping (or what ``allowed`` says) with only the ``known`` keys."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be {allowed} of {sorted(known)}, got {value!r}")
+    bad = sorted(set(value) - set(known))
+    if bad:
+        raise ConfigError(f"unknown key(s) {', '.join(name + '.' + b for b in bad)}; known: {sorted(known)}")
+
+
 def replay_options(value: Any) -> Dict[str, Any]:
     """``finetune.replay`` (true, false, "auto" or a mapping of REPLAY keys; None: the defaults) -> the full mapping."""
     out = dict(REPLAY)
@@ -161,11 +170,7 @@ def replay_options(value: Any) -> Dict[str, Any]:
     if isinstance(value, bool) or value == "auto":
         out["enabled"] = value
         return out
-    if not isinstance(value, dict):
-        raise ConfigError(f"finetune.replay must be true, false, auto or a mapping of {sorted(REPLAY)}, got {value!r}")
-    bad = sorted(set(value) - set(REPLAY))
-    if bad:
-        raise ConfigError(f"unknown key(s) {', '.join('finetune.replay.' + b for b in bad)}; known: {sorted(REPLAY)}")
+    check_mapping(value, REPLAY, "finetune.replay", "true, false, auto or a mapping")
     out.update(value)
     out["enabled"] = value.get("enabled", True)
     checks = {"enabled": out["enabled"] in (True, False, "auto"),
@@ -187,11 +192,7 @@ def stage_two_options(value: Any, loss: Dict[str, Any]) -> Any:
     weights taken from stage one."""
     if value is None or value is False:
         return None
-    if not isinstance(value, dict):
-        raise ConfigError(f"loss.stage_two must be a mapping of {sorted(STAGE_TWO)}, got {value!r}")
-    bad = sorted(set(value) - set(STAGE_TWO))
-    if bad:
-        raise ConfigError(f"unknown key(s) {', '.join('loss.stage_two.' + b for b in bad)}; known: {sorted(STAGE_TWO)}")
+    check_mapping(value, STAGE_TWO, "loss.stage_two", "a mapping")
     weights = ("energy_weight", "forces_weight", "stress_weight")
     if all(value.get(k) is None for k in weights):
         raise ConfigError(f"loss.stage_two changes no weight: give one or more of {', '.join(weights)}")

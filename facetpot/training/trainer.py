@@ -132,7 +132,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best = math.inf
         self._elapsed = 0.0
-        self._stage_two_announced = False
+        self._in_stage_two = False
         if ckpt is None:
             if distributed.rank() == 0:
                 write_json(self.out / "statistics.json", self.stats)
@@ -143,7 +143,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.best = ckpt["best"]
         self._elapsed = float(ckpt.get("elapsed", 0.0))  # the wall-time budget spans interruptions
-        self._stage_two_announced = bool(ckpt.get("stage_two", False))
+        self._in_stage_two = bool(ckpt.get("stage_two", False))
         log(f"resumed from {self.out / CHECKPOINT} at step {self.step} (epoch {self.epoch}, "
             f"batch {self.batch_in_epoch})")
 
@@ -180,10 +180,10 @@ class Trainer:
     def loss_config(self) -> Dict[str, Any]:
         """The loss section, with ``loss.stage_two``'s weights once the run has passed its start."""
         loss, two = self.cfg["loss"], self.cfg["loss"]["stage_two"]
-        if two is None or (not self._stage_two_announced and self.schedule.progress() < two["start"]):
+        if two is None or (not self._in_stage_two and self.schedule.progress() < two["start"]):
             return loss  # once begun, stage two stays (a resume with a longer budget does not go back)
-        if not self._stage_two_announced:  # best.pt is the best model of stage two from here on
-            self._stage_two_announced, self.best = True, math.inf
+        if not self._in_stage_two:  # best.pt is the best model of stage two from here on
+            self._in_stage_two, self.best = True, math.inf
             log(f"step {self.step + 1}: loss stage two (energy {two['energy_weight']:g}, forces {two['forces_weight']:g}, "
                 f"stress {two['stress_weight']:g})")
         return {**loss, **{k: two[k] for k in ("energy_weight", "forces_weight", "stress_weight")}}
@@ -218,7 +218,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "ema": self.ema.state_dict(), "step": self.step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "best": self.best, "statistics": self.stats,
-                "elapsed": self._elapsed, "stage_two": self._stage_two_announced,
+                "elapsed": self._elapsed, "stage_two": self._in_stage_two,
                 "config": json.loads(json.dumps(self.cfg, default=str))}
 
     def save_checkpoint(self) -> None:

@@ -38,11 +38,11 @@ def test_stage_two_starts_once_resets_the_best_score_and_stays():
                                                                         "forces_weight": 1}}})["loss"]
     progress = {"value": 0.4}
     trainer = SimpleNamespace(cfg={"loss": loss}, schedule=SimpleNamespace(progress=lambda: progress["value"]),
-                              best=0.1, step=7, _stage_two_announced=False)
+                              best=0.1, step=7, _in_stage_two=False)
     weights = lambda: (lambda c: (c["energy_weight"], c["forces_weight"]))(Trainer.loss_config(trainer))  # noqa: E731
     assert weights() == (1.0, 10.0) and trainer.best == 0.1
     progress["value"] = 0.5
-    assert weights() == (10.0, 1.0) and trainer.best == math.inf and trainer._stage_two_announced
+    assert weights() == (10.0, 1.0) and trainer.best == math.inf and trainer._in_stage_two
     trainer.best = 0.05
     assert weights() == (10.0, 1.0) and trainer.best == 0.05  # reset once, not at every step
     progress["value"] = 0.3  # a resume with a longer budget: the run stays in stage two
