@@ -22,6 +22,11 @@ set -uo pipefail
 source benchmarks/gpu_env.sh
 python3 -c "import torch, e3nn, ase, vesin; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
     2>&1 | tee "$OUT/environment.txt"
+# what the device's python has of the peers' dependencies (a GPU training race needs MACE's and SevenNet's:
+# carried as wheels, they exceed the 64 MiB carry limit unless pandas, matplotlib, h5py, sklearn are there)
+python3 -c "import importlib.util as u, sys; print(sys.version.split()[0], {m: bool(u.find_spec(m)) for m in
+    ('pandas', 'matplotlib', 'h5py', 'sklearn', 'lmdb', 'orjson', 'matscipy', 'torch_geometric', 'mace', 'sevenn')})" \
+    2>&1 | tee -a "$OUT/environment.txt"
 # 1. the convolution backends (edgewise, density, cueq, triton): float64 agreement on CUDA first, then one layer and
 #    the whole model at 1k / 10k / 100k atoms (issue 11's kernels; first Triton run on a GPU)
 timeout 110 python3 benchmarks/kernels.py 2>&1 | tee "$OUT/kernels.log"

@@ -11,13 +11,15 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .committee import Committee, model_properties
+from .descriptors import atom_descriptors
 from .dispersion import add_dispersion, make_dispersion
 from .graph import atoms_to_graph
+from .hessian import hessian
 from .io.model_file import inference_model, torch_dtype
 from .pretrained import DEFAULT_MODEL, available
 from .structures import to_atoms
-from .option_checks import at_least
-from .validation import MIN_DISTANCE
+from .option_checks import at_least, torch_device
+from .validation import MIN_DISTANCE, has_volume
 
 #: keywords of ase's own Calculator, passed on to it
 ASE_KEYWORDS = ("restart", "ignore_bad_restart_file", "label", "atoms", "directory")
@@ -64,7 +66,10 @@ class FacetCalculator(Calculator):
     pair: overlapping atoms, where no model trained on DFT data means anything); 0 allows them.
     ``dispersion``: "d3" (DFT-D3 with PBE's Becke-Johnson parameters, two-body), "d3-zero" (PBE, zero damping),
     or a ``facetpot.dispersion.D3Dispersion`` (other functional, cutoffs): its energy, forces, stress and
-    per-atom terms are added to the model's (``results["dispersion_energy"]`` holds its part). Unknown keywords
+    per-atom terms are added to the model's (``results["dispersion_energy"]`` holds its part).
+    ``get_hessian(atoms)``: analytic second derivatives of the energy, (3N, 3N) eV/Å^2 (``facetpot.hessian``;
+    a committee's mean; ask for dtype="float64"). ``get_descriptors(atoms)``: per-atom invariant features, (N, D)
+    (``facetpot.descriptors``; one model). Unknown keywords
     raise TypeError (ase alone would store a misspelt one and run with the default). A pymatgen Structure or
     Molecule may be passed wherever ase takes Atoms (``calc.get_potential_energy(structure)``).
     """
@@ -84,10 +89,11 @@ class FacetCalculator(Calculator):
                 )
             model = DEFAULT_MODEL
         torch_dtype(dtype)  # refuses anything but None, "float32", "float64"
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but torch has no CUDA device here")
+        device = torch_device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} requested but torch has no CUDA device here")
         super().__init__(**kwargs)
-        self.device = torch.device(device)
+        self.device = device
         # a prepared copy: the model object passed in keeps its dtype, device, backend and gradients
         if isinstance(model, (list, tuple)):
             self.model = Committee(model, device=self.device, dtype=dtype, backend=backend)
@@ -110,7 +116,7 @@ class FacetCalculator(Calculator):
         atoms = self.atoms
         graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype, min_distance=self.min_distance)
         graph = graph.to(self.device, self.dtype)
-        volume_ok = abs(np.linalg.det(atoms.cell.array)) > 1e-8
+        volume_ok = has_volume(atoms.cell.array)
         want_stress = ("stress" in properties or "stresses" in properties)
         if want_stress and not volume_ok:
             raise PropertyNotImplementedError("stress needs a cell of non-zero volume")
@@ -142,3 +148,30 @@ class FacetCalculator(Calculator):
             per_atom = -v / abs(np.linalg.det(atoms.cell.array))
             sym = 0.5 * (per_atom + per_atom.transpose(0, 2, 1))
             self.results["stresses"] = sym[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # Voigt xx yy zz yz xz xy
+
+    # ------------------------------------------------------------------ beyond ASE's properties
+    def _graph_of(self, atoms):
+        """The checked graph of ``atoms`` (the calculator's own atoms if None), on the model's device and dtype."""
+        atoms = self.atoms if atoms is None else to_atoms(atoms)
+        if atoms is None:
+            raise ValueError("no structure: pass one (calc.get_hessian(atoms)) or attach the calculator to it")
+        graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype, min_distance=self.min_distance)
+        return graph.to(self.device, self.dtype)
+
+    def get_hessian(self, atoms=None) -> np.ndarray:
+        """d^2E/dx dx of the model, (3N, 3N) in eV/Å^2 (row/column 3i+a: atom i, Cartesian a), float64 numpy;
+        a committee's is its members' mean. Analytic: exact in a float64 calculator, rounded in float32. D3's
+        part is not included (its second derivatives are not implemented): refused where dispersion is on."""
+        if self.dispersion is not None:
+            raise NotImplementedError("the Hessian of the D3 term is not implemented: use a calculator without "
+                                      "dispersion (or finite differences of its forces)")
+        graph = self._graph_of(atoms)
+        members = self.model.members if isinstance(self.model, Committee) else [self.model]
+        return torch.stack([hessian(m, graph) for m in members]).mean(0).cpu().double().numpy()
+
+    def get_descriptors(self, atoms=None, layers=None) -> np.ndarray:
+        """Per-atom invariant descriptors, (N, D) float64 numpy: the scalar channels of the model's layers
+        (``layers``: indices from 0, default all), as MACE's ``get_descriptors(invariants_only=True)``."""
+        if isinstance(self.model, Committee):
+            raise ValueError("descriptors are one model's features: use a calculator of one committee member")
+        return atom_descriptors(self.model, self._graph_of(atoms), layers).cpu().double().numpy()

@@ -21,6 +21,7 @@ from .io.atomic_write import atomic_write_text
 from .data.batching import collate, frame_to_graph, pack_batches
 from .data.readers import iter_frames
 from .io.model_file import inference_model, torch_dtype
+from .io.output_folder import check_output_folder
 from .plots import parity_plots
 from .derivatives import compute_properties
 from .single_points import WINDOW_BATCHES
@@ -30,6 +31,7 @@ from .units import EV_PER_A3_TO_GPA
 
 def evaluate_model(model, data, out_dir="eval", keys: Optional[Dict[str, str]] = None, device="cpu",
                    dtype="float64", batch_atoms=2048, plots=True, progress: bool = False) -> Dict:
+    check_output_folder(out_dir)  # before any model call
     m = inference_model(model, device=device, dtype=dtype, copy=True)
     tdtype = torch_dtype(dtype)
     metrics = ErrorMetrics()

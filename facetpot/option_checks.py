@@ -42,3 +42,16 @@ def at_least(name: str, value, low, unit: str = ""):
     if v < low:
         raise ValueError(f"{name} must be >= {low}{' ' + unit if unit else ''}, got {value}")
     return value
+
+
+def torch_device(value):
+    """``value`` (cpu, cuda, cuda:N, mps, or a torch.device) as a torch.device; a ValueError that names the choices
+    otherwise (torch's own lists every device type it was built with)."""
+    import torch  # lazy: this module stays free of torch (facet --help)
+
+    if isinstance(value, torch.device):
+        return value
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {value!r}") from None

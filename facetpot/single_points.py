@@ -20,13 +20,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 import torch
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .data.batching import pack_batches
 from .graph import AtomicGraph, atoms_to_graph, batch_graphs
 from .option_checks import at_least
-from .validation import MIN_DISTANCE
+from .validation import MIN_DISTANCE, has_volume
 from .model import FacetModel
 from .io.model_file import inference_model
 from .pretrained import DEFAULT_MODEL
@@ -120,9 +119,10 @@ def _predict_stream(structures, m: FacetModel, batch_atoms: int, energies: bool,
 
 def evaluate_graphs(model: FacetModel, graphs: List[AtomicGraph], energies: bool = False) -> List[Dict[str, Any]]:
     """One call of ``model`` (prepared, on its device and dtype) for single-structure graphs: per graph
-    energy, forces, stress (None without a periodic cell), per-atom energies if asked; float64 numpy.
+    energy, forces, stress (None where the cell has no volume: ``validation.has_volume``), per-atom energies if
+    asked; float64 numpy.
     A non-finite energy becomes that structure's ``error``."""
-    cells = [bool(g.pbc.all()) and abs(float(torch.linalg.det(g.cell[0]))) > 1e-8 for g in graphs]
+    cells = [has_volume(g.cell[0].detach().cpu().double().numpy()) for g in graphs]
     out = compute_properties(model, batch_graphs(graphs).to(model.device, model.dtype), forces=True, stress=any(cells))
     energy = out["energy"].detach().double().cpu().numpy()
     forces = out["forces"].detach().double().cpu().numpy()
@@ -153,16 +153,4 @@ def predict_structures(model: FacetModel, structures: Sequence[Atoms], batch_ato
     for chunk in pack_batches(structures, len, int(batch_atoms)):
         for row in evaluate_graphs(model, [atoms_to_graph(a, model.cutoff) for a in chunk]):
             out.append((row.get("energy", float("nan")), row.get("forces"), row.get("stress")))
-    return out
-
-
-def with_results(atoms: Atoms, row: Dict[str, Any]) -> Atoms:
-    """A copy of ``atoms`` carrying ``row`` as its calculator's results (ASE's SinglePointCalculator)."""
-    out = atoms.copy()
-    props = {"energy": row["energy"], "free_energy": row["energy"], "forces": row["forces"]}
-    if row.get("stress") is not None:
-        props["stress"] = row["stress"]
-    if row.get("energies") is not None:
-        props["energies"] = row["energies"]
-    out.calc = SinglePointCalculator(out, **props)
     return out

@@ -8,6 +8,7 @@ Thresholds, one of each kind:
 * ``MIN_CELL_VOLUME`` (1e-6 Å^3): a fully periodic cell of smaller volume has zero volume. The
   larger of the two values the package used before (the data cache's): a periodic cell that thin
   would need millions of periodic images in the neighbour list, so nothing usable is refused.
+  The same threshold says whether a structure has stress at all (:func:`has_volume`, below).
 * ``MIN_DISTANCE`` (0.5 Å): atoms closer than this overlap. No bond is that short (H2: 0.74 Å), and a
   model trained on DFT data has never seen such a pair: its energy there is meaningless (two Si atoms
   0.01 Å apart relaxed "below diamond's energy"). The calculator, ``facetpot.predict`` and every command
@@ -26,6 +27,19 @@ CELL_TOL = 1e-8
 MIN_CELL_VOLUME = 1e-6
 #: Å: atoms closer than this overlap (refused unless the caller allows it)
 MIN_DISTANCE = 0.5
+
+
+def has_volume(cell) -> bool:
+    """Whether a structure has a stress: its cell spans a volume (|det| >= ``MIN_CELL_VOLUME``), periodic or not.
+    A slab's or a boxed molecule's stress is that of its box, vacuum included (-virial / box volume), as ASE's own
+    calculators report it; the calculator, ``facetpot.predict`` and ``compute_properties`` all follow this."""
+    return abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64)))) >= MIN_CELL_VOLUME
+
+
+def is_crystal(atoms) -> bool:
+    """Periodic in all three directions with a cell of non-zero volume: what a cell relaxation, NPT, a pressure
+    and the material properties (equation of state, elastic constants, phonons) need."""
+    return bool(np.asarray(atoms.pbc).all()) and has_volume(atoms.cell.array)
 
 
 def structure_problem(numbers, positions, cell, pbc) -> Optional[str]:

@@ -21,14 +21,16 @@ def _structures():
     al.rattle(0.05, seed=2)
     mol = molecule("CH3CH2OH")  # no cell: no stress
     slab = bulk("Cu", "fcc", a=3.6, cubic=True) * (1, 1, 2)
-    slab.pbc = [True, True, False]  # not fully periodic: no stress
-    return [cu, al, mol, slab, cu.copy()]
+    slab.pbc = [True, True, False]  # not fully periodic, but its box has a volume: the box's stress
+    boxed = mol.copy()
+    boxed.center(vacuum=4.0)  # no periodicity, a box: its stress too (ASE's convention)
+    return [cu, al, mol, slab, cu.copy(), boxed]
 
 
 def _one_by_one(model, atoms):
     a = atoms.copy()
     a.calc = facetpot.FacetCalculator(model, dtype="float64")
-    stress = a.get_stress() if a.pbc.all() else None
+    stress = a.get_stress() if abs(a.cell.volume) > 0 else None
     return a.get_potential_energy(), a.get_forces(), stress, a.get_potential_energies()
 
 
@@ -49,6 +51,7 @@ def test_batched_equals_one_by_one(batch_atoms):
             assert row["stress"] is None
         else:
             assert np.abs(row["stress"] - stress).max() < 1e-11
+    assert [r["stress"] is None for r in rows] == [False, False, True, False, False, False]  # only the molecule
 
 
 def test_files_folders_and_pymatgen(tmp_path):
@@ -109,14 +112,22 @@ def test_argument_errors():
 
 def test_facet_predict_command(tmp_path):
     """``facet predict``: a CSV row per structure in input order (the failed one with its error, rc 1) and an
-    extxyz of the evaluated ones whose energies, forces and stress are facetpot.predict's."""
+    extxyz of the evaluated ones that keeps their reference labels and carries facetpot.predict's energies,
+    forces and stress under facet_* keys."""
     import csv
+
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
 
     from facetpot.cli import main
 
     model = small_model(species=[1, 6, 8, 13, 29])
     facetpot.save_model(model, tmp_path / "m.pt")
     cu, al, mol, *_ = _structures()
+    for atoms in (cu, al):  # labelled data (EMT stands in for DFT)
+        atoms.calc = EMT()
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
+                                           stress=atoms.get_stress())
     folder = tmp_path / "in"
     folder.mkdir()
     write(folder / "a.extxyz", [cu, al])
@@ -133,8 +144,17 @@ def test_facet_predict_command(tmp_path):
     expected = facetpot.predict([folder / "a.extxyz", folder / "b.xyz"], model=model, dtype="float64")
     assert [a.info["name"] for a in written] == [r["name"] for r in expected]
     for atoms, row, line in zip(written, expected, rows):
-        assert abs(atoms.get_potential_energy() - row["energy"]) < 1e-8
+        assert abs(atoms.info["facet_energy"] - row["energy"]) < 1e-8
         assert abs(float(line["energy_eV"]) - row["energy"]) < 1e-8
-        assert np.abs(atoms.get_forces() - row["forces"]).max() < 1e-8
+        assert np.abs(atoms.arrays["facet_forces"] - row["forces"]).max() < 1e-8
         if row["stress"] is not None:
-            assert np.abs(atoms.get_stress() - row["stress"]).max() < 1e-8
+            assert np.abs(atoms.info["facet_stress"] - row["stress"]).max() < 1e-8
+        else:
+            assert "facet_stress" not in atoms.info
+    for atoms, labelled in zip(written[:2], (cu, al)):  # the reference labels are the input's, not the model's
+        assert abs(atoms.get_potential_energy() - labelled.get_potential_energy()) < 1e-8
+        assert np.abs(atoms.get_forces() - labelled.get_forces()).max() < 1e-8
+        assert np.abs(atoms.get_stress() - labelled.get_stress()).max() < 1e-8
+        assert abs(atoms.get_potential_energy() - atoms.info["facet_energy"]) > 1e-3
+    assert written[2].calc is None  # unlabelled input: predictions only, under their keys
+    assert main(["predict", str(folder / "b.xyz"), "-o", str(folder / "b.xyz"), "-m", str(tmp_path / "m.pt")]) == 2

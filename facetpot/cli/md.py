@@ -5,13 +5,14 @@ import sys
 from pathlib import Path
 
 from .options import (FAST, add_command, add_committee_option, add_dispersion_options, add_model_options,
-                      add_output_folder, add_progress_option, dispersion, model_and_structure)
+                      add_output_folder, add_progress_option, add_structure_argument, dispersion,
+                      model_and_structure)
 
 
 def add_to(sub) -> None:
     p = add_command(sub, "md", "molecular dynamics (NVE, Langevin or Nose-Hoover NVT, MTK NPT): "
                     "OUTPUT/trajectory.extxyz, thermo.csv", run)
-    p.add_argument("input", nargs="+", help="structure file (any format ASE or pymatgen reads; its last frame)")
+    add_structure_argument(p, "structure file (any format ASE or pymatgen reads; its last frame)")
     add_output_folder(p)
     add_model_options(p, "float32", FAST)
     p.add_argument("--ensemble", default="nve", choices=["nve", "langevin", "nhc", "npt"], help="integrator")
@@ -25,7 +26,8 @@ def add_to(sub) -> None:
     p.add_argument("--log-every", type=int, default=10, help="steps between thermo.csv rows")
     p.add_argument("--traj-every", type=int, default=10, help="steps between trajectory frames")
     p.add_argument("--seed", type=int, default=0, help="initial velocities (and Langevin noise)")
-    p.add_argument("--restart", action="store_true", help="continue from OUTPUT/trajectory.extxyz")
+    p.add_argument("--restart", action="store_true", help="continue the run in OUTPUT from its last saved "
+                   "state (restart.npz, written with every trajectory frame) up to --steps")
     add_dispersion_options(p)
     add_committee_option(p, "thermo.csv gets the largest force std of every logged step")
     add_progress_option(p)

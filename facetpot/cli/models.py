@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from ..pretrained import DEFAULT_MODEL, available
+from .options import add_command
 
 
 def add_to(sub) -> None:
-    sub.add_parser("models", help="list the pretrained models shipped with facetpot").set_defaults(func=run)
+    add_command(sub, "models", "list the pretrained models shipped with facetpot (names for -m/--model, "
+                "FacetCalculator and load_model) with their model cards", run)
 
 
 def run(args) -> int:

@@ -21,6 +21,13 @@ EXACT = "float64: finite differences of forces and stresses need it"
 ERRORS = "float64: errors of a few meV need it"
 
 
+#: D3's damping choices (``--d3 [DAMPING]``) and the one a bare ``--d3`` means
+D3_DAMPINGS = ("bj", "zero")
+D3_DEFAULT_DAMPING = "bj"
+#: options whose value is optional -> (the words they take as their value, the value they mean alone)
+OPTIONAL_VALUES = {"--d3": (D3_DAMPINGS, D3_DEFAULT_DAMPING)}
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default; flags and options without one (None, False, []) say nothing."""
 
@@ -75,7 +82,7 @@ def add_key_option(p, labels: str) -> None:
 
 def add_dispersion_options(p) -> None:
     """--d3 and its choices, for every command that can add dispersion."""
-    p.add_argument("--d3", nargs="?", const="bj", default=None, choices=["bj", "zero"], metavar="DAMPING",
+    p.add_argument("--d3", nargs="?", const=D3_DEFAULT_DAMPING, default=None, choices=D3_DAMPINGS, metavar="DAMPING",
                    help="add DFT-D3 dispersion (two-body; damping bj, the default, or zero; facetpot[d3])")
     p.add_argument("--d3-functional", default=None, help="functional whose D3 parameters apply (default pbe: the "
                    "shipped models reproduce PBE)")
@@ -85,6 +92,19 @@ def add_committee_option(p, what: str) -> None:
     p.add_argument("--committee", nargs="+", default=None, metavar="MODEL",
                    help=f"two or more models (files or names; same elements and cutoff) run as a committee, in place "
                    f"of -m: their mean drives the run and {what}")
+
+
+def optional_values_kept_apart(argv: List[str]) -> List[str]:
+    """``--d3 layered/`` means D3 with its default damping and the input ``layered/``: an option whose value is
+    optional (``--d3 [DAMPING]``) takes the next word only when it is one of its choices (argparse would take any
+    word and then refuse it). ``--d3 zero`` and ``--d3=zero`` keep their meaning."""
+    out = list(argv)
+    for k, word in enumerate(out):
+        if word in OPTIONAL_VALUES:
+            choices, alone = OPTIONAL_VALUES[word]
+            if k + 1 == len(out) or out[k + 1] not in choices:
+                out[k] = f"{word}={alone}"
+    return out
 
 
 def dispersion(args):
@@ -125,9 +145,17 @@ def model_and_inputs(args, inputs: List[str]) -> Tuple[Union[str, List[str]], Li
     return model or DEFAULT_MODEL, inputs
 
 
+def add_structure_argument(p, text: str) -> None:
+    """The one STRUCTURE of ``md``, ``eos``, ``elastic``, ``phonons``; the older ``facet md MODEL STRUCTURE`` form
+    is still read (a second positional that the usage does not show)."""
+    p.add_argument("input", metavar="STRUCTURE", help=text)
+    p.add_argument("structure_after_model", nargs="?", help=argparse.SUPPRESS)
+
+
 def model_and_structure(args) -> Tuple[Union[str, List[str]], str]:
     """(model, the one structure file) of the commands that take one structure."""
-    model, inputs = model_and_inputs(args, args.input)
+    given = [args.input] + ([args.structure_after_model] if args.structure_after_model is not None else [])
+    model, inputs = model_and_inputs(args, given)
     if len(inputs) != 1:
         raise ValueError(f"facet {args.command} takes one structure file, got {len(inputs)}: {' '.join(inputs)} "
                          "(the model goes in -m/--model)")

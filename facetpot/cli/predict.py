@@ -25,6 +25,7 @@ def run(args) -> int:
     total, failed = predict_files(model, inputs, args.output, device=args.device, dtype=args.dtype,
                                   batch_atoms=args.batch_atoms, progress=not args.no_progress,
                                   min_distance=args.min_distance)
-    print(f"{total} structure(s), {failed} failed; {Path(args.output) / 'results.csv'}, "
-          f"{Path(args.output) / 'predicted.extxyz'}", file=sys.stderr)
+    written = [p for p in (Path(args.output) / "results.csv", Path(args.output) / "predicted.extxyz") if p.is_file()]
+    print(f"{total} structure(s), {failed} failed; " + ", ".join(map(str, written))
+          + ("" if total > failed else " (nothing evaluated)"), file=sys.stderr)
     return 0 if failed == 0 else 1

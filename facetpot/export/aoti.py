@@ -11,6 +11,7 @@ data-dependent width, which ``torch.export`` cannot trace.
 """
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -69,13 +70,15 @@ def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"an AOTInductor package must end in .pt2, got {path.name}")
-    deployed, program = export_program(model, dtype, device)
-    meta = {**export_metadata(model, deployed, device), **make_header(FORMAT_NAME, FORMAT_VERSION)}
-    meta["backend"] = "edgewise"
-    # metadata inside the package (AOTIModelPackageLoader::get_metadata in C++), keys facetpot_*
-    strings = {f"facetpot_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
-    return atomic_write(path, lambda tmp: aoti_compile_and_package(
-        program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": strings}))
+    with warnings.catch_warnings():  # torch's notices about its own internal APIs (FutureWarning) are not the user's
+        warnings.simplefilter("ignore", FutureWarning)
+        deployed, program = export_program(model, dtype, device)
+        meta = {**export_metadata(model, deployed, device), **make_header(FORMAT_NAME, FORMAT_VERSION)}
+        meta["backend"] = "edgewise"
+        # metadata inside the package (AOTIModelPackageLoader::get_metadata in C++), keys facetpot_*
+        strings = {f"facetpot_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
+        return atomic_write(path, lambda tmp: aoti_compile_and_package(
+            program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": strings}))
 
 
 def load_aoti(path):

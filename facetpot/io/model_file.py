@@ -21,6 +21,7 @@ import torch
 
 from ..backend_default import default_backend
 from .format_header import check_header, make_header
+from ..option_checks import torch_device
 from ..model import FacetModel
 from ..pretrained import PRETRAINED, available, pretrained_path
 from .state_upgrade import OLDEST_READABLE, upgrade_state
@@ -138,6 +139,7 @@ def inference_model(model: Union[FacetModel, str, Path], device=None, dtype: Opt
     never goes through here. ``copy`` True leaves a FacetModel passed in untouched (a prepared deep copy
     is returned): what the ASE calculator does, so two calculators of one model in different dtypes or
     devices do not change each other or the caller's model."""
+    device = None if device is None else torch_device(device)
     if copy and isinstance(model, FacetModel):
         model = copy_module.deepcopy(model)
     model = resolve_model(model, device=device, dtype=dtype, backend=backend).eval()

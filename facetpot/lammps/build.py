@@ -136,7 +136,7 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
     if force or not cached.is_file():
         if verbose:
             print(f"building pair_style facet (torch {tc['torch_version']}, lammps {tc['lammps_version']}): "
-                  f"about a minute ...", flush=True)
+                  f"a few minutes (5 on 2 cores), once per torch and lammps version ...", flush=True)
         t0 = time.time()
         atomic_write(cached, lambda tmp: _compile(tc, src, tmp, cached.parent / "build.log"), mode=0o777)
         if verbose:

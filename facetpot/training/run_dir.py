@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ..io.atomic_write import atomic_write_text
+from ..io.output_folder import check_output_folder
 from .distributed import log
 
 CHECKPOINT = "checkpoint.pt"
@@ -25,7 +26,9 @@ METRIC_FIELDS = ["step", "epoch", "lr", "train_loss", "valid_energy_mae_meV_per_
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> Path:
-    """Create ``out``; refuse to start over an earlier run unless ``overwrite`` (which removes its files)."""
+    """Create ``out``; refuse to start over an earlier run unless ``overwrite`` (which removes its files), and a
+    folder that cannot be written (``io.output_folder``) before any data is read."""
+    check_output_folder(out)
     if not resume and not overwrite and (out / CHECKPOINT).exists():
         raise ValueError(f"{out} already holds a training run: continue it with --resume, or choose "
                          "another training.output (--overwrite replaces it)")

@@ -6,14 +6,19 @@ are computed for all of them together, by packing the structures in flight into 
 steps are ASE's own, so every structure follows the trajectory it would follow relaxed alone with
 ``opt.run(fmax)`` (the same minima; tested against ASE one by one). Structures that converge, reach
 ``max_steps`` or fail leave the batch, and waiting ones enter while the atoms in flight stay under
-``max_atoms``. Results come back in input order.
+``max_atoms``. Results come back as the structures finish (a killed run keeps every finished one).
+
+Convergence is judged on what the results report: every atom's force below ``fmax`` and, when the cell relaxes,
+every stress component below ``smax_gpa`` (ASE's own test on the cell filter's gradient accepts a cell with
+``fmax`` * atoms / volume of stress left, 0.3-0.6 GPa for small cells at fmax 0.05; ``smax_gpa=None`` leaves the
+cell to that test).
 """
 from __future__ import annotations
 
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,9 +33,10 @@ from ..committee import Committee, model_properties
 from ..dispersion import add_dispersion, make_dispersion
 from ..graph import atoms_to_graph, batch_graphs
 from ..option_checks import at_least, positive
-from ..validation import MIN_DISTANCE
+from ..units import GPA_TO_EV_PER_A3
+from ..validation import MIN_DISTANCE, is_crystal
 from ..model import FacetModel
-from .relax_result import BLOWUP_EV_PER_ATOM, RelaxResult
+from .relax_result import BLOWUP_EV_PER_ATOM, SMAX_GPA, RelaxResult
 
 OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS}
 
@@ -46,8 +52,8 @@ class _Job:
     start: float = field(default_factory=time.perf_counter)
 
 
-def _converged(opt) -> bool:
-    """ASE's own convergence test of ``opt`` at the current positions."""
+def _filter_converged(opt) -> bool:
+    """ASE's own convergence test of ``opt`` (on its cell filter's gradient) at the current positions."""
     if hasattr(opt, "gradient_converged"):  # ASE >= 3.26
         return bool(opt.gradient_converged(opt.optimizable.get_gradient()))
     return bool(opt.converged())
@@ -60,10 +66,13 @@ class BatchedRelaxation:
 
     def __init__(self, model: Union[FacetModel, Committee], fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
                  optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000,
-                 min_distance: float = MIN_DISTANCE, dispersion=None):
+                 min_distance: float = MIN_DISTANCE, dispersion=None, smax_gpa: Optional[float] = SMAX_GPA):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
         positive("fmax", fmax, "eV/Å")
+        if smax_gpa is not None:
+            positive("smax_gpa", smax_gpa, "GPa")
+        self.smax = None if smax_gpa is None else float(smax_gpa) * GPA_TO_EV_PER_A3
         at_least("max_steps", max_steps, 0)
         at_least("max_atoms", max_atoms, 1)
         at_least("min_distance", min_distance, 0.0, "Å")
@@ -82,7 +91,7 @@ class BatchedRelaxation:
             atoms = atoms.copy()
             atoms_to_graph(atoms, self.model.cutoff, min_distance=self.min_distance)  # the checks, with their messages
             self.model.species_index(torch.as_tensor(atoms.numbers))  # elements the model covers
-            job.periodic = bool(atoms.pbc.all()) and abs(atoms.cell.volume) > 1e-8
+            job.periodic = is_crystal(atoms)
             if self.symmetry:
                 if not job.periodic:
                     raise ValueError("keeping the symmetry (--symmetry) needs a crystal: this structure has no "
@@ -110,6 +119,17 @@ class BatchedRelaxation:
         results = dict(atoms.calc.results)
         atoms.calc = SinglePointCalculator(atoms, **results)
         return r, atoms
+
+    def _converged(self, job: _Job) -> bool:
+        """Every atom's force below fmax and, for a relaxing cell, every stress component below smax."""
+        atoms = job.atoms
+        if np.linalg.norm(atoms.get_forces(), axis=1).max(initial=0.0) >= self.fmax:
+            return False
+        if self.cell and job.periodic:
+            if self.smax is None:  # no stress tolerance: ASE's own test of the cell filter's gradient
+                return _filter_converged(job.opt)
+            return bool(np.abs(atoms.get_stress()).max() < self.smax)
+        return True
 
     # ------------------------------------------------------------------ the batched model call
     def _evaluate(self, jobs: List[_Job]) -> None:
@@ -154,11 +174,10 @@ class BatchedRelaxation:
 
     # ------------------------------------------------------------------ the loop
     def run(self, items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]]) -> Iterator[Tuple[RelaxResult, Optional[Atoms]]]:
-        """(result, relaxed atoms or None) for every (name, atoms, read error) item, in input order."""
+        """(result, relaxed atoms or None) for every (name, atoms, read error) item, as each finishes."""
         pending = iter(enumerate(items))
         active: List[_Job] = []
-        done: Dict[int, Tuple[RelaxResult, Optional[Atoms]]] = {}
-        next_out = 0
+        done: List[Tuple[RelaxResult, Optional[Atoms]]] = []
         exhausted = False
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="logm result may be inaccurate")
@@ -174,7 +193,7 @@ class BatchedRelaxation:
                         break
                     job = self._start(index, name, atoms, error)
                     if job.atoms is None:
-                        done[index] = self._finish(job)
+                        done.append(self._finish(job))
                     else:
                         entering.append(job)
                 if entering:
@@ -191,7 +210,7 @@ class BatchedRelaxation:
                     for job in active:
                         if not job.result.error:
                             try:
-                                if _converged(job.opt):
+                                if self._converged(job):
                                     job.result.converged = True
                                 elif job.opt.nsteps < self.max_steps:
                                     job.opt.step()
@@ -200,8 +219,7 @@ class BatchedRelaxation:
                                     continue
                             except Exception as exc:  # noqa: BLE001
                                 job.result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                        done[job.index] = self._finish(job)
+                        done.append(self._finish(job))
                     active = still
-                while next_out in done:
-                    yield done.pop(next_out)
-                    next_out += 1
+                yield from done
+                done.clear()

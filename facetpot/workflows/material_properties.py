@@ -3,7 +3,8 @@
 matcalc (materialsvirtuallab) computes all three for any ASE calculator, phonons through phonopy, with
 band paths from seekpath; facetpot adds the model, the files a user keeps and the plots:
 
-    equation_of_state   E(V) over +-``max_strain`` of the relaxed cell, Birch-Murnaghan fit: V0, E0, B (GPa)
+    equation_of_state   E(V) near the relaxed cell (volumes (1 +- ``max_strain``)^3 V0, default +-3% in volume),
+                        Birch-Murnaghan fit: V0, E0, B (GPa)
     elastic_constants   C_ij (Voigt, GPa) from stress-strain fits, Voigt-Reuss-Hill bulk/shear moduli
     phonons             force constants of a supercell, band structure along seekpath's path, DOS,
                         thermal properties (F, S, C_v per formula unit... as phonopy gives them), and the
@@ -25,9 +26,10 @@ from ase.eos import EquationOfState
 from tqdm import tqdm
 
 from ..io.atomic_write import atomic_write_text
+from ..io.output_folder import check_output_folder
 from ..calculator import FacetCalculator
-from ..option_checks import at_least
-from ..validation import MIN_CELL_VOLUME, MIN_DISTANCE
+from ..option_checks import at_least, positive
+from ..validation import MIN_DISTANCE, is_crystal
 from .structure_inputs import read_structure
 from ..plots import load_pyplot
 from ..units import EV_PER_A3_TO_GPA
@@ -49,23 +51,46 @@ def _save(result: Dict[str, Any], out_dir, name: str) -> None:
         atomic_write_text(out / f"{name}.json", json.dumps(result, indent=1))
 
 
-def equation_of_state(calc, atoms, out_dir=None, max_strain: float = 0.1, points: int = 11, fmax: float = 0.01,
-                      relax: bool = True) -> Dict[str, Any]:
-    """E(V) and its Birch-Murnaghan fit (matcalc's EOSCalc; the cell shape relaxes at every volume)."""
+#: default half-range of the equation of state's linear strain: volumes within +-3% of the minimum's. The bulk
+#: modulus is the curvature at the minimum; matcalc's own +-10% (-27% to +33% in volume) fits the far branches
+#: instead (MgO with the default model: B 157.9 GPa there, 130.4 GPa at +-1%, 129.3 GPa from -V dP/dV of the stress)
+EOS_MAX_STRAIN = 0.01
+
+
+def equation_of_state(calc, atoms, out_dir=None, max_strain: float = EOS_MAX_STRAIN, points: int = 11,
+                      fmax: float = 0.01, relax: bool = True) -> Dict[str, Any]:
+    """E(V) at ``points`` volumes (1 + s)^3 V0 for linear strains s in [-max_strain, max_strain] around the relaxed
+    cell (``relax``: relaxed to ``fmax`` eV/Å first, and the atoms and cell shape at every volume) and its
+    Birch-Murnaghan fit (matcalc's EOSCalc)."""
+    positive("max_strain", max_strain)
+    if max_strain >= 0.5:
+        raise ValueError(f"max_strain is a linear strain (a fraction of the lattice parameter), got {max_strain}")
+    at_least("points", points, 5)
+    positive("fmax", fmax, "eV/Å")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = _matcalc().EOSCalc(calc, max_abs_strain=max_strain, n_points=points, fmax=fmax,
-                               relax_structure=relax).calc(atoms.copy())
+        try:
+            r = _matcalc().EOSCalc(calc, max_abs_strain=max_strain, n_points=points, fmax=fmax,
+                                   relax_structure=relax).calc(atoms.copy())
+        except Exception as exc:  # noqa: BLE001 - pymatgen's EOSError, by name: pymatgen is matcalc's dependency
+            if type(exc).__name__ != "EOSError":
+                raise
+            raise ValueError(f"no energy minimum within the volumes scanned ((1 +- {max_strain})^3 of the "
+                             f"{'relaxed' if relax else 'given'} cell's): "
+                             + ("widen --max-strain" if relax else "relax first (without --no-relax) or widen "
+                                "--max-strain") + f" ({exc})") from None
     volumes, energies = np.asarray(r["eos"]["volumes"]), np.asarray(r["eos"]["energies"])
     fit = np.polyfit(volumes ** (-2.0 / 3.0), energies, 3)  # Birch-Murnaghan is a cubic in V^(-2/3)
     # ASE's Birch-Murnaghan fit of the same points: V0, E0, B0 and B0'
     eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
     eos.fit()
     e0, b0, b0_prime, v0 = (float(x) for x in eos.eos_parameters)
-    result = {"atoms": len(atoms), "volumes_A3": volumes.tolist(), "energies_eV": energies.tolist(),
+    result = {"atoms": len(atoms), "max_strain": float(max_strain), "points": int(points),
+              "volumes_A3": volumes.tolist(), "energies_eV": energies.tolist(),
               "bulk_modulus_GPa": float(r["bulk_modulus_bm"]), "r2": float(r["r2_score_bm"]),
               "birch_murnaghan": {"V0_A3": v0, "E0_eV": e0, "B0_GPa": b0 * EV_PER_A3_TO_GPA, "B0_prime": b0_prime},
-              "relaxed_volume_A3": float(r["volume"]), "relaxed_energy_eV": float(r["energy"])}
+              "relaxed": bool(relax), "relaxed_volume_A3": float(r.get("volume", atoms.get_volume())),
+              "relaxed_energy_eV": float(r["energy"]) if "energy" in r else None}
     _save(result, out_dir, "eos")
     plt = load_pyplot()
     if out_dir is not None and plt is not None:
@@ -107,7 +132,7 @@ def elastic_constants(calc, atoms, out_dir=None, fmax: float = 0.01, relax: bool
               "bulk_modulus_vrh_GPa": float(r["bulk_modulus_vrh"]) * EV_PER_A3_TO_GPA,
               "shear_modulus_vrh_GPa": float(r["shear_modulus_vrh"]) * EV_PER_A3_TO_GPA,
               "youngs_modulus_GPa": float(r["youngs_modulus"]) * EV_PER_A3_TO_GPA,
-              "relaxed_volume_A3": float(r["volume"])}
+              "relaxed": bool(relax), "relaxed_volume_A3": float(r.get("volume", atoms.get_volume()))}
     if not orthogonal:
         warnings.warn("elastic constants of a non-orthogonal cell are in its Cartesian frame, rotated from the crystal "
                       "axes: for a cubic crystal give the conventional cubic cell", stacklevel=2)
@@ -199,8 +224,10 @@ def compute_for_file(kind: str, model, structure, out_dir, device: str = "cpu", 
         raise ValueError(f"property must be one of {sorted(PROPERTIES)}, got {kind!r}")
     for n in options.get("supercell") or ():
         at_least("supercell", n, 1)
+    if out_dir is not None:
+        check_output_folder(out_dir)  # before any model call
     atoms = read_structure(structure)
-    if not atoms.pbc.all() or abs(atoms.cell.volume) < MIN_CELL_VOLUME:
+    if not is_crystal(atoms):
         raise ValueError(f"{kind} needs a crystal (periodic in all three directions, with a cell); {structure} has "
                          f"pbc={atoms.pbc.tolist()} and a cell volume of {abs(atoms.cell.volume):.3g} Å^3")
     calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance, dispersion=dispersion)

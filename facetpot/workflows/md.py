@@ -32,9 +32,10 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from ..calculator import FacetCalculator
+from ..io.output_folder import check_output_folder
 from ..option_checks import at_least, finite, positive
 from ..units import GPA_TO_EV_PER_A3, EV_PER_A3_TO_GPA
-from ..validation import MIN_DISTANCE
+from ..validation import MIN_DISTANCE, is_crystal
 from .md_state import load_state, restore_atoms, restore_integrator, save_state
 from .structure_inputs import read_structure
 
@@ -59,7 +60,7 @@ def make_integrator(atoms, ensemble: str, timestep_fs: float, temperature: float
                         fixcm=False, rng=np.random.default_rng(seed))
     if ensemble == "nhc":
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature, tdamp=tdamp_fs * units.fs)
-    if not (atoms.pbc.all() and atoms.cell.volume > 1e-8):
+    if not is_crystal(atoms):
         raise ValueError("npt needs a periodic structure with a 3D cell")
     return MTKNPT(atoms, timestep=dt, temperature_K=temperature, pressure_au=pressure_gpa * GPA_TO_EV_PER_A3,
                   tdamp=tdamp_fs * units.fs, pdamp=pdamp_fs * units.fs)
@@ -67,7 +68,7 @@ def make_integrator(atoms, ensemble: str, timestep_fs: float, temperature: float
 
 def _thermo_row(atoms, step: int, timestep_fs: float) -> dict:
     e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-    periodic = atoms.pbc.all() and atoms.cell.volume > 1e-8
+    periodic = is_crystal(atoms)
     pressure = -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 * EV_PER_A3_TO_GPA if periodic else np.nan
     row = {"step": step, "time_ps": step * timestep_fs / 1000.0, "T_K": atoms.get_temperature(), "E_pot_eV": e_pot,
            "E_kin_eV": e_kin, "E_tot_eV": e_pot + e_kin, "P_GPa": pressure,
@@ -118,13 +119,22 @@ def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[
 
 
 def _fresh_start(structure, out: Path, temperature: float, seed: int):
-    """(atoms with Maxwell-Boltzmann momenta and no drift, step 0, no thermo rows, no integrator state)."""
+    """(atoms with Maxwell-Boltzmann momenta and no drift, step 0, no thermo rows, no integrator state); ``run_md``
+    scales the momenta to the temperature once the integrator's constraints are set."""
     if (out / "trajectory.extxyz").exists() or (out / "thermo.csv").exists():
         raise ValueError(f"{out} already holds an MD run: continue it with --restart, or choose another folder")
     atoms = read_structure(structure)
     thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
     Stationary(atoms)
     return atoms, 0, [], None
+
+
+def _scale_to_temperature(atoms, temperature: float) -> None:
+    """Momenta scaled so the starting temperature is the asked one, as LAMMPS ``velocity create`` does (a draw
+    from Maxwell-Boltzmann, less its drift, starts below it: 2-atom Si at 300 K drew 43.6 K, Si 64 278.6 K)."""
+    now = atoms.get_temperature()
+    if temperature > 0 and now > 0:
+        atoms.set_momenta(atoms.get_momenta() * np.sqrt(temperature / now), apply_constraint=False)
 
 
 def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
@@ -137,7 +147,7 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
     before any file is written: a failed start leaves no output behind."""
     _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
                    traj_every)
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
     traj, thermo = out / "trajectory.extxyz", out / "thermo.csv"
     atoms, start, kept, state = _resume(out, ensemble) if restart else _fresh_start(structure, out, temperature, seed)
     atoms.calc = FacetCalculator(model, device=device, dtype=dtype, min_distance=min_distance, dispersion=dispersion)
@@ -145,6 +155,8 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
     dyn = make_integrator(atoms, ensemble, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, seed)
     if state is not None:
         restore_integrator(dyn, state)
+    else:
+        _scale_to_temperature(atoms, temperature)  # after the integrator's constraints (their degrees of freedom)
     out.mkdir(parents=True, exist_ok=True)
     with open(thermo, "w", newline="") as f:
         committee = "forces_std" in atoms.calc.results

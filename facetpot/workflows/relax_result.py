@@ -8,6 +8,8 @@ from ..units import EV_PER_A3_TO_GPA
 
 #: a structure whose energy falls below this many eV per atom has exploded
 BLOWUP_EV_PER_ATOM = -1e3
+#: default stress tolerance of cell relaxations (GPa): 0.1 GPa leaves ~0.1% in volume for a 100 GPa solid
+SMAX_GPA = 0.1
 
 
 @dataclass

@@ -81,10 +81,39 @@ def expand_inputs(inputs: Sequence[str]) -> List[Path]:
     return out
 
 
+def _without_reader_baggage(atoms: Atoms) -> Atoms:
+    """``atoms`` without what ASE's CIF reader attaches that says nothing, which every output frame would carry in
+    its extxyz header: a P 1 space group (``spacegroup``, ``unit_cell``) and an occupancy of 1 for every site's own
+    element (``occupancy``, ~2,000 characters of JSON for a large cell, and ``spacegroup_kinds``). A real space
+    group or a partial occupancy is kept."""
+    group = atoms.info.get("spacegroup")
+    if group is not None and getattr(group, "no", None) == 1:
+        atoms.info.pop("spacegroup")
+        atoms.info.pop("unit_cell", None)
+    occupancy = atoms.info.get("occupancy")
+    if isinstance(occupancy, dict) and all(isinstance(site, dict) and len(site) == 1
+                                           and abs(float(next(iter(site.values()))) - 1.0) < 1e-9
+                                           for site in occupancy.values()):
+        atoms.info.pop("occupancy")
+        if "spacegroup_kinds" in atoms.arrays:
+            del atoms.arrays["spacegroup_kinds"]
+    return atoms
+
+
+def read_error(path: Path, exc: BaseException) -> str:
+    """One line saying why ``path`` could not be read; where the reader's exception says nothing (ASE's CIF
+    reader raises a bare AssertionError, others StopIteration), the file's kind instead."""
+    detail = (str(exc).strip().splitlines() or [""])[0].rstrip(": ")
+    if detail:
+        return f"cannot read {path}: {type(exc).__name__}: {detail}"
+    kind = path.suffix.lstrip(".").upper() or "structure"
+    return f"cannot read {path}: not a valid {kind} file (its reader failed with a bare {type(exc).__name__})"
+
+
 def _read(path: Path) -> List[Atoms]:
     """All frames of ``path`` with ASE; pymatgen (CIF, POSCAR ...) when ASE cannot and pymatgen is installed."""
     try:
-        frames = list(iread(str(path), ":"))
+        frames = [_without_reader_baggage(a) for a in iread(str(path), ":")]
         if frames:
             return frames
         raise ValueError("no structure in the file")
@@ -152,7 +181,7 @@ def read_structure(path) -> Atoms:
     try:
         return _read(path)[-1]
     except Exception as exc:  # noqa: BLE001 - every reader failure, one message
-        raise ValueError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0].rstrip(": ")) from None
+        raise ValueError(read_error(path, exc)) from None
 
 
 def iter_structures(paths: Sequence[Path], shard: Tuple[int, int] = (0, 1)
@@ -173,7 +202,7 @@ def _structures(paths: List[Path], index: int, count: int) -> Iterator[Tuple[str
             frames = _read(path)
         except Exception as exc:  # noqa: BLE001
             if k % count == index:
-                yield names[path], None, f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]
+                yield names[path], None, read_error(path, exc)
             k += 1
             continue
         for j, atoms in enumerate(frames):

@@ -12,6 +12,7 @@
 #include "update.h"
 #include "utils.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
@@ -62,6 +63,27 @@ std::string torch_message(const c10::Error &e)
   std::string m = e.what_without_backtrace();
   while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
   return m;
+}
+
+// What a file that torch::jit::load refused is, when it is a torch.save archive rather than an export: a
+// facetpot model file or training checkpoint (its pickle names its format) gets the command that makes an export
+std::string not_an_export(const std::string &path)
+{
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (reader.hasRecord("constants.pkl") || !reader.hasRecord("data.pkl")) return "";
+    auto record = reader.getRecord("data.pkl");
+    const std::string pickle(static_cast<const char *>(std::get<0>(record).get()), std::get<1>(record));
+    const std::string how = ": write an export with `facet export " + path + " -o model-lammps.pt` and give that "
+                            "file to pair_coeff";
+    if (pickle.find("facetpot-model") != std::string::npos)
+      return path + " is a facetpot model file, not an export" + how;
+    if (pickle.find("facetpot-checkpoint") != std::string::npos)
+      return path + " is a facetpot training checkpoint, not an export (its run folder's best.pt is the model file)" + how;
+    return path + " is a torch.save archive, not a TorchScript export (write one with: facet export MODEL -o model.pt)";
+  } catch (...) {
+    return "";
+  }
 }
 
 }    // namespace
@@ -150,6 +172,8 @@ void PairFacet::load_model(const std::string &path)
   try {
     module = torch::jit::load(path, device, extra);
   } catch (const c10::Error &e) {
+    const std::string what = not_an_export(path);
+    if (!what.empty()) error->one(FLERR, "pair_style facet: " + what);
     error->one(FLERR, "pair_style facet: cannot read " + path + " as a TorchScript model: " + torch_message(e));
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style facet: cannot read " + path + ": " + std::string(e.what()));

@@ -184,6 +184,7 @@ def bad_dir(plugin, tmp_path_factory):
     finally:
         ts.FORMAT_VERSION = old
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp / "plain.pt"))
+    save_model(model, tmp / "facet_model.pt")  # a model file, not an export
     return tmp
 
 
@@ -193,6 +194,8 @@ def bad_dir(plugin, tmp_path_factory):
         (dict(model="missing.pt"), "model file missing.pt not found"),
         (dict(model="future.pt"), "export format version 99"),
         (dict(model="plain.pt"), "not a facetpot export"),
+        (dict(model="facet_model.pt"), "facet_model.pt is a facetpot model file, not an export: write an export with "
+                                       "`facet export facet_model.pt -o model-lammps.pt`"),
         (dict(model="data.lmp"), "cannot read data.lmp as a TorchScript model"),
         (dict(elements="Si Cu"), "element Cu (type 2) is not covered by model.pt; it knows: O Si"),
         (dict(elements="Si Xy"), "Xy is not an element symbol"),

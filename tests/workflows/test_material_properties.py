@@ -36,6 +36,25 @@ def test_eos_matches_ase(tmp_path):
     assert 100 < result["bulk_modulus_GPa"] < 160  # EMT copper: about 134 GPa
 
 
+def test_bulk_modulus_is_the_curvature_at_the_minimum():
+    """The default fit range (+-1% linear strain, +-3% in volume) gives the bulk modulus of the minimum, -V dP/dV
+    from the stress (EMT copper 135.05 GPa: 134.46 by default; matcalc's +-10% range gave 131.70, 2.5% off)."""
+    result = equation_of_state(EMT(), copper())
+    v0 = result["relaxed_volume_A3"]
+    atoms = copper()
+    atoms.calc = EMT()
+    cell0 = atoms.cell.array * (v0 / atoms.get_volume()) ** (1 / 3)
+
+    def pressure(volume_factor):
+        atoms.set_cell(cell0 * volume_factor ** (1 / 3), scale_atoms=True)
+        return -atoms.get_stress()[:3].mean()
+
+    h = 1e-3
+    b_stress = -(pressure(1 + h) - pressure(1 - h)) / (2 * h) / GPa
+    assert result["bulk_modulus_GPa"] == pytest.approx(b_stress, rel=0.01)
+    assert max(result["volumes_A3"]) / min(result["volumes_A3"]) == pytest.approx((1.01 / 0.99) ** 3, rel=1e-3)
+
+
 def test_elastic_matches_finite_differences(tmp_path):
     result = elastic_constants(EMT(), bulk("Cu", "fcc", a=3.6, cubic=True), out_dir=tmp_path)
     c = np.array(result["C_voigt_GPa"])
@@ -91,7 +110,7 @@ def test_phonons_match_phonopy(tmp_path):
     assert max(direct.get_frequencies([0.5, 0, 0.5])) > 5  # copper's zone-boundary phonons: ~7 THz
 
 
-def test_cli(tmp_path):
+def test_cli(tmp_path, capsys):
     from ase.io import write
 
     from conftest import small_model
@@ -103,6 +122,36 @@ def test_cli(tmp_path):
     assert facet(["eos", str(tmp_path / "model.pt"), str(tmp_path / "cu.extxyz"), "-o", str(tmp_path / "eos")]) == 0
     assert json.loads((tmp_path / "eos" / "eos.json").read_text())["bulk_modulus_GPa"] > 0
     assert (tmp_path / "eos" / "eos.png").is_file()
+    # the fit's range, points and relaxation from the command line
+    assert facet(["eos", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "eos2"),
+                  "--max-strain", "0.1", "--points", "7", "--no-relax", "--no-progress"]) == 0
+    eos = json.loads((tmp_path / "eos2" / "eos.json").read_text())
+    assert (eos["max_strain"], eos["points"], len(eos["volumes_A3"])) == (0.1, 7, 7)
+    assert eos["relaxed_volume_A3"] == pytest.approx(bulk("Cu", "fcc", a=3.6).get_volume())  # not relaxed
+    # the model's minimum is not within +-1% of this unrelaxed cell: a message, not pymatgen's traceback
+    assert facet(["eos", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "eos4"),
+                  "--no-relax", "--no-progress"]) == 2
+    assert "no energy minimum within the volumes scanned" in capsys.readouterr().err
+    assert facet(["eos", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "eos3"),
+                  "--max-strain", "0.7"]) == 2
+
+
+def test_unwritable_output_is_refused_before_any_model_call(tmp_path, capsys, monkeypatch):
+    from ase.io import write
+
+    from conftest import small_model
+    from facetpot.calculator import FacetCalculator
+    from facetpot.cli import main as facet
+    from facetpot.io.model_file import save_model
+
+    save_model(small_model(species=[29], scale=0.3), tmp_path / "model.pt")
+    write(tmp_path / "cu.extxyz", bulk("Cu", "fcc", a=3.6))
+    monkeypatch.setattr(FacetCalculator, "calculate", lambda *a, **k: pytest.fail("the model was called"))
+    for command in ("eos", "elastic", "phonons"):
+        assert facet([command, str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o",
+                      str(tmp_path / "cu.extxyz")]) == 2
+        err = capsys.readouterr().err
+        assert "is a file" in err and "Traceback" not in err
 
 
 def test_outputs_hold_what_the_readme_promises(tmp_path):

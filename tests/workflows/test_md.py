@@ -86,3 +86,19 @@ def test_restart_reproduces_the_uninterrupted_run(system, ensemble):
     a, b = read(system / "whole" / "trajectory.extxyz", -1), read(system / "split" / "trajectory.extxyz", -1)
     assert np.abs(a.positions - b.positions).max() < 1e-10 and np.abs(a.get_momenta() - b.get_momenta()).max() < 1e-10
     assert float(whole[-1]["T_K"]) != float(whole[0]["T_K"])  # the atoms moved
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "langevin"])
+def test_starts_at_the_asked_temperature(system, ensemble):
+    """The first thermo row reads the asked temperature (a 2-atom cell drew 43.6 K of 300 before the scaling;
+    Langevin's centre-of-mass constraint removes 3 degrees of freedom, which the temperature counts)."""
+    write(system / "two.extxyz", bulk("Al", "fcc", a=4.05) * (2, 1, 1))
+    assert facet(["md", str(system / "two.extxyz"), "-m", str(system / "model.pt"), "-o", str(system / ensemble),
+                  "--ensemble", ensemble, "--steps", "1", "--temperature", "300", "--no-progress"]) == 0
+    assert abs(thermo(system / ensemble / "thermo.csv")[0]["T_K"] - 300.0) < 1e-6
+
+
+def test_unwritable_output_is_refused_before_the_run(system, capsys):
+    (system / "a_file").write_text("")
+    assert md(system, "a_file", "--steps", "1") == 2
+    assert "is a file" in capsys.readouterr().err
