@@ -191,8 +191,9 @@ def relaxations(port, trim, starts: List[Atoms], batch_atoms: int) -> Dict[str, 
     results = {}
     for name, model in (("port", port), ("trim", trim)):
         items = [(str(k), a.copy(), None) for k, a in enumerate(starts)]
-        relax = BatchedRelaxation(model, fmax=0.05, max_steps=300, max_atoms=batch_atoms)
-        results[name] = [(r, atoms) for r, atoms in relax.run(items)]
+        relax = BatchedRelaxation(model, fmax=0.05, max_steps=300, max_atoms=batch_atoms, smax_gpa=None)
+        # they come as they finish: back to the starts' order, so port and trim pair up
+        results[name] = sorted(((r, atoms) for r, atoms in relax.run(items)), key=lambda ra: int(ra[0].name))
     de, dv = [], []
     for (rp, ap), (rt, at) in zip(results["port"], results["trim"]):
         if ap is None or at is None or not (rp.converged and rt.converged):

@@ -33,7 +33,7 @@ print(f"one ASE call on {device}: energy {a.get_potential_energy():.4f} eV, {tim
 for n in (4, 64):
     t = time.time()
     done = 0
-    for r, _ in BatchedRelaxation(model, fmax=0.05, max_steps=30, max_atoms=4096).run(copies(n)):
+    for r, _ in BatchedRelaxation(model, fmax=0.05, max_steps=30, max_atoms=4096, smax_gpa=None).run(copies(n)):
         done += 1
         if done in (1, n // 2, n):
             print(f"  {done}/{n} done after {time.time() - t:.1f} s (steps {r.steps}, converged {r.converged})",

@@ -53,10 +53,12 @@ def structures(n: int):
 def facet_run(model, items, max_atoms: int, fmax: float, max_steps: int):
     from facetpot.workflows.batched_relax import BatchedRelaxation
 
-    relax = BatchedRelaxation(model, fmax=fmax, max_steps=max_steps, max_atoms=max_atoms)
+    # ASE's convergence test (smax_gpa None), as the one-by-one runs use: the same criterion for both
+    relax = BatchedRelaxation(model, fmax=fmax, max_steps=max_steps, max_atoms=max_atoms, smax_gpa=None)
     start = time.perf_counter()
     results = [r for r, _ in relax.run((name, atoms, None) for name, atoms in items)]
-    return time.perf_counter() - start, results
+    order = {name: k for k, (name, _) in enumerate(items)}  # results come as they finish: back to input order
+    return time.perf_counter() - start, sorted(results, key=lambda r: order[r.name])
 
 
 def sevennet_run(items, fmax: float, max_steps: int):
