@@ -114,8 +114,7 @@ class FacetCalculator(Calculator):
             atoms = to_atoms(atoms)
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        graph = atoms_to_graph(atoms, self.model.cutoff, dtype=self.dtype, min_distance=self.min_distance)
-        graph = graph.to(self.device, self.dtype)
+        graph = self._graph_of(atoms)
         volume_ok = has_volume(atoms.cell.array)
         want_stress = ("stress" in properties or "stresses" in properties)
         if want_stress and not volume_ok:

@@ -3,8 +3,8 @@
 Each structure keeps its own ASE optimizer (FIRE or BFGS, with its own state) acting on its own
 ``FrechetCellFilter`` (positions and cell) or on its positions; only the energy, forces and stress
 are computed for all of them together, by packing the structures in flight into one graph. The
-steps are ASE's own, so every structure follows the trajectory it would follow relaxed alone with
-``opt.run(fmax)`` (the same minima; tested against ASE one by one). Structures that converge, reach
+steps are ASE's own, so every structure follows the trajectory it would follow relaxed alone with ASE's
+optimizer stepped to the same convergence test (tested against ASE one by one). Structures that converge, reach
 ``max_steps`` or fail leave the batch, and waiting ones enter while the atoms in flight stay under
 ``max_atoms``. Results come back as the structures finish (a killed run keeps every finished one).
 
@@ -43,7 +43,6 @@ OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS}
 
 @dataclass
 class _Job:
-    index: int
     result: RelaxResult
     atoms: Optional[Atoms] = None
     opt: object = None
@@ -83,8 +82,8 @@ class BatchedRelaxation:
         self.dispersion = make_dispersion(dispersion, model.device, model.dtype)
 
     # ------------------------------------------------------------------ one structure in and out
-    def _start(self, index: int, name: str, atoms: Optional[Atoms], read_error: Optional[str]) -> _Job:
-        job = _Job(index, RelaxResult(name, error=read_error or ""))
+    def _start(self, name: str, atoms: Optional[Atoms], read_error: Optional[str]) -> _Job:
+        job = _Job(RelaxResult(name, error=read_error or ""))
         if read_error:
             return job
         try:
@@ -175,7 +174,7 @@ class BatchedRelaxation:
     # ------------------------------------------------------------------ the loop
     def run(self, items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]]) -> Iterator[Tuple[RelaxResult, Optional[Atoms]]]:
         """(result, relaxed atoms or None) for every (name, atoms, read error) item, as each finishes."""
-        pending = iter(enumerate(items))
+        pending = iter(items)
         active: List[_Job] = []
         done: List[Tuple[RelaxResult, Optional[Atoms]]] = []
         exhausted = False
@@ -187,11 +186,11 @@ class BatchedRelaxation:
                 while not exhausted and (not active and not entering
                                          or sum(len(j.atoms) for j in active + entering) < self.max_atoms):
                     try:
-                        index, (name, atoms, error) = next(pending)
+                        name, atoms, error = next(pending)
                     except StopIteration:
                         exhausted = True
                         break
-                    job = self._start(index, name, atoms, error)
+                    job = self._start(name, atoms, error)
                     if job.atoms is None:
                         done.append(self._finish(job))
                     else:
