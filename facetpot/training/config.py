@@ -44,6 +44,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
         "plateau_factor": 0.5,
         "grad_clip": 10.0,
         "ema_decay": 0.99,
+        "readout_init": "random",  # a new model's energy readout: random, or zero (forces start at 0)
         "valid_every": None,  # steps; default: once per epoch
         "checkpoint_every": None,  # steps; default: valid_every
         "log_every": 10,
@@ -89,6 +90,7 @@ CHOICES = {
     ("training", "dtype"): ("float32", "float64"),
     ("training", "optimizer"): ("adamw", "adam"),
     ("training", "schedule"): ("cosine", "plateau", "constant"),
+    ("training", "readout_init"): ("random", "zero"),
     ("loss", "type"): ("huber", "mae", "mse"),
 }
 

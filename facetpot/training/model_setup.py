@@ -36,7 +36,17 @@ def build_or_load_model(cfg: Dict[str, Any], species: List[int], stats_fn: Stats
         model.set_atomic_energies({z: stats["atomic_energies"].get(z, 0.0) for z in model.species})
     if "scale" not in cfg["model"] and stats["scale"] > 0:
         model.set_scale({z: stats["scale"] for z in model.species})
+    if cfg["training"]["readout_init"] == "zero":
+        zero_readout(model)
     return model, stats
+
+
+def zero_readout(model: FacetModel) -> None:
+    """Readout weights 0: the new model starts as E_i = E0[s_i], forces and stress 0 (the zero predictor), instead
+    of random forces of the size of the data's force RMS. Its gradient is not 0, so the first step moves it."""
+    with torch.no_grad():
+        for w in model.readout.weights:
+            w.zero_()
 
 
 def finetuned_model(ft: Dict[str, Any], species: List[int], stats_fn: StatsFn,

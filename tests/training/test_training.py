@@ -201,3 +201,27 @@ def test_config_errors_are_named(tmp_path, capsys):
     bad.write_text("data: {train: missing.xyz}\n")
     assert facet(["train", str(bad)]) == 2
     assert "missing.xyz" in capsys.readouterr().err
+
+
+def test_zero_readout_starts_as_the_zero_predictor_and_learns(data):
+    """training.readout_init: zero: a new model predicts E = sum of E0 and no force, yet the force loss moves it."""
+    from facetpot.derivatives import compute_properties
+    from facetpot.graph import atoms_to_graph
+    from facetpot.training.config import validate
+    from facetpot.training.model_setup import build_or_load_model
+
+    stats = {"avg_num_neighbors": 12.0, "atomic_energies": {13: -1.5, 29: -2.5}, "scale": 0.3}
+    frame = emt_frames(n=1)[0]
+    for init in ("random", "zero"):
+        cfg = validate(yaml.safe_load(write_config(data, training={"readout_init": init}).read_text()))
+        model, _ = build_or_load_model(cfg, [13, 29], lambda cutoff: stats)
+        model.double()
+        out = compute_properties(model, atoms_to_graph(frame, model.cutoff), create_graph=True)
+        e0 = sum(stats["atomic_energies"][z] for z in frame.numbers)
+        if init == "random":
+            assert out["forces"].abs().max() > 1e-3 and abs(out["energy"].item() - e0) > 1e-6
+            continue
+        assert out["forces"].abs().max() == 0.0 and out["energy"].item() == pytest.approx(e0, abs=1e-12)
+        loss = ((out["forces"] - torch.as_tensor(frame.get_forces())) ** 2).sum()
+        loss.backward()
+        assert model.readout.weights[0].grad.abs().max() > 1e-6
