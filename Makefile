@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv clean bench
+.PHONY: test lint demo venv clean bench
 
 venv: $(STAMP)
 
@@ -16,8 +16,12 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
 
 demo: $(STAMP)
 	$(PY) -m facetpot.demo

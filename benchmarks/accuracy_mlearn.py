@@ -6,6 +6,7 @@ Trains with ``training/mlearn_<el>.yaml`` (its 30-minute wall-time budget unless
 otherwise), ``--parallel`` elements at a time with ``--threads`` threads each, then runs
 ``facet eval`` on the test set; appends the table to benchmarks/RESULTS.md. Data: ../shared/data/mlearn.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import append_results  # noqa: E402  (benchmarks/harness.py)
 
 import yaml
 
@@ -44,12 +48,29 @@ def finish(el, proc, t0, out) -> tuple:
     if proc.wait() != 0:
         raise SystemExit(f"training {el} failed: see {out.with_suffix('.log')}")
     wall = time.time() - t0
-    subprocess.run([sys.executable, "-m", "facetpot.cli", "eval", str(out / "best.pt"), str(DATA / f"{el}_test.extxyz"),
-                    "-o", str(out / "test"), "--dtype", "float64"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facetpot.cli",
+            "eval",
+            str(out / "best.pt"),
+            str(DATA / f"{el}_test.extxyz"),
+            "-o",
+            str(out / "test"),
+            "--dtype",
+            "float64",
+        ],
+        check=True,
+        capture_output=True,
+    )
     rep = json.loads((out / "test" / "report.json").read_text())["all"]
     epochs = int((out / "metrics.csv").read_text().splitlines()[-1].split(",")[1]) + 1
-    print(f"{el}: test energy MAE {rep['energy_mae_meV_per_atom']:.2f} meV/atom, force MAE "
-          f"{rep['forces_mae_eV_per_A']:.4f} eV/Å, {epochs} epochs in {wall / 60:.1f} min", flush=True)
+    print(
+        f"{el}: test energy MAE {rep['energy_mae_meV_per_atom']:.2f} meV/atom, force MAE "
+        f"{rep['forces_mae_eV_per_A']:.4f} eV/Å, {epochs} epochs in {wall / 60:.1f} min",
+        flush=True,
+    )
     return el, rep["energy_mae_meV_per_atom"], rep["forces_mae_eV_per_A"], wall, epochs
 
 
@@ -70,18 +91,20 @@ def main():
     if args.no_write:
         return
     cmd = " ".join(sys.argv[1:])
-    lines = [f"\n### mlearn test-set errors ({datetime.date.today().isoformat()})\n",
-             f"Command: `python benchmarks/accuracy_mlearn.py {cmd}`; configs `training/mlearn_*.yaml` "
-             f"(32x0e+16x1o+8x2e, 3 layers, cutoff 5 Å, float32 training, best-validation EMA model "
-             f"evaluated in float64). Machine: this project's 2-core CPU; {args.parallel} element(s) "
-             f"trained at a time, {args.threads} thread(s) each.\n",
-             "| element | Facet energy MAE (meV/atom) | Facet force MAE (eV/Å) | best of GAP/MTP (meV/atom · eV/Å) | epochs | training wall time |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### mlearn test-set errors ({datetime.date.today().isoformat()})\n",
+        f"Command: `python benchmarks/accuracy_mlearn.py {cmd}`; configs `training/mlearn_*.yaml` "
+        f"(32x0e+16x1o+8x2e, 3 layers, cutoff 5 Å, float32 training, best-validation EMA model "
+        f"evaluated in float64). Machine: this project's 2-core CPU; {args.parallel} element(s) "
+        f"trained at a time, {args.threads} thread(s) each.\n",
+        "| element | Facet energy MAE (meV/atom) | Facet force MAE (eV/Å) | best of GAP/MTP (meV/atom · eV/Å) | epochs "
+        "| training wall time |",
+        "|---|---|---|---|---|---|",
+    ]
     for el, e, f, wall, epochs in rows:
         pe, pf = PUBLISHED[el]
         lines.append(f"| {el} | {e:.2f} | {f:.4f} | {pe} · {pf} | {epochs} | {wall / 60:.1f} min |")
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
+    append_results("\n".join(lines))
 
 
 if __name__ == "__main__":

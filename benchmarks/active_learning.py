@@ -11,6 +11,7 @@ the committee's largest per-atom force std with the largest per-atom force error
 (../shared/data/mlearn/Si_test.extxyz, 25 structures; energy after each model's mean offset on Si_training, as
 benchmarks/distill.py): student 0 of every round, and the same correlation for the last round's committee.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def dft_correlation(students, threads):
     import torch
     from ase.io import read
 
-    from facetpot.committee import Committee
+    from facetpot.inference.committee import Committee
     from facetpot.distill.active import committee_spread
 
     torch.set_num_threads(threads)
@@ -49,23 +50,30 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
-    lines = ["", f"### Active learning in facet distill (issue 22), {datetime.date.today()}, {machine()}", "",
-             f"Command: `python benchmarks/active_learning.py {' '.join(args.runs)}`. Held-out: force MAE against the "
-             "teacher on the run's held-out structures (committee mean / student 0) and the correlation over them of "
-             "the committee's largest per-atom force std with its largest per-atom force error (Pearson / Spearman). "
-             "DFT: student 0 on mlearn Si_test (25 structures; energy after its mean offset on Si_training).", "",
-             "| run | strategy | round | teacher labels | held-out F MAE committee (meV/Å) | student 0 (meV/Å) | "
-             "std-error r (Pearson / Spearman) | Si_test E MAE (meV/atom) | Si_test F MAE (meV/Å) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"### Active learning in facet distill (issue 22), {datetime.date.today()}, {machine()}",
+        "",
+        f"Command: `python benchmarks/active_learning.py {' '.join(args.runs)}`. Held-out: force MAE against the "
+        "teacher on the run's held-out structures (committee mean / student 0) and the correlation over them of "
+        "the committee's largest per-atom force std with its largest per-atom force error (Pearson / Spearman). "
+        "DFT: student 0 on mlearn Si_test (25 structures; energy after its mean offset on Si_training).",
+        "",
+        "| run | strategy | round | teacher labels | held-out F MAE committee (meV/Å) | student 0 (meV/Å) | "
+        "std-error r (Pearson / Spearman) | Si_test E MAE (meV/atom) | Si_test F MAE (meV/Å) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     last = {}
     for run in args.runs:
         summary = json.loads((Path(run) / "labels" / "active" / "summary.json").read_text())
         for h in summary["rounds"]:
             dft = errors(h["students"][0], args.threads)
-            lines.append(f"| {run} | {summary['strategy']} | {h['round']} | {h['labels']} | "
-                         f"{1e3 * h['forces_mae_committee']:.1f} | {1e3 * h['forces_mae_student0']:.1f} | "
-                         f"{h['std_error_pearson']:.2f} / {h['std_error_spearman']:.2f} | {dft['energy_mae_meV']:.2f} | "
-                         f"{dft['forces_mae_meV']:.1f} |")
+            lines.append(
+                f"| {run} | {summary['strategy']} | {h['round']} | {h['labels']} | "
+                f"{1e3 * h['forces_mae_committee']:.1f} | {1e3 * h['forces_mae_student0']:.1f} | "
+                f"{h['std_error_pearson']:.2f} / {h['std_error_spearman']:.2f} | {dft['energy_mae_meV']:.2f} | "
+                f"{dft['forces_mae_meV']:.1f} |"
+            )
             print(lines[-1], flush=True)
         last[run] = summary["rounds"][-1]["students"]
     lines += ["", "Committee std against the true error on Si_test (DFT), last round's committee:", ""]

@@ -8,6 +8,7 @@ hits both alike: the shipped default model through ``FacetCalculator`` (float32,
 ``--reps`` calls after 3 warm-up calls, median; the table gives each checkout's median over the rounds and
 the ratio after / before. Systems: Si 2 (primitive), Si 64, Si 512 (diamond, rattled 0.05 Å), MgO 64.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,8 @@ from facetpot import FacetCalculator
 name, reps = sys.argv[1], int(sys.argv[2])
 kind, n = name.split()
 if kind == "Si":
-    atoms = bulk("Si", "diamond", a=5.43) if n == "2" else bulk("Si", "diamond", a=5.43, cubic=True) * {"64": (2, 2, 2), "512": (4, 4, 4)}[n]
+    cubic = {"64": (2, 2, 2), "512": (4, 4, 4)}
+    atoms = bulk("Si", "diamond", a=5.43) if n == "2" else bulk("Si", "diamond", a=5.43, cubic=True) * cubic[n]
 else:
     atoms = bulk("MgO", "rocksalt", a=4.21, cubic=True) * (2, 2, 2)
 atoms.rattle(0.05, seed=1)
@@ -42,6 +44,7 @@ for k in range(3 + reps):
     times.append(time.perf_counter() - t)
 print("RESULT " + json.dumps({"system": name, "ms": 1e3 * float(np.median(times[3:]))}), flush=True)
 """
+
 
 def commit_of(path: Path) -> str:
     out = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h"], capture_output=True, text=True)
@@ -65,12 +68,15 @@ def main():
                 res = run_worker(sys.executable, WORKER, [system, args.reps], threads=args.threads, cwd=tree)
                 times[(label, system)].append(res[0]["ms"])
                 print(f"round {r + 1} {system:7s} {label:6s} {res[0]['ms']:8.1f} ms", flush=True)
-    lines = [f"\n### Speed of two checkouts, {commit_of(trees['before'])} (before) and {commit_of(trees['after'])} "
-             f"(after) ({machine()})\n",
-             f"`python benchmarks/checkouts.py {' '.join(sys.argv[1:])}`: default model, float32, energy + forces + "
-             f"stress through FacetCalculator, {args.threads} threads, fresh process per (checkout, system), median "
-             f"of {args.reps} calls, median over {args.rounds} alternating rounds.\n",
-             "| system | before | after | after / before |", "|---|---|---|---|"]
+    lines = [
+        f"\n### Speed of two checkouts, {commit_of(trees['before'])} (before) and {commit_of(trees['after'])} "
+        f"(after) ({machine()})\n",
+        f"`python benchmarks/checkouts.py {' '.join(sys.argv[1:])}`: default model, float32, energy + forces + "
+        f"stress through FacetCalculator, {args.threads} threads, fresh process per (checkout, system), median "
+        f"of {args.reps} calls, median over {args.rounds} alternating rounds.\n",
+        "| system | before | after | after / before |",
+        "|---|---|---|---|",
+    ]
     for system in SYSTEMS:
         b, a = statistics.median(times[("before", system)]), statistics.median(times[("after", system)])
         lines.append(f"| {system} | {b:,.1f} ms | {a:,.1f} ms | {a / b:.3f} |")

@@ -8,6 +8,7 @@ committee of ``--members`` copies of it (the cost does not depend on the weights
 rounds after one warm-up. Prints both times and their ratio (the members run one after another: the ideal is
 ``--members``x, less where the graph and the Python overhead are shared).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     import torch
     from ase.build import bulk
 
-    from facetpot.calculator import FacetCalculator
+    from facetpot.inference.calculator import FacetCalculator
     from facetpot.pretrained import DEFAULT_MODEL
 
     torch.set_num_threads(args.threads)
@@ -65,9 +66,13 @@ def main(argv=None) -> int:
         atoms = sum(len(a) for a in structures)
         rows.append(f"| {name} | {atoms} | {1e3 * t0:,.0f} ms | {1e3 * t1:,.0f} ms | {t1 / t0:.2f}x |")
         print(rows[-1], flush=True)
-    header = [f"### Committee cost ({datetime.date.today()}, {machine()}; `python benchmarks/committee_cost.py --threads {args.threads} "
-              f"--reps {args.reps} --members {args.members}`, {model}, float32, {args.threads} threads)", "",
-              f"| workload | atoms | one model | committee of {args.members} | ratio |", "|---|---|---|---|---|"]
+    header = [
+        f"### Committee cost ({datetime.date.today()}, {machine()}; `python benchmarks/committee_cost.py --threads {args.threads} "
+        f"--reps {args.reps} --members {args.members}`, {model}, float32, {args.threads} threads)",
+        "",
+        f"| workload | atoms | one model | committee of {args.members} | ratio |",
+        "|---|---|---|---|---|",
+    ]
     table = "\n".join(header + rows)
     print(table)
     if args.write:

@@ -6,6 +6,7 @@ Prints frames/s and the peak RSS of the conversion, which runs in a fresh subpro
 writer's memory does not count) and is compared with the size of the JSON file. Appends to
 benchmarks/RESULTS.md. Frames: 2-64 atoms (mean ~20), 5 frames per trajectory, like MPtrj.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import append_results  # noqa: E402  (benchmarks/harness.py)
 
 import numpy as np
 
@@ -37,17 +41,33 @@ def write_synthetic(path: Path, n_frames: int, seed: int = 0) -> None:
             for k in range(min(per_traj, n_frames - t * per_traj)):
                 frac = rng.random((n, 3)).round(6)
                 frames[f"{mp_id}-0-{k}"] = {
-                    "structure": {"@module": "pymatgen.core.structure", "@class": "Structure", "charge": 0,
-                                  "lattice": {"matrix": lattice.tolist()},
-                                  "sites": [{"species": [{"element": ELEMENTS[(i * 7 + t) % len(ELEMENTS)], "occu": 1}],
-                                             "abc": fr.tolist(), "xyz": (fr @ lattice).round(6).tolist(),
-                                             "label": "X", "properties": {"magmom": 0.0}} for i, fr in enumerate(frac)]},
+                    "structure": {
+                        "@module": "pymatgen.core.structure",
+                        "@class": "Structure",
+                        "charge": 0,
+                        "lattice": {"matrix": lattice.tolist()},
+                        "sites": [
+                            {
+                                "species": [{"element": ELEMENTS[(i * 7 + t) % len(ELEMENTS)], "occu": 1}],
+                                "abc": fr.tolist(),
+                                "xyz": (fr @ lattice).round(6).tolist(),
+                                "label": "X",
+                                "properties": {"magmom": 0.0},
+                            }
+                            for i, fr in enumerate(frac)
+                        ],
+                    },
                     "uncorrected_total_energy": float(-4.0 * n + rng.standard_normal()),
-                    "corrected_total_energy": float(-4.1 * n), "energy_per_atom": -4.0, "ef_per_atom": -0.5,
-                    "e_per_atom_relaxed": -4.0, "ef_per_atom_relaxed": -0.5,
+                    "corrected_total_energy": float(-4.1 * n),
+                    "energy_per_atom": -4.0,
+                    "ef_per_atom": -0.5,
+                    "e_per_atom_relaxed": -4.0,
+                    "ef_per_atom_relaxed": -0.5,
                     "force": rng.standard_normal((n, 3)).round(6).tolist(),
                     "stress": rng.standard_normal((3, 3)).round(4).tolist(),
-                    "magmom": None, "bandgap": 0.0, "mp_id": mp_id,
+                    "magmom": None,
+                    "bandgap": 0.0,
+                    "mp_id": mp_id,
                 }
             f.write(json.dumps(mp_id) + ":" + json.dumps(frames))
         f.write("}")
@@ -83,16 +103,19 @@ def main():
         raise SystemExit(out.stderr[-3000:])
     r = json.loads(line[0][7:])
     size_gb = src.stat().st_size / 1e9
-    print(f"converted {r['frames_in']:,} frames ({r['rejected']} rejected) in {r['seconds']:.0f} s: "
-          f"{r['frames_in'] / r['seconds']:,.0f} frames/s, peak RSS {r['rss_gb']:.2f} GB for a {size_gb:.2f} GB JSON")
+    print(
+        f"converted {r['frames_in']:,} frames ({r['rejected']} rejected) in {r['seconds']:.0f} s: "
+        f"{r['frames_in'] / r['seconds']:,.0f} frames/s, peak RSS {r['rss_gb']:.2f} GB for a {size_gb:.2f} GB JSON"
+    )
     if not args.no_write:
-        with open(HERE / "RESULTS.md", "a") as f:
-            f.write(f"\n### MPtrj-format JSON conversion ({datetime.date.today().isoformat()})\n\n"
-                    f"Command: `python benchmarks/convert_mptrj.py --frames {args.frames}` on this project's "
-                    f"2-core CPU machine. Synthetic MPtrj JSON, {args.frames:,} frames, {size_gb:.2f} GB: "
-                    f"{r['frames_in'] / r['seconds']:,.0f} frames/s ({r['seconds']:.0f} s), peak RSS "
-                    f"{r['rss_gb']:.2f} GB (one shard of 50,000 frames in memory at a time, plus the "
-                    f"largest trajectory being parsed).\n")
+        append_results(
+            f"\n### MPtrj-format JSON conversion ({datetime.date.today().isoformat()})\n\n"
+            f"Command: `python benchmarks/convert_mptrj.py --frames {args.frames}` on this project's "
+            f"2-core CPU machine. Synthetic MPtrj JSON, {args.frames:,} frames, {size_gb:.2f} GB: "
+            f"{r['frames_in'] / r['seconds']:,.0f} frames/s ({r['seconds']:.0f} s), peak RSS "
+            f"{r['rss_gb']:.2f} GB (one shard of 50,000 frames in memory at a time, plus the "
+            f"largest trajectory being parsed)."
+        )
 
 
 if __name__ == "__main__":

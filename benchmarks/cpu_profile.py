@@ -11,6 +11,7 @@ GEMMs, their FLOP/s, and the whole call's FLOP/s, against the machine's nominal 
 with 64 FLOP/cycle for AVX-512 (two 512-bit FMA units) and 32 for AVX2 (two 256-bit FMA units); the
 clock is the one /proc/cpuinfo reports (turbo and the FMA-unit count are assumptions, stated in the output).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from ase.build import bulk
 
 import facetpot
 from facetpot.graph import atoms_to_graph
-from facetpot.io.model_file import inference_model
+from facetpot.inference.prepare import inference_model
 from facetpot.derivatives import compute_properties
 
 
@@ -52,7 +53,9 @@ def main():
     else:
         model = inference_model(args.model, dtype="float32")
     peak, how = nominal_peak(args.threads)
-    print(f"model {args.model}, {model.backend} backend, {args.threads} threads; nominal peak {peak / 1e9:.0f} GFLOP/s ({how})")
+    print(
+        f"model {args.model}, {model.backend} backend, {args.threads} threads; nominal peak {peak / 1e9:.0f} GFLOP/s ({how})"
+    )
     for n in args.atoms:
         k = max(1, round((n / 8) ** (1 / 3)))
         atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (k, k, k)
@@ -76,16 +79,20 @@ def main():
         gemm = [k for k in self_us if k in ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")]
         gemm_us = sum(self_us[k] for k in gemm)
         gemm_flops = sum(flops[k] for k in gemm)
-        print(f"\nSi {len(atoms)}: {1e3 * wall:.1f} ms per call (unprofiled); GEMMs {100 * gemm_us / total_us:.0f}% of "
-              f"op time at {gemm_flops / (gemm_us * 1e-6) / 1e9:.1f} GFLOP/s ({100 * gemm_flops / (gemm_us * 1e-6) / peak:.0f}% "
-              f"of peak); whole call {gemm_flops / args.reps / wall / 1e9:.1f} GFLOP/s of GEMM work per wall second "
-              f"({100 * gemm_flops / args.reps / wall / peak:.0f}% of peak); {gemm_flops / args.reps / 1e9:.2f} GFLOP of "
-              f"GEMMs and {sum(calls.values()) // args.reps} profiled op calls (views included) per call")
-        print(f"| op | self ms per call | share | calls per call | GFLOP/s |\n|---|---|---|---|---|")
+        print(
+            f"\nSi {len(atoms)}: {1e3 * wall:.1f} ms per call (unprofiled); GEMMs {100 * gemm_us / total_us:.0f}% of "
+            f"op time at {gemm_flops / (gemm_us * 1e-6) / 1e9:.1f} GFLOP/s ({100 * gemm_flops / (gemm_us * 1e-6) / peak:.0f}% "
+            f"of peak); whole call {gemm_flops / args.reps / wall / 1e9:.1f} GFLOP/s of GEMM work per wall second "
+            f"({100 * gemm_flops / args.reps / wall / peak:.0f}% of peak); {gemm_flops / args.reps / 1e9:.2f} GFLOP of "
+            f"GEMMs and {sum(calls.values()) // args.reps} profiled op calls (views included) per call"
+        )
+        print("| op | self ms per call | share | calls per call | GFLOP/s |\n|---|---|---|---|---|")
         for key in sorted(self_us, key=self_us.get, reverse=True)[: args.top]:
             rate = f"{flops[key] / (self_us[key] * 1e-6) / 1e9:.1f}" if flops[key] else ""
-            print(f"| {key} | {self_us[key] / 1e3 / args.reps:.2f} | {100 * self_us[key] / total_us:.1f}% | "
-                  f"{calls[key] // args.reps} | {rate} |")
+            print(
+                f"| {key} | {self_us[key] / 1e3 / args.reps:.2f} | {100 * self_us[key] / total_us:.1f}% | "
+                f"{calls[key] // args.reps} | {rate} |"
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Verlet pair list (skin 1 Å) is kept between calls as in MD and relaxations at f
 pair list every call (``D3Dispersion(skin=0)``: what a relaxation of the cell pays, or a single point).
 Median of ``--reps`` rounds after one warm-up. Prints the model's time, the time with D3, and D3's share.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     import torch
     from ase.build import bulk
 
-    from facetpot.calculator import FacetCalculator
+    from facetpot.inference.calculator import FacetCalculator
     from facetpot.dispersion import D3Dispersion
     from facetpot.pretrained import DEFAULT_MODEL
 
@@ -65,10 +66,12 @@ def main(argv=None) -> int:
     mgo.rattle(0.02, seed=2)
     plain, with_d3 = FacetCalculator(model), FacetCalculator(model, dispersion="d3")
     fresh_d3 = FacetCalculator(model, dispersion=D3Dispersion(skin=0.0))
-    workloads = [("150 small MPtrj crystals, one by one", small_crystals(), 1, 0.0, with_d3),
-                 ("Si 512, 10 MD-like steps (list kept)", [si], 10, 0.01, with_d3),
-                 ("MgO 512, 10 MD-like steps (list kept)", [mgo], 10, 0.01, with_d3),
-                 ("Si 512, new pair list every call", [si], 1, 0.0, fresh_d3)]
+    workloads = [
+        ("150 small MPtrj crystals, one by one", small_crystals(), 1, 0.0, with_d3),
+        ("Si 512, 10 MD-like steps (list kept)", [si], 10, 0.01, with_d3),
+        ("MgO 512, 10 MD-like steps (list kept)", [mgo], 10, 0.01, with_d3),
+        ("Si 512, new pair list every call", [si], 1, 0.0, fresh_d3),
+    ]
     rows = []
     for name, structures, steps, step, d3_calc in workloads:
         times = {"model": [], "model + D3": []}
@@ -81,9 +84,13 @@ def main(argv=None) -> int:
         atoms = sum(len(a) for a in structures)
         rows.append(f"| {name} | {atoms} | {1e3 * t0:,.0f} ms | {1e3 * t1:,.0f} ms | {100 * (t1 - t0) / t0:.0f}% |")
         print(rows[-1], flush=True)
-    header = [f"### D3 cost ({datetime.date.today()}, {machine()}; `python benchmarks/d3_cost.py --threads {args.threads} "
-              f"--reps {args.reps}`, {model}, float32, {args.threads} threads)", "",
-              "| workload | atoms | model | model + D3(BJ) | D3 / model |", "|---|---|---|---|---|"]
+    header = [
+        f"### D3 cost ({datetime.date.today()}, {machine()}; `python benchmarks/d3_cost.py --threads {args.threads} "
+        f"--reps {args.reps}`, {model}, float32, {args.threads} threads)",
+        "",
+        "| workload | atoms | model | model + D3(BJ) | D3 / model |",
+        "|---|---|---|---|---|",
+    ]
     table = "\n".join(header + rows)
     print(table)
     if args.write:

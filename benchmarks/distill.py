@@ -15,6 +15,7 @@ Project energies, mlearn's DFT has another zero; the offset is one number per mo
 set, never on the test set), and force MAE in meV/Å. Speed: one energy + forces + stress call on Si 64 and Si 512 (float32, --threads
 threads, median of --reps calls after warm-up), each model in a fresh process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,7 @@ def errors(model_name, threads):
     from ase.io import read
 
     import facetpot
-    from facetpot.single_points import predict_structures
+    from facetpot.inference.single_points import predict_structures
 
     torch.set_num_threads(threads)
     model = facetpot.load_model(model_name, dtype="float64")
@@ -72,8 +73,12 @@ def errors(model_name, threads):
         out[split] = (de, df)
     offset = float(out["training"][0].mean())
     de, df = out["test"]
-    return {"offset_eV_per_atom": offset, "energy_mae_meV": 1e3 * float(np.abs(de - offset).mean()),
-            "forces_mae_meV": 1e3 * float(np.abs(df).mean()), "parameters": model.num_parameters()}
+    return {
+        "offset_eV_per_atom": offset,
+        "energy_mae_meV": 1e3 * float(np.abs(de - offset).mean()),
+        "forces_mae_meV": 1e3 * float(np.abs(df).mean()),
+        "parameters": model.num_parameters(),
+    }
 
 
 def mptrj_errors(model_name, threads):
@@ -82,7 +87,7 @@ def mptrj_errors(model_name, threads):
     from ase.io import read
 
     import facetpot
-    from facetpot.single_points import predict_structures
+    from facetpot.inference.single_points import predict_structures
 
     torch.set_num_threads(threads)
     model = facetpot.load_model(model_name, dtype="float64")
@@ -93,9 +98,13 @@ def mptrj_errors(model_name, threads):
     de = [(p[0] - a.get_potential_energy()) / len(a) for a, p in zip(frames, pred)]
     df = np.concatenate([(p[1] - a.get_forces()).ravel() for a, p in zip(frames, pred)])
     ds = np.concatenate([p[2] - a.get_stress() for a, p in zip(frames, pred)])
-    return {"frames": len(frames), "energy_mae_meV": 1e3 * float(np.abs(de).mean()),
-            "forces_mae_meV": 1e3 * float(np.abs(df).mean()), "stress_mae_meV_A3": 1e3 * float(np.abs(ds).mean()),
-            "parameters": model.num_parameters()}
+    return {
+        "frames": len(frames),
+        "energy_mae_meV": 1e3 * float(np.abs(de).mean()),
+        "forces_mae_meV": 1e3 * float(np.abs(df).mean()),
+        "stress_mae_meV_A3": 1e3 * float(np.abs(ds).mean()),
+        "parameters": model.num_parameters(),
+    }
 
 
 def universal_table(args):
@@ -112,25 +121,39 @@ def universal_table(args):
                 times[label, n].append(speed(path, args.reps, args.threads, rep))
     ms = {key: statistics.median(v) for key, v in times.items()}
     teacher = "teacher " + args.universal_teacher
-    lines = ["", f"### facet-s-universal beside its teacher (issue 12), {machine()}", "",
-             f"Command: `python benchmarks/distill.py --universal {args.universal}`. MAE against the DFT labels of "
-             f"the {t['frames']} odd frames of mptrj-random-1k (held out from the distillation), float64; speed: one "
-             f"energy + forces + stress call on Si 64 and Si 512, float32, {args.threads} threads, median of "
-             f"{args.reps} calls, median over {args.rounds} alternating rounds.", "",
-             "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | S MAE (meV/Å³) | E / teacher | F / teacher "
-             "| S / teacher | Si 64 (ms) | Si 512 (ms) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"### facet-s-universal beside its teacher (issue 12), {machine()}",
+        "",
+        f"Command: `python benchmarks/distill.py --universal {args.universal}`. MAE against the DFT labels of "
+        f"the {t['frames']} odd frames of mptrj-random-1k (held out from the distillation), float64; speed: one "
+        f"energy + forces + stress call on Si 64 and Si 512, float32, {args.threads} threads, median of "
+        f"{args.reps} calls, median over {args.rounds} alternating rounds.",
+        "",
+        "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | S MAE (meV/Å³) | E / teacher | F / teacher "
+        "| S / teacher | Si 64 (ms) | Si 512 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in rows.items():
-        lines.append(f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
-                     f"{r['stress_mae_meV_A3']:.3f} | {r['energy_mae_meV'] / t['energy_mae_meV']:.2f} | "
-                     f"{r['forces_mae_meV'] / t['forces_mae_meV']:.2f} | "
-                     f"{r['stress_mae_meV_A3'] / t['stress_mae_meV_A3']:.2f} | "
-                     + " | ".join(f"{ms[label, n]:.1f} ({ms[teacher, n] / ms[label, n]:.1f}x)" for n in sizes) + " |")
+        lines.append(
+            f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
+            f"{r['stress_mae_meV_A3']:.3f} | {r['energy_mae_meV'] / t['energy_mae_meV']:.2f} | "
+            f"{r['forces_mae_meV'] / t['forces_mae_meV']:.2f} | "
+            f"{r['stress_mae_meV_A3'] / t['stress_mae_meV_A3']:.2f} | "
+            + " | ".join(f"{ms[label, n]:.1f} ({ms[teacher, n] / ms[label, n]:.1f}x)" for n in sizes)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def speed(model_name, reps, threads, rep):
-    return run_worker(sys.executable, SPEED, [model_name, reps, threads, rep], threads=threads,
-                      omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))[0]["ms"]
+    return run_worker(
+        sys.executable,
+        SPEED,
+        [model_name, reps, threads, rep],
+        threads=threads,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+    )[0]["ms"]
 
 
 def main():
@@ -149,8 +172,7 @@ def main():
         text = universal_table(args)
         print(text)
         if args.write:
-            with open(HERE / "RESULTS.md", "a") as f:
-                f.write(text + "\n")
+            append_results(text)
         return
     models = {"teacher " + args.teacher: args.teacher, "distilled": args.student}
     if args.refined:
@@ -167,19 +189,29 @@ def main():
                 times[label, n].append(speed(path, args.reps, args.threads, rep))
     teacher = next(iter(models))
     ms = {key: statistics.median(t) for key, t in times.items()}
-    lines = ["", f"### Distilled silicon (issue 12), {machine()}", "",
-             f"Command: `python benchmarks/distill.py --student {args.student}"
-             + (f" --refined {args.refined}" if args.refined else "") + f" --threads {args.threads}`. "
-             "Errors on mlearn Si_test (25 DFT structures); energy after each model's mean offset on Si_training; "
-             f"speed: one energy + forces + stress call on Si 64 and Si 512, float32, {args.threads} threads, "
-             f"median of {args.reps} calls, median over {args.rounds} alternating rounds (fresh process each).", "",
-             "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | F vs teacher | Si 64 call (ms) | faster | "
-             "Si 512 call (ms) | faster |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"### Distilled silicon (issue 12), {machine()}",
+        "",
+        f"Command: `python benchmarks/distill.py --student {args.student}"
+        + (f" --refined {args.refined}" if args.refined else "")
+        + f" --threads {args.threads}`. "
+        "Errors on mlearn Si_test (25 DFT structures); energy after each model's mean offset on Si_training; "
+        f"speed: one energy + forces + stress call on Si 64 and Si 512, float32, {args.threads} threads, "
+        f"median of {args.reps} calls, median over {args.rounds} alternating rounds (fresh process each).",
+        "",
+        "| model | parameters | E MAE (meV/atom) | F MAE (meV/Å) | F vs teacher | Si 64 call (ms) | faster | "
+        "Si 512 call (ms) | faster |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label in models:
         r = rows[label]
-        lines.append(f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
-                     f"{r['forces_mae_meV'] / rows[teacher]['forces_mae_meV']:.2f}x | "
-                     + " | ".join(f"{ms[label, n]:.1f} | {ms[teacher, n] / ms[label, n]:.1f}x" for n in sizes) + " |")
+        lines.append(
+            f"| {label} | {r['parameters']:,} | {r['energy_mae_meV']:.2f} | {r['forces_mae_meV']:.1f} | "
+            f"{r['forces_mae_meV'] / rows[teacher]['forces_mae_meV']:.2f}x | "
+            + " | ".join(f"{ms[label, n]:.1f} | {ms[teacher, n] / ms[label, n]:.1f}x" for n in sizes)
+            + " |"
+        )
     text = "\n".join(lines)
     print(text)
     if args.write:

@@ -25,6 +25,7 @@ differences. The issue's aims are printed beside the figures: median |dE| <= 1 m
 force deviation <= 10% of the port's force MAE, relaxed energies within 1 meV/atom (median).
 float64 for both models (differences of the models, not of float32 rounding), ``--threads`` torch threads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import HERE, SHARED_DATA, append_results  # noqa: E402
 from machine import machine  # noqa: E402
 
-from facetpot.io.model_file import inference_model  # noqa: E402
-from facetpot.single_points import predict_structures  # noqa: E402
+from facetpot.inference.prepare import inference_model  # noqa: E402
+from facetpot.inference.single_points import predict_structures  # noqa: E402
 from facetpot.units import EV_PER_A3_TO_GPA  # noqa: E402
 
 MPTRJ = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
@@ -152,7 +153,7 @@ def hot_snapshots(starts: List[Atoms], trim, rng: np.random.Generator, steps: in
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-    from facetpot.calculator import FacetCalculator
+    from facetpot.inference.calculator import FacetCalculator
 
     calc = FacetCalculator(trim, min_distance=0)  # hot hydrogen may pass within 0.5 Å
     out = []
@@ -199,7 +200,9 @@ def relaxations(port, trim, starts: List[Atoms], batch_atoms: int) -> Dict[str, 
         if ap is None or at is None or not (rp.converged and rt.converged):
             continue
         de.append(1e3 * abs(rt.energy_final - rp.energy_final) / len(ap))
-        dv.append(100 * abs(rt.volume_final - rp.volume_final) / rp.volume_final if np.isfinite(rp.volume_final) else 0.0)
+        dv.append(
+            100 * abs(rt.volume_final - rp.volume_final) / rp.volume_final if np.isfinite(rp.volume_final) else 0.0
+        )
     return {"relaxed_dE_meV": np.array(de), "relaxed_dV_pct": np.array(dv), "pairs": len(de), "starts": len(starts)}
 
 
@@ -212,8 +215,12 @@ def main():
     ap.add_argument("--max-atoms", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batch-atoms", type=int, default=256,
-                    help="atoms per model call (float64 SevenNet-l3i5 at 2048 atoms needs over 24 GB)")
+    ap.add_argument(
+        "--batch-atoms",
+        type=int,
+        default=256,
+        help="atoms per model call (float64 SevenNet-l3i5 at 2048 atoms needs over 24 GB)",
+    )
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -230,24 +237,39 @@ def main():
     rows = {}
     for name, structures in fams.items():
         c = compare(port, trim, structures, args.batch_atoms)
-        rows[name] = {"n": len(structures), "atoms": int(sum(len(a) for a in structures)),
-                      "median_dE_meV": float(np.median(c["dE_meV"])), "p95_dE_meV": float(np.percentile(c["dE_meV"], 95)),
-                      "force_dev_meV_A": 1e3 * float(c["dF"].mean()), "force_dev_fraction": float(c["dF"].mean()) / scale,
-                      "port_force_scale_meV_A": 1e3 * float(c["F_port"].mean()),
-                      "stress_dev_GPa": float(c["dS_GPa"].mean()) if c["dS_GPa"].size else float("nan")}
+        rows[name] = {
+            "n": len(structures),
+            "atoms": int(sum(len(a) for a in structures)),
+            "median_dE_meV": float(np.median(c["dE_meV"])),
+            "p95_dE_meV": float(np.percentile(c["dE_meV"], 95)),
+            "force_dev_meV_A": 1e3 * float(c["dF"].mean()),
+            "force_dev_fraction": float(c["dF"].mean()) / scale,
+            "port_force_scale_meV_A": 1e3 * float(c["F_port"].mean()),
+            "stress_dev_GPa": float(c["dS_GPa"].mean()) if c["dS_GPa"].size else float("nan"),
+        }
         print(name, json.dumps(rows[name]), flush=True)
     relax = None
     if args.relax:
-        starts = [_strain(frames[int(k)].copy(), np.diag(rng.uniform(-0.05, 0.05, 3)))
-                  for k in rng.choice(len(frames), args.relax, replace=False)]
+        starts = [
+            _strain(frames[int(k)].copy(), np.diag(rng.uniform(-0.05, 0.05, 3)))
+            for k in rng.choice(len(frames), args.relax, replace=False)
+        ]
         relax = relaxations(port, trim, starts, args.batch_atoms)
         print("relax", relax["pairs"], "of", relax["starts"], "converged in both", flush=True)
-    report = {"model": args.trim or shipped, "original": seven, "port_force_mae_vs_dft_meV_A": 1e3 * scale,
-              "families": rows, "seconds": time.time() - t0}
+    report = {
+        "model": args.trim or shipped,
+        "original": seven,
+        "port_force_mae_vs_dft_meV_A": 1e3 * scale,
+        "families": rows,
+        "seconds": time.time() - t0,
+    }
     if relax is not None:
-        report["relaxations"] = {"pairs": relax["pairs"], "starts": relax["starts"],
-                                 "median_dE_meV": float(np.median(relax["relaxed_dE_meV"])) if relax["pairs"] else None,
-                                 "median_dV_pct": float(np.median(relax["relaxed_dV_pct"])) if relax["pairs"] else None}
+        report["relaxations"] = {
+            "pairs": relax["pairs"],
+            "starts": relax["starts"],
+            "median_dE_meV": float(np.median(relax["relaxed_dE_meV"])) if relax["pairs"] else None,
+            "median_dV_pct": float(np.median(relax["relaxed_dV_pct"])) if relax["pairs"] else None,
+        }
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / f"fidelity_{args.model}.json").write_text(json.dumps(report, indent=1))
@@ -259,25 +281,31 @@ def main():
 
 def table(report, args) -> List[str]:
     ok = lambda v, aim: "" if v <= aim else " ✗"  # noqa: E731
-    lines = [f"\n### Fidelity: {report['model']} against the exact port of {report['original']} "
-             f"({datetime.date.today()}, {machine()}, float64)\n",
-             f"`python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` ({report['seconds']:.0f} s). The port's own force "
-             f"MAE against DFT (odd half of mptrj-random-1k): {report['port_force_mae_vs_dft_meV_A']:.1f} meV/Å. Aims: "
-             "median |dE| <= 1 meV/atom, 95th percentile <= 5, force deviation <= 10% of the port's force MAE; ✗ marks a miss.\n",
-             "| family | structures (atoms) | median \\|dE\\| meV/atom | 95th pct | force deviation meV/Å (of port MAE) | "
-             "port \\|F\\| meV/Å | stress deviation GPa |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### Fidelity: {report['model']} against the exact port of {report['original']} "
+        f"({datetime.date.today()}, {machine()}, float64)\n",
+        f"`python benchmarks/fidelity.py {' '.join(sys.argv[1:])}` ({report['seconds']:.0f} s). The port's own force "
+        f"MAE against DFT (odd half of mptrj-random-1k): {report['port_force_mae_vs_dft_meV_A']:.1f} meV/Å. Aims: "
+        "median |dE| <= 1 meV/atom, 95th percentile <= 5, force deviation <= 10% of the port's force MAE; ✗ marks a miss.\n",
+        "| family | structures (atoms) | median \\|dE\\| meV/atom | 95th pct | force deviation meV/Å (of port MAE) | "
+        "port \\|F\\| meV/Å | stress deviation GPa |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in report["families"].items():
-        lines.append(f"| {name} | {r['n']} ({r['atoms']}) | {r['median_dE_meV']:.2f}{ok(r['median_dE_meV'], AIMS['median_dE_meV'])} | "
-                     f"{r['p95_dE_meV']:.2f}{ok(r['p95_dE_meV'], AIMS['p95_dE_meV'])} | {r['force_dev_meV_A']:.1f} "
-                     f"({100 * r['force_dev_fraction']:.0f}%){ok(r['force_dev_fraction'], AIMS['force_dev_fraction'])} | "
-                     f"{r['port_force_scale_meV_A']:.0f} | {r['stress_dev_GPa']:.3f} |")
+        lines.append(
+            f"| {name} | {r['n']} ({r['atoms']}) | {r['median_dE_meV']:.2f}{ok(r['median_dE_meV'], AIMS['median_dE_meV'])} | "
+            f"{r['p95_dE_meV']:.2f}{ok(r['p95_dE_meV'], AIMS['p95_dE_meV'])} | {r['force_dev_meV_A']:.1f} "
+            f"({100 * r['force_dev_fraction']:.0f}%){ok(r['force_dev_fraction'], AIMS['force_dev_fraction'])} | "
+            f"{r['port_force_scale_meV_A']:.0f} | {r['stress_dev_GPa']:.3f} |"
+        )
     rel = report.get("relaxations")
     if rel:
-        lines.append(f"\nRelaxations from the same strained starts (FIRE + cell, fmax 0.05; {rel['pairs']} of {rel['starts']} "
-                     f"converged with both): relaxed energy difference median {rel['median_dE_meV']:.2f} meV/atom"
-                     f"{ok(rel['median_dE_meV'] or 0, AIMS['relaxed_dE_meV'])}, volume difference median "
-                     f"{rel['median_dV_pct']:.2f}%.")
+        lines.append(
+            f"\nRelaxations from the same strained starts (FIRE + cell, fmax 0.05; {rel['pairs']} of {rel['starts']} "
+            f"converged with both): relaxed energy difference median {rel['median_dE_meV']:.2f} meV/atom"
+            f"{ok(rel['median_dE_meV'] or 0, AIMS['relaxed_dE_meV'])}, volume difference median "
+            f"{rel['median_dV_pct']:.2f}%."
+        )
     return lines
 
 

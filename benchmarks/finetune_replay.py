@@ -22,6 +22,7 @@ into the repository); work files go to ``-o`` (default benchmarks/out/finetune_r
     python benchmarks/finetune_replay.py                       # EMT Cu/Al, 15 epochs, records RESULTS.md (~25 min)
     python benchmarks/finetune_replay.py --systems emt-cual mlearn-mo --variants "no replay" replay --no-record
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,14 +46,17 @@ from machine import machine
 BASE = "facet-7net0-spline"
 MPTRJ = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
 #: name -> what the variant's config adds to the defaults (section -> keys); the defaults: lr 3e-4, replay on
-VARIANTS = {"no replay": {"finetune": {"replay": False}}, "replay": {},
-            "replay-mptrj": {"finetune": {"replay": {"structures": "mptrj_even.extxyz"}}},
-            "no replay lr 1e-3": {"finetune": {"replay": False}, "training": {"lr": 1e-3}},
-            "replay lr 1e-3": {"training": {"lr": 1e-3}}, "replay lr 1e-4": {"training": {"lr": 1e-4}},
-            "replay w3": {"finetune": {"replay": {"weight": 3.0}}, "training": {"lr": 1e-3}},
-            "replay x3": {"finetune": {"replay": {"per_epoch": 3}}, "training": {"lr": 1e-3}},
-            "replay-mptrj lr 1e-3": {"finetune": {"replay": {"structures": "mptrj_even.extxyz"}},
-                                     "training": {"lr": 1e-3}}}
+VARIANTS = {
+    "no replay": {"finetune": {"replay": False}},
+    "replay": {},
+    "replay-mptrj": {"finetune": {"replay": {"structures": "mptrj_even.extxyz"}}},
+    "no replay lr 1e-3": {"finetune": {"replay": False}, "training": {"lr": 1e-3}},
+    "replay lr 1e-3": {"training": {"lr": 1e-3}},
+    "replay lr 1e-4": {"training": {"lr": 1e-4}},
+    "replay w3": {"finetune": {"replay": {"weight": 3.0}}, "training": {"lr": 1e-3}},
+    "replay x3": {"finetune": {"replay": {"per_epoch": 3}}, "training": {"lr": 1e-3}},
+    "replay-mptrj lr 1e-3": {"finetune": {"replay": {"structures": "mptrj_even.extxyz"}}, "training": {"lr": 1e-3}},
+}
 DEFAULT_VARIANTS = ["no replay", "replay", "replay-mptrj", "no replay lr 1e-3", "replay lr 1e-3", "replay lr 1e-4"]
 
 
@@ -94,9 +98,17 @@ def finetune(train: Path, work: Path, name: str, extra: dict, epochs: int, threa
     out = work / name.replace(" ", "_")
     if reuse and (out / "last.pt").exists():
         return out / "last.pt"
-    cfg = {"data": {"train": str(train)}, "finetune": {"from": BASE, **extra.get("finetune", {})},
-           "training": {"output": str(out), "epochs": epochs, "threads": threads, "tensorboard": False,
-                        **extra.get("training", {})}}
+    cfg = {
+        "data": {"train": str(train)},
+        "finetune": {"from": BASE, **extra.get("finetune", {})},
+        "training": {
+            "output": str(out),
+            "epochs": epochs,
+            "threads": threads,
+            "tensorboard": False,
+            **extra.get("training", {}),
+        },
+    }
     replay = cfg["finetune"].get("replay")
     if isinstance(replay, dict) and "structures" in replay:
         replay["structures"] = str(work / replay["structures"])
@@ -105,8 +117,9 @@ def finetune(train: Path, work: Path, name: str, extra: dict, epochs: int, threa
     path = work / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "facetpot.cli", "train", str(path), "--overwrite"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "facetpot.cli", "train", str(path), "--overwrite"], check=True, stdout=subprocess.DEVNULL
+    )
     print(f"  {name}: {time.time() - t0:.0f} s", flush=True)
     return out / "last.pt"
 
@@ -138,10 +151,17 @@ def errors(model, frames, skip_elements=()) -> dict:
     de = np.array([r["energy"] / len(a) - a.get_potential_energy() / len(a) for r, a in zip(rows, frames)])
     other = np.array([not set(a.get_chemical_symbols()) & set(skip_elements) for a in frames])
     f = np.concatenate([np.abs(r["forces"] - a.get_forces()).ravel() for r, a in zip(rows, frames)])
-    s = [np.abs(r["stress"] - a.get_stress()) for r, a in zip(rows, frames) if r["stress"] is not None
-         and "stress" in a.calc.results]
-    return {"E": 1e3 * np.abs(de).mean(), "E_other": 1e3 * np.abs(de[other]).mean(), "F": f.mean(),
-            "S": EV_PER_A3_TO_GPA * np.mean(s) if s else np.nan}
+    s = [
+        np.abs(r["stress"] - a.get_stress())
+        for r, a in zip(rows, frames)
+        if r["stress"] is not None and "stress" in a.calc.results
+    ]
+    return {
+        "E": 1e3 * np.abs(de).mean(),
+        "E_other": 1e3 * np.abs(de[other]).mean(),
+        "F": f.mean(),
+        "S": EV_PER_A3_TO_GPA * np.mean(s) if s else np.nan,
+    }
 
 
 def cu_lattice(model) -> float:
@@ -179,16 +199,21 @@ def run_system(system: str, out: Path, epochs: int, threads: int, variants, reus
 
 
 def table(results: dict) -> str:
-    lines = ["| system | model | new system E (meV/atom) | F (eV/Å) | S (GPa) | MPtrj odd E, all | E, frames without "
-             "the data's elements | F | S | a(Cu) Å |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| system | model | new system E (meV/atom) | F (eV/Å) | S (GPa) | MPtrj odd E, all | E, frames without "
+        "the data's elements | F | S | a(Cu) Å |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for system, rows in results.items():
         for name, r in rows.items():
             if name == "reference":
                 lines.append(f"| {system} | EMT (the data) | | | | | | | | {r['a_Cu']:.3f} |")
                 continue
             n, m = r["new"], r["mptrj"]
-            lines.append(f"| {system} | {name} | {n['E']:.1f} | {n['F']:.4f} | {n['S']:.3f} | {m['E']:.1f} | "
-                         f"{m['E_other']:.1f} | {m['F']:.4f} | {m['S']:.3f} | {r.get('a_Cu', float('nan')):.3f} |")
+            lines.append(
+                f"| {system} | {name} | {n['E']:.1f} | {n['F']:.4f} | {n['S']:.3f} | {m['E']:.1f} | "
+                f"{m['E_other']:.1f} | {m['F']:.4f} | {m['S']:.3f} | {r.get('a_Cu', float('nan')):.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -206,19 +231,22 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    results = {s: run_system(s, args.output, args.epochs, args.threads, args.variants, args.reuse)
-               for s in args.systems}
+    results = {
+        s: run_system(s, args.output, args.epochs, args.threads, args.variants, args.reuse) for s in args.systems
+    }
     text = table(results)
     print(text)
     if not args.no_record:
-        append_results(f"\n## Fine-tuning with and without replay ({time.strftime('%Y-%m-%d')})\n\n"
-                       f"`python benchmarks/finetune_replay.py --epochs {args.epochs} --systems {' '.join(args.systems)}` "
-                       f"({time.time() - t0:.0f} s; {machine()}, {args.threads} threads). Base `{BASE}`, fine-tuned "
-                       "with the training defaults; `last.pt` evaluated in float64 (`facetpot.predict`); stress "
-                       "MAE over the six Voigt components. \"base, E0 shifted\": the base model with only its reference "
-                       "energies shifted to the data's (where every fine-tune starts); MPtrj energies of frames "
-                       "holding the data's elements move with that shift, so the column without them is the one "
-                       "that measures forgetting.\n\n" + text)
+        append_results(
+            f"\n## Fine-tuning with and without replay ({time.strftime('%Y-%m-%d')})\n\n"
+            f"`python benchmarks/finetune_replay.py --epochs {args.epochs} --systems {' '.join(args.systems)}` "
+            f"({time.time() - t0:.0f} s; {machine()}, {args.threads} threads). Base `{BASE}`, fine-tuned "
+            "with the training defaults; `last.pt` evaluated in float64 (`facetpot.predict`); stress "
+            'MAE over the six Voigt components. "base, E0 shifted": the base model with only its reference '
+            "energies shifted to the data's (where every fine-tune starts); MPtrj energies of frames "
+            "holding the data's elements move with that shift, so the column without them is the one "
+            "that measures forgetting.\n\n" + text
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ schedule anneals within it) overridden, and all jobs run as parallel processes o
 Then mlearn models are evaluated on their test sets; MoNbTaW and MPtrj report their validation
 split. Writes summary.json (and the log) to $OUT (or ./gpu_out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,13 +49,24 @@ def main():
         cfg_name, train, _ = JOBS[name]
         cfg = yaml.safe_load((ROOT / "training" / cfg_name).read_text())
         cfg["data"]["train"] = str(data / train)
-        cfg["training"].update(device=args.device, max_time_minutes=args.minutes, epochs=100000,
-                               output=str(work / name), threads=2, tensorboard=False)
+        cfg["training"].update(
+            device=args.device,
+            max_time_minutes=args.minutes,
+            epochs=100000,
+            output=str(work / name),
+            threads=2,
+            tensorboard=False,
+        )
         path = work / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         log = open(work / f"{name}.log", "w")
-        procs[name] = (subprocess.Popen([sys.executable, "-m", "facetpot.cli", "train", str(path)],
-                                        stdout=log, stderr=subprocess.STDOUT), log, time.time())
+        procs[name] = (
+            subprocess.Popen(
+                [sys.executable, "-m", "facetpot.cli", "train", str(path)], stdout=log, stderr=subprocess.STDOUT
+            ),
+            log,
+            time.time(),
+        )
     summary = {}
     for name, (p, log, t0) in procs.items():
         rc = p.wait()
@@ -69,9 +81,23 @@ def main():
             entry["epochs"] = int(rows[-1].split(",")[1]) + 1
             test = JOBS[name][2]
             if test:
-                ev = subprocess.run([sys.executable, "-m", "facetpot.cli", "eval", str(run / "best.pt"), str(data / test),
-                                     "-o", str(run / "test"), "--device", args.device, "--no-plots"],
-                                    capture_output=True, text=True)
+                ev = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "facetpot.cli",
+                        "eval",
+                        str(run / "best.pt"),
+                        str(data / test),
+                        "-o",
+                        str(run / "test"),
+                        "--device",
+                        args.device,
+                        "--no-plots",
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 if ev.returncode == 0:
                     entry["test"] = json.loads((run / "test" / "report.json").read_text())["all"]
                 else:

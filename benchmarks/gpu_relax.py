@@ -1,6 +1,7 @@
 """Batched relaxation on the GPU (run by benchmarks/gpu.sh): the machinery and the time per FIRE step
 (30 steps, cell free) for 4 and 64 rattled Cu32 copies in one batch. The model is untrained (it does not
 converge; benchmarks/relax.py measures real relaxations with a shipped model); prints as it goes."""
+
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,12 @@ for n in (4, 64):
     for r, _ in BatchedRelaxation(model, fmax=0.05, max_steps=30, max_atoms=4096, smax_gpa=None).run(copies(n)):
         done += 1
         if done in (1, n // 2, n):
-            print(f"  {done}/{n} done after {time.time() - t:.1f} s (steps {r.steps}, converged {r.converged})",
-                  flush=True)
-    print(f"{n} Cu32 batched on {device}: {time.time() - t:.1f} s for 30 steps, "
-          f"{1e3 * (time.time() - t) / 30:.1f} ms per step", flush=True)
+            print(
+                f"  {done}/{n} done after {time.time() - t:.1f} s (steps {r.steps}, converged {r.converged})",
+                flush=True,
+            )
+    print(
+        f"{n} Cu32 batched on {device}: {time.time() - t:.1f} s for 30 steps, "
+        f"{1e3 * (time.time() - t) / 30:.1f} ms per step",
+        flush=True,
+    )

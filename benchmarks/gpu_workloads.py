@@ -13,6 +13,7 @@ carried copy):
 
 Prints each row as it goes and writes $OUT/gpu_workloads.json (or ./gpu_workloads.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,12 @@ def main():
     from ase.md.verlet import VelocityVerlet
 
     out_dir = Path(os.environ.get("OUT", "."))
-    report = {"device": torch.cuda.get_device_name(0) if cuda else dev, "torch": torch.__version__, "model": args.model, "rows": []}
+    report = {
+        "device": torch.cuda.get_device_name(0) if cuda else dev,
+        "torch": torch.__version__,
+        "model": args.model,
+        "rows": [],
+    }
 
     def say(**row):
         report["rows"].append(row)
@@ -57,16 +63,26 @@ def main():
 
     calc = facetpot.FacetCalculator(args.model, device=dev, dtype="float32")
     say(what="backend", backend=calc.model.backend)
-    for kind, structures in (("small", workloads.small_crystals(args.n)),
-                               ("stressed", workloads.stressed_frames(args.n))):
+    for kind, structures in (
+        ("small", workloads.small_crystals(args.n)),
+        ("stressed", workloads.stressed_frames(args.n)),
+    ):
         times = one_by_one(calc, structures)
-        say(what=f"{kind} one by one", structures=len(structures), median_ms=1e3 * statistics.median(times),
-            total_s=sum(times))
+        say(
+            what=f"{kind} one by one",
+            structures=len(structures),
+            median_ms=1e3 * statistics.median(times),
+            total_s=sum(times),
+        )
         facetpot.predict(structures[:20], model=calc.model, device=dev)
         t = time.perf_counter()
         rows = facetpot.predict(structures, model=calc.model, device=dev)
-        say(what=f"{kind} batched", structures=len(structures), total_s=time.perf_counter() - t,
-            errors=sum(bool(r["error"]) for r in rows))
+        say(
+            what=f"{kind} batched",
+            structures=len(structures),
+            total_s=time.perf_counter() - t,
+            errors=sum(bool(r["error"]) for r in rows),
+        )
     for k in args.md_cells:
         atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (k, k, k)
         atoms.rattle(0.01, seed=1)
@@ -80,14 +96,24 @@ def main():
                 t = time.perf_counter()
                 dyn.run(1)
                 times.append(time.perf_counter() - t)
-            say(what="md step", atoms=len(atoms), median_ms=1e3 * statistics.median(times),
-                peak_gb=torch.cuda.max_memory_allocated() / 1e9 if cuda else None)
+            say(
+                what="md step",
+                atoms=len(atoms),
+                median_ms=1e3 * statistics.median(times),
+                peak_gb=torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
+            )
         except torch.cuda.OutOfMemoryError:
             say(what="md step", atoms=len(atoms), oom=True)
     items = relax_bench.structures(max(1, 60 * args.n // 150))
     seconds, results = relax_bench.facet_run(calc.model, items, 2000, 0.05, 500)
-    say(what="batched relax", structures=len(items), atoms=sum(len(a) for _, a in items), total_s=seconds,
-        converged=sum(r.converged for r in results), steps=sum(r.steps for r in results))
+    say(
+        what="batched relax",
+        structures=len(items),
+        atoms=sum(len(a) for _, a in items),
+        total_s=seconds,
+        converged=sum(r.converged for r in results),
+        steps=sum(r.steps for r in results),
+    )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ Si supercells of about each --sizes atoms, float32:
 Prints each row as it goes and the ratios against edgewise and against density; writes
 $OUT/kernels.json (or ./kernels.json). Sizes that run out of memory or past --budget seconds are skipped.
 """
+
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -33,7 +33,8 @@ from ase.build import bulk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
-from facetpot.io.model_file import resolve_model  # noqa: E402
+from facetpot.inference.model_source import resolve_model  # noqa: E402
+from facetpot.inference.prepare import inference_model  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402
 
 
@@ -128,7 +129,9 @@ def main():
     ap.add_argument("--model", default="facet-s", help="facet-s (random Facet-S), a pretrained name or a model file")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
-    ap.add_argument("--budget", type=float, default=20.0, help="skip larger sizes of a backend after a call this slow (s)")
+    ap.add_argument(
+        "--budget", type=float, default=20.0, help="skip larger sizes of a backend after a call this slow (s)"
+    )
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
@@ -148,13 +151,15 @@ def main():
     for p in model.parameters():
         p.requires_grad_(False)
     names = backends(device)
-    say(f"device {torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu'}, torch {torch.__version__}, "
-        f"model {args.model} ({model.num_parameters():,} parameters), backends {names}")
+    say(
+        f"device {torch.cuda.get_device_name(0) if device == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+        f"model {args.model} ({model.num_parameters():,} parameters), backends {names}"
+    )
     report = {"device": device, "model": args.model, "rows": []}
     if device == "cuda":
         report["correctness"] = correctness(model, device, names, say)
-        # what a user gets without asking (facetpot.backend_default: triton after its check, else density)
-        chosen = resolve_model(copy.deepcopy(model), device=device, dtype="float32").backend
+        # what a user gets without asking (facetpot.inference.backend_choice: the model's own, density)
+        chosen = inference_model(model, device=device, dtype="float32").backend
         say(f"default backend on CUDA: {chosen}")
         report["cuda_default"] = chosen
     model = model.float().to(device)
@@ -168,9 +173,15 @@ def main():
             model.set_backend(name)
             row = {"atoms": len(atoms), "edges": int(g.edge_index.shape[1]), "backend": name}
             try:
-                row["kernel_fwd_ms"], row["kernel_fwd_gb"] = timed(kernel_fn(model, g, device, False), device, args.reps)
-                row["kernel_fwdbwd_ms"], row["kernel_fwdbwd_gb"] = timed(kernel_fn(model, g, device, True), device, args.reps)
-                row["model_efs_ms"], row["model_efs_gb"] = timed(lambda: compute_properties(model, g), device, args.reps)
+                row["kernel_fwd_ms"], row["kernel_fwd_gb"] = timed(
+                    kernel_fn(model, g, device, False), device, args.reps
+                )
+                row["kernel_fwdbwd_ms"], row["kernel_fwdbwd_gb"] = timed(
+                    kernel_fn(model, g, device, True), device, args.reps
+                )
+                row["model_efs_ms"], row["model_efs_gb"] = timed(
+                    lambda: compute_properties(model, g), device, args.reps
+                )
                 row["model_us_per_atom"] = 1e3 * row["model_efs_ms"] / len(atoms)
             except torch.cuda.OutOfMemoryError:
                 row["oom"] = True
@@ -182,15 +193,19 @@ def main():
             with open(out_dir / "kernels.json", "w") as f:
                 json.dump(report, f, indent=1)
     # ratio table
-    say("\n| atoms | backend | layer fwd ms | layer fwd+bwd ms | model E+F+S ms | µs/atom | peak GB | vs edgewise | vs density |")
+    say(
+        "\n| atoms | backend | layer fwd ms | layer fwd+bwd ms | model E+F+S ms | µs/atom | peak GB | vs edgewise | vs density |"
+    )
     say("|---|---|---|---|---|---|---|---|---|")
     by = {(r["atoms"], r["backend"]): r for r in report["rows"] if "model_efs_ms" in r}
     for (n, name), r in by.items():
         ref, den = by.get((n, "edgewise")), by.get((n, "density"))
         ratio = f"{ref['model_efs_ms'] / r['model_efs_ms']:.2f}x" if ref else "-"
         ratio_d = f"{den['model_efs_ms'] / r['model_efs_ms']:.2f}x" if den else "-"
-        say(f"| {n} | {name} | {r['kernel_fwd_ms']:.2f} | {r['kernel_fwdbwd_ms']:.2f} | {r['model_efs_ms']:.1f} | "
-            f"{r['model_us_per_atom']:.2f} | {r['model_efs_gb']:.2f} | {ratio} | {ratio_d} |")
+        say(
+            f"| {n} | {name} | {r['kernel_fwd_ms']:.2f} | {r['kernel_fwdbwd_ms']:.2f} | {r['model_efs_ms']:.1f} | "
+            f"{r['model_us_per_atom']:.2f} | {r['model_efs_gb']:.2f} | {ratio} | {ratio_d} |"
+        )
     (out_dir / "kernels.txt").write_text("\n".join(log) + "\n")
 
 

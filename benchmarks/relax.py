@@ -12,6 +12,7 @@ speed-up of batched over the others, and the relaxed-energy agreement with Seven
 all structures and over those both runs converged. --csv writes one row per structure and run
 (formula, atoms, steps, converged, final energy and volume per atom) to look at the outliers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ from ase.optimize import FIRE
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import SHARED_DATA  # noqa: E402
+from harness import SHARED_DATA, append_results  # noqa: E402
 from machine import cpu_name  # noqa: E402
 
 DATA = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
@@ -72,14 +73,24 @@ def sevennet_run(items, fmax: float, max_steps: int):
         atoms.calc = calc
         opt = FIRE(FrechetCellFilter(atoms), logfile=None)
         converged = opt.run(fmax=fmax, steps=max_steps)
-        rows.append({"name": name, "steps": opt.nsteps, "converged": converged,
-                     "energy": atoms.get_potential_energy(), "atoms": len(atoms), "volume": atoms.get_volume()})
+        rows.append(
+            {
+                "name": name,
+                "steps": opt.nsteps,
+                "converged": converged,
+                "energy": atoms.get_potential_energy(),
+                "atoms": len(atoms),
+                "volume": atoms.get_volume(),
+            }
+        )
     return time.perf_counter() - start, rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="facet-7net0-spline", help="model file or pretrained name (facetpot; default: %(default)s)")
+    ap.add_argument(
+        "--model", default="facet-7net0-spline", help="model file or pretrained name (facetpot; default: %(default)s)"
+    )
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fmax", type=float, default=0.05)
@@ -92,15 +103,18 @@ def main():
     ap.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from facetpot.io.model_file import resolve_model
+    from facetpot.inference.model_source import resolve_model
 
     model = resolve_model(args.model, dtype=args.dtype)
     for p in model.parameters():
         p.requires_grad_(False)
     items = structures(args.n)
     n_atoms = sum(len(a) for _, a in items)
-    print(f"{len(items)} structures, {n_atoms} atoms; model {args.model} ({model.num_parameters():,} parameters, "
-          f"{model.backend} backend, {args.dtype}); {args.threads} threads", flush=True)
+    print(
+        f"{len(items)} structures, {n_atoms} atoms; model {args.model} ({model.num_parameters():,} parameters, "
+        f"{model.backend} backend, {args.dtype}); {args.threads} threads",
+        flush=True,
+    )
     runs = {}
     t, res = facet_run(model, items, args.max_atoms, args.fmax, args.max_steps)
     runs["facetpot batched"] = (t, [(r.steps, r.converged, r.energy_final, r.volume_final) for r in res])
@@ -112,19 +126,25 @@ def main():
     if not args.no_sevennet:
         t, rows = sevennet_run(items, args.fmax, args.max_steps)
         runs["SevenNet-0 one by one (its ASE calculator)"] = (
-            t, [(r["steps"], r["converged"], r["energy"], r["volume"]) for r in rows])
+            t,
+            [(r["steps"], r["converged"], r["energy"], r["volume"]) for r in rows],
+        )
         print(f"SevenNet-0: {t:.1f} s", flush=True)
     base = runs["facetpot batched"][0]
-    lines = [f"\n### Relaxation of {len(items)} strained (3%) and rattled (0.05 Å) MPtrj structures, cell free, "
-             f"FIRE to fmax {args.fmax} eV/Å ({datetime.date.today().isoformat()})\n",
-             f"Command: `python benchmarks/relax.py --model {args.model} --n {args.n} --threads {args.threads}`; "
-             f"{n_atoms} atoms in all, {args.dtype}, {args.threads} threads, CPU: {cpu_name()}.\n",
-             "| run | wall time (s) | s per structure | median steps | converged | batched is faster by |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### Relaxation of {len(items)} strained (3%) and rattled (0.05 Å) MPtrj structures, cell free, "
+        f"FIRE to fmax {args.fmax} eV/Å ({datetime.date.today().isoformat()})\n",
+        f"Command: `python benchmarks/relax.py --model {args.model} --n {args.n} --threads {args.threads}`; "
+        f"{n_atoms} atoms in all, {args.dtype}, {args.threads} threads, CPU: {cpu_name()}.\n",
+        "| run | wall time (s) | s per structure | median steps | converged | batched is faster by |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, (t, rows) in runs.items():
         steps = statistics.median([r[0] for r in rows])
         conv = sum(bool(r[1]) for r in rows)
-        lines.append(f"| {label} | {t:.1f} | {t / len(items):.3f} | {steps:.0f} | {conv}/{len(items)} | {t / base:.1f}x |")
+        lines.append(
+            f"| {label} | {t:.1f} | {t / len(items):.3f} | {steps:.0f} | {conv}/{len(items)} | {t / base:.1f}x |"
+        )
     key = "SevenNet-0 one by one (its ASE calculator)"
     if key in runs:
         ours = np.array([r[2] for r in runs["facetpot batched"][1]])
@@ -132,27 +152,48 @@ def main():
         natoms = np.array([len(a) for _, a in items])
         d = np.abs(ours - theirs) / natoms * 1e3
         both = np.array([bool(a[1]) and bool(b[1]) for a, b in zip(runs["facetpot batched"][1], runs[key][1])])
-        lines.append(f"\nRelaxed energies, facetpot batched vs SevenNet-0: mean |dE| {np.nanmean(d):.2f} meV/atom, "
-                     f"median {np.nanmedian(d):.2f}, max {np.nanmax(d):.2f} meV/atom over all {len(d)}; over the "
-                     f"{both.sum()} both converged: mean {np.nanmean(d[both]):.2f}, median {np.nanmedian(d[both]):.2f}, "
-                     f"max {np.nanmax(d[both]):.2f}; {(d[both] <= 5).sum()} of them within 5 meV/atom.")
+        lines.append(
+            f"\nRelaxed energies, facetpot batched vs SevenNet-0: mean |dE| {np.nanmean(d):.2f} meV/atom, "
+            f"median {np.nanmedian(d):.2f}, max {np.nanmax(d):.2f} meV/atom over all {len(d)}; over the "
+            f"{both.sum()} both converged: mean {np.nanmean(d[both]):.2f}, median {np.nanmedian(d[both]):.2f}, "
+            f"max {np.nanmax(d[both]):.2f}; {(d[both] <= 5).sum()} of them within 5 meV/atom."
+        )
     if args.csv:
         import csv
 
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["name", "formula", "atoms", "run", "steps", "converged", "energy_final_per_atom",
-                        "volume_final_per_atom"])
+            w.writerow(
+                [
+                    "name",
+                    "formula",
+                    "atoms",
+                    "run",
+                    "steps",
+                    "converged",
+                    "energy_final_per_atom",
+                    "volume_final_per_atom",
+                ]
+            )
             for label, (_, rows) in runs.items():
                 for (name, atoms), r in zip(items, rows):
                     n = len(atoms)
-                    w.writerow([name, atoms.get_chemical_formula(), n, label, r[0], bool(r[1]),
-                                f"{r[2] / n:.6f}", f"{(r[3] or float('nan')) / n:.4f}"])
+                    w.writerow(
+                        [
+                            name,
+                            atoms.get_chemical_formula(),
+                            n,
+                            label,
+                            r[0],
+                            bool(r[1]),
+                            f"{r[2] / n:.6f}",
+                            f"{(r[3] or float('nan')) / n:.4f}",
+                        ]
+                    )
     text = "\n".join(lines)
     print(text)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as f:
-            f.write(text + "\n")
+        append_results(text)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ DIR REV``), alternating the two trees over --rounds rounds so that drifts of a s
 both alike, and prints the medians and their ratio.
 Results are appended to benchmarks/RESULTS.md with the machine they ran on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from harness import run_worker  # benchmarks/harness.py
+from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
@@ -68,8 +69,15 @@ EXTRA_ENV = {}
 
 def run(python, which, system, reps, threads, timeout=3600, tree=None):
     """One system in a fresh interpreter; ``tree``: the checkout whose facetpot it imports (default: this one)."""
-    return run_worker(python, WORKER, [which, system, reps, threads], threads=threads,
-                      omp_wait_policy=EXTRA_ENV.get("OMP_WAIT_POLICY"), timeout=timeout, cwd=tree or HERE.parent)[0]
+    return run_worker(
+        python,
+        WORKER,
+        [which, system, reps, threads],
+        threads=threads,
+        omp_wait_policy=EXTRA_ENV.get("OMP_WAIT_POLICY"),
+        timeout=timeout,
+        cwd=tree or HERE.parent,
+    )[0]
 
 
 def main():
@@ -92,22 +100,30 @@ def main():
     for label, system, reps in systems:
         r = run(py, "facet", system, reps, args.threads)
         rows.append((label, r))
-        print(f"facet  {label:8s} {r['ms']:9.1f} ms/call {1e3 * r['ms'] / r['atoms']:8.1f} us/atom "
-              f"peak RSS {r['rss_gb']:.2f} GB", flush=True)
+        print(
+            f"facet  {label:8s} {r['ms']:9.1f} ms/call {1e3 * r['ms'] / r['atoms']:8.1f} us/atom "
+            f"peak RSS {r['rss_gb']:.2f} GB",
+            flush=True,
+        )
     peers = []
     if args.peer_python:
         facet_ms = {label: r["ms"] for label, r in rows}
         # SevenNet-0 on both 512-atom cells (issue 11's CPU aim), CHGNet on Si 512
-        for which, label, system in (("sevennet0", "Si 512", "si:4"), ("sevennet0", "MgO 512", "mgo:4"),
-                                     ("chgnet", "Si 512", "si:4")):
+        for which, label, system in (
+            ("sevennet0", "Si 512", "si:4"),
+            ("sevennet0", "MgO 512", "mgo:4"),
+            ("chgnet", "Si 512", "si:4"),
+        ):
             try:
                 r = run(args.peer_python, which, system, 3, args.threads)
             except Exception as exc:  # a peer that fails to run is reported, not fatal
                 print(f"{which} {label}: {exc}")
                 continue
             peers.append((which, label, r, r["ms"] / facet_ms[label]))
-            print(f"{which:9s} {label:8s} {r['ms']:9.1f} ms/call  -> facet is {r['ms'] / facet_ms[label]:.1f}x faster",
-                  flush=True)
+            print(
+                f"{which:9s} {label:8s} {r['ms']:9.1f} ms/call  -> facet is {r['ms'] / facet_ms[label]:.1f}x faster",
+                flush=True,
+            )
     largest = None
     if args.max_atoms:
         for n in (12, 16, 20, 24, 26, 28, 30):
@@ -120,24 +136,30 @@ def main():
                 break
     if args.no_write:
         return
-    lines = [f"\n### Facet-S force+stress call, float32, {args.threads} threads "
-             f"({datetime.date.today().isoformat()})\n",
-             f"Machine: {machine()}. Command: `python benchmarks/speed.py"
-             f"{' --peer-python ' + args.peer_python if args.peer_python else ''}"
-             f"{' --max-atoms' if args.max_atoms else ''}{' --omp-passive' if args.omp_passive else ''}`"
-             f"{'' if args.omp_passive else ' (OpenMP wait policy: its default)'}\n",
-             "| system | atoms | ms/call | µs/atom | peak RSS (GB) |", "|---|---|---|---|---|"]
+    lines = [
+        f"\n### Facet-S force+stress call, float32, {args.threads} threads ({datetime.date.today().isoformat()})\n",
+        f"Machine: {machine()}. Command: `python benchmarks/speed.py"
+        f"{' --peer-python ' + args.peer_python if args.peer_python else ''}"
+        f"{' --max-atoms' if args.max_atoms else ''}{' --omp-passive' if args.omp_passive else ''}`"
+        f"{'' if args.omp_passive else ' (OpenMP wait policy: its default)'}\n",
+        "| system | atoms | ms/call | µs/atom | peak RSS (GB) |",
+        "|---|---|---|---|---|",
+    ]
     for label, r in rows:
-        lines.append(f"| {label} | {r['atoms']} | {r['ms']:.1f} | {1e3 * r['ms'] / r['atoms']:.1f} | {r['rss_gb']:.2f} |")
+        lines.append(
+            f"| {label} | {r['atoms']} | {r['ms']:.1f} | {1e3 * r['ms'] / r['atoms']:.1f} | {r['rss_gb']:.2f} |"
+        )
     if peers:
         lines += ["", "| peer, same run | system | ms/call | Facet-S speed-up |", "|---|---|---|---|"]
         for which, label, r, ratio in peers:
             lines.append(f"| {which} | {label} | {r['ms']:.1f} | {ratio:.1f}x |")
     if largest:
-        lines += ["", f"Largest Si cell measured under 16 GB peak RSS: {largest['atoms']} atoms "
-                  f"({largest['rss_gb']:.1f} GB, {largest['ms'] / 1e3:.1f} s per force+stress call)."]
-    with open(HERE / "RESULTS.md", "a") as f:
-        f.write("\n".join(lines) + "\n")
+        lines += [
+            "",
+            f"Largest Si cell measured under 16 GB peak RSS: {largest['atoms']} atoms "
+            f"({largest['rss_gb']:.1f} GB, {largest['ms'] / 1e3:.1f} s per force+stress call).",
+        ]
+    append_results("\n".join(lines))
     print(f"appended to {HERE / 'RESULTS.md'}")
 
 
@@ -152,18 +174,20 @@ def compare(py, baseline: Path, args) -> None:
                 ms = run(py, "facet", system, reps, args.threads, tree=tree)["ms"]
                 times[(name, label)].append(ms)
                 print(f"round {rnd} {name:9s} {label:8s} {ms:9.1f} ms/call", flush=True)
-    lines = [f"\n### Facet-S force+stress call against a baseline checkout, float32, {args.threads} threads "
-             f"({datetime.date.today().isoformat()})\n",
-             f"Machine: {machine()}. Command: `python benchmarks/speed.py --baseline {baseline} --rounds {args.rounds}` "
-             f"(median of {args.rounds} alternating rounds, each a fresh process)\n",
-             "| system | baseline ms/call | this tree ms/call | this / baseline |", "|---|---|---|---|"]
+    lines = [
+        f"\n### Facet-S force+stress call against a baseline checkout, float32, {args.threads} threads "
+        f"({datetime.date.today().isoformat()})\n",
+        f"Machine: {machine()}. Command: `python benchmarks/speed.py --baseline {baseline} --rounds {args.rounds}` "
+        f"(median of {args.rounds} alternating rounds, each a fresh process)\n",
+        "| system | baseline ms/call | this tree ms/call | this / baseline |",
+        "|---|---|---|---|",
+    ]
     for label, _, _ in systems:
         b, a = statistics.median(times[("baseline", label)]), statistics.median(times[("this tree", label)])
         print(f"{label}: baseline {b:.1f} ms, this tree {a:.1f} ms, ratio {a / b:.3f}")
         lines.append(f"| {label} | {b:.1f} | {a:.1f} | {a / b:.3f} |")
     if not args.no_write:
-        with open(HERE / "RESULTS.md", "a") as f:
-            f.write("\n".join(lines) + "\n")
+        append_results("\n".join(lines))
         print(f"appended to {HERE / 'RESULTS.md'}")
 
 

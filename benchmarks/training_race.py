@@ -70,6 +70,7 @@ are made once under ~/.cache/facetpot-bench/venvs: ``pip install torch==2.13.0``
 machine's disk; an unpinned torch would pull a CUDA build), then the peer with ``-c`` a constraints file that
 holds ``torch==2.13.0``. A peer that cannot be installed that way is reported (pip's own message) and skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,26 +99,69 @@ TORCH = f"torch=={TORCH_VERSION}"
 MACE_VERSION = "mace-torch==0.3.16"
 SEVENN_VERSION = "sevenn==0.13.0"
 #: peer -> (pip requirement, import check)
-PEERS = {"mace": (MACE_VERSION, "import mace.cli.run_train, mace.calculators"),
-         "sevennet": (SEVENN_VERSION, "import sevenn.main.sevenn, sevenn.calculator")}
+PEERS = {
+    "mace": (MACE_VERSION, "import mace.cli.run_train, mace.calculators"),
+    "sevennet": (SEVENN_VERSION, "import sevenn.main.sevenn, sevenn.calculator"),
+}
 MODELS = ["facet", "mace", "sevennet"]
 LABELS = {"facet": "facetpot", "mace": "MACE", "sevennet": "SevenNet"}
 MODEL_FILES = {"facet": "best.pt", "mace": "mace.model", "sevennet": "checkpoint_best.pth"}
 MLEARN = ["Si", "Ge", "Li", "Mo"]
 DATASETS = MLEARN + ["LiPS", "MPtrj"]
-FACET_RECIPES = {**{el: f"mlearn_{el.lower()}.yaml" for el in MLEARN}, "LiPS": "mlearn_si.yaml",
-                 "MPtrj": "mptrj_1k.yaml"}
+FACET_RECIPES = {
+    **{el: f"mlearn_{el.lower()}.yaml" for el in MLEARN},
+    "LiPS": "mlearn_si.yaml",
+    "MPtrj": "mptrj_1k.yaml",
+}
 SEED = 0
 VALID_FRACTION = 0.1
 LIPS_TEST_FRACTION = 0.2
 SMOKE_FRAMES = (24, 6, 6)  # train, valid, test frames of a --smoke run
 EPOCHS = 100000  # "until the budget stops it"
-MACE_ARGS = ["--model", "MACE", "--num_channels", "64", "--max_L", "1", "--r_max", "5.0", "--E0s", "average",
-             "--batch_size", "5", "--valid_batch_size", "10", "--max_num_epochs", str(EPOCHS), "--ema",
-             "--ema_decay", "0.99", "--amsgrad", "--energy_weight", "1.0", "--forces_weight", "100.0",
-             "--stress_weight", "1.0", "--default_dtype", "float32", "--device", "cpu", "--seed", str(SEED),
-             "--error_table", "PerAtomMAE", "--plot", "False", "--energy_key", "energy", "--forces_key", "forces",
-             "--stress_key", "stress"]
+MACE_ARGS = [
+    "--model",
+    "MACE",
+    "--num_channels",
+    "64",
+    "--max_L",
+    "1",
+    "--r_max",
+    "5.0",
+    "--E0s",
+    "average",
+    "--batch_size",
+    "5",
+    "--valid_batch_size",
+    "10",
+    "--max_num_epochs",
+    str(EPOCHS),
+    "--ema",
+    "--ema_decay",
+    "0.99",
+    "--amsgrad",
+    "--energy_weight",
+    "1.0",
+    "--forces_weight",
+    "100.0",
+    "--stress_weight",
+    "1.0",
+    "--default_dtype",
+    "float32",
+    "--device",
+    "cpu",
+    "--seed",
+    str(SEED),
+    "--error_table",
+    "PerAtomMAE",
+    "--plot",
+    "False",
+    "--energy_key",
+    "energy",
+    "--forces_key",
+    "forces",
+    "--stress_key",
+    "stress",
+]
 
 
 def log(msg: str) -> None:
@@ -139,9 +183,12 @@ def install_peer(peer: str) -> Optional[str]:
     constraints = VENVS / "constraints.txt"
     constraints.write_text(TORCH + "\n")
     py = str(peer_python(peer))
-    steps = [[sys.executable, "-m", "venv", str(venv)], [py, "-m", "pip", "install", "-q", TORCH],
-             [py, "-m", "pip", "install", "-q", "-c", str(constraints), requirement],
-             [py, "-c", f"{check}; import torch; assert torch.__version__.split('+')[0] == '{TORCH_VERSION}'"]]
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [py, "-m", "pip", "install", "-q", TORCH],
+        [py, "-m", "pip", "install", "-q", "-c", str(constraints), requirement],
+        [py, "-c", f"{check}; import torch; assert torch.__version__.split('+')[0] == '{TORCH_VERSION}'"],
+    ]
     for cmd in steps:
         log(f"{peer}: {' '.join(cmd[1:])}")
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -182,7 +229,7 @@ def make_split(dataset: str, work: Path, smoke: bool) -> Tuple[Path, dict]:
     n_valid = max(1, round(VALID_FRACTION * len(pool)))
     valid, train = [pool[i] for i in order[:n_valid]], [pool[i] for i in order[n_valid:]]
     if smoke:
-        train, valid, test = train[:SMOKE_FRAMES[0]], valid[:SMOKE_FRAMES[1]], test[:SMOKE_FRAMES[2]]
+        train, valid, test = train[: SMOKE_FRAMES[0]], valid[: SMOKE_FRAMES[1]], test[: SMOKE_FRAMES[2]]
     train += [a for a in valid if not set(a.get_chemical_symbols()) <= elements(train)]
     valid = [a for a in valid if set(a.get_chemical_symbols()) <= elements(train)]
     known = [a for a in test if set(a.get_chemical_symbols()) <= elements(train)]
@@ -190,8 +237,14 @@ def make_split(dataset: str, work: Path, smoke: bool) -> Tuple[Path, dict]:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frames in (("train", train), ("valid", valid), ("test", known)):
         write(folder / f"{name}.extxyz", frames, format="extxyz")
-    info = {"train": len(train), "valid": len(valid), "test": len(known), "test_dropped": len(test) - len(known),
-            "elements": sorted(elements(train)), "stress": all("stress" in a.calc.results for a in train)}
+    info = {
+        "train": len(train),
+        "valid": len(valid),
+        "test": len(known),
+        "test_dropped": len(test) - len(known),
+        "elements": sorted(elements(train)),
+        "stress": all("stress" in a.calc.results for a in train),
+    }
     (folder / "split.json").write_text(json.dumps(info, indent=1))
     return folder, info
 
@@ -201,8 +254,7 @@ def facet_command(dataset: str, split: Path, run: Path, minutes: float, info: di
     """``facet train`` with the repository's recipe for the data; only paths, threads, epochs and budget changed."""
     cfg = yaml.safe_load((ROOT / "training" / FACET_RECIPES[dataset]).read_text())
     cfg["data"] = {"train": str(split / "train.extxyz"), "valid": str(split / "valid.extxyz")}
-    cfg["training"].update(output=str(run), threads=threads, tensorboard=False, epochs=EPOCHS,
-                           max_time_minutes=minutes)
+    cfg["training"].update(output=str(run), threads=threads, tensorboard=False, epochs=EPOCHS, max_time_minutes=minutes)
     path = run / "facet.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return [sys.executable, "-m", "facetpot.cli", "train", str(path), "--overwrite"]
@@ -210,23 +262,50 @@ def facet_command(dataset: str, split: Path, run: Path, minutes: float, info: di
 
 def mace_command(dataset: str, split: Path, run: Path, minutes: float, info: dict, threads: int) -> List[str]:
     """``mace_run_train`` with ``MACE_ARGS`` on the split, under the worker's budget, in MACE's venv."""
-    args = ["--name", "mace", "--work_dir", str(run), "--train_file", str(split / "train.extxyz"),
-            "--valid_file", str(split / "valid.extxyz"), "--loss", "stress" if info["stress"] else "weighted",
-            *MACE_ARGS]
-    return [str(peer_python("mace")), WORKER, "train", "--budget-seconds", str(60 * minutes),
-            "--curve", str(run / "curve.jsonl"), "mace", "--", *args]
+    args = [
+        "--name",
+        "mace",
+        "--work_dir",
+        str(run),
+        "--train_file",
+        str(split / "train.extxyz"),
+        "--valid_file",
+        str(split / "valid.extxyz"),
+        "--loss",
+        "stress" if info["stress"] else "weighted",
+        *MACE_ARGS,
+    ]
+    return [
+        str(peer_python("mace")),
+        WORKER,
+        "train",
+        "--budget-seconds",
+        str(60 * minutes),
+        "--curve",
+        str(run / "curve.jsonl"),
+        "mace",
+        "--",
+        *args,
+    ]
 
 
 def sevennet_config(split: Path, run: Path, info: dict) -> Path:
     """``sevenn_preset base``, adapted to the split (files, stress, shift) and to a wall-time budget."""
-    preset = subprocess.run([str(peer_python("sevennet").parent / "sevenn_preset"), "base"], check=True,
-                            capture_output=True, text=True).stdout
+    preset = subprocess.run(
+        [str(peer_python("sevennet").parent / "sevenn_preset"), "base"], check=True, capture_output=True, text=True
+    ).stdout
     cfg = yaml.safe_load(preset)
     records = [["Energy", "MAE"], ["Force", "MAE"]] + ([["Stress_GPa", "MAE"]] if info["stress"] else [])
-    cfg["train"].update(random_seed=SEED, epoch=EPOCHS, per_epoch=EPOCHS, is_train_stress=info["stress"],
-                        error_record=records + [["TotalLoss", "None"]])
-    cfg["data"].update(load_trainset_path=[str(split / "train.extxyz")],
-                       load_validset_path=[str(split / "valid.extxyz")])
+    cfg["train"].update(
+        random_seed=SEED,
+        epoch=EPOCHS,
+        per_epoch=EPOCHS,
+        is_train_stress=info["stress"],
+        error_record=records + [["TotalLoss", "None"]],
+    )
+    cfg["data"].update(
+        load_trainset_path=[str(split / "train.extxyz")], load_validset_path=[str(split / "valid.extxyz")]
+    )
     cfg["data"].pop("load_testset_path", None)
     if len(info["elements"]) > 1:
         cfg["data"]["shift"] = "elemwise_reference_energies"
@@ -238,8 +317,21 @@ def sevennet_config(split: Path, run: Path, info: dict) -> Path:
 def sevennet_command(dataset: str, split: Path, run: Path, minutes: float, info: dict, threads: int) -> List[str]:
     """``sevenn train input.yaml`` (``sevennet_config``) under the worker's budget, in SevenNet's venv."""
     path = sevennet_config(split, run, info)
-    return [str(peer_python("sevennet")), WORKER, "train", "--budget-seconds", str(60 * minutes),
-            "--curve", str(run / "curve.jsonl"), "sevennet", "--", "train", str(path), "-w", str(run)]
+    return [
+        str(peer_python("sevennet")),
+        WORKER,
+        "train",
+        "--budget-seconds",
+        str(60 * minutes),
+        "--curve",
+        str(run / "curve.jsonl"),
+        "sevennet",
+        "--",
+        "train",
+        str(path),
+        "-w",
+        str(run),
+    ]
 
 
 COMMANDS = {"facet": facet_command, "mace": mace_command, "sevennet": sevennet_command}
@@ -259,8 +351,9 @@ def start(model: str, dataset: str, minutes: float, split: Path, info: dict, arg
     run.mkdir(parents=True)
     cmd = COMMANDS[model](dataset, split, run, minutes, info, args.run_threads)
     with open(run / "train.log", "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=run, start_new_session=True,
-                                env=thread_env(args.run_threads))
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=run, start_new_session=True, env=thread_env(args.run_threads)
+        )
     log(f"{dataset} {minutes:g} min: {model} started ({run})")
     return {"model": model, "dataset": dataset, "minutes": minutes, "run": run, "proc": proc, "t": time.time()}
 
@@ -296,12 +389,15 @@ def finish(job: dict) -> dict:
     try:
         if job["proc"].returncode != 0:
             raise RuntimeError(f"training failed (rc {job['proc'].returncode})")
-        job["train"], job["curve"] = (facet_progress(job["run"], job["minutes"]) if job["model"] == "facet"
-                                      else peer_progress(job["run"]))
+        job["train"], job["curve"] = (
+            facet_progress(job["run"], job["minutes"]) if job["model"] == "facet" else peer_progress(job["run"])
+        )
     except (RuntimeError, OSError, IndexError, KeyError, ValueError) as err:
         job["error"] = f"{err}: {tail[-600:]}"
-    log(f"{job['dataset']} {job['minutes']:g} min: {job['model']} done in {job['wall']:.0f} s "
-        f"{job.get('train', job.get('error'))}")
+    log(
+        f"{job['dataset']} {job['minutes']:g} min: {job['model']} done in {job['wall']:.0f} s "
+        f"{job.get('train', job.get('error'))}"
+    )
     return job
 
 
@@ -315,8 +411,13 @@ def evaluate(job: dict, split: Path, threads: int) -> dict:
         return job
     python = sys.executable if job["model"] == "facet" else str(peer_python(job["model"]))
     try:
-        job["test"] = run_worker(python, WORKER, ["eval", job["model"], str(model), str(split / "test.extxyz")],
-                                 threads=threads, timeout=3600)[0]
+        job["test"] = run_worker(
+            python,
+            WORKER,
+            ["eval", job["model"], str(model), str(split / "test.extxyz")],
+            threads=threads,
+            timeout=3600,
+        )[0]
     except (RuntimeError, subprocess.TimeoutExpired) as err:
         job["error"] = f"evaluation failed: {str(err)[-600:]}"
     log(f"{job['dataset']} {job['minutes']:g} min: {job['model']} test {job.get('test', job.get('error'))}")
@@ -348,10 +449,21 @@ def plot_curves(dataset: str, jobs: List[dict], out: Path) -> Path:
     for j in jobs:
         if j.get("curve"):
             t, f = zip(*j["curve"])
-            ax.plot(np.array(t) / 60, f, styles[budgets.index(j["minutes"]) % 4], color=colours[j["model"]],
-                    marker=".", ms=3, label=f"{LABELS[j['model']]}, {j['minutes']:g} min")
-    ax.set(xlabel="training wall time (min)", ylabel="validation force MAE (eV/Å)", yscale="log",
-           title=f"{dataset}: training from scratch, same data and machine")
+            ax.plot(
+                np.array(t) / 60,
+                f,
+                styles[budgets.index(j["minutes"]) % 4],
+                color=colours[j["model"]],
+                marker=".",
+                ms=3,
+                label=f"{LABELS[j['model']]}, {j['minutes']:g} min",
+            )
+    ax.set(
+        xlabel="training wall time (min)",
+        ylabel="validation force MAE (eV/Å)",
+        yscale="log",
+        title=f"{dataset}: training from scratch, same data and machine",
+    )
     ax.grid(alpha=0.3, which="both")
     if ax.get_lines():
         ax.legend(fontsize=8)
@@ -368,8 +480,11 @@ def fmt(value, spec: str) -> str:
 
 def table(jobs: List[dict]) -> str:
     """One row per run: test errors, the lowest validation force MAE of its curve, steps, training time."""
-    lines = ["| dataset | budget | model | test E MAE meV/atom | test F MAE eV/Å | test S MAE GPa | lowest valid "
-             "F MAE eV/Å | steps | training time | stopped | parameters |", "|---" * 11 + "|"]
+    lines = [
+        "| dataset | budget | model | test E MAE meV/atom | test F MAE eV/Å | test S MAE GPa | lowest valid "
+        "F MAE eV/Å | steps | training time | stopped | parameters |",
+        "|---" * 11 + "|",
+    ]
     for j in jobs:
         head = f"| {j['dataset']} | {j['minutes']:g} min | {LABELS[j['model']]} |"
         if "error" in j:
@@ -377,28 +492,40 @@ def table(jobs: List[dict]) -> str:
             continue
         t, tr = j["test"], j["train"]
         best = min(f for _, f in j["curve"]) if j["curve"] else None
-        lines.append(f"{head} {t['energy_mae_meV_per_atom']:.2f} | {t['forces_mae']:.4f} | "
-                     f"{fmt(t['stress_mae_GPa'], '.3f')} | {fmt(best, '.4f')} | {tr['steps']} | "
-                     f"{tr['seconds'] / 60:.1f} min | {tr['stopped']} | {t['params']:,} |")
+        lines.append(
+            f"{head} {t['energy_mae_meV_per_atom']:.2f} | {t['forces_mae']:.4f} | "
+            f"{fmt(t['stress_mae_GPa'], '.3f')} | {fmt(best, '.4f')} | {tr['steps']} | "
+            f"{tr['seconds'] / 60:.1f} min | {tr['stopped']} | {t['params']:,} |"
+        )
     return "\n".join(lines)
 
 
 def section(args, jobs: List[dict], splits: Dict[str, dict], skipped: Dict[str, str]) -> str:
     from machine import machine  # benchmarks/machine.py
 
-    how = ("all models of a race at once, 1 thread each" if args.concurrent
-           else f"models one after another, {args.run_threads} thread(s) each")
-    data = "; ".join(f"{d}: {s['train']} train / {s['valid']} valid / {s['test']} test frames"
-                     + (f" ({s['test_dropped']} test frames with elements absent from training dropped)"
-                        if s["test_dropped"] else "") for d, s in splits.items())
-    lines = [f"\n### Training race from scratch: facetpot vs MACE vs SevenNet ({datetime.date.today().isoformat()})\n",
-             f"Machine: {machine()}. Command: `python benchmarks/training_race.py {' '.join(args.argv)}` ({how}; "
-             f"{MACE_VERSION}, {SEVENN_VERSION}, each in its own venv with {TORCH}). Recipes, budget accounting "
-             "and evaluation: the docstring of benchmarks/training_race.py (same splits for all; the clock starts "
-             "at each code's first training step; best-validation model of each run, its own ASE calculator, "
-             "float32). MACE runs without its stage two (defined by epoch numbers); facet's cosine schedule "
-             "anneals within the budget, MACE's and SevenNet's per-epoch schedules do not know it. Data: "
-             + data + ".\n"]
+    how = (
+        "all models of a race at once, 1 thread each"
+        if args.concurrent
+        else f"models one after another, {args.run_threads} thread(s) each"
+    )
+    data = "; ".join(
+        f"{d}: {s['train']} train / {s['valid']} valid / {s['test']} test frames"
+        + (
+            f" ({s['test_dropped']} test frames with elements absent from training dropped)"
+            if s["test_dropped"]
+            else ""
+        )
+        for d, s in splits.items()
+    )
+    lines = [
+        f"\n### Training race from scratch: facetpot vs MACE vs SevenNet ({datetime.date.today().isoformat()})\n",
+        f"Machine: {machine()}. Command: `python benchmarks/training_race.py {' '.join(args.argv)}` ({how}; "
+        f"{MACE_VERSION}, {SEVENN_VERSION}, each in its own venv with {TORCH}). Recipes, budget accounting "
+        "and evaluation: the docstring of benchmarks/training_race.py (same splits for all; the clock starts "
+        "at each code's first training step; best-validation model of each run, its own ASE calculator, "
+        "float32). MACE runs without its stage two (defined by epoch numbers); facet's cosine schedule "
+        "anneals within the budget, MACE's and SevenNet's per-epoch schedules do not know it. Data: " + data + ".\n",
+    ]
     lines += [f"{LABELS[p]} not run: {why}\n" for p, why in skipped.items()]
     return "\n".join(lines + [table(jobs)])
 

@@ -26,6 +26,7 @@ precision all three codes trained in): energy MAE per atom (meV/atom), force MAE
 MAE per Voigt component (GPa; None where the test frames carry no stress), frames, parameters of the torch
 module behind the calculator, seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,8 +122,12 @@ def train_mace(argv, budget: Budget, curve: str) -> None:
         seconds = budget.elapsed()
         loss, aux = evaluate(*args, **kwargs)
         if budget.t0 is not None and budget.active:  # not the "Initial" validation before training
-            append_curve(curve, seconds=seconds, forces_mae=float(aux["mae_f"]),
-                         energy_mae_meV_per_atom=1e3 * float(aux["mae_e_per_atom"]))
+            append_curve(
+                curve,
+                seconds=seconds,
+                forces_mae=float(aux["mae_f"]),
+                energy_mae_meV_per_atom=1e3 * float(aux["mae_e_per_atom"]),
+            )
         return loss, aux
 
     def train_within_budget(*args, **kwargs):
@@ -149,8 +154,12 @@ def train_sevennet(argv, budget: Budget, curve: str) -> None:
         one_epoch(self, loader, is_train, error_recorder, **kwargs)
         if not is_train and error_recorder is not None and budget.t0 is not None and budget.active:
             errors = {k: v["value"] for k, v in error_recorder.get_current().items()}
-            append_curve(curve, seconds=seconds, forces_mae=float(errors["Force_MAE"]),
-                         energy_mae_meV_per_atom=1e3 * float(errors["Energy_MAE"]))
+            append_curve(
+                curve,
+                seconds=seconds,
+                forces_mae=float(errors["Force_MAE"]),
+                energy_mae_meV_per_atom=1e3 * float(errors["Energy_MAE"]),
+            )
 
     Trainer.run_one_epoch = timed_epoch
     sys.argv = ["sevenn", *argv]
@@ -166,8 +175,7 @@ def train(peer: str, argv, seconds: float, curve: str) -> None:
     budget.install()
     Path(curve).unlink(missing_ok=True)
     (train_mace if peer == "mace" else train_sevennet)(argv, budget, curve)
-    report(steps=budget.steps, seconds=round(budget.trained, 1),
-           stopped="by itself" if budget.active else "budget")
+    report(steps=budget.steps, seconds=round(budget.trained, 1), stopped="by itself" if budget.active else "budget")
 
 
 def calculator(kind: str, model: str):
@@ -203,10 +211,14 @@ def evaluate(kind: str, model: str, test: str) -> None:
         forces.append(np.abs(atoms.get_forces() - ref[1]).ravel())
         if has_stress:
             stress.append(np.abs(atoms.get_stress() - ref[2]))
-    report(frames=len(energy), energy_mae_meV_per_atom=1e3 * float(np.mean(energy)),
-           forces_mae=float(np.mean(np.concatenate(forces))),
-           stress_mae_GPa=float(np.mean(stress)) / GPa if stress else None,
-           params=sum(p.numel() for p in module.parameters()), seconds=round(time.perf_counter() - t, 1))
+    report(
+        frames=len(energy),
+        energy_mae_meV_per_atom=1e3 * float(np.mean(energy)),
+        forces_mae=float(np.mean(np.concatenate(forces))),
+        stress_mae_GPa=float(np.mean(stress)) / GPa if stress else None,
+        params=sum(p.numel() for p in module.parameters()),
+        seconds=round(time.perf_counter() - t, 1),
+    )
 
 
 def main() -> None:

@@ -8,7 +8,8 @@
 One training step, the same work for every model (``training_step_worker.py`` says exactly what each code runs):
 forward (energy), forces and stress by autograd with ``create_graph`` (model in training mode), an MSE loss on
 energy per atom + forces + stress (weights 1, 1, 1), backward to the parameters, one Adam step; float32,
-``--threads`` torch threads, ``--device`` (default the CPU; on cuda each timed step ends with a synchronize). Each code's own training-step code and data pipeline:
+``--threads`` torch threads, ``--device`` (default the CPU; on cuda each timed step ends with a synchronize).
+Each code's own training-step code and data pipeline:
 
 * ``facet-s``: ``facet-s-universal``'s architecture (trained from its weights: the cost of a step does not
   depend on their values); ``facet-7net0``: the shipped default ``facet-7net0-spline`` (SevenNet-0's spline
@@ -29,6 +30,7 @@ if missing); ``--here``: every model in this interpreter (the GPU machine, which
 only if it imports there). Models run one after another. The table is printed, and appended to benchmarks/RESULTS.md
 (``harness.append_results``) unless ``--smoke`` or ``--no-record``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
@@ -75,7 +77,7 @@ def frame_sizes(path: Path) -> List[int]:
 def choose_batches(n_frames: int, batches: int, frames: int, seed: int) -> List[List[int]]:
     """``batches`` lists of ``frames`` distinct frame indices, a fixed seeded draw without replacement."""
     idx = np.random.default_rng(seed).choice(n_frames, batches * frames, replace=False)
-    return [sorted(int(i) for i in idx[b * frames:(b + 1) * frames]) for b in range(batches)]
+    return [sorted(int(i) for i in idx[b * frames : (b + 1) * frames]) for b in range(batches)]
 
 
 def python_for(venv: str, here: bool = False):
@@ -94,19 +96,41 @@ def run_model(key: str, batches: List[List[int]], args) -> dict:
     if python is None:
         return {"key": key, "error": why}
     flat = ",".join(str(i) for b in batches for i in b)
-    cmd = [kind, name, "--data", str(args.data), "--indices", flat, "--frames", str(args.frames),
-           "--reps", str(args.reps), "--warmup", str(args.warmup), "--device", args.device]
+    cmd = [
+        kind,
+        name,
+        "--data",
+        str(args.data),
+        "--indices",
+        flat,
+        "--frames",
+        str(args.frames),
+        "--reps",
+        str(args.reps),
+        "--warmup",
+        str(args.warmup),
+        "--device",
+        args.device,
+    ]
     t = time.time()
     try:
         res = run_worker(python, WORKER, cmd, threads=args.threads, timeout=args.timeout)[0]
     except (RuntimeError, subprocess.TimeoutExpired) as err:  # reported in the table; the other models go on
         return {"key": key, "error": str(err)[-600:]}
     steps = [s for per_batch in res["seconds"] for s in per_batch]
-    res.update(key=key, wall=round(time.time() - t, 1), median=statistics.median(steps), steps=len(steps),
-               batch_medians=[statistics.median(s) for s in res["seconds"]])
-    print(f"# {key}: {res['median']:.3f} s/step (batch medians "
-          f"{', '.join(f'{m:.3f}' for m in res['batch_medians'])}), {res['wall']:.0f} s in all",
-          file=sys.stderr, flush=True)
+    res.update(
+        key=key,
+        wall=round(time.time() - t, 1),
+        median=statistics.median(steps),
+        steps=len(steps),
+        batch_medians=[statistics.median(s) for s in res["seconds"]],
+    )
+    print(
+        f"# {key}: {res['median']:.3f} s/step (batch medians "
+        f"{', '.join(f'{m:.3f}' for m in res['batch_medians'])}), {res['wall']:.0f} s in all",
+        file=sys.stderr,
+        flush=True,
+    )
     return res
 
 
@@ -118,20 +142,26 @@ def table(results: List[dict], atoms: List[int]) -> str:
     """Markdown: model, parameters, median s/step, atoms and edges per batch, facetpot's speed-up vs each."""
     base = {k: r["median"] for r in results for k in [r["key"]] if k in FACET_KEYS and "error" not in r}
     cols = [k for k in FACET_KEYS if k in base]
-    lines = ["| model | trainable parameters | median s/step | atoms per batch | edges per batch | "
-             + " | ".join(f"{MODELS[k][0]} faster by" for k in cols) + " |",
-             "|---" * (5 + len(cols)) + "|"]
+    lines = [
+        "| model | trainable parameters | median s/step | atoms per batch | edges per batch | "
+        + " | ".join(f"{MODELS[k][0]} faster by" for k in cols)
+        + " |",
+        "|---" * (5 + len(cols)) + "|",
+    ]
     for r in results:
         label = MODELS[r["key"]][0]
         if "error" in r:
-            lines.append(f"| {label} | failed: {r['error'][-300:].replace('|', '/').replace(chr(10), ' ')} |"
-                         + " |" * (3 + len(cols)))
+            lines.append(
+                f"| {label} | failed: {r['error'][-300:].replace('|', '/').replace(chr(10), ' ')} |"
+                + " |" * (3 + len(cols))
+            )
             continue
         if r["atoms"] != atoms:
             label += " (**atoms differ from the chosen frames**)"
         speed = " | ".join(f"{r['median'] / base[k]:.2f}x" for k in cols)
-        lines.append(f"| {label} | {r['params']:,} | {r['median']:.3f} | {spread(r['atoms'])} | "
-                     f"{spread(r['edges'])} | {speed} |")
+        lines.append(
+            f"| {label} | {r['params']:,} | {r['median']:.3f} | {spread(r['atoms'])} | {spread(r['edges'])} | {speed} |"
+        )
     return "\n".join(lines)
 
 
@@ -140,25 +170,30 @@ def section(args, results: List[dict], atoms: List[int], seconds: float) -> str:
     from machine import machine  # benchmarks/machine.py (imports torch)
 
     walls = ", ".join(f"{r['key']} {r['wall']:.0f} s" for r in results if "wall" in r)
-    head = (f"\n### Training step: facetpot vs SevenNet-0 vs MACE-MP-0 medium, same batches "
-            f"({datetime.date.today().isoformat()})\n\n"
-            f"Machine: {machine()}. Command: `{' '.join(['python benchmarks/training_step.py', *args.argv])}` "
-            f"({time.strftime('%H:%M', time.gmtime())} UTC; {seconds / 60:.1f} min in all: {walls}). "
-            f"{args.batches} batches of {args.frames} MPtrj frames (mptrj-random-1k, seeded draw, seed {args.seed}, "
-            f"the same batches for every model), {args.warmup} untimed + {args.reps} timed steps per batch, "
-            f"float32, {args.threads} torch threads, device {args.device}"
-            f"{' (' + results[0].get('device_name', '') + ')' if args.device != 'cpu' and results else ''}, "
-            f"models one after another, each in a fresh process "
-            + ("in this interpreter (`--here`: no peer venvs)" if args.here else
-               f"in its own venv ({SEVENN_VERSION}, {MACE_VERSION}, each with {TORCH})")
-            + ". One step: forward, forces and stress by "
-            "autograd with create_graph, MSE loss on energy per atom + forces + stress (weights 1, 1, 1), backward, "
-            "Adam step (no clipping, EMA or schedule), with each code's own step code (facet: `loss_backward` as in "
-            "`Trainer.train_step`; SevenNet: `Trainer.run_one_epoch`; MACE: `take_step`); graph building and "
-            "collation not timed. MACE: `ScaleShiftMACE` with MACE-MP-0 medium's hyperparameters (89 elements, "
-            "r_max 6 Å, 8 Bessel, p=5, max_ell 3, 2 RealAgnosticResidualInteractionBlock, 128x0e+128x1o, MLP "
-            "16x0e, correlation 3, silu, radial MLP [64, 64, 64], avg_num_neighbors 61.96, E0 0, scale 1, shift 0), "
-            "random weights. Speed-up = the row's s/step / the facet model's s/step.\n")
+    head = (
+        f"\n### Training step: facetpot vs SevenNet-0 vs MACE-MP-0 medium, same batches "
+        f"({datetime.date.today().isoformat()})\n\n"
+        f"Machine: {machine()}. Command: `{' '.join(['python benchmarks/training_step.py', *args.argv])}` "
+        f"({time.strftime('%H:%M', time.gmtime())} UTC; {seconds / 60:.1f} min in all: {walls}). "
+        f"{args.batches} batches of {args.frames} MPtrj frames (mptrj-random-1k, seeded draw, seed {args.seed}, "
+        f"the same batches for every model), {args.warmup} untimed + {args.reps} timed steps per batch, "
+        f"float32, {args.threads} torch threads, device {args.device}"
+        f"{' (' + results[0].get('device_name', '') + ')' if args.device != 'cpu' and results else ''}, "
+        f"models one after another, each in a fresh process "
+        + (
+            "in this interpreter (`--here`: no peer venvs)"
+            if args.here
+            else f"in its own venv ({SEVENN_VERSION}, {MACE_VERSION}, each with {TORCH})"
+        )
+        + ". One step: forward, forces and stress by "
+        "autograd with create_graph, MSE loss on energy per atom + forces + stress (weights 1, 1, 1), backward, "
+        "Adam step (no clipping, EMA or schedule), with each code's own step code (facet: `loss_backward` as in "
+        "`Trainer.train_step`; SevenNet: `Trainer.run_one_epoch`; MACE: `take_step`); graph building and "
+        "collation not timed. MACE: `ScaleShiftMACE` with MACE-MP-0 medium's hyperparameters (89 elements, "
+        "r_max 6 Å, 8 Bessel, p=5, max_ell 3, 2 RealAgnosticResidualInteractionBlock, 128x0e+128x1o, MLP "
+        "16x0e, correlation 3, silu, radial MLP [64, 64, 64], avg_num_neighbors 61.96, E0 0, scale 1, shift 0), "
+        "random weights. Speed-up = the row's s/step / the facet model's s/step.\n"
+    )
     return head + "\n" + table(results, atoms)
 
 

@@ -28,6 +28,7 @@ sevenn's ``graph_build``, MACE's ``AtomicData.from_config``), and collating a fr
 requiring gradients). One ``RESULT`` line: trainable parameters, seconds of every timed step per batch, atoms
 and edges per batch, the torch version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,14 +50,25 @@ FACET_LOSS = {"type": "mse", "huber_delta": 0.01, "energy_weight": 1.0, "forces_
 #: the 89 elements of MPtrj (and of MACE-MP-0, SevenNet-0 and the facet models): Z 1-83 and 89-94
 MPTRJ_ZS = list(range(1, 84)) + list(range(89, 95))
 #: MACE-MP-0 medium (2023-12-03-mace-128-L1): hyperparameters; avg_num_neighbors only scales messages
-MACE_MP0_MEDIUM = dict(r_max=6.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=3, num_interactions=2,
-                       hidden_irreps="128x0e+128x1o", MLP_irreps="16x0e", correlation=3, gate="silu",
-                       avg_num_neighbors=61.96, radial_MLP=[64, 64, 64],
-                       interaction="RealAgnosticResidualInteractionBlock")
+MACE_MP0_MEDIUM = dict(
+    r_max=6.0,
+    num_bessel=8,
+    num_polynomial_cutoff=5,
+    max_ell=3,
+    num_interactions=2,
+    hidden_irreps="128x0e+128x1o",
+    MLP_irreps="16x0e",
+    correlation=3,
+    gate="silu",
+    avg_num_neighbors=61.96,
+    radial_MLP=[64, 64, 64],
+    interaction="RealAgnosticResidualInteractionBlock",
+)
 
 
-def time_steps(step: Callable, make_batch: Callable[[int], object], n_batches: int, reps: int,
-               warmup: int, device: torch.device) -> List[List[float]]:
+def time_steps(
+    step: Callable, make_batch: Callable[[int], object], n_batches: int, reps: int, warmup: int, device: torch.device
+) -> List[List[float]]:
     """Seconds of each timed ``step(batch)``, per batch: ``warmup`` untimed steps, then ``reps`` timed ones.
     ``make_batch(b)`` (a fresh collated batch ``b``) runs before every step, outside the timing."""
     seconds = []
@@ -128,11 +140,13 @@ def sevennet_run(name: str, path: str, batches: List[List[int]], device: torch.d
     model = cp.build_model()  # float32, e3nn tensor products (no cuEquivariance / flash on the CPU)
     cutoff = cp.config[KEY.CUTOFF]
     atoms = read_atoms(path, [i for b in batches for i in b])
-    graphs = [graph_build([atoms[i] for i in b], cutoff, num_cores=1, transfer_info=False, y_from_calc=True)
-              for b in batches]
+    graphs = [
+        graph_build([atoms[i] for i in b], cutoff, num_cores=1, transfer_info=False, y_from_calc=True) for b in batches
+    ]
     loss_cfg = {KEY.LOSS: "mse", KEY.FORCE_WEIGHT: 1.0, KEY.STRESS_WEIGHT: 1.0, KEY.IS_TRAIN_STRESS: True}
-    trainer = Trainer(model, get_loss_functions_from_config(loss_cfg), torch.optim.Adam, {"lr": LR},
-                      scheduler_cls=None, device=device)
+    trainer = Trainer(
+        model, get_loss_functions_from_config(loss_cfg), torch.optim.Adam, {"lr": LR}, scheduler_cls=None, device=device
+    )
 
     def step(batch) -> None:
         trainer.run_one_epoch([batch], is_train=True)
@@ -155,14 +169,30 @@ def mace_model(z_table):
     h = MACE_MP0_MEDIUM
     interaction = modules.interaction_classes[h["interaction"]]
     return modules.ScaleShiftMACE(
-        r_max=h["r_max"], num_bessel=h["num_bessel"], num_polynomial_cutoff=h["num_polynomial_cutoff"],
-        max_ell=h["max_ell"], interaction_cls=interaction, interaction_cls_first=interaction,
-        num_interactions=h["num_interactions"], num_elements=len(z_table), hidden_irreps=o3.Irreps(h["hidden_irreps"]),
-        MLP_irreps=o3.Irreps(h["MLP_irreps"]), atomic_energies=np.zeros(len(z_table)),
-        avg_num_neighbors=h["avg_num_neighbors"], atomic_numbers=z_table.zs, correlation=h["correlation"],
-        gate=modules.gate_dict[h["gate"]], radial_MLP=h["radial_MLP"], radial_type="bessel",
-        distance_transform="None", pair_repulsion=False, use_reduced_cg=False, heads=["Default"],
-        atomic_inter_scale=1.0, atomic_inter_shift=0.0)
+        r_max=h["r_max"],
+        num_bessel=h["num_bessel"],
+        num_polynomial_cutoff=h["num_polynomial_cutoff"],
+        max_ell=h["max_ell"],
+        interaction_cls=interaction,
+        interaction_cls_first=interaction,
+        num_interactions=h["num_interactions"],
+        num_elements=len(z_table),
+        hidden_irreps=o3.Irreps(h["hidden_irreps"]),
+        MLP_irreps=o3.Irreps(h["MLP_irreps"]),
+        atomic_energies=np.zeros(len(z_table)),
+        avg_num_neighbors=h["avg_num_neighbors"],
+        atomic_numbers=z_table.zs,
+        correlation=h["correlation"],
+        gate=modules.gate_dict[h["gate"]],
+        radial_MLP=h["radial_MLP"],
+        radial_type="bessel",
+        distance_transform="None",
+        pair_repulsion=False,
+        use_reduced_cg=False,
+        heads=["Default"],
+        atomic_inter_scale=1.0,
+        atomic_inter_shift=0.0,
+    )
 
 
 def mace_run(name: str, path: str, batches: List[List[int]], device: torch.device):
@@ -176,15 +206,25 @@ def mace_run(name: str, path: str, batches: List[List[int]], device: torch.devic
     z_table = tools.AtomicNumberTable(MPTRJ_ZS)
     model = mace_model(z_table).to(device)
     model.train()  # MACE's training loop puts the model in training mode once per epoch
-    keys = data.KeySpecification(info_keys={"energy": "REF_energy", "stress": "REF_stress"},
-                                 arrays_keys={"forces": "REF_forces"})
+    keys = data.KeySpecification(
+        info_keys={"energy": "REF_energy", "stress": "REF_stress"}, arrays_keys={"forces": "REF_forces"}
+    )
     atoms = read_atoms(path, [i for b in batches for i in b])
     for a in atoms.values():  # the labels where mace_run_train's --energy_key etc. put them
         a.info["REF_energy"], a.info["REF_stress"] = a.get_potential_energy(), a.get_stress()
         a.arrays["REF_forces"] = a.get_forces()
-    graphs = [[data.AtomicData.from_config(data.config_from_atoms(atoms[i], keys), z_table=z_table,
-                                           cutoff=MACE_MP0_MEDIUM["r_max"], heads=["Default"]) for i in b]
-              for b in batches]
+    graphs = [
+        [
+            data.AtomicData.from_config(
+                data.config_from_atoms(atoms[i], keys),
+                z_table=z_table,
+                cutoff=MACE_MP0_MEDIUM["r_max"],
+                heads=["Default"],
+            )
+            for i in b
+        ]
+        for b in batches
+    ]
     loss_fn = modules.WeightedEnergyForcesStressLoss(energy_weight=1.0, forces_weight=1.0, stress_weight=1.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     outputs = {"forces": True, "virials": False, "stress": True}
@@ -216,17 +256,26 @@ def main() -> None:
     device = torch.device(args.device)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     idx = [int(i) for i in args.indices.split(",")]
-    batches = [idx[k:k + args.frames] for k in range(0, len(idx), args.frames)]
+    batches = [idx[k : k + args.frames] for k in range(0, len(idx), args.frames)]
     t = time.perf_counter()
     step, make_batch, model, sizes = RUNS[args.kind](args.name, args.data, batches, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # the set-up's GPU work is not timed
     setup = time.perf_counter() - t
     seconds = time_steps(step, make_batch, len(batches), args.reps, args.warmup, device)
-    report(kind=args.kind, name=args.name, params=trainable(model), seconds=seconds,
-           atoms=[a for a, _ in sizes], edges=[e for _, e in sizes], setup_seconds=round(setup, 1),
-           torch=torch.__version__, threads=torch.get_num_threads(), device=str(device),
-           device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
+    report(
+        kind=args.kind,
+        name=args.name,
+        params=trainable(model),
+        seconds=seconds,
+        atoms=[a for a, _ in sizes],
+        edges=[e for _, e in sizes],
+        setup_seconds=round(setup, 1),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        device=str(device),
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ cell, under torch.profiler, for the triton and density backends side by side.
 Prints the kernels sorted by their own CUDA time and writes $OUT/triton_profile.txt (or ./triton_profile.txt).
 CUDA only.
 """
+
 from __future__ import annotations
 
 import argparse

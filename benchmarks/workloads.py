@@ -16,6 +16,7 @@ Every (engine, workload) runs in a fresh process (``harness.run_worker`` on ``wo
 Prints the table (time, and SevenNet-0 / facetpot) and with --write appends it to RESULTS.md.
 Structures come from ../shared/data/mptrj/mptrj-random-1k.extxyz (read-only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,29 +103,47 @@ def main():
         f1 = facet(kind)
         fb = facet(kind + "-batched")
         s1 = peer(kind)
-        what = (f"150 small MPtrj crystals (1-20 atoms, median {np.median([len(a) for a in small_crystals()]):.0f})"
-                if kind == "small" else "150 highest-stress MPtrj frames (median "
-                f"{np.median([len(a) for a in stressed_frames()]):.0f} atoms)")
-        row(f"single points one by one (ASE calculator), {what}: median per call", f1["median_ms"],
-            s1 and s1["median_ms"], "ms")
+        what = (
+            f"150 small MPtrj crystals (1-20 atoms, median {np.median([len(a) for a in small_crystals()]):.0f})"
+            if kind == "small"
+            else f"150 highest-stress MPtrj frames (median {np.median([len(a) for a in stressed_frames()]):.0f} atoms)"
+        )
+        row(
+            f"single points one by one (ASE calculator), {what}: median per call",
+            f1["median_ms"],
+            s1 and s1["median_ms"],
+            "ms",
+        )
         row(f"the same, summed over all {f1['structures']}", 1e3 * f1["total_s"], s1 and 1e3 * s1["total_s"], "ms")
-        row(f"the same, facetpot batched (facetpot.predict) vs SevenNet-0 one by one", 1e3 * fb["total_s"],
-            s1 and 1e3 * s1["total_s"], "ms")
+        row(
+            "the same, facetpot batched (facetpot.predict) vs SevenNet-0 one by one",
+            1e3 * fb["total_s"],
+            s1 and 1e3 * s1["total_s"],
+            "ms",
+        )
     if "relax" in args.only:
         fr, sr = facet("relax", "--n", str(args.relax_n)), peer("relax", "--n", str(args.relax_n))
-        row(f"relaxation of {fr['structures']} strained + rattled MPtrj crystals ({fr['atoms']} atoms), FIRE + cell, "
+        row(
+            f"relaxation of {fr['structures']} strained + rattled MPtrj crystals ({fr['atoms']} atoms), FIRE + cell, "
             f"fmax 0.05: facetpot batched ({fr['converged']} converged) vs SevenNet-0 one by one"
-            + (f" ({sr['converged']} converged)" if sr else ""), fr["total_s"], sr and sr["total_s"], "s")
+            + (f" ({sr['converged']} converged)" if sr else ""),
+            fr["total_s"],
+            sr and sr["total_s"],
+            "s",
+        )
     if "md" in args.only:
         fm, sm = facet("md"), peer("md")
         row("MD, Si 512, one velocity-Verlet step (ASE)", fm["median_ms"], sm and sm["median_ms"], "ms")
     from machine import machine  # benchmarks/machine.py
 
-    lines = [f"\n### Workloads: {args.model} vs SevenNet-0, float32, {args.threads} threads "
-             f"({datetime.date.today().isoformat()})\n",
-             f"Machine: {machine()}. Command: `python benchmarks/workloads.py --only {' '.join(args.only)} --relax-n {args.relax_n}` "
-             "(each row's runs in fresh processes, one after the other; OpenMP's default wait policy).\n",
-             "| workload | facetpot | SevenNet-0 | SevenNet-0 / facetpot |", "|---|---|---|---|"]
+    lines = [
+        f"\n### Workloads: {args.model} vs SevenNet-0, float32, {args.threads} threads "
+        f"({datetime.date.today().isoformat()})\n",
+        f"Machine: {machine()}. Command: `python benchmarks/workloads.py --only {' '.join(args.only)} --relax-n {args.relax_n}` "
+        "(each row's runs in fresh processes, one after the other; OpenMP's default wait policy).\n",
+        "| workload | facetpot | SevenNet-0 | SevenNet-0 / facetpot |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     text = "\n".join(lines)
     print(text)

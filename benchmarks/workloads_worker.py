@@ -13,6 +13,7 @@ its own ASE calculator, float32 as shipped). WORKLOAD:
   (facet: batched, ``facet relax``'s engine; sevennet0: one by one with ASE);
 * ``md``: Si 512 (rattled), velocity Verlet 1 fs, ms per step (median of --n steps after 3).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,9 @@ def main():
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     kind = args.workload.replace("-batched", "")
     if kind in ("small", "stressed"):
-        structures = workloads.small_crystals(args.n or 150) if kind == "small" else workloads.stressed_frames(args.n or 150)
+        structures = (
+            workloads.small_crystals(args.n or 150) if kind == "small" else workloads.stressed_frames(args.n or 150)
+        )
         atoms_total = sum(len(a) for a in structures)
         if args.workload.endswith("-batched"):
             import facetpot
@@ -78,17 +81,27 @@ def main():
             rows = facetpot.predict(structures, model=args.model, dtype=args.dtype)
             total = time.perf_counter() - t
             assert not any(r["error"] for r in rows), [r["error"] for r in rows if r["error"]][:3]
-            report(structures=len(structures), atoms=atoms_total, total_s=total, per_structure_ms=1e3 * total / len(structures))
+            report(
+                structures=len(structures),
+                atoms=atoms_total,
+                total_s=total,
+                per_structure_ms=1e3 * total / len(structures),
+            )
         else:
             times = one_by_one(calculator(args.engine, args.model, args.dtype), structures)
-            report(structures=len(structures), atoms=atoms_total, total_s=sum(times),
-                   median_ms=1e3 * statistics.median(times), per_structure_ms=1e3 * sum(times) / len(times))
+            report(
+                structures=len(structures),
+                atoms=atoms_total,
+                total_s=sum(times),
+                median_ms=1e3 * statistics.median(times),
+                per_structure_ms=1e3 * sum(times) / len(times),
+            )
     elif kind == "relax":
         import relax as relax_bench  # benchmarks/relax.py: the structures and both relaxation drivers
 
         items = relax_bench.structures(args.n or 60)
         if args.engine == "facet":
-            from facetpot.io.model_file import inference_model
+            from facetpot.inference.prepare import inference_model
 
             model = inference_model(args.model, dtype=args.dtype)
             seconds, results = relax_bench.facet_run(model, items, 2000, 0.05, 500)
@@ -98,8 +111,13 @@ def main():
             seconds, results = relax_bench.sevennet_run(items, 0.05, 500)
             steps = [r["steps"] for r in results]
             converged = sum(r["converged"] for r in results)
-        report(structures=len(items), atoms=sum(len(a) for _, a in items), total_s=seconds, steps=int(sum(steps)),
-               converged=int(converged))
+        report(
+            structures=len(items),
+            atoms=sum(len(a) for _, a in items),
+            total_s=seconds,
+            steps=int(sum(steps)),
+            converged=int(converged),
+        )
     else:  # md
         from ase.build import bulk
         from ase.md.verlet import VelocityVerlet

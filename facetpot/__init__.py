@@ -8,21 +8,22 @@
 
 Names are imported on first use, so ``import facetpot`` (and the LAMMPS entry point) stays cheap.
 """
+
 import importlib
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "FacetCalculator": ".calculator",
+    "FacetCalculator": ".inference.calculator",
     "FacetModel": ".model",
     "build_model": ".model",
     "DEFAULT_CONFIG": ".model",
-    "load_model": ".io.model_file",
+    "load_model": ".inference.model_source",
     "save_model": ".io.model_file",
-    "resolve_model": ".io.model_file",
+    "resolve_model": ".inference.model_source",
     "to_atoms": ".structures",
-    "predict": ".single_points",
-    "inference_model": ".io.model_file",
+    "predict": ".inference.single_points",
+    "inference_model": ".inference.prepare",
     "D3Dispersion": ".dispersion",
     "compute_properties": ".derivatives",
 }

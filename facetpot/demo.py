@@ -8,6 +8,7 @@
 3. Export that model (``facet export``) and run it in LAMMPS (``pair_style facet``, plugin built
    on first use) on 1 and 2 MPI ranks, beside the ASE calculator's energy and forces.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -27,13 +28,13 @@ from ase.optimize import FIRE
 from ase.spacegroup import crystal
 
 from . import __version__
-from .calculator import FacetCalculator
+from .inference.calculator import FacetCalculator
 from .evaluate import evaluate_model
 from .export.torchscript import export_torchscript
 from .lammps.build import BuildError, build_plugin
 from .lammps.runner import LammpsError, lammps_cell, read_dump, run_lammps, write_data
 from .model import build_model
-from .io.model_file import load_model
+from .inference.model_source import load_model
 from .pretrained import DEFAULT_MODEL, PRETRAINED
 from .training.config import validate
 from .training.trainer import Trainer
@@ -65,8 +66,10 @@ def relax(atoms, calc, label: str, fmax=0.05, steps=100) -> None:
     print(f"  max |force|   {np.abs(atoms.get_forces()).max():.4f} eV/Å")
     print(f"  stress        {' '.join(f'{s:+.5f}' for s in stress)} eV/Å^3 (xx yy zz yz xz xy)")
     print(f"  volume        {atoms.get_volume():.2f} Å^3")
-    print(f"  time per call {1e3 * np.median(times):.1f} ms (median of {len(times)}, energy+forces+stress, "
-          f"{torch.get_num_threads()} threads)")
+    print(
+        f"  time per call {1e3 * np.median(times):.1f} ms (median of {len(times)}, energy+forces+stress, "
+        f"{torch.get_num_threads()} threads)"
+    )
 
 
 #: crystals of part 1: structure near experiment, and the experimental lattice constants (Å; room
@@ -75,12 +78,24 @@ def relax(atoms, calc, label: str, fmax=0.05, steps=100) -> None:
 CRYSTALS = {
     "Si (diamond)": (lambda: bulk("Si", "diamond", a=5.43, cubic=True), {"a": 5.431}),
     "MgO (rock salt)": (lambda: bulk("MgO", "rocksalt", a=4.21, cubic=True), {"a": 4.212}),
-    "SrTiO3 (cubic perovskite)": (lambda: Atoms("SrTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0],
-                                                                           [0.5, 0, 0.5], [0, 0.5, 0.5]],
-                                                cell=np.eye(3) * 3.905, pbc=True), {"a": 3.905}),
-    "LiCoO2 (R-3m, Li-ion cathode)": (lambda: crystal(["Li", "Co", "O"], basis=[(0, 0, 0.5), (0, 0, 0), (0, 0, 0.2396)],
-                                                      spacegroup=166, cellpar=[2.816, 2.816, 14.054, 90, 90, 120]),
-                                      {"a": 2.816, "c": 14.054}),
+    "SrTiO3 (cubic perovskite)": (
+        lambda: Atoms(
+            "SrTiO3",
+            scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+            cell=np.eye(3) * 3.905,
+            pbc=True,
+        ),
+        {"a": 3.905},
+    ),
+    "LiCoO2 (R-3m, Li-ion cathode)": (
+        lambda: crystal(
+            ["Li", "Co", "O"],
+            basis=[(0, 0, 0.5), (0, 0, 0), (0, 0, 0.2396)],
+            spacegroup=166,
+            cellpar=[2.816, 2.816, 14.054, 90, 90, 120],
+        ),
+        {"a": 2.816, "c": 14.054},
+    ),
 }
 
 
@@ -96,11 +111,15 @@ def relax_crystals(name: str) -> None:
     """Part 1 with a shipped model: relax each crystal (cell + positions) and compare lattice constants."""
     calc = FacetCalculator(name, dtype="float32")
     model = calc.model
-    print(f"== 1. Real crystals relaxed with the shipped model {name!r} ({PRETRAINED[name].description}; "
-          f"{model.num_parameters():,} parameters, {len(model.species)} elements, cutoff {model.cutoff} Å), "
-          "FIRE on positions and cell (FrechetCellFilter), fmax 0.01 eV/Å")
-    print(f"  {'crystal':31s} {'atoms':>5s} {'steps':>5s} {'lattice constant (Å)':>22s} {'experiment':>11s} {'diff':>7s} "
-          f"{'ms/call':>8s}")
+    print(
+        f"== 1. Real crystals relaxed with the shipped model {name!r} ({PRETRAINED[name].description}; "
+        f"{model.num_parameters():,} parameters, {len(model.species)} elements, cutoff {model.cutoff} Å), "
+        "FIRE on positions and cell (FrechetCellFilter), fmax 0.01 eV/Å"
+    )
+    print(
+        f"  {'crystal':31s} {'atoms':>5s} {'steps':>5s} {'lattice constant (Å)':>22s} {'experiment':>11s} {'diff':>7s} "
+        f"{'ms/call':>8s}"
+    )
     for label, (build, reference) in CRYSTALS.items():
         atoms = build()
         atoms.rattle(0.02, seed=1)
@@ -110,10 +129,12 @@ def relax_crystals(name: str) -> None:
         converged = opt.run(fmax=0.01, steps=300)
         got = lattice_constants(atoms, reference)
         for k, (param, exp) in enumerate(reference.items()):
-            print(f"  {label if k == 0 else '':31s} {len(atoms) if k == 0 else '':>5} "
-                  f"{(opt.nsteps if converged else str(opt.nsteps) + '!') if k == 0 else '':>5} "
-                  f"{param + ' = ' + format(got[param], '.4f'):>22s} {exp:>11.3f} {100 * (got[param] / exp - 1):+6.2f}% "
-                  f"{1e3 * np.median(times) if k == 0 else float('nan'):8.1f}".replace("nan", "   "))
+            print(
+                f"  {label if k == 0 else '':31s} {len(atoms) if k == 0 else '':>5} "
+                f"{(opt.nsteps if converged else str(opt.nsteps) + '!') if k == 0 else '':>5} "
+                f"{param + ' = ' + format(got[param], '.4f'):>22s} {exp:>11.3f} {100 * (got[param] / exp - 1):+6.2f}% "
+                f"{1e3 * np.median(times) if k == 0 else float('nan'):8.1f}".replace("nan", "   ")
+            )
 
 
 def emt_dataset(path: Path, n: int, seed: int) -> None:
@@ -146,8 +167,10 @@ def main() -> None:
 def untrained_facet_s() -> None:
     """Part 1 without a shipped model: the machinery and its speed with random weights."""
     model = build_model()
-    print(f"== 1. Facet-S ({model.num_parameters():,} parameters, cutoff {model.cutoff} Å, "
-          f"{model.num_layers} layers) with the ASE calculator")
+    print(
+        f"== 1. Facet-S ({model.num_parameters():,} parameters, cutoff {model.cutoff} Å, "
+        f"{model.num_layers} layers) with the ASE calculator"
+    )
     print("NOTE: this model is UNTRAINED (random weights): its energies are meaningless until a")
     print("      pretrained model ships; this part shows the calculator, the relaxation and the speed.")
     si = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
@@ -161,28 +184,47 @@ def train_and_lammps() -> None:
         tmp = Path(tmp)
         emt_dataset(tmp / "train.extxyz", 80, seed=0)
         emt_dataset(tmp / "test.extxyz", 20, seed=1)
-        cfg = validate({
-            "model": {"hidden_irreps": "16x0e+8x1o+4x2e", "num_layers": 2, "cutoff": 4.5, "grid_channels": 8,
-                      "grid_hidden": 16},
-            "data": {"train": [str(tmp / "train.extxyz")], "valid_fraction": 0.1},
-            "training": {"output": str(tmp / "run"), "epochs": 30, "max_time_minutes": 1.0, "lr": 0.005,
-                         "max_atoms_per_batch": 64, "warmup_steps": 20, "tensorboard": False, "log_every": 10**9},
-            "loss": {"energy_weight": 10.0, "forces_weight": 1.0, "stress_weight": 0.1},
-        })
+        cfg = validate(
+            {
+                "model": {
+                    "hidden_irreps": "16x0e+8x1o+4x2e",
+                    "num_layers": 2,
+                    "cutoff": 4.5,
+                    "grid_channels": 8,
+                    "grid_hidden": 16,
+                },
+                "data": {"train": [str(tmp / "train.extxyz")], "valid_fraction": 0.1},
+                "training": {
+                    "output": str(tmp / "run"),
+                    "epochs": 30,
+                    "max_time_minutes": 1.0,
+                    "lr": 0.005,
+                    "max_atoms_per_batch": 64,
+                    "warmup_steps": 20,
+                    "tensorboard": False,
+                    "log_every": 10**9,
+                },
+                "loss": {"energy_weight": 10.0, "forces_weight": 1.0, "stress_weight": 0.1},
+            }
+        )
         t = time.time()
         Trainer(cfg).run()
         print(f"trained in {time.time() - t:.0f} s")
         report = evaluate_model(tmp / "run" / "best.pt", tmp / "test.extxyz", out_dir=tmp / "eval", plots=False)["all"]
-        print(f"held-out EMT structures: energy MAE {report['energy_mae_meV_per_atom']:.2f} meV/atom, "
-              f"force MAE {report['forces_mae_eV_per_A']:.4f} eV/Å, stress MAE {report['stress_mae_GPa']:.3f} GPa")
+        print(
+            f"held-out EMT structures: energy MAE {report['energy_mae_meV_per_atom']:.2f} meV/atom, "
+            f"force MAE {report['forces_mae_eV_per_A']:.4f} eV/Å, stress MAE {report['stress_mae_GPa']:.3f} GPa"
+        )
         trained = load_model(tmp / "run" / "best.pt")
         cu = bulk("Cu", "fcc", a=3.70, cubic=True) * (2, 2, 2)
         cu.rattle(0.05, seed=2)
         relax(cu, FacetCalculator(trained), "Cu, strained and rattled (trained model)")
         ref = cu.copy()
         ref.calc = EMT()
-        print(f"  EMT at the relaxed geometry: max |F| = {np.abs(ref.get_forces()).max():.4f} eV/Å, "
-              f"pressure {-ref.get_stress()[:3].mean() * EV_PER_A3_TO_GPA:.2f} GPa (the trained model's target)")
+        print(
+            f"  EMT at the relaxed geometry: max |F| = {np.abs(ref.get_forces()).max():.4f} eV/Å, "
+            f"pressure {-ref.get_stress()[:3].mean() * EV_PER_A3_TO_GPA:.2f} GPa (the trained model's target)"
+        )
         lammps_step(trained, tmp)
 
 
@@ -202,7 +244,8 @@ def lammps_step(model, tmp: Path) -> None:
     (tmp / "in.demo").write_text(
         "units metal\natom_style atomic\nread_data data.lmp\npair_style facet\npair_coeff * * model.pt Cu Al\n"
         "dump d all custom 1 dump.out id fx fy fz\ndump_modify d format float %.15g\n"
-        "thermo_style custom step pe press\nthermo_modify format float %.15g\nrun 0\n")
+        "thermo_style custom step pe press\nthermo_modify format float %.15g\nrun 0\n"
+    )
     atoms.calc = FacetCalculator(model)
     e_ase, f_ase = atoms.get_potential_energy(), atoms.get_forces()
     print(f"  Cu/Al, {len(atoms)} atoms. ASE calculator: energy {e_ase:.10f} eV")

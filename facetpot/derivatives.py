@@ -10,6 +10,7 @@ With g_e = dE/dr_e for every edge vector r_e = x_j - x_i (+ shift):
 One backward pass through the edge vectors gives all of them, and the same formulas hold for a
 LAMMPS domain (pair forces), where positions of ghost atoms are not independent variables.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -17,7 +18,7 @@ from typing import Dict, Optional
 import torch
 
 from .graph import AtomicGraph
-from .validation import MIN_CELL_VOLUME
+from .validation import spans_volume
 
 
 def compute_properties(
@@ -50,13 +51,8 @@ def properties_from_edges(
 ) -> Dict[str, torch.Tensor]:
     """:func:`compute_properties` with the edge vectors given (``graph.edge_vectors()``, or a neighbour list's own
     vectors), the graph already in the model's dtype and on its device."""
-    volume = torch.linalg.det(graph.cell).abs() if stress is not False else None  # (stress=False: no device sync)
-    has_cell = volume is not None and bool((volume > MIN_CELL_VOLUME).any())
-    if stress is None:
-        stress = has_cell
-    elif stress and not has_cell:
-        raise ValueError("stress needs a periodic cell of non-zero volume; this structure has none "
-                         "(ask for stress=False, or give the structure a cell)")
+    volume = cell_volumes(graph) if stress is not False else None  # (stress=False: no device sync)
+    stress = stress_asked(stress, volume)
     species = model.species_index(graph.numbers)
     need_grad = forces or stress or virials
     if need_grad:
@@ -78,6 +74,25 @@ def properties_from_edges(
     return out
 
 
+def cell_volumes(graph: AtomicGraph) -> torch.Tensor:
+    """|det cell| of every structure of the batch, (B,) Å^3."""
+    return torch.linalg.det(graph.cell).abs()
+
+
+def stress_asked(stress: Optional[bool], volume: Optional[torch.Tensor]) -> bool:
+    """Whether to compute stress: ``stress`` None: where some structure's cell spans a volume
+    (``validation.spans_volume``); True for a batch in which none does: ValueError."""
+    has_cell = volume is not None and bool(spans_volume(volume).any())
+    if stress is None:
+        return has_cell
+    if stress and not has_cell:
+        raise ValueError(
+            "stress needs a periodic cell of non-zero volume; this structure has none "
+            "(ask for stress=False, or give the structure a cell)"
+        )
+    return bool(stress)
+
+
 def edge_gradient_properties(
     graph: AtomicGraph,
     edge_vec: torch.Tensor,
@@ -89,14 +104,18 @@ def edge_gradient_properties(
     create_graph: bool = False,
 ) -> Dict[str, torch.Tensor]:
     """Forces (N, 3), stress (B, 3, 3) and virials (N, 3, 3), as asked, from g_e = dE/dr_e (the module's
-    formulas); ``volume`` (B,) is |det cell| (NaN stress where it is below ``MIN_CELL_VOLUME``)."""
+    formulas); ``volume`` (B,) is |det cell| (NaN stress where it spans no volume:
+    ``validation.spans_volume``)."""
     out: Dict[str, torch.Tensor] = {}
     i, j = graph.edge_index
     n = graph.num_atoms
     fast = not create_graph and g.device.type == "cpu"
     if forces:
-        out["forces"] = atom_sums(i, j, g, n) if fast else \
-            torch.zeros(n, 3, dtype=g.dtype, device=g.device).index_add(0, i, g).index_add(0, j, -g)
+        out["forces"] = (
+            atom_sums(i, j, g, n)
+            if fast
+            else torch.zeros(n, 3, dtype=g.dtype, device=g.device).index_add(0, i, g).index_add(0, j, -g)
+        )
     s = graph_outer_sums(graph, edge_vec, g) if stress and fast else None
     rg = None
     if virials or (stress and s is None):
@@ -107,8 +126,9 @@ def edge_gradient_properties(
         if s is None:
             s = torch.zeros(graph.num_graphs, 3, 3, dtype=g.dtype, device=g.device).index_add(0, graph.batch[i], rg)
         s = 0.5 * (s + s.transpose(1, 2))
-        s = s / volume.clamp(min=MIN_CELL_VOLUME).view(-1, 1, 1)
-        out["stress"] = torch.where((volume > MIN_CELL_VOLUME).view(-1, 1, 1), s, torch.full_like(s, float("nan")))
+        ok = spans_volume(volume).view(-1, 1, 1)
+        s = s / torch.where(ok, volume.view(-1, 1, 1), torch.ones_like(s[:, :1, :1]))
+        out["stress"] = torch.where(ok, s, torch.full_like(s, float("nan")))
     if virials:
         w = torch.zeros(n, 3, 3, dtype=g.dtype, device=g.device)
         out["virials"] = -0.5 * (w.index_add(0, i, rg).index_add(0, j, rg))
@@ -117,8 +137,8 @@ def edge_gradient_properties(
 
 def atom_sums(i: torch.Tensor, j: torch.Tensor, g: torch.Tensor, n: int) -> torch.Tensor:
     """F_a = sum_{e: i_e = a} g_e - sum_{e: j_e = a} g_e, (n, 3), as weighted counts over contiguous columns: no
-    graph (bincount has no gradient), 2-3x faster than index_add on CPU for long pair lists (D3 on Si 512, 1.7M
-    pairs, 2 cores: 29 vs 80 ms)."""
+    graph (bincount has no gradient), faster than index_add on CPU for long pair lists
+    (benchmarks/RESULTS.md, "Measurements behind design choices")."""
     cols = g.detach().T.contiguous()
     sums = torch.stack([torch.bincount(i, c, n) - torch.bincount(j, c, n) for c in cols], 1)
     return sums.to(g.dtype)  # no edges: bincount counts in int64
@@ -126,7 +146,8 @@ def atom_sums(i: torch.Tensor, j: torch.Tensor, g: torch.Tensor, n: int) -> torc
 
 def graph_outer_sums(graph: AtomicGraph, edge_vec: torch.Tensor, g: torch.Tensor) -> Optional[torch.Tensor]:
     """sum_{e in graph b} r_e (x) g_e (B, 3, 3) as one (3, E_b) @ (E_b, 3) product per graph, without the (E, 3, 3)
-    tensor (D3 on Si 512: 13 vs 150 ms); None when the edges are not grouped by graph (then index_add does it)."""
+    tensor (benchmarks/RESULTS.md, "Measurements behind design choices"); None when the edges are not grouped by graph (then index_add
+    does it)."""
     r, g = edge_vec.detach(), g.detach()
     if graph.num_graphs == 1:
         return (r.T @ g).unsqueeze(0)

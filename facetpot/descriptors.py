@@ -3,9 +3,11 @@
     D_i = [h_i^(1)[0e], h_i^(2)[0e], ..., h_i^(T)[0e]]        (N, sum_t u_t)
 
 as MACE's ``get_descriptors(invariants_only=True)``: invariant under rotations and translations of the structure
-(and reflections, for a model with parity, the default; a ``parity: false`` model is SO(3) only), and each row follows its atom under a permutation. For similarity, clustering and choosing
-structures to label (active learning) in the model's own feature space.
+(and reflections, for a model with parity, the default; a ``parity: false`` model is SO(3) only), and each row
+follows its atom under a permutation. For similarity, clustering and choosing structures to label (active learning)
+in the model's own feature space.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence

@@ -1,4 +1,5 @@
 """Structures -> neighbour graphs -> batches (the input of ``facetpot.derivatives``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -59,8 +60,9 @@ class AtomicGraph:
         return self.positions[j] - self.positions[i] + offset
 
 
-def structure_graph(numbers, positions, cell, pbc, cutoff: float, dtype: torch.dtype = torch.float64,
-                    min_distance: float = 0.0) -> AtomicGraph:
+def structure_graph(
+    numbers, positions, cell, pbc, cutoff: float, dtype: torch.dtype = torch.float64, min_distance: float = 0.0
+) -> AtomicGraph:
     """One structure (arrays, already valid) -> AtomicGraph with its radius graph; ``min_distance`` > 0 refuses
     atoms closer than that (``validation.close_contact_problem``; ValueError naming the pair)."""
     positions = np.asarray(positions, dtype=np.float64)
@@ -84,13 +86,15 @@ def structure_graph(numbers, positions, cell, pbc, cutoff: float, dtype: torch.d
     )
 
 
-def atoms_to_graph(atoms, cutoff: float, dtype: torch.dtype = torch.float64,
-                   min_distance: float = MIN_DISTANCE) -> AtomicGraph:
+def atoms_to_graph(
+    atoms, cutoff: float, dtype: torch.dtype = torch.float64, min_distance: float = MIN_DISTANCE
+) -> AtomicGraph:
     """ASE Atoms -> AtomicGraph, validated (``facetpot.validation``: cell, finite positions, and no atoms closer
     than ``min_distance`` Å; 0 allows overlapping atoms)."""
     check_atoms(atoms)
-    return structure_graph(atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc, cutoff, dtype,
-                           min_distance)
+    return structure_graph(
+        atoms.numbers, atoms.get_positions(), atoms.cell.array, atoms.pbc, cutoff, dtype, min_distance
+    )
 
 
 def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
@@ -110,6 +114,7 @@ def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     )
 
 
-def atoms_list_to_graph(atoms_list: List, cutoff: float, dtype: torch.dtype = torch.float64,
-                        min_distance: float = MIN_DISTANCE) -> AtomicGraph:
+def atoms_list_to_graph(
+    atoms_list: List, cutoff: float, dtype: torch.dtype = torch.float64, min_distance: float = MIN_DISTANCE
+) -> AtomicGraph:
     return batch_graphs([atoms_to_graph(a, cutoff, dtype, min_distance) for a in atoms_list])

@@ -6,6 +6,7 @@ for one structure at fixed cell and neighbour list: the forces' graph is kept (`
 the 3N rows is one more backward pass through it. Vibrational modes, phonons at Gamma, transition-state
 searches and second-order optimizers use it; MACE's calculator has the same ``get_hessian``.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace

@@ -131,19 +131,33 @@ def _radial_basis(cfg: Dict[str, Any]):
 def _interaction_blocks(cfg: Dict[str, Any], hidden, radial_hidden) -> List[InteractionBlock]:
     """The layers: scalars in, ``hidden`` between layers, scalars out of the last."""
     mul0, n = hidden[0][0], int(cfg["num_layers"])
-    grid = GridOptions(int(cfg["grid_channels"]), int(cfg["grid_hidden"]), cfg["grid_activation"],
-                       int(cfg["grid_degree"]))
+    grid = GridOptions(
+        int(cfg["grid_channels"]), int(cfg["grid_hidden"]), cfg["grid_activation"], int(cfg["grid_degree"])
+    )
     ranks = layer_ranks(cfg["radial_rank"], n)
     layers: List[InteractionBlock] = []
     irreps = [(mul0, 0, 1)]
     for t in range(n):
         out = [(mul0, 0, 1)] if t == n - 1 else hidden
-        layers.append(InteractionBlock(
-            irreps, out, int(cfg["lmax"]), bool(cfg["parity"]), int(cfg["num_radial"]),
-            float(cfg["avg_num_neighbors"]), float(cfg["neighbor_norm_exponent"]), nonlinearity=cfg["nonlinearity"],
-            grid=grid, radial_hidden=radial_hidden, gate_activation=cfg["gate_activation"],
-            silu_norm=float(cfg["silu_norm"]), radial_rank=int(ranks[t]),
-            self_connection_bias=bool(cfg["self_connection_bias"]), linear_in=bool(cfg["first_linear_in"]) or t > 0))
+        layers.append(
+            InteractionBlock(
+                irreps,
+                out,
+                int(cfg["lmax"]),
+                bool(cfg["parity"]),
+                int(cfg["num_radial"]),
+                float(cfg["avg_num_neighbors"]),
+                float(cfg["neighbor_norm_exponent"]),
+                nonlinearity=cfg["nonlinearity"],
+                grid=grid,
+                radial_hidden=radial_hidden,
+                gate_activation=cfg["gate_activation"],
+                silu_norm=float(cfg["silu_norm"]),
+                radial_rank=int(ranks[t]),
+                self_connection_bias=bool(cfg["self_connection_bias"]),
+                linear_in=bool(cfg["first_linear_in"]) or t > 0,
+            )
+        )
         irreps = out
     return layers
 
@@ -151,14 +165,17 @@ def _interaction_blocks(cfg: Dict[str, Any], hidden, radial_hidden) -> List[Inte
 class FacetModel(ExactBuffers):
     """Per-atom energies from species and edge vectors. Build it with :func:`build_model`."""
 
-    __jit_unused_properties__ = ["backend", "backend_scriptable"]  # Python-side information, not part of the exported computation
+    __jit_unused_properties__ = [
+        "backend",
+        "backend_scriptable",
+    ]  # Python-side information, not part of the exported computation
 
     def __init__(self, **config: Any):
         super().__init__()
         cfg = _check_config(config)
         self.config = cfg
         #: provenance saved beside the weights in model files (``source``, ``spline_fit``, ...; set by ports and
-        #: loaders, read back by ``io.model_file``); never read by the computation
+        #: loaders, read back by ``inference.model_source``); never read by the computation
         self.metadata: Dict[str, Any] = {}
         self.cutoff = float(cfg["cutoff"])
         self.species = list(cfg["species"])
@@ -180,10 +197,12 @@ class FacetModel(ExactBuffers):
         sc = cfg["scale"]
         # float64 masters (ExactBuffers): reference energies of -1000 eV keep their meV in float32 files
         self.register_constant(
-            "atomic_energies", torch.tensor([e0[z] if isinstance(e0, dict) else 0.0 for z in self.species], dtype=torch.float64)
+            "atomic_energies",
+            torch.tensor([e0[z] if isinstance(e0, dict) else 0.0 for z in self.species], dtype=torch.float64),
         )
         self.register_constant(
-            "scale", torch.tensor([sc[z] if isinstance(sc, dict) else float(sc) for z in self.species], dtype=torch.float64)
+            "scale",
+            torch.tensor([sc[z] if isinstance(sc, dict) else float(sc) for z in self.species], dtype=torch.float64),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -234,7 +253,8 @@ class FacetModel(ExactBuffers):
     def set_backend(self, name: str, **options: Any) -> "FacetModel":
         """Compute every convolution with backend ``name``: "density" (default; atom-centred GEMMs),
         "edgewise" (the reference), "triton" (fused GPU kernels for the convolutions and the grid
-        layers), or any other in ``facetpot.nn.convolution.BACKENDS``; same numbers. ``options`` go to the backend, e.g. ``chunk_atoms`` for "density": above this many
+        layers), or any other in ``facetpot.nn.convolution.BACKENDS``; same numbers. ``options`` go to the
+        backend, e.g. ``chunk_atoms`` for "density": above this many
         atoms, recompute per-chunk intermediates in the backward pass instead of storing them
         (bounded memory for 100k-atom cells; 0 = never; default 4096 on CPU, 32768 on GPU)."""
         if name not in BACKENDS:
@@ -272,8 +292,9 @@ class FacetModel(ExactBuffers):
         """The edges' data shared by all layers: spline basis b(r) (E, K), spherical harmonics
         Y(r) (E, (lmax+1)^2) and the backend's per-graph tables (all layers run one backend)."""
         r = torch.sqrt((edge_vec * edge_vec).sum(-1) + 1e-30)
-        edges = EdgeData(edge_index[0], edge_index[1], num_receivers, num_senders, edge_vec, self.radial(r),
-                         self.sh(edge_vec), [])
+        edges = EdgeData(
+            edge_index[0], edge_index[1], num_receivers, num_senders, edge_vec, self.radial(r), self.sh(edge_vec), []
+        )
         edges.tables = self.layers[0].conv.backend.prepare(edges)
         return edges
 
@@ -333,8 +354,11 @@ class FacetModel(ExactBuffers):
         params = list(self.parameters())
         if any(p.requires_grad for p in params) or torch.compiler.is_compiling():
             return self.isolated_atom_energies(present)
-        key = (tuple(present.tolist()), present.device,
-               tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
+        key = (
+            tuple(present.tolist()),
+            present.device,
+            tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params),
+        )
         cached = self.__dict__.get("_e_iso_cache")
         if cached is None or cached[0] != key:
             with torch.no_grad():

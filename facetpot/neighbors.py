@@ -4,6 +4,7 @@ Every pair (i, j, S) with |x_j - x_i + S . cell| < r_c, both directions (or one:
 (an atom sees its own periodic images when the cell is smaller than the cutoff), and mixed
 periodicity per axis. Non-periodic axes may have a zero cell vector.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -13,7 +14,12 @@ import vesin
 
 
 def radius_graph(
-    positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float, distances: bool = False, half: bool = False,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    pbc,
+    cutoff: float,
+    distances: bool = False,
+    half: bool = False,
     vectors: bool = False,
 ) -> Tuple[np.ndarray, ...]:
     """Returns (i, j, S): receiving atom, neighbour, integer cell shift; r_ij = x_j - x_i + S . cell; with

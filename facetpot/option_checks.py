@@ -6,6 +6,7 @@ message from Python and from the command line (``facet md --timestep -1``: "time
     at_least("steps", n, 1)             # >= 1
     at_least("temperature", t, 0.0, "K")
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 matplotlib is optional (``pip install .[train]``): without it no figure is drawn and the callers
 carry on.
 """
+
 from __future__ import annotations
 
 import csv
@@ -81,8 +82,11 @@ def learning_curve(run_dir) -> Optional[Path]:
         return None
     step = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, label in zip(axes, ["train_loss", "valid_energy_mae_meV_per_atom", "valid_forces_mae"],
-                              ["training loss", "valid energy MAE (meV/atom)", "valid force MAE (eV/Å)"]):
+    for ax, key, label in zip(
+        axes,
+        ["train_loss", "valid_energy_mae_meV_per_atom", "valid_forces_mae"],
+        ["training loss", "valid energy MAE (meV/atom)", "valid force MAE (eV/Å)"],
+    ):
         ys = [float(r[key]) if r.get(key) not in ("", None) else np.nan for r in rows]
         ax.plot(step, ys, "o-", ms=3)
         ax.set_yscale("log")

@@ -8,6 +8,7 @@ and how accurate and fast it is.
     facetpot.pretrained.available()          # [PretrainedModel(name, description, file, sha256, card)]
     FacetCalculator("facet-7net0-spline")    # every command and function taking a model takes a name
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,8 +65,10 @@ PRETRAINED: Dict[str, PretrainedModel] = {
 DEFAULT_MODEL: Optional[str] = "facet-7net0-spline"
 
 #: where shipped files are looked for: in the installed package, then in the source tree
-SEARCH_DIRS: List[Path] = [Path(__file__).resolve().parent / "pretrained_models",
-                           Path(__file__).resolve().parent.parent / "pretrained"]
+SEARCH_DIRS: List[Path] = [
+    Path(__file__).resolve().parent / "pretrained_models",
+    Path(__file__).resolve().parent.parent / "pretrained",
+]
 
 
 def available() -> List[PretrainedModel]:
@@ -93,10 +96,14 @@ def pretrained_path(name: str) -> Path:
     entry = PRETRAINED[name]
     path = _find(entry.file)
     if path is None:
-        raise FileNotFoundError(f"pretrained model {name!r} is registered but its file {entry.file} is not in "
-                                f"{', '.join(str(d) for d in SEARCH_DIRS)}: reinstall facetpot")
+        raise FileNotFoundError(
+            f"pretrained model {name!r} is registered but its file {entry.file} is not in "
+            f"{', '.join(str(d) for d in SEARCH_DIRS)}: reinstall facetpot"
+        )
     digest = file_sha256(path)
     if digest != entry.sha256:
-        raise ValueError(f"pretrained model {name!r}: {path} has sha256 {digest}, the registry expects {entry.sha256} "
-                         "(a damaged or replaced file): reinstall facetpot")
+        raise ValueError(
+            f"pretrained model {name!r}: {path} has sha256 {digest}, the registry expects {entry.sha256} "
+            "(a damaged or replaced file): reinstall facetpot"
+        )
     return path

@@ -1,4 +1,5 @@
 """Adaptors from other structure types to ASE Atoms."""
+
 from __future__ import annotations
 
 from ase import Atoms

@@ -8,19 +8,136 @@ code against it.
   ``facetpot.nn.conv.triton_kernels``, module docstring), by einsum.
 - :func:`grid_mlp_oracle`: the spherical-grid layer's middle, out = (act(X W1^T + b1) W2^T + b2)^T F with
   X = T^T L^T (``facetpot.nn.s2_grid_triton_kernels``), by matmuls.
+- :func:`small_model`, ``SMALL``, ``SEVENNET_LIKE``: small float64 models; :func:`awkward_structures`,
+  :func:`triclinic_cell`: structures covering the neighbour-list cases; :func:`model_outputs`: a model's energy,
+  forces, stress and virials of one structure.
+- :func:`assert_equivariant`: E(3) and permutation symmetry of a model's outputs (as e3nn's
+  ``assert_equivariant``): E(Q r + t, P) = E(r), F' = P F Q^T, sigma' = Q sigma Q^T, for a random orthogonal Q
+  (:func:`random_orthogonal`, with or without inversion), shift t and permutation P.
 - :class:`Domain`, :func:`domain_from_atoms`, :func:`run_layerwise`: the N atoms of a periodic cell as local
   atoms followed by ghost images (every image within ``ghost_cut`` of the cell's atoms), with edges from local
   receivers to neighbours within the cutoff; ``run_layerwise`` runs a :class:`DeployedFacet` layer by layer,
   copying ghost features from their owners between layers and summing ghost feature gradients into them in
   the backward pass (what ``comm->forward_comm`` / ``reverse_comm`` do in ``pair_style facet``).
 """
+
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from ase import Atoms
+from ase.build import bulk, molecule
 
+from .derivatives import compute_properties
+from .graph import atoms_to_graph
+from .model import FacetModel, build_model
 from .neighbors import radius_graph
+
+#: a small model with every kind of block (two layers, l up to 2, several elements); float64 in ``small_model``
+SMALL = dict(
+    hidden_irreps="8x0e+4x1o+4x2e",
+    num_layers=2,
+    cutoff=4.0,
+    num_radial=6,
+    species=[1, 6, 8, 13, 14, 29],
+    grid_channels=6,
+    grid_hidden=8,
+    avg_num_neighbors=10.0,
+)
+
+#: the options of a SevenNet port (facet convert sevennet), at test size: Bessel basis with XPLOR
+#: switch into radial MLPs, SiLU gates, no parity, five layers
+SEVENNET_LIKE = dict(
+    radial="bessel_mlp",
+    radial_hidden=[8, 8],
+    cutoff_fn="xplor",
+    cutoff_on=3.5,
+    nonlinearity="gate",
+    gate_activation="silu",
+    parity=False,
+    hidden_irreps="8x0e+4x1e+4x2e",
+    num_layers=5,
+    neighbor_norm_exponent=1.0,
+)
+
+
+def small_model(**overrides: Any) -> FacetModel:
+    """``SMALL`` with ``overrides``, seeded (``seed``, default 0), float64, with mild per-species reference
+    energies (untrained weights give large random energies; the references make E0 visible)."""
+    torch.manual_seed(overrides.pop("seed", 0))
+    model = build_model(**{**SMALL, **overrides}).double()
+    model.set_atomic_energies({z: -0.5 * k - 1.0 for k, z in enumerate(model.species)})
+    return model
+
+
+def model_outputs(model: FacetModel, atoms: Atoms, **options: Any) -> Dict[str, torch.Tensor]:
+    """``compute_properties`` of one structure (virials too unless ``virials=False``), detached, on the CPU."""
+    g = atoms_to_graph(atoms, model.cutoff, dtype=model.dtype)
+    out = compute_properties(model, g, virials=options.pop("virials", True), **options)
+    return {k: v.detach().cpu() for k, v in out.items()}
+
+
+def triclinic_cell(seed: int = 0) -> Atoms:
+    """4-atom Al/Cu/Si/O cell, strongly triclinic and smaller than the cutoff (many images)."""
+    rng = np.random.default_rng(seed)
+    cell = np.array([[3.1, 0.0, 0.0], [1.2, 2.9, 0.0], [0.7, -0.9, 3.3]]) + 0.2 * rng.standard_normal((3, 3))
+    return Atoms("AlCuSiO", scaled_positions=rng.random((4, 3)), cell=cell, pbc=True)
+
+
+def awkward_structures() -> Dict[str, Atoms]:
+    """Structures covering the neighbour-list cases: a primitive cell, a triclinic cell smaller than the cutoff,
+    a slab (mixed periodicity), a molecule."""
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.1, seed=1)
+    slab = bulk("Cu", "fcc", a=3.6, cubic=True)
+    slab.rattle(0.1, seed=2)
+    slab.pbc = [True, True, False]
+    mol = molecule("CH3CH2OH")
+    mol.rattle(0.05, seed=3)
+    return {"si_primitive": si, "triclinic": triclinic_cell(0), "mixed_pbc": slab, "molecule": mol}
+
+
+def random_orthogonal(rng: np.random.Generator, proper: bool) -> np.ndarray:
+    """A random rotation (``proper``) or rotation-inversion, 3x3."""
+    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    return q if proper else -q
+
+
+def transformed(atoms: Atoms, rot: np.ndarray, shift=np.zeros(3), perm: Optional[np.ndarray] = None) -> Atoms:
+    """``atoms`` permuted by ``perm``, rotated by ``rot`` (cell too) and shifted by ``shift``."""
+    a = atoms[np.arange(len(atoms)) if perm is None else perm]
+    a.positions = a.positions @ rot.T + shift
+    a.cell = a.cell.array @ rot.T
+    return a
+
+
+def assert_equivariant(
+    model: FacetModel,
+    atoms: Atoms,
+    rot: np.ndarray,
+    shift=np.zeros(3),
+    perm: Optional[np.ndarray] = None,
+    tol: float = 1e-10,
+) -> None:
+    """The model's energy and per-atom energies are invariant, its forces and (for a crystal) stress co-rotate
+    under ``transformed(atoms, rot, shift, perm)``, to ``tol`` relative to the largest value."""
+    perm = np.arange(len(atoms)) if perm is None else np.asarray(perm)
+    ref, out = model_outputs(model, atoms), model_outputs(model, transformed(atoms, rot, shift, perm))
+    expected = {
+        "energy": ref["energy"].numpy(),
+        "energies": ref["energies"].numpy()[perm],
+        "forces": ref["forces"].numpy()[perm] @ rot.T,
+    }
+    if atoms.pbc.all():
+        expected["stress"] = rot @ ref["stress"].numpy()[0] @ rot.T
+    for key, want in expected.items():
+        got = out[key].numpy()[0] if key == "stress" else out[key].numpy()
+        err = np.abs(got - want).max()
+        assert err <= tol * max(1.0, np.abs(want).max()), f"{key} not equivariant: deviation {err:.3g}"
 
 
 def conv_block_oracle(x, sh, radial, wx, cc, senders, receivers, n_recv: int, sh_lo: int, d2: int) -> torch.Tensor:
@@ -40,7 +157,6 @@ def grid_mlp_oracle(lifted, to_grid, w1, b1, w2, b2, from_grid, act: int) -> tor
     p = torch.nn.functional.linear(x, w1, b1)
     a = p * (0.5 + 0.25 * p) if act == 0 else torch.nn.functional.silu(p)
     return torch.matmul(torch.nn.functional.linear(a, w2, b2).transpose(1, 2), from_grid)
-
 
 
 @dataclass
@@ -76,7 +192,7 @@ def domain_from_atoms(atoms, cutoff: float, ghost_cut: float, all_receive: bool 
     owner = np.concatenate([np.arange(n), np.array(ghosts_owner, dtype=np.int64)])
     z = atoms.numbers[owner]
     # edges among the explicit positions (no periodicity: ghosts are explicit)
-    diff = all_pos[None, :, :] - all_pos[:n if not all_receive else len(all_pos), None, :]
+    diff = all_pos[None, :, :] - all_pos[: n if not all_receive else len(all_pos), None, :]
     d2 = (diff**2).sum(-1)
     recv, nb = np.nonzero((d2 < cutoff**2) & (d2 > 0))
     return Domain(z, all_pos, owner, n, np.stack([recv, nb]).astype(np.int64))

@@ -3,6 +3,7 @@
 Every factor comes from ASE's CODATA constants, except ``LAMMPS_NKTV2P``, the constant LAMMPS
 itself uses in ``units metal`` (bar per eV/Å^3), needed to compare with LAMMPS output exactly.
 """
+
 from ase import units as _ase
 
 #: eV/Å^3 -> GPa (160.2...)

@@ -14,6 +14,7 @@ Thresholds, one of each kind:
   0.01 Å apart relaxed "below diamond's energy"). The calculator, ``facetpot.predict`` and every command
   refuse such structures, naming the pair; ``min_distance=0`` (``--min-distance 0``) allows them.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -29,11 +30,17 @@ MIN_CELL_VOLUME = 1e-6
 MIN_DISTANCE = 0.5
 
 
+def spans_volume(volume):
+    """|det cell| >= ``MIN_CELL_VOLUME``, elementwise: the one volume test, for a float, a numpy array or a torch
+    tensor of volumes (Å^3; ``compute_properties`` and the committee test a batch's cells with it on the device)."""
+    return volume >= MIN_CELL_VOLUME
+
+
 def has_volume(cell) -> bool:
-    """Whether a structure has a stress: its cell spans a volume (|det| >= ``MIN_CELL_VOLUME``), periodic or not.
+    """Whether a structure has a stress: its cell spans a volume (:func:`spans_volume`), periodic or not.
     A slab's or a boxed molecule's stress is that of its box, vacuum included (-virial / box volume), as ASE's own
     calculators report it; the calculator, ``facetpot.predict`` and ``compute_properties`` all follow this."""
-    return abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64)))) >= MIN_CELL_VOLUME
+    return bool(spans_volume(abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64))))))
 
 
 def is_crystal(atoms) -> bool:
@@ -64,7 +71,7 @@ def structure_problem(numbers, positions, cell, pbc) -> Optional[str]:
     for ax in np.where(pbc)[0]:
         if lengths[ax] < CELL_TOL:
             return f"periodic along axis {ax} but cell vector {ax} is zero: {cell[ax].tolist()}"
-    if pbc.all() and abs(np.linalg.det(cell)) < MIN_CELL_VOLUME:
+    if pbc.all() and not has_volume(cell):
         return f"periodic cell has zero volume: det = {np.linalg.det(cell):.3g} Å^3, cell {cell.tolist()}"
     periodic_vectors = cell[pbc]
     if np.linalg.matrix_rank(periodic_vectors, tol=CELL_TOL) < len(periodic_vectors):
@@ -91,8 +98,13 @@ def close_contact_problem(numbers, i, j, distances, min_distance: float = MIN_DI
     a, b = sorted((int(i[k]), int(j[k])))
     close = np.asarray(i) <= np.asarray(j)
     count = int(((distances < min_distance) & close).sum()) or 1
-    what = f"atom {a} ({chemical_symbols[numbers[a]]}) and its own periodic image" if a == b else (
-        f"atoms {a} ({chemical_symbols[numbers[a]]}) and {b} ({chemical_symbols[numbers[b]]})")
-    return (f"overlapping atoms: {what} are {distances[k]:.3f} Å apart, closer than {min_distance} Å "
-            f"({count} such pair(s)); to evaluate it anyway pass min_distance=0 (calculator, facetpot.predict) "
-            "or --min-distance 0 (facet commands)")
+    what = (
+        f"atom {a} ({chemical_symbols[numbers[a]]}) and its own periodic image"
+        if a == b
+        else (f"atoms {a} ({chemical_symbols[numbers[a]]}) and {b} ({chemical_symbols[numbers[b]]})")
+    )
+    return (
+        f"overlapping atoms: {what} are {distances[k]:.3f} Å apart, closer than {min_distance} Å "
+        f"({count} such pair(s)); to evaluate it anyway pass min_distance=0 (calculator, facetpot.predict) "
+        "or --min-distance 0 (facet commands)"
+    )

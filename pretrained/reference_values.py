@@ -6,6 +6,7 @@ Energy, forces and stress in float64 of two fixed structures (a strained, rattle
 an ethanol molecule), written when the model is made, so that a later change of the code that
 alters what a shipped model computes fails ``tests/test_pretrained.py``.
 """
+
 import argparse
 import json
 
@@ -14,13 +15,17 @@ from ase import Atoms
 from ase.build import molecule
 
 from facetpot.graph import atoms_to_graph
-from facetpot.io.model_file import load_model
+from facetpot.inference.model_source import load_model
 from facetpot.derivatives import compute_properties
 
 
 def reference_structures():
-    sto = Atoms("SrTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
-                cell=np.eye(3) * 3.905, pbc=True) * (2, 1, 1)
+    sto = Atoms(
+        "SrTiO3",
+        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        cell=np.eye(3) * 3.905,
+        pbc=True,
+    ) * (2, 1, 1)
     sto.set_cell(sto.cell.array + [[0, 0.1, 0.05], [0.08, 0, 0], [0, 0.12, 0]], scale_atoms=True)
     sto.rattle(0.03, seed=3)
     return {"SrTiO3 triclinic rattled": sto, "ethanol": molecule("CH3CH2OH")}

@@ -1,11 +1,12 @@
 """Every user mistake is a clear ValueError (or a correct finite answer), never a crash or silent junk."""
+
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
 
 import facetpot
-from conftest import small_model
+from facetpot.testing import small_model
 
 
 @pytest.fixture

@@ -1,20 +1,21 @@
 """Forces, stress and virials are exact derivatives of the energy (central differences, float64)."""
+
 import numpy as np
 import pytest
 
-from conftest import evaluate, small_model, structures
+from facetpot.testing import model_outputs, small_model, awkward_structures
 
 
 def _energy(model, atoms):
-    return float(evaluate(model, atoms, forces=False, stress=False, virials=False)["energy"][0])
+    return float(model_outputs(model, atoms, forces=False, stress=False, virials=False)["energy"][0])
 
 
 @pytest.mark.parametrize("name", ["triclinic", "mixed_pbc", "molecule"])
 @pytest.mark.parametrize("nonlinearity", ["s2_mlp", "gate"])
 def test_forces_are_minus_energy_gradient(name, nonlinearity):
     model = small_model(nonlinearity=nonlinearity)
-    atoms = structures()[name]
-    forces = evaluate(model, atoms)["forces"].numpy()
+    atoms = awkward_structures()[name]
+    forces = model_outputs(model, atoms)["forces"].numpy()
     h = 1e-5
     rng = np.random.default_rng(0)
     for i in rng.choice(len(atoms), size=min(3, len(atoms)), replace=False):
@@ -29,13 +30,14 @@ def test_forces_are_minus_energy_gradient(name, nonlinearity):
 @pytest.mark.parametrize("name", ["triclinic", "si_primitive"])
 def test_stress_is_strain_derivative(name):
     model = small_model()
-    atoms = structures()[name]
-    out = evaluate(model, atoms)
+    atoms = awkward_structures()[name]
+    out = model_outputs(model, atoms)
     stress = out["stress"].numpy()[0]
     volume = atoms.get_volume()
     h = 1e-5
     for a in range(3):
         for b in range(3):
+
             def strained(eps):
                 f = np.eye(3)
                 f[a, b] += eps
@@ -50,14 +52,14 @@ def test_stress_is_strain_derivative(name):
 
 def test_per_atom_quantities_sum_to_totals():
     model = small_model()
-    atoms = structures()["triclinic"]
-    out = evaluate(model, atoms)
+    atoms = awkward_structures()["triclinic"]
+    out = model_outputs(model, atoms)
     assert np.isclose(out["energies"].sum().item(), out["energy"].item(), rtol=1e-12)
     virial = out["virials"].numpy().sum(0)
     assert np.allclose(-virial / atoms.get_volume(), out["stress"].numpy()[0], atol=1e-12)
     # forces sum to zero (translation invariance), net torque of a molecule vanishes (rotation invariance)
     assert np.abs(out["forces"].numpy().sum(0)).max() < 1e-12
-    mol = structures()["molecule"]
-    f = evaluate(model, mol)["forces"].numpy()
+    mol = awkward_structures()["molecule"]
+    f = model_outputs(model, mol)["forces"].numpy()
     torque = np.cross(mol.positions - mol.positions.mean(0), f).sum(0)
     assert np.abs(torque).max() < 1e-10

@@ -1,5 +1,6 @@
 """calc.get_hessian: analytic second derivatives equal central differences of the forces, symmetric, a
 committee's is the mean of its members'; dispersion is refused rather than silently left out."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from ase.build import bulk
 
 import facetpot
-from conftest import small_model
+from facetpot.testing import small_model
 
 
 def _cell():

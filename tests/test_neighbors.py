@@ -1,11 +1,12 @@
 """The radius graph matches ASE's reference neighbour list in every periodicity case."""
+
 import numpy as np
 import pytest
 from ase.neighborlist import primitive_neighbor_list
 
 from facetpot.graph import atoms_to_graph
 from facetpot.neighbors import radius_graph
-from conftest import structures, triclinic_cell
+from facetpot.testing import awkward_structures, triclinic_cell
 
 
 def _pairs(i, j, s):
@@ -15,7 +16,7 @@ def _pairs(i, j, s):
 @pytest.mark.parametrize("name", ["si_primitive", "triclinic", "mixed_pbc", "molecule"])
 @pytest.mark.parametrize("cutoff", [3.0, 6.0])
 def test_matches_ase(name, cutoff):
-    atoms = structures()[name]
+    atoms = awkward_structures()[name]
     i, j, s = radius_graph(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
     ri, rj, rs = primitive_neighbor_list(
         "ijS", atoms.pbc, atoms.cell.array, atoms.positions, cutoff, self_interaction=False
@@ -33,7 +34,7 @@ def test_cell_much_smaller_than_cutoff_sees_many_images():
 
 
 def test_edge_vectors_follow_the_convention():
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     g = atoms_to_graph(atoms, 5.0)
     i, j = g.edge_index.numpy()
     vec = atoms.positions[j] - atoms.positions[i] + g.shifts.numpy() @ atoms.cell.array
@@ -41,7 +42,7 @@ def test_edge_vectors_follow_the_convention():
 
 
 def test_zero_cell_vector_on_non_periodic_axis():
-    atoms = structures()["mixed_pbc"]
+    atoms = awkward_structures()["mixed_pbc"]
     atoms.cell[2] = [0, 0, 0]
     g = atoms_to_graph(atoms, 4.0)
     assert g.edge_index.shape[1] > 0

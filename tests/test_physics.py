@@ -1,20 +1,21 @@
 """Extensivity, smoothness at the cutoff, and energy conservation in NVE."""
+
 import numpy as np
 from ase import Atoms, units
 from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 import facetpot
-from conftest import evaluate, small_model, structures
+from facetpot.testing import model_outputs, small_model, awkward_structures
 
 
 def test_supercell_is_extensive():
     model = small_model()
     for name in ("triclinic", "si_primitive"):
-        atoms = structures()[name]
-        e1 = evaluate(model, atoms)
+        atoms = awkward_structures()[name]
+        e1 = model_outputs(model, atoms)
         sup = atoms * (2, 2, 2)
-        e8 = evaluate(model, sup)
+        e8 = model_outputs(model, sup)
         assert abs(e8["energy"].item() - 8 * e1["energy"].item()) < 1e-10 * abs(8 * e1["energy"].item())
         assert np.allclose(e8["forces"].numpy()[: len(atoms)], e1["forces"].numpy(), atol=1e-10)
         assert np.allclose(e8["stress"].numpy(), e1["stress"].numpy(), atol=1e-10)
@@ -26,7 +27,7 @@ def test_energy_is_continuous_across_the_cutoff():
     rc = model.cutoff
 
     def ef(r):
-        out = evaluate(model, Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]]))
+        out = model_outputs(model, Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]]))
         return out["energy"].item(), out["forces"].numpy()[1, 0]
 
     e_far, f_far = ef(rc + 1e-3)
@@ -46,7 +47,7 @@ def test_nve_conserves_energy():
     model = small_model()
     # make the untrained potential gentle enough for 1 fs steps: shrink the interaction energy
     model.set_scale({z: 0.05 for z in model.species})
-    atoms = structures()["triclinic"] * (2, 1, 1)
+    atoms = awkward_structures()["triclinic"] * (2, 1, 1)
     # random fractional positions: two atoms pass within 0.5 Å of each other; the test is about conservation
     atoms.calc = facetpot.FacetCalculator(model, dtype="float64", min_distance=0)
     thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(0))

@@ -1,4 +1,5 @@
 """The registry of shipped models: names resolve offline to checked files; every failure names what exists."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 import facetpot
-from conftest import evaluate, small_model, structures
+from facetpot.testing import model_outputs, small_model, awkward_structures
 from facetpot import pretrained
 from facetpot.io.model_file import save_model
 
@@ -30,11 +31,14 @@ def test_names_load_everywhere(shipped):
     model, folder = shipped
     assert "tiny-test" in [m.name for m in pretrained.available()]
     assert pretrained.PRETRAINED["tiny-test"].card_path == folder / "tiny.md"
-    atoms = structures()["triclinic"]
-    ref = evaluate(model, atoms)
-    for loaded in (facetpot.load_model("tiny-test"), facetpot.resolve_model("tiny-test"),
-                   facetpot.FacetCalculator("tiny-test").model):
-        assert torch.allclose(evaluate(loaded, atoms)["forces"], ref["forces"], rtol=0, atol=1e-12)
+    atoms = awkward_structures()["triclinic"]
+    ref = model_outputs(model, atoms)
+    for loaded in (
+        facetpot.load_model("tiny-test"),
+        facetpot.resolve_model("tiny-test"),
+        facetpot.FacetCalculator("tiny-test").model,
+    ):
+        assert torch.allclose(model_outputs(loaded, atoms)["forces"], ref["forces"], rtol=0, atol=1e-12)
 
 
 def test_checksum_missing_and_unknown(shipped):

@@ -1,5 +1,6 @@
 """The README's Python examples run as written (issue 20): the quick start with the shipped model, and the
 lower-level block with the shipped (float32) model on a default (float64) graph."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,11 @@ def test_lower_level_block_runs_with_the_shipped_model():
     import facetpot
     from ase.build import bulk
 
-    namespace = {"model": facetpot.load_model("facet-7net0-spline"), "atoms1": bulk("Si", "diamond", a=5.43),
-                 "atoms2": bulk("MgO", "rocksalt", a=4.21) * (2, 1, 1)}
+    namespace = {
+        "model": facetpot.load_model("facet-7net0-spline"),
+        "atoms1": bulk("Si", "diamond", a=5.43),
+        "atoms2": bulk("MgO", "rocksalt", a=4.21) * (2, 1, 1),
+    }
     exec(compile(block, "README lower level", "exec"), namespace)
     out = namespace["out"]
     assert out["energy"].shape == (2,) and out["virials"].shape == (2 + 4, 3, 3)

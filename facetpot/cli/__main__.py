@@ -1,4 +1,5 @@
 """``python -m facetpot.cli ...`` = ``facet ...``."""
+
 import sys
 
 from .main import main

@@ -1,5 +1,6 @@
 """``facet convert-sevennet NAME_OR_CHECKPOINT -o OUT.pt`` (also ``facet convert sevennet ...``): an exact port
 of a SevenNet model, optionally with its radial MLPs replaced by splines fitted by least squares."""
+
 from __future__ import annotations
 
 from .options import add_command
@@ -8,16 +9,30 @@ NAME = "convert-sevennet"
 
 
 def add_to(sub) -> None:
-    p = add_command(sub, NAME, "a SevenNet model as a facetpot model: the exact port, or with --splines the Facet "
-                    "trim (needs facetpot[sevennet]; also spelled facet convert sevennet)", run)
+    p = add_command(
+        sub,
+        NAME,
+        "a SevenNet model as a facetpot model: the exact port, or with --splines the Facet "
+        "trim (needs facetpot[sevennet]; also spelled facet convert sevennet)",
+        run,
+    )
     p.add_argument("source", help="7net-0, 7net-l3i5 or a SevenNet checkpoint file")
     p.add_argument("-o", "--output", required=True, help="the model file to write (.pt)")
     p.add_argument("--splines", type=int, default=0, help="replace the radial MLPs by K splines (Facet)")
-    p.add_argument("--fit-data", nargs="+", default=[], help="--splines: structures (any ASE format) whose pair "
-                   "distances weight the least-squares fit")
+    p.add_argument(
+        "--fit-data",
+        nargs="+",
+        default=[],
+        help="--splines: structures (any ASE format) whose pair distances weight the least-squares fit",
+    )
     p.add_argument("--spline-start", type=float, default=0.0, help="--splines: first knot (Å)")
-    p.add_argument("--spline-rank", type=int, default=0, help="--splines: R > 0 fits the R principal radial "
-                   "functions of each layer and mixes them (K R + R n_weights parameters per layer)")
+    p.add_argument(
+        "--spline-rank",
+        type=int,
+        default=0,
+        help="--splines: R > 0 fits the R principal radial "
+        "functions of each layer and mixes them (K R + R n_weights parameters per layer)",
+    )
 
 
 def run(args) -> int:
@@ -33,12 +48,20 @@ def run(args) -> int:
         ported = model.num_parameters()
         distances = pair_distances(read_structures(args.fit_data), model.cutoff)
         model, errors = fit_splines(model, distances, args.splines, args.spline_start, rank=args.spline_rank)
-        model.metadata["spline_fit"] = {"num_splines": args.splines, "spline_start": args.spline_start,
-                                        "spline_rank": args.spline_rank,
-                                        "distances": len(distances), "relative_rms_error_per_layer": errors}
-        print(f"spline fit on {len(distances):,} pair distances, relative RMS error of the radial weights per "
-              f"layer: {' '.join(f'{e:.2e}' for e in errors)}; parameters {ported:,} -> {model.num_parameters():,}")
+        model.metadata["spline_fit"] = {
+            "num_splines": args.splines,
+            "spline_start": args.spline_start,
+            "spline_rank": args.spline_rank,
+            "distances": len(distances),
+            "relative_rms_error_per_layer": errors,
+        }
+        print(
+            f"spline fit on {len(distances):,} pair distances, relative RMS error of the radial weights per "
+            f"layer: {' '.join(f'{e:.2e}' for e in errors)}; parameters {ported:,} -> {model.num_parameters():,}"
+        )
     save_model(model, args.output, metadata=model.metadata)
-    print(f"wrote {args.output}: {model.metadata['source']}, {model.num_parameters():,} parameters, "
-          f"{len(model.species)} elements, cutoff {model.cutoff} A")
+    print(
+        f"wrote {args.output}: {model.metadata['source']}, {model.num_parameters():,} parameters, "
+        f"{len(model.species)} elements, cutoff {model.cutoff} A"
+    )
     return 0

@@ -1,4 +1,5 @@
 """``facet distill CONFIG``: structures -> teacher labels -> training of a small model (and active learning)."""
+
 from __future__ import annotations
 
 from .options import add_command, add_run_folder_options
@@ -7,10 +8,17 @@ STAGES = ("generate", "label", "train", "all")
 
 
 def add_to(sub) -> None:
-    p = add_command(sub, "distill", "train a small model on a teacher's labels of generated structures "
-                    "(structures -> teacher labels -> facet train)", run)
-    p.add_argument("config", help="YAML: teacher, structures, labels + the training sections "
-                   "(example: training/distill_si/distill_si.yaml)")
+    p = add_command(
+        sub,
+        "distill",
+        "train a small model on a teacher's labels of generated structures "
+        "(structures -> teacher labels -> facet train)",
+        run,
+    )
+    p.add_argument(
+        "config",
+        help="YAML: teacher, structures, labels + the training sections (example: training/distill_si/distill_si.yaml)",
+    )
     p.add_argument("--stage", choices=STAGES, default="all", help="stop after this stage; a rerun skips what is done")
     add_run_folder_options(p)
 

@@ -1,4 +1,5 @@
 """``facet export [MODEL] -o FILE``: a model as a TorchScript archive (LAMMPS, C++) or an AOTInductor package."""
+
 from __future__ import annotations
 
 from ..pretrained import DEFAULT_MODEL
@@ -19,12 +20,14 @@ def run(args) -> int:
 
     from ..export.aoti import export_aoti  # lazy: facet --help start-up
     from ..export.torchscript import export_torchscript  # lazy: facet --help start-up
-    from ..io.model_file import resolve_model  # lazy: facet --help start-up
+    from ..inference.model_source import resolve_model  # lazy: facet --help start-up
 
     model = resolve_model(args.model or DEFAULT_MODEL, device="cpu", dtype=args.dtype)  # None: the file's own dtype
     dtype = str(model.dtype).replace("torch.", "")
     export = export_torchscript if args.format == "torchscript" else export_aoti
     path = export(model, args.output, dtype=dtype, device=args.device)
-    print(f"wrote {path} ({args.format}, {dtype}, {args.device}; cutoff {model.cutoff} A, "
-          f"{model.num_layers} layers, species {' '.join(chemical_symbols[z] for z in model.species)})")
+    print(
+        f"wrote {path} ({args.format}, {dtype}, {args.device}; cutoff {model.cutoff} A, "
+        f"{model.num_layers} layers, species {' '.join(chemical_symbols[z] for z in model.species)})"
+    )
     return 0

@@ -1,4 +1,5 @@
 """``facet lammps build|status``: the LAMMPS plugin (pair_style facet)."""
+
 from __future__ import annotations
 
 from .options import add_command

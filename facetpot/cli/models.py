@@ -1,4 +1,5 @@
 """``facet models``: the pretrained models shipped with facetpot, with their cards."""
+
 from __future__ import annotations
 
 from ..pretrained import DEFAULT_MODEL, available
@@ -6,8 +7,13 @@ from .options import add_command
 
 
 def add_to(sub) -> None:
-    add_command(sub, "models", "list the pretrained models shipped with facetpot (names for -m/--model, "
-                "FacetCalculator and load_model) with their model cards", run)
+    add_command(
+        sub,
+        "models",
+        "list the pretrained models shipped with facetpot (names for -m/--model, "
+        "FacetCalculator and load_model) with their model cards",
+        run,
+    )
 
 
 def run(args) -> int:

@@ -2,6 +2,7 @@
 
 Nothing here imports torch: ``facet --help`` builds every parser from this module and stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,10 @@ from ..pretrained import DEFAULT_MODEL, PRETRAINED
 from ..validation import MIN_DISTANCE
 
 #: how the help shows a model option's default
-MODEL_HELP = (f"model file or pretrained name (default: {DEFAULT_MODEL}, the default model; see facet models). "
-              "Also accepted as the first positional argument, as before")
+MODEL_HELP = (
+    f"model file or pretrained name (default: {DEFAULT_MODEL}, the default model; see facet models). "
+    "Also accepted as the first positional argument, as before"
+)
 
 #: the --dtype defaults and why they differ by command (the help shows the reason beside the default)
 FAST = "float32: the fast choice for relaxations, MD and screening (as MACE-MP and SevenNet run)"
@@ -32,7 +35,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default; flags and options without one (None, False, []) say nothing."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default == [] or "default" in (action.help or ""):
+        if (
+            action.default is None
+            or action.default is False
+            or action.default == []
+            or "default" in (action.help or "")
+        ):
             return action.help
         return super()._get_help_string(action)
 
@@ -51,8 +59,13 @@ def add_model_options(p, dtype: str, why: str, structures: bool = True) -> None:
     p.add_argument("--dtype", default=dtype, choices=["float32", "float64"], help=why)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     if structures:
-        p.add_argument("--min-distance", type=float, default=MIN_DISTANCE, help="Å: refuse structures with atoms "
-                       "closer than this (overlapping atoms, where the model means nothing); 0 allows them")
+        p.add_argument(
+            "--min-distance",
+            type=float,
+            default=MIN_DISTANCE,
+            help="Å: refuse structures with atoms "
+            "closer than this (overlapping atoms, where the model means nothing); 0 allows them",
+        )
 
 
 def add_run_folder_options(p) -> None:
@@ -76,22 +89,41 @@ def add_progress_option(p, what: str = "") -> None:
 
 def add_key_option(p, labels: str) -> None:
     """--key LABEL=KEY (repeatable): read a label from another key of the files."""
-    p.add_argument("--key", action="append", default=[], help=f"LABEL=KEY: read a label from another key, e.g. "
-                   f"{labels} (repeatable)")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        help=f"LABEL=KEY: read a label from another key, e.g. {labels} (repeatable)",
+    )
 
 
 def add_dispersion_options(p) -> None:
     """--d3 and its choices, for every command that can add dispersion."""
-    p.add_argument("--d3", nargs="?", const=D3_DEFAULT_DAMPING, default=None, choices=D3_DAMPINGS, metavar="DAMPING",
-                   help="add DFT-D3 dispersion (two-body; damping bj, the default, or zero; facetpot[d3])")
-    p.add_argument("--d3-functional", default=None, help="functional whose D3 parameters apply (default pbe: the "
-                   "shipped models reproduce PBE)")
+    p.add_argument(
+        "--d3",
+        nargs="?",
+        const=D3_DEFAULT_DAMPING,
+        default=None,
+        choices=D3_DAMPINGS,
+        metavar="DAMPING",
+        help="add DFT-D3 dispersion (two-body; damping bj, the default, or zero; facetpot[d3])",
+    )
+    p.add_argument(
+        "--d3-functional",
+        default=None,
+        help="functional whose D3 parameters apply (default pbe: the shipped models reproduce PBE)",
+    )
 
 
 def add_committee_option(p, what: str) -> None:
-    p.add_argument("--committee", nargs="+", default=None, metavar="MODEL",
-                   help=f"two or more models (files or names; same elements and cutoff) run as a committee, in place "
-                   f"of -m: their mean drives the run and {what}")
+    p.add_argument(
+        "--committee",
+        nargs="+",
+        default=None,
+        metavar="MODEL",
+        help=f"two or more models (files or names; same elements and cutoff) run as a committee, in place "
+        f"of -m: their mean drives the run and {what}",
+    )
 
 
 def optional_values_kept_apart(argv: List[str]) -> List[str]:
@@ -157,6 +189,8 @@ def model_and_structure(args) -> Tuple[Union[str, List[str]], str]:
     given = [args.input] + ([args.structure_after_model] if args.structure_after_model is not None else [])
     model, inputs = model_and_inputs(args, given)
     if len(inputs) != 1:
-        raise ValueError(f"facet {args.command} takes one structure file, got {len(inputs)}: {' '.join(inputs)} "
-                         "(the model goes in -m/--model)")
+        raise ValueError(
+            f"facet {args.command} takes one structure file, got {len(inputs)}: {' '.join(inputs)} "
+            "(the model goes in -m/--model)"
+        )
     return model, inputs[0]

@@ -1,4 +1,5 @@
 """``facet train CONFIG``: train or fine-tune a model from a YAML config."""
+
 from __future__ import annotations
 
 from .options import add_command, add_run_folder_options

@@ -6,6 +6,7 @@ next item would take it past ``max_atoms`` atoms or ``max_frames`` items; it is 
 cache frames; its order is a pure function of (seed, epoch), so a resumed run sees the same
 batches, and under DDP every rank takes every world_size-th batch of the same order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,15 @@ class LabelledGraph:
         def f(t):
             return t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device=device)
 
-        return LabelledGraph(self.graph.to(device, dtype), f(self.energy), f(self.forces), f(self.stress),
-                             f(self.weight), self.num_atoms.to(device), self.config_type)
+        return LabelledGraph(
+            self.graph.to(device, dtype),
+            f(self.energy),
+            f(self.forces),
+            f(self.stress),
+            f(self.weight),
+            self.num_atoms.to(device),
+            self.config_type,
+        )
 
 
 def frame_to_graph(frame: Frame, cutoff: float, dtype=torch.float64) -> LabelledGraph:
@@ -90,8 +98,9 @@ class GraphDataset(torch.utils.data.Dataset):
         return state
 
 
-def pack_batches(items: Iterable[T], size: Callable[[T], int], max_atoms: int,
-                 max_frames: Optional[int] = None) -> Iterator[List[T]]:
+def pack_batches(
+    items: Iterable[T], size: Callable[[T], int], max_atoms: int, max_frames: Optional[int] = None
+) -> Iterator[List[T]]:
     """Lists of consecutive ``items``, each of at most ``max_atoms`` atoms (``size(item)`` each) and
     ``max_frames`` items; an item larger than ``max_atoms`` gets a batch of its own. Lazy: one
     batch is held at a time."""
@@ -114,9 +123,18 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
     With ``pool_start`` (and shuffling), the positions from ``pool_start`` on are a pool of which each epoch
     takes ``pool_per_epoch`` at random (seeded by seed and epoch): the replay frames of a fine-tune."""
 
-    def __init__(self, num_atoms: Sequence[int], max_atoms: int, max_frames: int = 1 << 30, shuffle: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, pool_start: Optional[int] = None,
-                 pool_per_epoch: int = 0):
+    def __init__(
+        self,
+        num_atoms: Sequence[int],
+        max_atoms: int,
+        max_frames: int = 1 << 30,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pool_start: Optional[int] = None,
+        pool_per_epoch: int = 0,
+    ):
         self.num_atoms = np.asarray(num_atoms, dtype=np.int64)
         if len(self.num_atoms) and self.num_atoms.max() > max_atoms:
             raise ValueError(f"a frame has {int(self.num_atoms.max())} atoms, more than batch max_atoms={max_atoms}")
@@ -136,7 +154,7 @@ class BudgetBatchSampler(torch.utils.data.Sampler):
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
             if self.pool_start < len(order):
-                pool = rng.choice(order[self.pool_start:], self.pool_per_epoch, replace=False)
+                pool = rng.choice(order[self.pool_start :], self.pool_per_epoch, replace=False)
                 order = np.concatenate([order[: self.pool_start], pool])
             order = rng.permutation(order)
         sizes = self.num_atoms.tolist()

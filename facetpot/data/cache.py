@@ -24,6 +24,7 @@ of the input; each shard folder and then the manifest are written atomically
 The manifest's ``sources`` (:func:`source_fingerprints`) tell whether a cache still matches its
 input files (:func:`cache_matches`).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,19 @@ from .readers import expand_paths
 
 FORMAT = "facetpot-cache"
 FORMAT_VERSION = 1
-ARRAYS = ("atom_ptr", "numbers", "positions", "forces", "cell", "pbc", "energy", "stress", "weight",
-          "config_type", "group")
+ARRAYS = (
+    "atom_ptr",
+    "numbers",
+    "positions",
+    "forces",
+    "cell",
+    "pbc",
+    "energy",
+    "stress",
+    "weight",
+    "config_type",
+    "group",
+)
 
 
 class _ShardWriter:
@@ -72,8 +84,9 @@ class _ShardWriter:
             "energy": np.array([f.energy for f in fr], dtype=np.float64),
             "stress": np.stack([f.stress if f.stress is not None else np.full((3, 3), np.nan) for f in fr]),
             "weight": np.array([f.weight for f in fr], dtype=np.float64),
-            "config_type": np.array([config_types.setdefault(f.config_type, len(config_types)) for f in fr],
-                                    dtype=np.int32),
+            "config_type": np.array(
+                [config_types.setdefault(f.config_type, len(config_types)) for f in fr], dtype=np.int32
+            ),
             "group": np.array([groups.setdefault(f.group or f.name, len(groups)) for f in fr], dtype=np.int32),
         }
 
@@ -177,21 +190,32 @@ def convert(
             tally.keep(frame)
             if len(writer.frames) >= shard_frames:
                 write_shard()
-            now = time.time()
-            if progress and now - last > 5:
-                last = now
-                print(f"  converted {tally.frames_in:,} frames ({tally.frames:,} kept, "
-                      f"{tally.frames_in - tally.frames:,} rejected), {tally.frames_in / (now - t0):,.0f} frames/s",
-                      file=log, flush=True)
+            if progress and time.time() - last > 5:
+                last = _progress(tally, t0, log)
     if writer.frames:
         write_shard()
     manifest = _manifest(tally, shards, config_types, sources, time.time() - t0)
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     if progress:
-        print(f"converted {tally.frames_in:,} frames -> {tally.frames:,} kept ({tally.atoms:,} atoms, {len(shards)} "
-              f"shards), {manifest['rejected']:,} rejected (see {out / 'rejected.tsv'}) in {manifest['seconds']:.1f} s",
-              file=log, flush=True)
+        print(
+            f"converted {tally.frames_in:,} frames -> {tally.frames:,} kept ({tally.atoms:,} atoms, {len(shards)} "
+            f"shards), {manifest['rejected']:,} rejected (see {out / 'rejected.tsv'}) in {manifest['seconds']:.1f} s",
+            file=log,
+            flush=True,
+        )
     return manifest
+
+
+def _progress(tally: "_Tally", t0: float, log) -> float:
+    """One progress line of a conversion started at ``t0``; returns the time it was printed."""
+    now = time.time()
+    print(
+        f"  converted {tally.frames_in:,} frames ({tally.frames:,} kept, "
+        f"{tally.frames_in - tally.frames:,} rejected), {tally.frames_in / (now - t0):,.0f} frames/s",
+        file=log,
+        flush=True,
+    )
+    return now
 
 
 def _manifest(tally: _Tally, shards: List[dict], config_types: Dict[str, int], sources, seconds: float) -> dict:
@@ -218,11 +242,18 @@ class FrameCache:
         self.path = Path(path)
         mpath = self.path / "manifest.json"
         if not mpath.is_file():
-            raise FileNotFoundError(f"{self.path} is not a complete facetpot cache (no manifest.json); "
-                                    "convert the data again")
+            raise FileNotFoundError(
+                f"{self.path} is not a complete facetpot cache (no manifest.json); convert the data again"
+            )
         self.manifest = json.loads(mpath.read_text())
-        check_header(self.manifest, FORMAT, FORMAT_VERSION, self.path, "facetpot cache",
-                     "convert the data again (delete the folder, or facet convert)")
+        check_header(
+            self.manifest,
+            FORMAT,
+            FORMAT_VERSION,
+            self.path,
+            "facetpot cache",
+            "convert the data again (delete the folder, or facet convert)",
+        )
         self.shards = []
         starts = [0]
         for sh in self.manifest["shards"]:

@@ -1,4 +1,5 @@
 """One labelled structure, in ASE units and conventions (eV, Å, eV/Å^3, stress tensile > 0)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

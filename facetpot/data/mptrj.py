@@ -10,6 +10,7 @@ Energies: ``uncorrected_total_energy`` by default (the convention of SevenNet-0 
 compressive-positive sign; it is converted to eV/Å^3 with ASE's sign: sigma_ASE = -KBAR_TO_EV_PER_A3 * s
 (``facetpot.units``: 1 kBar = 0.1 GPa = 0.1/160.2 eV/Å^3).
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ class _Stream:
     def expect(self, ch: str) -> None:
         got = self.peek()
         if got != ch:
-            raise ValueError(f"malformed MPtrj JSON at character {self.offset + self.pos}: expected {ch!r}, got {got!r}")
+            raise ValueError(
+                f"malformed MPtrj JSON at character {self.offset + self.pos}: expected {ch!r}, got {got!r}"
+            )
         self.pos += 1
 
     def value(self, decoder: json.JSONDecoder):
@@ -70,7 +73,9 @@ class _Stream:
             except json.JSONDecodeError as exc:
                 if self._more():
                     continue
-                raise ValueError(f"malformed or truncated MPtrj JSON near character {self.offset + self.pos}: {exc}") from exc
+                raise ValueError(
+                    f"malformed or truncated MPtrj JSON near character {self.offset + self.pos}: {exc}"
+                ) from exc
             # a value at the very end of the buffer may be cut (a number): make sure more did not follow
             if end == len(self.buf) and not self.eof:
                 if self._more():
@@ -151,6 +156,12 @@ def read_mptrj_json(path, energy: str = "uncorrected") -> Iterator[Frame]:
             yield entry_to_frame(mp_id, frame_id, entry, energy, name=f"{Path(path).name}:{mp_id}/{frame_id}")
         except (KeyError, ValueError, TypeError) as exc:
             # a broken entry becomes a frame that the converter rejects with this reason
-            yield Frame(numbers=np.zeros(0, dtype=np.int64), positions=np.zeros((0, 3)), cell=np.eye(3),
-                        pbc=np.ones(3, dtype=bool), energy=float("nan"), group=mp_id,
-                        name=f"{Path(path).name}:{mp_id}/{frame_id} ({type(exc).__name__}: {exc})")
+            yield Frame(
+                numbers=np.zeros(0, dtype=np.int64),
+                positions=np.zeros((0, 3)),
+                cell=np.eye(3),
+                pbc=np.ones(3, dtype=bool),
+                energy=float("nan"),
+                group=mp_id,
+                name=f"{Path(path).name}:{mp_id}/{frame_id} ({type(exc).__name__}: {exc})",
+            )

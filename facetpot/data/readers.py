@@ -7,6 +7,7 @@
 
 ``iter_frames(paths)`` takes a file, a glob, or a list of them and picks the reader by suffix.
 """
+
 from __future__ import annotations
 
 import glob

@@ -14,12 +14,12 @@ from the pair vectors by autograd (``facetpot.derivatives``). Defaults follow s-
 (31.75 Å), coordination numbers to 40 Bohr (21.17 Å), hard cutoffs. The three-body (ATM) term is not
 included: as in VASP's IVDW = 11/12, SevenNet's D3 and torch-dftd's default.
 """
+
 from __future__ import annotations
 
 import copy
 from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
 from ase.units import Bohr, Hartree
 
@@ -45,8 +45,9 @@ def _tad():
         from tad_dftd3.param import get_functional_params  # lazy: optional dependency
         from tad_mctc.data import radii  # lazy: optional dependency
     except ImportError as err:
-        raise ImportError("D3 dispersion needs tad-dftd3: pip install 'facetpot[d3]' "
-                          "(or pip install tad-dftd3)") from err
+        raise ImportError(
+            "D3 dispersion needs tad-dftd3: pip install 'facetpot[d3]' (or pip install tad-dftd3)"
+        ) from err
     return tad_dftd3, d3_model, get_functional_params, radii
 
 
@@ -62,8 +63,14 @@ class D3Dispersion(torch.nn.Module):
     (``dispersion.pair_lists``; 0: a new list every call).
     """
 
-    def __init__(self, functional: str = "pbe", damping: str = "bj", cutoff: float = DEFAULT_CUTOFF,
-                 cn_cutoff: float = DEFAULT_CN_CUTOFF, skin: float = DEFAULT_SKIN):
+    def __init__(
+        self,
+        functional: str = "pbe",
+        damping: str = "bj",
+        cutoff: float = DEFAULT_CUTOFF,
+        cn_cutoff: float = DEFAULT_CN_CUTOFF,
+        skin: float = DEFAULT_SKIN,
+    ):
         super().__init__()
         tad, _, get_params, radii = _tad()
         if damping not in DAMPINGS:
@@ -71,8 +78,9 @@ class D3Dispersion(torch.nn.Module):
         try:
             params = get_params(functional, damping, dtype=torch.float64, device="cpu")
         except (KeyError, ValueError) as err:
-            raise ValueError(f"no D3({damping}) parameters for the functional {functional!r} "
-                             f"in tad-dftd3's data base ({err})") from None
+            raise ValueError(
+                f"no D3({damping}) parameters for the functional {functional!r} in tad-dftd3's data base ({err})"
+            ) from None
         if not (cutoff > 0 and cn_cutoff > 0):
             raise ValueError(f"D3 cutoffs must be positive (cutoff {cutoff} Å, cn_cutoff {cn_cutoff} Å)")
         self.functional, self.damping_name = functional, damping
@@ -87,8 +95,10 @@ class D3Dispersion(torch.nn.Module):
         self.register_buffer("rvdw", radii.VDW_PAIRWISE(dtype=torch.float64))  # (104, 104), Bohr
 
     def extra_repr(self) -> str:
-        return (f"functional={self.functional!r}, damping={self.damping_name!r}, cutoff={self.pair_cutoff:.2f} Å, "
-                f"cn_cutoff={self.cn_cutoff:.2f} Å")
+        return (
+            f"functional={self.functional!r}, damping={self.damping_name!r}, cutoff={self.pair_cutoff:.2f} Å, "
+            f"cn_cutoff={self.cn_cutoff:.2f} Å"
+        )
 
     @property
     def cutoff(self) -> float:
@@ -144,7 +154,7 @@ class D3Dispersion(torch.nn.Module):
         tables = {"qq": (3.0 * q.unsqueeze(1) * q.unsqueeze(0)).reshape(-1)}
         if self.damping_name == "bj":
             r0_2 = (p["a1"] * torch.sqrt(tables["qq"]) + p["a2"]) ** 2
-            tables.update(r0_6=r0_2 ** 3, r0_8=r0_2 ** 4)
+            tables.update(r0_6=r0_2**3, r0_8=r0_2**4)
         else:
             rvdw2 = self.rvdw[elements][:, elements].reshape(-1) ** 2
             tables.update(x0=p["rs6"] ** 2 * rvdw2, y0=p.get("rs8", 1.0) ** 2 * rvdw2)
@@ -178,7 +188,7 @@ class D3Dispersion(torch.nn.Module):
         return h, dh
 
     def forward(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor) -> torch.Tensor:
-        r2 = _SquaredLength.apply(edge_vec) / Bohr ** 2
+        r2 = _SquaredLength.apply(edge_vec) / Bohr**2
         i, j = edge_index[0], edge_index[1]
         cn = self.coordination_numbers(numbers, i, j, r2)
         c6 = self.pair_c6(numbers, cn, i, j)
@@ -210,8 +220,8 @@ class _PairEnergy(torch.autograd.Function):
 
 
 class _SquaredLength(torch.autograd.Function):
-    """|r|^2 per row of r (E, 3), and its gradient 2 g r: on D3's long pair lists a sixth of the time of autograd
-    through (r * r).sum(-1) (Si 512, 1.9M pairs, 2 cores: 15 vs 86 ms, forward and backward)."""
+    """|r|^2 per row of r (E, 3), and its gradient 2 g r: on D3's long pair lists much faster than autograd
+    through (r * r).sum(-1) (benchmarks/RESULTS.md, "Measurements behind design choices")."""
 
     @staticmethod
     def forward(ctx, r):
@@ -232,8 +242,7 @@ class _Reference:
         self.cn = cn
 
 
-def dispersion_edges(atoms_list, cutoff: float, dtype: torch.dtype = torch.float64
-                     ) -> Tuple[AtomicGraph, torch.Tensor]:
+def dispersion_edges(atoms_list, cutoff: float, dtype: torch.dtype = torch.float64) -> Tuple[AtomicGraph, torch.Tensor]:
     """Structures (ase Atoms, already validated) -> one AtomicGraph of their pairs within ``cutoff`` Å, each once,
     and the pair vectors (E, 3) Å, built now (:class:`VerletPairLists` keeps them between calls)."""
     return VerletPairLists(skin=0.0).edges(atoms_list, cutoff, dtype)
@@ -255,8 +264,10 @@ def make_dispersion(spec, device="cpu", dtype: torch.dtype = torch.float64) -> O
     elif isinstance(spec, str) and spec.lower() in names:
         d3 = D3Dispersion("pbe", names[spec.lower()])
     else:
-        raise ValueError(f"unknown dispersion {spec!r}: use 'd3' (PBE, BJ damping), 'd3-zero' (PBE, zero damping) "
-                         "or facetpot.dispersion.D3Dispersion(functional, damping, cutoff, cn_cutoff)")
+        raise ValueError(
+            f"unknown dispersion {spec!r}: use 'd3' (PBE, BJ damping), 'd3-zero' (PBE, zero damping) "
+            "or facetpot.dispersion.D3Dispersion(functional, damping, cutoff, cn_cutoff)"
+        )
     return d3.to(device=device, dtype=dtype)
 
 
@@ -264,8 +275,14 @@ def add_dispersion(out: Dict[str, torch.Tensor], d3: D3Dispersion, atoms_list) -
     """A model's ``compute_properties`` output for ``atoms_list`` (in that order) plus their D3 terms: the same
     keys (forces, stress, virials as ``out`` has them), summed; D3's energies alone under "dispersion_energy"."""
     graph, vectors = d3.pair_lists.edges(atoms_list, d3.cutoff, dtype=d3.dtype)
-    extra = properties_from_edges(d3, graph.to(d3.device), vectors.to(d3.device), forces="forces" in out,
-                                  stress="stress" in out, virials="virials" in out)
+    extra = properties_from_edges(
+        d3,
+        graph.to(d3.device),
+        vectors.to(d3.device),
+        forces="forces" in out,
+        stress="stress" in out,
+        virials="virials" in out,
+    )
     total = {k: (v + extra[k] if k in extra else v) for k, v in out.items()}  # a committee's std: unchanged
     if "member_energy" in out:  # a committee's members (M, B)
         total["member_energy"] = out["member_energy"] + extra["energy"]

@@ -1,7 +1,7 @@
 """Verlet pair lists for dispersion: the long D3 pair list kept between calls while atoms move little.
 
 D3's pair list reaches 31.75 Å (1.7 million pairs in Si 512); building it takes longer than the D3 sum itself
-(vesin, 160-250 ms on 2 cores). As LAMMPS does, the list is built to ``cutoff + skin`` and reused while
+(benchmarks/RESULTS.md, "Measurements behind design choices"). As LAMMPS does, the list is built to ``cutoff + skin`` and reused while
 
     the atomic numbers, periodicity and cell are unchanged, and  max_a |x_a - x_a(built)| < skin / 2
 
@@ -9,6 +9,7 @@ D3's pair list reaches 31.75 Å (1.7 million pairs in Si 512); building it takes
 recomputed every call, r_ij = x_j - x_i + S . cell. The sum itself applies the hard cutoffs, so extra pairs
 change nothing. Any change of the cell (a relaxation of the cell, NPT) rebuilds. ``skin = 0`` builds every call.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,9 +58,15 @@ class VerletPairLists:
         positions = atoms.get_positions()
         i, j, s = radius_graph(positions, atoms.cell.array, atoms.pbc, cutoff + self.skin, half=True)
         self.builds += 1
-        return _Built(np.array(atoms.numbers), np.array(atoms.pbc, dtype=bool), np.array(atoms.cell.array), positions,
-                      cutoff, torch.as_tensor(np.stack([i, j]), dtype=torch.long),
-                      torch.as_tensor(s, dtype=torch.float64))
+        return _Built(
+            np.array(atoms.numbers),
+            np.array(atoms.pbc, dtype=bool),
+            np.array(atoms.cell.array),
+            positions,
+            cutoff,
+            torch.as_tensor(np.stack([i, j]), dtype=torch.long),
+            torch.as_tensor(s, dtype=torch.float64),
+        )
 
     def edges(self, atoms_list, cutoff: float, dtype: torch.dtype = torch.float64) -> Tuple[AtomicGraph, torch.Tensor]:
         """Structures (ase Atoms, already validated) -> one AtomicGraph of their pairs within at least ``cutoff`` Å,
@@ -75,11 +82,17 @@ class VerletPairLists:
             cell = torch.as_tensor(atoms.cell.array, dtype=torch.float64)
             i, j = entry.edge_index
             vec = pos.index_select(0, j) - pos.index_select(0, i) + entry.shifts @ cell
-            graphs.append(AtomicGraph(
-                numbers=torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.long), positions=pos.to(dtype),
-                cell=cell.to(dtype).unsqueeze(0), pbc=torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)).unsqueeze(0),
-                edge_index=entry.edge_index, shifts=entry.shifts.to(dtype), batch=torch.zeros(len(atoms), dtype=torch.long),
-            ))
+            graphs.append(
+                AtomicGraph(
+                    numbers=torch.as_tensor(np.asarray(atoms.numbers), dtype=torch.long),
+                    positions=pos.to(dtype),
+                    cell=cell.to(dtype).unsqueeze(0),
+                    pbc=torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)).unsqueeze(0),
+                    edge_index=entry.edge_index,
+                    shifts=entry.shifts.to(dtype),
+                    batch=torch.zeros(len(atoms), dtype=torch.long),
+                )
+            )
             vectors.append(vec.to(dtype))
         self.built = kept
         return batch_graphs(graphs), vectors[0] if len(vectors) == 1 else torch.cat(vectors)

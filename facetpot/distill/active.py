@@ -22,6 +22,7 @@ finished students (final_metrics.json) and resumes an interrupted student from i
 config and seed give the same picks and students when training stops on epochs or max_steps (a
 ``max_time_minutes`` stop depends on the machine's speed).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,11 @@ from ase import Atoms
 from ase.io import read, write
 
 from ..io.atomic_write import atomic_write, atomic_write_text
-from ..calculator import FacetCalculator
-from ..committee import Committee
+from ..inference.calculator import FacetCalculator
+from ..inference.committee import Committee
 from ..graph import atoms_to_graph, batch_graphs
-from ..single_points import pack_batches, predict_structures
+from ..data.batching import pack_batches
+from ..inference.single_points import predict_structures
 from ..training.trainer import Trainer
 from .generate import md_snapshots, min_distance
 from .label import label, label_parts
@@ -63,8 +65,9 @@ def _write_once(path: Path, structures: Sequence[Atoms]) -> List[Atoms]:
     return list(structures)
 
 
-def committee_spread(members: Committee, structures: Sequence[Atoms], batch_atoms: int
-                     ) -> List[Tuple[np.ndarray, np.ndarray]]:
+def committee_spread(
+    members: Committee, structures: Sequence[Atoms], batch_atoms: int
+) -> List[Tuple[np.ndarray, np.ndarray]]:
     """(mean forces (N, 3), per-atom force std (N,)) of every structure, in calls of at most ``batch_atoms``."""
     out: List[Tuple[np.ndarray, np.ndarray]] = []
     for chunk in pack_batches(list(structures), len, int(batch_atoms)):
@@ -94,14 +97,19 @@ def measure(members: Committee, student0, held: Sequence[Atoms], batch_atoms: in
     std = np.array([s.max(initial=0.0) for _, s in spread])
     err = np.array([np.linalg.norm(f - t, axis=1).max(initial=0.0) for (f, _), t in zip(spread, true)])
     both = len(held) > 2 and std.std() > 0 and err.std() > 0
-    return {"holdout_structures": len(held), "forces_mae_committee": mae, "forces_mae_student0": mae0,
-            "std_error_pearson": float(np.corrcoef(std, err)[0, 1]) if both else float("nan"),
-            "std_error_spearman": _spearman(std, err) if both else float("nan"),
-            "max_force_std_median": float(np.median(std)) if len(std) else float("nan")}
+    return {
+        "holdout_structures": len(held),
+        "forces_mae_committee": mae,
+        "forces_mae_student0": mae0,
+        "std_error_pearson": float(np.corrcoef(std, err)[0, 1]) if both else float("nan"),
+        "std_error_spearman": _spearman(std, err) if both else float("nan"),
+        "max_force_std_median": float(np.median(std)) if len(std) else float("nan"),
+    }
 
 
-def train_students(cfg: Dict[str, Any], parts: List[Path], folder: Path, n: int,
-                   log: Callable[[str], None]) -> List[Path]:
+def train_students(
+    cfg: Dict[str, Any], parts: List[Path], folder: Path, n: int, log: Callable[[str], None]
+) -> List[Path]:
     """Model files of ``n`` students trained on ``parts`` (seeds training.seed + k); finished ones are kept,
     interrupted ones resumed."""
     paths = []
@@ -111,14 +119,24 @@ def train_students(cfg: Dict[str, Any], parts: List[Path], folder: Path, n: int,
         if not (out / "final_metrics.json").exists():
             resume = (out / "checkpoint.pt").exists()
             log(f"  student {k}: {'resuming' if resume else 'training'} in {out}")
-            Trainer(dict(cfg, training=tc, data=dict(cfg["data"], train=[str(p) for p in parts])),
-                    resume=resume, overwrite=not resume).run()
+            Trainer(
+                dict(cfg, training=tc, data=dict(cfg["data"], train=[str(p) for p in parts])),
+                resume=resume,
+                overwrite=not resume,
+            ).run()
         paths.append(out / "best.pt" if (out / "best.pt").exists() else out / "last.pt")
     return paths
 
 
-def committee_md(members: List[Path], seeds: Sequence[Tuple[str, Atoms]], md: Dict[str, Any], seed: int, r: int,
-                 dtype: str, dmin: float) -> List[Atoms]:
+def committee_md(
+    members: List[Path],
+    seeds: Sequence[Tuple[str, Atoms]],
+    md: Dict[str, Any],
+    seed: int,
+    r: int,
+    dtype: str,
+    dmin: float,
+) -> List[Atoms]:
     """Snapshots of the committee's own Langevin MD from each seed (small seeds repeated), tagged active-md."""
     if not md["temperatures"] or int(md["steps"]) < 1:
         return []
@@ -130,8 +148,16 @@ def committee_md(members: List[Path], seeds: Sequence[Tuple[str, Atoms]], md: Di
         for c, temperature in enumerate(md["temperatures"]):
             stream = int(np.random.default_rng([int(seed), 77, r, index, c]).integers(2**31))
             try:
-                snaps = md_snapshots(atoms, stream, calc, float(temperature), None, int(md["steps"]), int(md["every"]),
-                                     float(md["timestep_fs"]))
+                snaps = md_snapshots(
+                    atoms,
+                    stream,
+                    calc,
+                    float(temperature),
+                    None,
+                    int(md["steps"]),
+                    int(md["every"]),
+                    float(md["timestep_fs"]),
+                )
             except (ValueError, FloatingPointError):  # the students' MD blew up: its earlier snapshots are lost
                 continue
             for k, snap in enumerate(snaps):
@@ -145,8 +171,12 @@ def committee_md(members: List[Path], seeds: Sequence[Tuple[str, Atoms]], md: Di
     return out
 
 
-def pick(candidates: Sequence[Atoms], spread: Optional[List[Tuple[np.ndarray, np.ndarray]]], a: Dict[str, Any],
-         rng: np.random.Generator) -> List[Atoms]:
+def pick(
+    candidates: Sequence[Atoms],
+    spread: Optional[List[Tuple[np.ndarray, np.ndarray]]],
+    a: Dict[str, Any],
+    rng: np.random.Generator,
+) -> List[Atoms]:
     """The structures to label next (module docstring), each with its max force std in info."""
     if a["strategy"] == "random":
         order = rng.permutation(len(candidates))[: int(a["per_round"])]
@@ -161,8 +191,13 @@ def pick(candidates: Sequence[Atoms], spread: Optional[List[Tuple[np.ndarray, np
     return chosen
 
 
-def run_active(cfg: Dict[str, Any], teacher, pool: Sequence[Atoms], seeds: Callable[[], Sequence[Tuple[str, Atoms]]],
-               log: Callable[[str], None] = print) -> Dict[str, Any]:
+def run_active(
+    cfg: Dict[str, Any],
+    teacher,
+    pool: Sequence[Atoms],
+    seeds: Callable[[], Sequence[Tuple[str, Atoms]]],
+    log: Callable[[str], None] = print,
+) -> Dict[str, Any]:
     """The active-learning loop (module docstring) over the generated ``pool``; ``seeds()`` gives the seed
     structures for the committee's MD. Returns the summary (also LABELS/active/summary.json)."""
     a, lab, t = cfg["active"], cfg["labels"], cfg["teacher"]
@@ -172,8 +207,10 @@ def run_active(cfg: Dict[str, Any], teacher, pool: Sequence[Atoms], seeds: Calla
     order = np.random.default_rng([seed, 99]).permutation(len(pool))
     n_hold, n_init = int(a["holdout"]), int(a["initial"])
     if n_hold + n_init > len(pool):
-        raise ValueError(f"active.holdout ({n_hold}) + active.initial ({n_init}) exceed the {len(pool)} generated "
-                         "structures: generate more (structures section) or lower them")
+        raise ValueError(
+            f"active.holdout ({n_hold}) + active.initial ({n_init}) exceed the {len(pool)} generated "
+            "structures: generate more (structures section) or lower them"
+        )
     held_out = [pool[i] for i in order[:n_hold]]
     label(teacher, held_out, root / "holdout", part, batch, fmax)
     held = _labelled(root / "holdout")
@@ -187,18 +224,9 @@ def run_active(cfg: Dict[str, Any], teacher, pool: Sequence[Atoms], seeds: Calla
         picks = _round_picks(rdir, [pool[i] for i in order[n_hold : n_hold + n_init]] if r == 0 else None)
         used |= {x.info["distill_id"] for x in picks}
         label(teacher, picks, rdir / "labels", part, batch, fmax)
-        parts = [p for k in range(r + 1) for p in label_parts(_round_dir(root, k) / "labels")]
-        labels = sum(len(read(p, ":")) for p in parts)
-        log(f"active round {r}: {len(picks)} picked, {labels} teacher labels in all; training {a['committee']} students")
-        students = train_students(cfg["train"], parts, train_dir / f"round_{r:02d}", int(a["committee"]), log)
-        members = Committee([str(p) for p in students], dtype=dtype)
-        report = {"round": r, "picked": len(picks), "labels": labels, "students": [str(p) for p in students],
-                  "picked_sources": _count(x.info.get("source", "?") for x in picks),
-                  **measure(members, members.members[0], held, batch)}
+        students, members, report = _train_and_measure(cfg, root, r, picks, held, log)
         atomic_write_text(rdir / "report.json", json.dumps(report, indent=1) + "\n")
         history.append(report)
-        log(f"  held-out force MAE: committee {report['forces_mae_committee']:.4f}, student 0 "
-            f"{report['forces_mae_student0']:.4f} eV/Å; std-error correlation {report['std_error_spearman']:.2f} (Spearman)")
         if report["forces_mae_committee"] < best:
             best, stale = report["forces_mae_committee"], 0
         else:
@@ -208,12 +236,40 @@ def run_active(cfg: Dict[str, Any], teacher, pool: Sequence[Atoms], seeds: Calla
         nxt = _round_dir(root, r + 1)
         if not (nxt / PICKED).exists():
             candidates = [x for x in pool if x.info["distill_id"] not in used]
-            candidates += committee_md(students, seeds(), a["md"], seed, r, dtype, float(cfg["structures"]["min_distance"]))
+            candidates += committee_md(
+                students, seeds(), a["md"], seed, r, dtype, float(cfg["structures"]["min_distance"])
+            )
             _write_once(nxt / PICKED, _next_picks(members, candidates, a, batch, np.random.default_rng([seed, 98, r])))
         if (nxt / PICKED).stat().st_size == 0:
             log(f"  nothing above the threshold ({a['threshold']} eV/Å): stopping")
             break
     return _finish(history, a["strategy"], root, train_dir / "best.pt", log)
+
+
+def _train_and_measure(cfg, root: Path, r: int, picks: List[Atoms], held: List[Atoms], log):
+    """Round ``r``'s committee trained on every label so far, and its report on the held-out structures:
+    (student model files, the committee, the report)."""
+    a, batch = cfg["active"], int(cfg["teacher"]["batch_atoms"])
+    train_dir, dtype = Path(cfg["train"]["training"]["output"]), str(cfg["train"]["training"]["dtype"])
+    parts = [p for k in range(r + 1) for p in label_parts(_round_dir(root, k) / "labels")]
+    labels = sum(len(read(p, ":")) for p in parts)
+    log(f"active round {r}: {len(picks)} picked, {labels} teacher labels in all; training {a['committee']} students")
+    students = train_students(cfg["train"], parts, train_dir / f"round_{r:02d}", int(a["committee"]), log)
+    members = Committee([str(p) for p in students], dtype=dtype)
+    report = {
+        "round": r,
+        "picked": len(picks),
+        "labels": labels,
+        "students": [str(p) for p in students],
+        "picked_sources": _count(x.info.get("source", "?") for x in picks),
+        **measure(members, members.members[0], held, batch),
+    }
+    log(
+        f"  held-out force MAE: committee {report['forces_mae_committee']:.4f}, student 0 "
+        f"{report['forces_mae_student0']:.4f} eV/Å; std-error correlation {report['std_error_spearman']:.2f} "
+        "(Spearman)"
+    )
+    return students, members, report
 
 
 def _round_picks(rdir: Path, initial: Optional[List[Atoms]]) -> List[Atoms]:
@@ -234,8 +290,10 @@ def _finish(history: List[Dict[str, Any]], strategy: str, root: Path, final: Pat
     atomic_write(final, lambda tmp: shutil.copyfile(chosen["students"][0], tmp))
     summary = {"strategy": strategy, "rounds": history, "best_round": chosen["round"], "model": str(final)}
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=1) + "\n")
-    log(f"active learning done: round {chosen['round']} is best (held-out force MAE {chosen['forces_mae_committee']:.4f} "
-        f"eV/Å, {chosen['labels']} teacher labels); {final}")
+    log(
+        f"active learning done: round {chosen['round']} is best (held-out force MAE "
+        f"{chosen['forces_mae_committee']:.4f} eV/Å, {chosen['labels']} teacher labels); {final}"
+    )
     return summary
 
 

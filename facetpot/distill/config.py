@@ -27,6 +27,7 @@ sections that say what the teacher labels.
 
 ``data.train`` is filled in with the label parts; the other ``data`` keys (valid_fraction, ...) apply.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,17 +46,32 @@ SECTIONS: Dict[str, Dict[str, Any]] = {
         "seed": 0,
         "include_seeds": True,
         "perturb": {"copies": 4, "strain": 0.03, "rattle": [0.02, 0.1]},
-        "md": {"temperatures": [], "pressures": [], "steps": 200, "every": 20, "timestep_fs": 1.0,
-               "max_atoms": 128, "min_atoms": 16},
+        "md": {
+            "temperatures": [],
+            "pressures": [],
+            "steps": 200,
+            "every": 20,
+            "timestep_fs": 1.0,
+            "max_atoms": 128,
+            "min_atoms": 16,
+        },
         "substitute": {"elements": [], "copies": 0},
         "vacancies": {"copies": 0},
         "surfaces": {"copies": 0, "vacuum": 8.0},
         "min_distance": 0.6,
     },
     "labels": {"output": None, "part_size": 200, "max_force": 50.0},
-    "active": {"rounds": 0, "committee": 3, "initial": 100, "holdout": 100, "per_round": 100, "threshold": 0.05,
-               "strategy": "committee", "patience": 1,
-               "md": {"temperatures": [], "steps": 100, "every": 10, "timestep_fs": 1.0, "max_atoms": 128}},
+    "active": {
+        "rounds": 0,
+        "committee": 3,
+        "initial": 100,
+        "holdout": 100,
+        "per_round": 100,
+        "threshold": 0.05,
+        "strategy": "committee",
+        "patience": 1,
+        "md": {"temperatures": [], "steps": 100, "every": 10, "timestep_fs": 1.0, "max_atoms": 128},
+    },
 }
 
 
@@ -77,7 +93,7 @@ def _merge(defaults: Dict[str, Any], values: Any, where: str) -> Dict[str, Any]:
 
 
 def parse_slice(text: str) -> slice:
-    """"start:stop:step" (each part optional, integers) -> slice; a clear error otherwise."""
+    """ "start:stop:step" (each part optional, integers) -> slice; a clear error otherwise."""
     parts = str(text).split(":")
     try:
         if not 1 <= len(parts) <= 3 or (len(parts) == 1 and parts[0].strip()):
@@ -93,8 +109,10 @@ def parse_slice(text: str) -> slice:
 def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
     """(distill sections, training config) from a parsed YAML; relative paths are relative to ``base``."""
     if not isinstance(raw, dict):
-        raise ConfigError("the config must be a mapping with sections teacher, structures, labels and the "
-                          "training sections (model, data, training, loss, finetune)")
+        raise ConfigError(
+            "the config must be a mapping with sections teacher, structures, labels and the "
+            "training sections (model, data, training, loss, finetune)"
+        )
     raw = dict(raw)
     cfg = {name: _merge(defaults, raw.pop(name, None), name) for name, defaults in SECTIONS.items()}
     if not cfg["teacher"]["model"]:
@@ -113,7 +131,14 @@ def validate_distill(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
     act = cfg["active"]
     if act["strategy"] not in ("committee", "random"):
         raise ConfigError(f"active.strategy must be committee or random, got {act['strategy']!r}")
-    for key, low in (("rounds", 0), ("committee", 2), ("initial", 1), ("holdout", 1), ("per_round", 1), ("patience", 1)):
+    for key, low in (
+        ("rounds", 0),
+        ("committee", 2),
+        ("initial", 1),
+        ("holdout", 1),
+        ("per_round", 1),
+        ("patience", 1),
+    ):
         if not isinstance(act[key], int) or act[key] < low:
             raise ConfigError(f"active.{key} must be an integer >= {low}, got {act[key]!r}")
     if not float(act["threshold"]) >= 0:

@@ -17,9 +17,10 @@ the same config and seed give the same structures, on any machine.
 
 A structure with a pair closer than ``min_distance`` Å is dropped (and counted).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from ase import Atoms
@@ -100,8 +101,16 @@ def surface(atoms: Atoms, rng: np.random.Generator, vacuum: float) -> Optional[A
     return a
 
 
-def md_snapshots(atoms: Atoms, rng_seed: int, calc, temperature: float, pressure_gpa: Optional[float],
-                 steps: int, every: int, timestep_fs: float) -> List[Atoms]:
+def md_snapshots(
+    atoms: Atoms,
+    rng_seed: int,
+    calc,
+    temperature: float,
+    pressure_gpa: Optional[float],
+    steps: int,
+    every: int,
+    timestep_fs: float,
+) -> List[Atoms]:
     """Snapshots every ``every`` steps of the teacher's MD (``calc``) from ``atoms``."""
     a = atoms.copy()
     a.calc = calc
@@ -117,55 +126,77 @@ def md_snapshots(atoms: Atoms, rng_seed: int, calc, temperature: float, pressure
     return out
 
 
-def generate(seeds: Sequence[Tuple[str, Atoms]], cfg: Dict, teacher_calc: Optional[Callable] = None,
-             progress: Optional[Callable[[str], None]] = None) -> Tuple[List[Atoms], Dict[str, int]]:
+def generate(
+    seeds: Sequence[Tuple[str, Atoms]],
+    cfg: Dict,
+    teacher_calc: Optional[Callable] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> Tuple[List[Atoms], Dict[str, int]]:
     """(structures, counts of dropped ones by reason) for ``cfg`` = the ``structures`` section.
     ``teacher_calc()`` gives an ASE calculator of the teacher (needed only when MD is on)."""
-    seed, dmin = int(cfg["seed"]), float(cfg["min_distance"])
+    dmin = float(cfg["min_distance"])
     out: List[Atoms] = []
     dropped: Dict[str, int] = {}
-
-    def keep(a: Optional[Atoms], source: str, parent: str, index: int, copy: int) -> None:
-        if a is None:
-            dropped[f"{source}: not applicable"] = dropped.get(f"{source}: not applicable", 0) + 1
-        elif min_distance(a) < dmin:
-            dropped[f"{source}: pair closer than {dmin} Å"] = dropped.get(f"{source}: pair closer than {dmin} Å", 0) + 1
-        else:
-            out.append(_tagged(a, source, parent, index, copy))
-
-    pert, sub, md = cfg["perturb"], cfg["substitute"], cfg["md"]
     calc = None
+    md = cfg["md"]
     for index, (name, atoms) in enumerate(seeds):
         if progress:
             progress(name)
-        if cfg["include_seeds"]:
-            keep(atoms, "seed", name, index, 0)
-        for c in range(int(pert["copies"])):
-            keep(perturb(atoms, rng_for(seed, "perturb", index, c), float(pert["strain"]), pert["rattle"]),
-                 "perturb", name, index, c)
-        for c in range(int(sub["copies"])):
-            keep(substitute(atoms, rng_for(seed, "substitute", index, c), sub["elements"]), "substitute", name, index, c)
-        for c in range(int(cfg["vacancies"]["copies"])):
-            keep(vacancy(atoms, rng_for(seed, "vacancy", index, c)), "vacancy", name, index, c)
-        for c in range(int(cfg["surfaces"]["copies"])):
-            keep(surface(atoms, rng_for(seed, "surface", index, c), float(cfg["surfaces"]["vacuum"])),
-                 "surface", name, index, c)
+        made = list(_variants(atoms, index, cfg))
         if md["temperatures"] and len(atoms) <= int(md["max_atoms"]):
             if calc is None:
                 if teacher_calc is None:
                     raise ValueError("structures.md needs the teacher to run MD")
                 calc = teacher_calc()
-            start = atoms
-            while len(start) < int(md["min_atoms"]) and start.cell.rank == 3:
-                lengths = start.cell.lengths()
-                rep = [1, 1, 1]
-                rep[int(np.argmin(lengths))] = 2
-                start = start.repeat(rep)
-            runs = [(t, p) for t in md["temperatures"] for p in (md["pressures"] or [None])]
-            for c, (temperature, pressure) in enumerate(runs):
-                stream = int(rng_for(seed, "md", index, c).integers(2**31))
-                for k, snap in enumerate(md_snapshots(start, stream, calc, float(temperature),
-                                                      None if pressure is None else float(pressure),
-                                                      int(md["steps"]), int(md["every"]), float(md["timestep_fs"]))):
-                    keep(snap, "md", name, index, c * 10000 + k)
+            made += _md_variants(atoms, index, md, int(cfg["seed"]), calc)
+        for a, source, copy in made:
+            why = f"{source}: not applicable" if a is None else None
+            if a is not None and min_distance(a) < dmin:
+                why = f"{source}: pair closer than {dmin} Å"
+            if why:
+                dropped[why] = dropped.get(why, 0) + 1
+            else:
+                out.append(_tagged(a, source, name, index, copy))
     return out, dropped
+
+
+def _variants(atoms: Atoms, index: int, cfg: Dict) -> Iterator[Tuple[Optional[Atoms], str, int]]:
+    """(structure or None when the source does not apply, source, copy) of every non-MD source for one seed."""
+    seed, pert, sub = int(cfg["seed"]), cfg["perturb"], cfg["substitute"]
+    if cfg["include_seeds"]:
+        yield atoms, "seed", 0
+    for c in range(int(pert["copies"])):
+        yield perturb(atoms, rng_for(seed, "perturb", index, c), float(pert["strain"]), pert["rattle"]), "perturb", c
+    for c in range(int(sub["copies"])):
+        yield substitute(atoms, rng_for(seed, "substitute", index, c), sub["elements"]), "substitute", c
+    for c in range(int(cfg["vacancies"]["copies"])):
+        yield vacancy(atoms, rng_for(seed, "vacancy", index, c)), "vacancy", c
+    for c in range(int(cfg["surfaces"]["copies"])):
+        yield surface(atoms, rng_for(seed, "surface", index, c), float(cfg["surfaces"]["vacuum"])), "surface", c
+
+
+def _md_variants(atoms: Atoms, index: int, md: Dict, seed: int, calc) -> List[Tuple[Atoms, str, int]]:
+    """MD snapshots of one seed (repeated along its shortest axis up to ``md.min_atoms``) at every temperature
+    and pressure asked for, with the teacher."""
+    start = atoms
+    while len(start) < int(md["min_atoms"]) and start.cell.rank == 3:
+        rep = [1, 1, 1]
+        rep[int(np.argmin(start.cell.lengths()))] = 2
+        start = start.repeat(rep)
+    runs = [(t, p) for t in md["temperatures"] for p in (md["pressures"] or [None])]
+    out = []
+    for c, (temperature, pressure) in enumerate(runs):
+        stream = int(rng_for(seed, "md", index, c).integers(2**31))
+        pressure = None if pressure is None else float(pressure)
+        snaps = md_snapshots(
+            start,
+            stream,
+            calc,
+            float(temperature),
+            pressure,
+            int(md["steps"]),
+            int(md["every"]),
+            float(md["timestep_fs"]),
+        )
+        out += [(snap, "md", c * 10000 + k) for k, snap in enumerate(snaps)]
+    return out

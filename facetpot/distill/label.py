@@ -11,6 +11,7 @@ continue when the config now generates different structures (``distill_id`` orde
 Labels that are not finite or have a force component above ``max_force`` eV/Å are set aside in
 ``OUT/rejected.tsv`` (distill_id, reason), never in a part.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from ..io.atomic_write import atomic_write, atomic_write_text
-from ..single_points import predict_structures
+from ..inference.single_points import predict_structures
 
 STRUCTURES = "structures.extxyz"
 
@@ -48,15 +49,24 @@ def save_structures(out, structures: Sequence[Atoms]) -> List[Atoms]:
     if path.exists():
         old = read(path, ":")
         if [a.info.get("distill_id") for a in old] != [a.info.get("distill_id") for a in structures]:
-            raise ValueError(f"{path} holds other structures than this config generates (changed config?): "
-                             "use a new labels.output folder, or delete it to start again")
+            raise ValueError(
+                f"{path} holds other structures than this config generates (changed config?): "
+                "use a new labels.output folder, or delete it to start again"
+            )
         return old
     atomic_write(path, lambda tmp: write(tmp, list(structures), format="extxyz"))
     return list(structures)
 
 
-def label(teacher, structures: Sequence[Atoms], out, part_size: int, batch_atoms: int, max_force: float,
-          progress: Optional[Callable[[int, int], None]] = None) -> dict:
+def label(
+    teacher,
+    structures: Sequence[Atoms],
+    out,
+    part_size: int,
+    batch_atoms: int,
+    max_force: float,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> dict:
     """Label every part not yet on disk; returns counts {labelled, skipped_parts, rejected}."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

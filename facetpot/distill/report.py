@@ -3,6 +3,7 @@
 Counts of structures by source and by element (structures containing it, and atoms), the dropped
 and rejected counts, and histograms of the teacher's energy per atom and force components.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from ..io.atomic_write import atomic_write, atomic_write_text
 from ..plots import load_pyplot
 
 
-def summarize(structures: Sequence[Atoms], labelled: Sequence[Atoms], dropped: Dict[str, int],
-              rejected: int) -> Dict:
+def summarize(structures: Sequence[Atoms], labelled: Sequence[Atoms], dropped: Dict[str, int], rejected: int) -> Dict:
     by_source = Counter(a.info.get("source", "?") for a in structures)
     with_element: Counter = Counter()
     atoms_of: Counter = Counter()

@@ -5,10 +5,12 @@
 with N >= 2 atoms and E >= 2 edges dynamic. The gradient is traced into the graph (``make_fx`` of the forward and
 backward pass, then ``torch.export``), so the package needs no autograd at run time; load it with
 ``torch._inductor.aoti_load_package`` in Python or ``torch::inductor::AOTIModelPackageLoader`` in
-C++ (metadata as ``facetpot_*`` keys of the package's metadata). Every atom receives (an ASE-style periodic graph, or a LAMMPS ghost shell of L x r_c).
+C++ (metadata as ``facetpot_*`` keys of the package's metadata). Every atom receives (an ASE-style periodic
+graph, or a LAMMPS ghost shell of L x r_c).
 The edge-wise backend is used: the density backend's padded neighbour matrix has a
 data-dependent width, which ``torch.export`` cannot trace.
 """
+
 import copy
 import json
 import warnings
@@ -66,7 +68,9 @@ def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -
 
     version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
     if version < (2, 6):
-        raise ValueError(f"AOTInductor export needs torch >= 2.6 (package metadata, dynamic shapes); this is {torch.__version__}")
+        raise ValueError(
+            f"AOTInductor export needs torch >= 2.6 (package metadata, dynamic shapes); this is {torch.__version__}"
+        )
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"an AOTInductor package must end in .pt2, got {path.name}")
@@ -77,8 +81,12 @@ def export_aoti(model, path, dtype: Optional[str] = None, device: str = "cpu") -
         meta["backend"] = "edgewise"
         # metadata inside the package (AOTIModelPackageLoader::get_metadata in C++), keys facetpot_*
         strings = {f"facetpot_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()}
-        return atomic_write(path, lambda tmp: aoti_compile_and_package(
-            program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": strings}))
+        return atomic_write(
+            path,
+            lambda tmp: aoti_compile_and_package(
+                program, package_path=str(tmp), inductor_configs={"aot_inductor.metadata": strings}
+            ),
+        )
 
 
 def load_aoti(path):
@@ -93,8 +101,8 @@ def load_aoti(path):
     for key, value in runner.get_metadata().items():
         if key.startswith("facetpot_"):
             try:
-                meta[key[len("facetpot_"):]] = json.loads(value)
+                meta[key[len("facetpot_") :]] = json.loads(value)
             except json.JSONDecodeError:
-                meta[key[len("facetpot_"):]] = value
+                meta[key[len("facetpot_") :]] = value
     check_header(meta, FORMAT_NAME, FORMAT_VERSION, path, "facetpot AOTInductor package", "export the model again")
     return runner, meta

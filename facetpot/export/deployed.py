@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..model import FacetModel
-from ..io.model_file import inference_model
+from ..inference.prepare import inference_model
 from ..nn.edges import edges_from_tensors
 
 
@@ -38,13 +38,15 @@ class DeployedFacet(nn.Module):
 
     def __init__(self, model: FacetModel):
         super().__init__()
-        model = inference_model(model, backend=model.backend, copy=True)  # its own backend: exports choose theirs
+        model = inference_model(model, backend=model.backend)  # its own backend: exports choose theirs
         model.keep_frozen_tables()  # M_u of the density backend: not rebuilt per scripted call
         self.model = model
         self.cutoff = float(model.cutoff)
         self.num_layers = int(model.num_layers)
         layer_irreps = [list(layer.irreps_in) for layer in model.layers] + [list(model.layers[-1].irreps_out)]
-        self.irreps: List[List[Tuple[int, int, int]]] = [[(int(m), int(l), int(p)) for m, l, p in ir] for ir in layer_irreps]
+        self.irreps: List[List[Tuple[int, int, int]]] = [
+            [(int(m), int(l), int(p)) for m, l, p in ir] for ir in layer_irreps
+        ]
         #: width D_t of the flat features entering layer t (t = num_layers: the last layer's output)
         self.feature_dims: List[int] = [sum(_block_dims(ir)) for ir in self.irreps]
         with torch.no_grad():
@@ -71,7 +73,9 @@ class DeployedFacet(nn.Module):
 
     # ------------------------------------------------------------------ layer by layer
     @torch.jit.export
-    def edge_basis(self, edge_index: torch.Tensor, edge_vec: torch.Tensor, num_receivers: int, num_senders: int) -> List[torch.Tensor]:
+    def edge_basis(
+        self, edge_index: torch.Tensor, edge_vec: torch.Tensor, num_receivers: int, num_senders: int
+    ) -> List[torch.Tensor]:
         """The edges' data shared by all layers, flat: ``EdgeData.tensors()`` = [vectors, radial
         basis, spherical harmonics, *backend tables]. Differentiable with respect to ``edge_vec``."""
         return self.model.edges(edge_index, edge_vec, num_receivers, num_senders).tensors()
@@ -82,7 +86,9 @@ class DeployedFacet(nn.Module):
         return self._flat(self.model.embed(species))
 
     @torch.jit.export
-    def layer(self, t: int, h: torch.Tensor, edge_index: torch.Tensor, graph: List[torch.Tensor], num_receivers: int) -> torch.Tensor:
+    def layer(
+        self, t: int, h: torch.Tensor, edge_index: torch.Tensor, graph: List[torch.Tensor], num_receivers: int
+    ) -> torch.Tensor:
         """Features (N_recv, D_{t+1}) of atoms 0..N_recv-1 after layer t, from those of all atoms
         (N, D_t); ``graph`` is what :meth:`edge_basis` returned (or leaf copies of it)."""
         edges = edges_from_tensors(edge_index, num_receivers, h.shape[0], graph)

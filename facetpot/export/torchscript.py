@@ -7,6 +7,7 @@ parser): ``format`` (``facetpot-torchscript``), ``format_version``, ``facetpot_v
 ``dtype``, ``device``, ``feature_dims`` (widths of the features exchanged between layers),
 and ``metadata.json`` (all of it plus the model's own metadata).
 """
+
 import copy
 import json
 import warnings
@@ -17,14 +18,24 @@ import torch
 
 from ..io.atomic_write import atomic_write
 from ..io.format_header import check_header, make_header
-from ..io.model_file import torch_dtype
+from ..inference.model_source import torch_dtype
 from ..nn.convolution import DEFAULT_BACKEND
 from .deployed import DeployedFacet
 
 FORMAT_NAME = "facetpot-torchscript"
 FORMAT_VERSION = 1
-_TEXT_KEYS = ("format", "format_version", "facetpot_version", "torch_version", "cutoff", "num_layers",
-              "species", "dtype", "device", "feature_dims")
+_TEXT_KEYS = (
+    "format",
+    "format_version",
+    "facetpot_version",
+    "torch_version",
+    "cutoff",
+    "num_layers",
+    "species",
+    "dtype",
+    "device",
+    "feature_dims",
+)
 
 
 def prepare(model, dtype: Optional[str] = None, device: str = "cpu") -> DeployedFacet:

@@ -9,6 +9,7 @@ others. A folder target that already exists is removed just before the rename (a
 replace a non-empty folder); a reader then sees the old folder, nothing, or the new one, never a
 partial one.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ Model files (``facetpot-model``), training checkpoints (``facetpot-checkpoint``)
 A reader calls :func:`check_header`, which refuses a file of another kind, or of a format version
 this facetpot does not read, with a message that names the file and says what to do.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Sequence
@@ -22,8 +23,9 @@ def make_header(name: str, version: int) -> Dict[str, Any]:
     return {"format": name, "format_version": int(version), "facetpot_version": __version__}
 
 
-def check_header(header: Mapping[str, Any], name: str, version: int, source, what: str, remedy: str = "",
-                 older: Sequence[int] = ()) -> int:
+def check_header(
+    header: Mapping[str, Any], name: str, version: int, source, what: str, remedy: str = "", older: Sequence[int] = ()
+) -> int:
     """The format version of ``header``: raise :class:`FormatError` unless it says format ``name``, version
     ``version`` or one of the ``older`` versions the reader upgrades.
 
@@ -39,7 +41,8 @@ def check_header(header: Mapping[str, Any], name: str, version: int, source, wha
         writer = header.get("facetpot_version", "?")
         raise FormatError(
             f"{source} has {what} format version {found} (written by facetpot {writer}); this facetpot "
-            f"({__version__}) reads version {version}" + (f" (and upgrades {', '.join(map(str, older))})" if older else "")
+            f"({__version__}) reads version {version}"
+            + (f" (and upgrades {', '.join(map(str, older))})" if older else "")
             + (f": {remedy}" if remedy else "")
         )
     return int(found)

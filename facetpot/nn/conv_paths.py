@@ -14,6 +14,7 @@ The paths of one input block are contiguous, in path order and in W's columns; :
 gives that layout (:class:`BlockLayout`), the one loop over it the backends share, and
 :func:`expand_block_weights` lays W out per output column of a block, for backends that sum a block at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ from typing import List, Sequence, Tuple
 import torch
 from e3nn import o3
 
-from .irreps import Irrep, sh_parity
+from .irreps import MulIrrep, sh_parity
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class BlockLayout:
         return len(self.paths)
 
 
-def expand_block_weights(weights: torch.Tensor, offset: int, num_paths: int, mul: int,
-                         colpath: torch.Tensor) -> torch.Tensor:
+def expand_block_weights(
+    weights: torch.Tensor, offset: int, num_paths: int, mul: int, colpath: torch.Tensor
+) -> torch.Tensor:
     """W laid out per output column of one block: Wx[k, u, c] = W[k, offset + path(c) mul + u], (K, mul, cols),
     with ``colpath`` the path (within the block) of every column (:meth:`ConvolutionPaths.block_coupling`)."""
     wb = weights.narrow(1, offset, num_paths * mul).view(weights.shape[0], num_paths, mul).permute(0, 2, 1)
@@ -67,8 +69,10 @@ def expand_block_weights(weights: torch.Tensor, offset: int, num_paths: int, mul
 class ConvolutionPaths:
     """All paths of one convolution, with their float64 coupling tensors ``cg[k]`` (2l1+1, 2l2+1, 2l3+1)."""
 
-    def __init__(self, irreps_in: Sequence[Irrep], sh_lmax: int, parity: bool, irreps_out_allowed: Sequence[Tuple[int, int]]):
-        self.irreps_in: List[Irrep] = list(irreps_in)
+    def __init__(
+        self, irreps_in: Sequence[MulIrrep], sh_lmax: int, parity: bool, irreps_out_allowed: Sequence[Tuple[int, int]]
+    ):
+        self.irreps_in: List[MulIrrep] = list(irreps_in)
         self.sh_lmax = int(sh_lmax)
         allowed = {(l, p) for l, p in irreps_out_allowed}
         self.paths: List[ConvPath] = []
@@ -89,12 +93,22 @@ class ConvolutionPaths:
         for b, (mul, l1, _) in enumerate(self.irreps_in):
             ks = tuple(k for k, p in enumerate(self.paths) if p.block == b)
             l2s = [self.paths[k].l2 for k in ks] or [0]
-            out.append(BlockLayout(b, int(mul), int(l1), ks, offsets[ks[0]] if ks else 0,
-                                   tuple(2 * self.paths[k].l3 + 1 for k in ks), min(l2s), max(l2s) + 1))
+            out.append(
+                BlockLayout(
+                    b,
+                    int(mul),
+                    int(l1),
+                    ks,
+                    offsets[ks[0]] if ks else 0,
+                    tuple(2 * self.paths[k].l3 + 1 for k in ks),
+                    min(l2s),
+                    max(l2s) + 1,
+                )
+            )
         return out
 
     @property
-    def irreps_mid(self) -> List[Irrep]:
+    def irreps_mid(self) -> List[MulIrrep]:
         """Output irrep of every path, in path order."""
         return [(p.mul, p.l3, p.p3) for p in self.paths]
 
@@ -116,7 +130,7 @@ class ConvolutionPaths:
         columns of the harmonics the block reads, and columns the output components of every path in order;
         and the path (within the block) of every column."""
         layout = self.blocks[b]
-        lo, hi = layout.l2_lo ** 2, layout.l2_hi ** 2
+        lo, hi = layout.l2_lo**2, layout.l2_hi**2
         cc = torch.zeros(2 * layout.l1 + 1, hi - lo, sum(layout.path_dims), dtype=torch.float64)
         colpath: List[int] = []
         col = 0

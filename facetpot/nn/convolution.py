@@ -34,7 +34,7 @@ from .conv.triton import TritonBackend
 from .conv_paths import ConvolutionPaths
 from .edges import EdgeData
 from .frozen_cache import remembered
-from .irreps import Irrep
+from .irreps import MulIrrep
 from .radial_mlp import RadialMLP
 
 #: convolution backends by name
@@ -61,7 +61,7 @@ class ChannelwiseConvolution(nn.Module):
 
     def __init__(
         self,
-        irreps_in: Sequence[Irrep],
+        irreps_in: Sequence[MulIrrep],
         sh_lmax: int,
         sh_parity: bool,
         irreps_out_allowed: Sequence[Tuple[int, int]],
@@ -74,8 +74,8 @@ class ChannelwiseConvolution(nn.Module):
     ):
         super().__init__()
         self.paths = ConvolutionPaths(irreps_in, sh_lmax, sh_parity, irreps_out_allowed)
-        self.irreps_in: List[Irrep] = list(irreps_in)
-        self.irreps_mid: List[Irrep] = self.paths.irreps_mid  # output irrep of every path
+        self.irreps_in: List[MulIrrep] = list(irreps_in)
+        self.irreps_mid: List[MulIrrep] = self.paths.irreps_mid  # output irrep of every path
         self.num_radial = int(num_radial)
         self.norm = float(avg_num_neighbors) ** (-float(neighbor_norm_exponent))
         if radial_hidden:
@@ -92,7 +92,9 @@ class ChannelwiseConvolution(nn.Module):
                 # W = A M: the spline basis mixed into R radial functions (``radial_mix`` A (K, R)), whose
                 # weights are ``radial_weight`` M (R, n_weights); A registered first (the optimizer's order)
                 self.radial_mix = nn.Parameter(torch.randn(num_radial, int(radial_rank)) * math.sqrt(2.0))
-                self.radial_weight = nn.Parameter(torch.randn(int(radial_rank), self.paths.num_weights) / math.sqrt(radial_rank))
+                self.radial_weight = nn.Parameter(
+                    torch.randn(int(radial_rank), self.paths.num_weights) / math.sqrt(radial_rank)
+                )
             else:
                 # radial weights are linear in the spline basis; var(w) ~ 1 since sum_k b_k^2 ~ 1/2
                 self.radial_weight = nn.Parameter(torch.randn(num_radial, self.paths.num_weights) * math.sqrt(2.0))
@@ -105,8 +107,10 @@ class ChannelwiseConvolution(nn.Module):
         """Compute with backend ``name`` (``BACKENDS``) from now on; parameters are untouched."""
         backend = make_backend(name, self.paths, **options)
         if self.radial_mlp is not None and backend.tables_from_radial:
-            raise ValueError(f"the {name} backend needs radial weights linear in the shared radial basis (spline "
-                             "models); this model has radial MLPs (a SevenNet port): use the edgewise backend")
+            raise ValueError(
+                f"the {name} backend needs radial weights linear in the shared radial basis (spline "
+                "models); this model has radial MLPs (a SevenNet port): use the edgewise backend"
+            )
         w = self.radial_weight
         self.backend = backend.to(device=w.device, dtype=w.dtype)
 

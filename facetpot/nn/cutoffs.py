@@ -7,6 +7,7 @@
 Both are 0 for r >= r_c. The polynomial's value, first and second derivatives vanish at r_c; the
 XPLOR switch (SevenNet-0, CHARMM) is C^1 at r_on and r_c.
 """
+
 from typing import Optional
 
 import torch
@@ -16,12 +17,7 @@ from torch import nn
 def polynomial_envelope(x: torch.Tensor, p: int) -> torch.Tensor:
     """u(x) for x = r / r_c (see the module docstring); 0 for x >= 1."""
     xc = x.clamp(max=1.0)
-    u = (
-        1.0
-        - (p + 1.0) * (p + 2.0) / 2.0 * xc**p
-        + p * (p + 2.0) * xc ** (p + 1)
-        - p * (p + 1.0) / 2.0 * xc ** (p + 2)
-    )
+    u = 1.0 - (p + 1.0) * (p + 2.0) / 2.0 * xc**p + p * (p + 2.0) * xc ** (p + 1) - p * (p + 1.0) / 2.0 * xc ** (p + 2)
     return torch.where(x < 1.0, u, torch.zeros_like(u))
 
 

@@ -13,6 +13,7 @@ A TorchScript class (the exported model builds it) that ``torch.export`` traces 
 layer-by-layer protocol of a LAMMPS domain it flattens to a list of tensors (:meth:`EdgeData.tensors`)
 and is rebuilt from one (:func:`edges_from_tensors`), so C++ only ever holds tensors.
 """
+
 from typing import List
 
 import torch
@@ -44,14 +45,19 @@ class EdgeData:
 
     def with_radial(self, radial: torch.Tensor, tables: List[torch.Tensor]) -> "EdgeData":
         """The same edges with another radial basis (E, K') and the tables that go with it; the rest shared."""
-        return EdgeData(self.receivers, self.senders, self.num_receivers, self.num_senders, self.vectors, radial,
-                        self.sh, tables)
+        return EdgeData(
+            self.receivers, self.senders, self.num_receivers, self.num_senders, self.vectors, radial, self.sh, tables
+        )
 
     def tensors(self) -> List[torch.Tensor]:
         """[vectors, radial, sh, *tables]: the differentiable part, flat."""
         return [self.vectors, self.radial, self.sh] + self.tables
 
 
-def edges_from_tensors(edge_index: torch.Tensor, num_receivers: int, num_senders: int, tensors: List[torch.Tensor]) -> EdgeData:
+def edges_from_tensors(
+    edge_index: torch.Tensor, num_receivers: int, num_senders: int, tensors: List[torch.Tensor]
+) -> EdgeData:
     """The inverse of :meth:`EdgeData.tensors` for edges ``edge_index`` (2, E) = (receivers, senders)."""
-    return EdgeData(edge_index[0], edge_index[1], num_receivers, num_senders, tensors[0], tensors[1], tensors[2], tensors[3:])
+    return EdgeData(
+        edge_index[0], edge_index[1], num_receivers, num_senders, tensors[0], tensors[1], tensors[2], tensors[3:]
+    )

@@ -1,7 +1,8 @@
 """Lists of constant tensors kept as one flat buffer (TorchScript modules have no dynamic attribute names).
 
-    flat = cat([t.reshape(-1) for t in tensors]);  unflatten(flat, shapes) -> views of the tensors
+flat = cat([t.reshape(-1) for t in tensors]);  unflatten(flat, shapes) -> views of the tensors
 """
+
 from typing import List
 
 import torch

@@ -1,12 +1,13 @@
 """Values derived from frozen weights, computed once and remembered.
 
-With frozen weights (the calculator, MD, relaxations: ``facetpot.io.model_file.inference_model``) some
+With frozen weights (the calculator, MD, relaxations: ``facetpot.inference.prepare.inference_model``) some
 per-call work depends on the weights alone: the scaled radial weights of a convolution, the density
 backend's per-channel matrices M_u = C (x) W_u (a few MB per layer for the shipped model, rebuilt on
 every call otherwise). :func:`remembered` returns ``compute()`` from a cache on the module while every
 source tensor is unchanged (same storage, in-place version, dtype and device) and none requires a
 gradient; training, TorchScript and torch.compile never reach it (callers check first).
 """
+
 from typing import Callable, List, TypeVar
 
 import torch

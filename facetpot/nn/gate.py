@@ -6,6 +6,7 @@ with a = sigmoid (facetpot's default) or silu (SevenNet). Both activations are s
 second moment for unit-normal inputs (as e3nn does); the SiLU constant c is a model option, since
 e3nn estimates it by sampling (1.67918 in e3nn 0.6) and a port must use the same number.
 """
+
 from typing import List
 
 import torch

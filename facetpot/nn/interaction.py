@@ -16,14 +16,14 @@ from torch import nn
 from .convolution import ChannelwiseConvolution
 from .edges import EdgeData
 from .gate import SILU_NORM, Gate
-from .irreps import Irrep
+from .irreps import MulIrrep
 from .irreps_linear import IrrepsLinear
 from .s2_grid_mixing import GridOptions, S2GridMixing
 
 NONLINEARITIES = ("gate", "s2_mlp")
 
 
-def gate_inputs(irreps_out: Sequence[Irrep]) -> List[Irrep]:
+def gate_inputs(irreps_out: Sequence[MulIrrep]) -> List[MulIrrep]:
     """What a gate producing ``irreps_out`` takes: the scalars, one gate per gated channel, the gated blocks."""
     scalars = [ir for ir in irreps_out if ir[1] == 0]
     gated = [ir for ir in irreps_out if ir[1] > 0]
@@ -35,8 +35,8 @@ def gate_inputs(irreps_out: Sequence[Irrep]) -> List[Irrep]:
 class InteractionBlock(nn.Module):
     def __init__(
         self,
-        irreps_in: Sequence[Irrep],
-        irreps_out: Sequence[Irrep],
+        irreps_in: Sequence[MulIrrep],
+        irreps_out: Sequence[MulIrrep],
         sh_lmax: int,
         parity: bool,
         num_radial: int,
@@ -54,8 +54,7 @@ class InteractionBlock(nn.Module):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-        self.irreps_in = list(irreps_in)
-        self.irreps_out = list(irreps_out)
+        self.irreps_in, self.irreps_out = list(irreps_in), list(irreps_out)
         self.scalars_only = all(l == 0 for _, l, _ in self.irreps_out)
         # linear_in=False: the convolution reads the input as it is (a first layer fed by a learned embedding)
         self.linear_in: Optional[IrrepsLinear] = IrrepsLinear(self.irreps_in, self.irreps_in) if linear_in else None
@@ -82,9 +81,16 @@ class InteractionBlock(nn.Module):
         self.linear_out = IrrepsLinear(self.conv.irreps_mid, pre)
         self.self_connection = IrrepsLinear(self.irreps_in, pre, bias=self_connection_bias, allow_missing=True)
         if self.mode == "s2_mlp":
-            self.mixing = S2GridMixing(pre, self.irreps_out, max(l for _, l, _ in pre),  # the features' band limit
-                                       channels=grid.channels, hidden=grid.hidden, activation=grid.activation,
-                                       grid_degree=grid.degree, parity=parity)
+            self.mixing = S2GridMixing(
+                pre,
+                self.irreps_out,
+                max(l for _, l, _ in pre),  # the features' band limit
+                channels=grid.channels,
+                hidden=grid.hidden,
+                activation=grid.activation,
+                grid_degree=grid.degree,
+                parity=parity,
+            )
         else:
             self.mixing = None
 

@@ -9,16 +9,17 @@ from typing import List, Sequence, Tuple
 
 from e3nn import o3
 
-Irrep = Tuple[int, int, int]  # (multiplicity, l, parity)
+#: (multiplicity, l, parity): e3nn's ``MulIr`` (an ``Irrep`` there is (l, parity) alone)
+MulIrrep = Tuple[int, int, int]
 
 
-def parse_irreps(irreps) -> List[Irrep]:
+def parse_irreps(irreps) -> List[MulIrrep]:
     """``"128x0e+64x1o"`` -> ``[(128, 0, 1), (64, 1, -1)]`` (merged, sorted by l then parity)."""
     irreps = o3.Irreps(irreps).sort().irreps.simplify()
     return [(mul, ir.l, ir.p) for mul, ir in irreps if mul > 0]
 
 
-def irreps_str(irreps: Sequence[Irrep]) -> str:
+def irreps_str(irreps: Sequence[MulIrrep]) -> str:
     return str(o3.Irreps([(m, (l, p)) for m, l, p in irreps]))
 
 

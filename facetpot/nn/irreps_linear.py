@@ -15,13 +15,18 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from .irreps import Irrep, irreps_str
+from .irreps import MulIrrep, irreps_str
 
 
 class IrrepsLinear(nn.Module):
     sources: List[List[int]]
+
     def __init__(
-        self, irreps_in: Sequence[Irrep], irreps_out: Sequence[Irrep], bias: bool = False, allow_missing: bool = False
+        self,
+        irreps_in: Sequence[MulIrrep],
+        irreps_out: Sequence[MulIrrep],
+        bias: bool = False,
+        allow_missing: bool = False,
     ):
         super().__init__()
         self.irreps_in = list(irreps_in)

@@ -6,6 +6,7 @@ no biases, c the SiLU's second-moment normalisation. The last layer, linear, is 
 own weight matrix: w(r) = h(r) W / sqrt(dim h), so the convolution treats h(r) as a per-layer basis
 (the spline model's weights are linear in b(r) directly, with no MLP).
 """
+
 import math
 from typing import List
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .exact_buffers import ExactBuffers
-from .irreps import Irrep, sh_parity
+from .irreps import MulIrrep, sh_parity
 from .irreps_linear import IrrepsLinear
 from .s2_grid import grid_matrices
 
@@ -73,8 +73,8 @@ class GridOptions:
 class S2GridMixing(ExactBuffers):
     def __init__(
         self,
-        irreps_in: Sequence[Irrep],
-        irreps_out: Sequence[Irrep],
+        irreps_in: Sequence[MulIrrep],
+        irreps_out: Sequence[MulIrrep],
         lmax: int,
         channels: int = 32,
         hidden: int = 64,
@@ -111,8 +111,16 @@ class S2GridMixing(ExactBuffers):
     def _fused_middle(self, lifted: torch.Tensor) -> torch.Tensor:
         from .s2_grid_triton_kernels import fused_grid_mlp  # lazy: needs triton, an optional dependency
 
-        return fused_grid_mlp(lifted, self.to_grid, self.mlp_in.weight, self.mlp_in.bias, self.mlp_out.weight,
-                              self.mlp_out.bias, self.from_grid, 0 if self.activation == "quadratic" else 1)
+        return fused_grid_mlp(
+            lifted,
+            self.to_grid,
+            self.mlp_in.weight,
+            self.mlp_in.bias,
+            self.mlp_out.weight,
+            self.mlp_out.bias,
+            self.from_grid,
+            0 if self.activation == "quadratic" else 1,
+        )
 
     def forward(self, blocks: List[torch.Tensor]) -> List[torch.Tensor]:
         lifted = torch.cat(self.lift(blocks), dim=2)  # (N, U, d)

@@ -7,6 +7,7 @@ backward:  dY[e, a] = sum_k g[e, a, k] b_k(r_e),   db[e, k] = sum_a Y_a(r_e) g[e
 as two batched matrix-vector products (one pass over g each; autograd's graph of the broadcast product
 multiplies and then sums, two passes each). The backward is made of differentiable ops (double backward).
 """
+
 import torch
 
 

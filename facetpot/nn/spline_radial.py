@@ -28,8 +28,15 @@ def cubic_bspline(x: torch.Tensor) -> torch.Tensor:
 class SplineRadialBasis(nn.Module):
     """r (E,) -> b (E, K): cubic B-splines with uniform knots on [0, r_c], times the envelope."""
 
-    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6, cutoff_fn: str = "polynomial",
-                 cutoff_on: Optional[float] = None, start: float = 0.0):
+    def __init__(
+        self,
+        cutoff: float,
+        num_basis: int = 8,
+        envelope_p: int = 6,
+        cutoff_fn: str = "polynomial",
+        cutoff_on: Optional[float] = None,
+        start: float = 0.0,
+    ):
         super().__init__()
         if num_basis < 4:
             raise ValueError(f"num_radial must be at least 4 (cubic B-splines), got {num_basis}")

@@ -21,6 +21,7 @@ Needs the ``sevenn`` package only here (``pip install facetpot[sevennet]``): to 
 it ships by name and for e3nn's SiLU constant; the converted model never needs it. Checkpoints are
 pickles: convert only files you trust (the ones inside the sevenn wheel are).
 """
+
 from __future__ import annotations
 
 import math
@@ -57,13 +58,17 @@ def checkpoint_path(name_or_path) -> Path:
     try:
         from sevenn.util import pretrained_name_to_path  # lazy: optional dependency (facetpot[sevennet])
     except ImportError:
-        raise ConversionError(f"{name_or_path} is not a file, and names of SevenNet models need the sevenn package: "
-                              "pip install 'facetpot[sevennet]'") from None
+        raise ConversionError(
+            f"{name_or_path} is not a file, and names of SevenNet models need the sevenn package: "
+            "pip install 'facetpot[sevennet]'"
+        ) from None
     try:
         return Path(pretrained_name_to_path(str(name_or_path)))
     except Exception as exc:  # sevenn raises several types for unknown names
-        raise ConversionError(f"{name_or_path} is neither a checkpoint file nor a SevenNet model name "
-                              f"sevenn knows (e.g. 7net-0, 7net-l3i5): {exc}") from None
+        raise ConversionError(
+            f"{name_or_path} is neither a checkpoint file nor a SevenNet model name "
+            f"sevenn knows (e.g. 7net-0, 7net-l3i5): {exc}"
+        ) from None
 
 
 def read_checkpoint(path: Path) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
@@ -74,8 +79,10 @@ def read_checkpoint(path: Path) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]
     cfg, sd = ckpt["config"], ckpt["model_state_dict"]
     version = tuple(int(x) for x in str(cfg.get("version", "0")).split(".")[:2])
     if version >= (0, 11):
-        raise ConversionError(f"{path} was written by sevenn {cfg['version']}; this converter reads the weight "
-                              "layout of sevenn < 0.11 (SevenNet-0 11Jul2024, SevenNet-l3i5)")
+        raise ConversionError(
+            f"{path} was written by sevenn {cfg['version']}; this converter reads the weight "
+            "layout of sevenn < 0.11 (SevenNet-0 11Jul2024, SevenNet-l3i5)"
+        )
     for key, want in SUPPORTED.items():
         if cfg.get(key) != want:
             raise ConversionError(f"{path}: {key} = {cfg.get(key)!r}; the port supports {want!r} only")
@@ -172,7 +179,9 @@ def convert_sevennet(name_or_path) -> FacetModel:
         e_iso = model.isolated_atom_energies(torch.arange(len(species)))
     shift, scale = sd["rescale_atomic_energy.shift"], sd["rescale_atomic_energy.scale"]
     model.set_scale({z: float(scale[type_map[z]]) for z in species})
-    model.set_atomic_energies({z: float(shift[type_map[z]] + scale[type_map[z]] * e_iso[k]) for k, z in enumerate(species)})
+    model.set_atomic_energies(
+        {z: float(shift[type_map[z]] + scale[type_map[z]] * e_iso[k]) for k, z in enumerate(species)}
+    )
     model.metadata = {
         "source": f"SevenNet checkpoint {path.name} (sevenn config version {cfg.get('version')})",
         "licence": "MIT (SevenNet, Copyright (c) 2024 Yutack Park)",
@@ -189,7 +198,9 @@ def _copy_layer(layer, sd, t: int, irreps_x, irreps_next) -> None:
     gated = [(mul, l) for mul, l in irreps_next if l > 0]
     gate_in = [(n_scalars + sum(m for m, _ in gated), 0)] + gated
     # facetpot's blocks [scalars, gates, gated...] as (SevenNet block, first column, last column)
-    split = [(0, 0, n_scalars)] + ([(0, n_scalars, None)] if gated else []) + [(k + 1, 0, None) for k in range(len(gated))]
+    split = (
+        [(0, 0, n_scalars)] + ([(0, n_scalars, None)] if gated else []) + [(k + 1, 0, None) for k in range(len(gated))]
+    )
     sc = _linear_blocks(sd[f"{t}_self_connection_intro.linear.weight"], irreps_x, gate_in)
     for k, (o, lo, hi) in enumerate(split):
         src = [w for (i, oo), w in sc.items() if oo == o]

@@ -17,6 +17,7 @@ distances (the top eigenvectors of sum_e w(r_e)^T w(r_e); the weights of an MLP 
 rank), and only those R functions are fitted with splines: W = A M with A (K, R), M (R, n_weights),
 K R + R n_weights parameters per layer instead of K n_weights.
 """
+
 from __future__ import annotations
 
 import copy
@@ -55,17 +56,28 @@ def spline_config(config: Dict, num_splines: int, start: float = 0.0, rank: Unio
 
 
 @torch.no_grad()
-def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, start: float = 0.0,
-                chunk: int = 20_000, rank: Union[int, Sequence[int]] = 0) -> Tuple[FacetModel, List[float]]:
+def fit_splines(
+    model: FacetModel,
+    distances: torch.Tensor,
+    num_splines: int,
+    start: float = 0.0,
+    chunk: int = 20_000,
+    rank: Union[int, Sequence[int]] = 0,
+) -> Tuple[FacetModel, List[float]]:
     """(the spline model, relative RMS error of the radial weights per layer); ``rank``: one R for all layers
     or one per layer. A ``model`` passed through :func:`fold_first_linear` gives a spline model without the
     first Linear_in."""
     if model.config["radial"] != "bessel_mlp":
-        raise ValueError(f"fit_splines needs a radial-MLP model (radial='bessel_mlp'), got radial={model.config['radial']!r}")
+        raise ValueError(
+            f"fit_splines needs a radial-MLP model (radial='bessel_mlp'), got radial={model.config['radial']!r}"
+        )
     model = copy.deepcopy(model).double()
     spline = FacetModel(**spline_config(model.config, num_splines, start, rank)).double()
-    keep = {k: v for k, v in model.state_dict().items()
-            if not (k.startswith("radial.") or ".conv.radial_mlp." in k or k.endswith(".conv.radial_weight"))}
+    keep = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not (k.startswith("radial.") or ".conv.radial_mlp." in k or k.endswith(".conv.radial_weight"))
+    }
     missing, unexpected = spline.load_state_dict(keep, strict=False)
     if unexpected or any(not k.endswith((".conv.radial_weight", ".conv.radial_mix")) for k in missing):
         raise RuntimeError(f"state mismatch: missing {missing}, unexpected {unexpected}")
@@ -77,42 +89,48 @@ def fit_splines(model: FacetModel, distances: torch.Tensor, num_splines: int, st
         def weights(r):  # the MLP layer's radial weights, and the spline basis, at distances r
             return conv.radial_mlp(model.radial(r)) @ conv.radial_weight * conv.norm, spline.radial(r)
 
-        k = target_conv.num_radial
-        n_weights = target_conv.paths.num_weights
-        mix = torch.eye(n_weights, dtype=torch.float64)  # full rank: the weights themselves
-        if rank > 0:  # the R principal directions of the weights over the distances (eigenvectors of T^T T)
-            cov = torch.zeros(n_weights, n_weights, dtype=torch.float64)
-            for r in chunks:
-                w, _ = weights(r)
-                cov += w.T @ w
-            mix = torch.linalg.eigh(cov).eigenvectors[:, -rank:].flip(1)  # (n_weights, R)
-        gram = torch.zeros(k, k, dtype=torch.float64)
-        rhs = torch.zeros(k, mix.shape[1], dtype=torch.float64)
-        for r in chunks:
-            w, basis = weights(r)
-            gram += basis.T @ basis
-            rhs += basis.T @ (w / target_conv.norm) @ mix
-        # ridge-free normal equations; a spline with no distance in its support gets a zero column
-        empty = gram.diagonal() < 1e-12 * gram.diagonal().max()
-        gram[empty, empty] = 1.0
-        coeffs = torch.linalg.solve(gram, rhs)
-        coeffs[empty] = 0.0
-        if rank > 0:  # W = A M: the spline coefficients of the R directions, and the directions
-            target_conv.radial_mix.copy_(coeffs)
-            target_conv.radial_weight.copy_(mix.T)
-        else:
-            target_conv.radial_weight.copy_(coeffs)
-        full = coeffs @ mix.T  # (K, n_weights)
-        residual = total = 0.0
-        for r in chunks:
-            w, basis = weights(r)
-            residual += float(((basis @ full * target_conv.norm - w) ** 2).sum())
-            total += float((w ** 2).sum())
-        errors.append((residual / total) ** 0.5)
+        errors.append(_fit_layer(target_conv, weights, chunks, rank))
     spline.set_atomic_energies({z: float(e) for z, e in zip(spline.species, model.atomic_energies.tolist())})
     spline.set_scale({z: float(s) for z, s in zip(spline.species, model.scale.tolist())})
     spline.metadata = dict(model.metadata)
     return spline.eval(), errors
+
+
+def _fit_layer(target_conv, weights, chunks: Sequence[torch.Tensor], rank: int) -> float:
+    """Least-squares spline coefficients of one layer's radial weights over the distances ``chunks``, written
+    into ``target_conv`` (rank ``rank`` > 0: W = A M through the weights' R principal directions M); returns the
+    relative RMS error of the fitted weights. ``weights(r)``: (the layer's weights, the spline basis) at r."""
+    k, n_weights = target_conv.num_radial, target_conv.paths.num_weights
+    mix = torch.eye(n_weights, dtype=torch.float64)  # full rank: the weights themselves
+    if rank > 0:  # the R principal directions of the weights over the distances (eigenvectors of T^T T)
+        cov = torch.zeros(n_weights, n_weights, dtype=torch.float64)
+        for r in chunks:
+            w, _ = weights(r)
+            cov += w.T @ w
+        mix = torch.linalg.eigh(cov).eigenvectors[:, -rank:].flip(1)  # (n_weights, R)
+    gram = torch.zeros(k, k, dtype=torch.float64)
+    rhs = torch.zeros(k, mix.shape[1], dtype=torch.float64)
+    for r in chunks:
+        w, basis = weights(r)
+        gram += basis.T @ basis
+        rhs += basis.T @ (w / target_conv.norm) @ mix
+    # ridge-free normal equations; a spline with no distance in its support gets a zero column
+    empty = gram.diagonal() < 1e-12 * gram.diagonal().max()
+    gram[empty, empty] = 1.0
+    coeffs = torch.linalg.solve(gram, rhs)
+    coeffs[empty] = 0.0
+    if rank > 0:  # W = A M: the spline coefficients of the R directions, and the directions
+        target_conv.radial_mix.copy_(coeffs)
+        target_conv.radial_weight.copy_(mix.T)
+    else:
+        target_conv.radial_weight.copy_(coeffs)
+    full = coeffs @ mix.T  # (K, n_weights)
+    residual = total = 0.0
+    for r in chunks:
+        w, basis = weights(r)
+        residual += float(((basis @ full * target_conv.norm - w) ** 2).sum())
+        total += float((w**2).sum())
+    return (residual / total) ** 0.5
 
 
 @torch.no_grad()

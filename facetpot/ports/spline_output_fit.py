@@ -28,6 +28,7 @@ Only the per-channel statistics
 sum_i G^T G (K x K), sum_i G^T m^orig (K) and sum_i |m^orig|^2 are accumulated, structure batch by batch, so
 memory does not grow with the number of structures.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from ..model import FacetModel
 class LayerStatistics:
     """Per output channel n of one convolution: gram (n, K, K), rhs (n, K), target (n,) = sum |m^orig|^2; and
     the same of the edge-level derivative term (``d*``, the module docstring) when the original has radial MLPs."""
+
     gram: torch.Tensor
     rhs: torch.Tensor
     target: torch.Tensor
@@ -77,8 +79,10 @@ class LayerStatistics:
 def _capture_conv_io(model: FacetModel):
     """Forward hooks on every layer's convolution keeping (blocks in, edges, outputs); returns (store, handles)."""
     store: List[Tuple] = []
-    handles = [layer.conv.register_forward_hook(lambda mod, args, out: store.append((args[0], args[1], out)))
-               for layer in model.layers]
+    handles = [
+        layer.conv.register_forward_hook(lambda mod, args, out: store.append((args[0], args[1], out)))
+        for layer in model.layers
+    ]
     return store, handles
 
 
@@ -94,8 +98,9 @@ def _by_receiver(edges, values: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _channel_basis(conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor, norm: float
-                   ) -> Tuple[List[torch.Tensor], torch.Tensor]:
+def _channel_basis(
+    conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor, norm: float
+) -> Tuple[List[torch.Tensor], torch.Tensor]:
     """(G per path: (N_recv, K, u, 2l3+1) = norm * sum_{e into i} b(r_e) t_e (the module docstring);
     |norm t_e,n|^2 (E, n))."""
     paths = conv.paths
@@ -113,14 +118,20 @@ def _channel_basis(conv, blocks: List[torch.Tensor], edges, basis: torch.Tensor,
     g = torch.bmm(b.transpose(1, 2), t)  # (N, K, C)
     out, off = [], 0
     for mul, dim in shapes:
-        out.append(g[:, :, off:off + mul * dim].reshape(g.shape[0], g.shape[1], mul, dim))
+        out.append(g[:, :, off : off + mul * dim].reshape(g.shape[0], g.shape[1], mul, dim))
         off += mul * dim
     return out, norm * norm * sizes
 
 
 @torch.no_grad()
-def layer_statistics(original: FacetModel, spline: FacetModel, structures: Sequence, batch_atoms: int = 256,
-                     progress=None, derivatives: bool = True) -> List[LayerStatistics]:
+def layer_statistics(
+    original: FacetModel,
+    spline: FacetModel,
+    structures: Sequence,
+    batch_atoms: int = 256,
+    progress=None,
+    derivatives: bool = True,
+) -> List[LayerStatistics]:
     """The statistics of every layer over ``structures`` (ASE Atoms), with the original's layer inputs."""
     original = original.double().eval()
     store, handles = _capture_conv_io(original)
@@ -130,7 +141,7 @@ def layer_statistics(original: FacetModel, spline: FacetModel, structures: Seque
             g = batch_graphs([atoms_to_graph(a, original.cutoff, min_distance=0.0) for a in chunk])
             store.clear()
             original(original.species_index(g.numbers), g.edge_index, g.edge_vectors())
-            for t, (blocks, edges, outputs) in enumerate(store[:len(original.layers)]):
+            for t, (blocks, edges, outputs) in enumerate(store[: len(original.layers)]):
                 r = torch.sqrt((edges.vectors * edges.vectors).sum(-1))
                 basis = spline.radial(r.to(torch.float64))
                 conv = spline.layers[t].conv
@@ -159,13 +170,15 @@ def original_radial_weights(original: FacetModel, spline: FacetModel, t: int, r:
     return conv.radial_mlp(original.radial(r)) @ conv.radial_weight.double() * conv.norm / spline.layers[t].conv.norm
 
 
-def _derivative_terms(original: FacetModel, spline: FacetModel, t: int, r: torch.Tensor, sizes: torch.Tensor,
-                      step: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _derivative_terms(
+    original: FacetModel, spline: FacetModel, t: int, r: torch.Tensor, sizes: torch.Tensor, step: float = 1e-5
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """sum_e |norm t_e,n|^2 (b'(r_e) b'(r_e)^T, b'(r_e) w'_n(r_e), w'_n(r_e)^2): the edge-level derivative
     term, w' the original's radial weights' derivative in the spline layer's units (central differences)."""
     db = (spline.radial(r + step) - spline.radial(r - step)) / (2 * step)  # (E, K)
-    dw = (original_radial_weights(original, spline, t, r + step)
-          - original_radial_weights(original, spline, t, r - step)) / (2 * step)  # (E, n)
+    dw = (
+        original_radial_weights(original, spline, t, r + step) - original_radial_weights(original, spline, t, r - step)
+    ) / (2 * step)  # (E, n)
     # b' of a distance is nonzero on at most four consecutive splines k0..k0+3: a banded K x K Gram per channel
     k = db.shape[1]
     basis = spline.radial
@@ -188,14 +201,15 @@ def downstream_weights(layer) -> torch.Tensor:
         w = lin.weights[o].detach().double()
         off = 0
         for b in src:
-            d[b] += (w[off:off + sizes[b]] ** 2).sum(1) * lin.norms[o] ** 2
+            d[b] += (w[off : off + sizes[b]] ** 2).sum(1) * lin.norms[o] ** 2
             off += sizes[b]
     d = torch.cat(d)
     return d / d.mean()
 
 
-def weight_space_terms(original: FacetModel, spline: FacetModel, t: int, distances: torch.Tensor
-                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def weight_space_terms(
+    original: FacetModel, spline: FacetModel, t: int, distances: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sum_r b^T b (K, K), sum_r b^T w^orig / norm (K, n), sum_r |w^orig / norm|^2 (n,)) of layer t over
     ``distances``, in the spline layer's units (w = norm * b(r) A M)."""
     r = distances.to(torch.float64)
@@ -204,9 +218,16 @@ def weight_space_terms(original: FacetModel, spline: FacetModel, t: int, distanc
     return b.T @ b, b.T @ w, (w * w).sum(0)
 
 
-def alternating_fit(stats: LayerStatistics, a: torch.Tensor, m: torch.Tensor, ws: Tuple[torch.Tensor, ...],
-                    col_weights: torch.Tensor, ridge: float, iterations: int = 30, derivative: float = 0.0
-                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+def alternating_fit(
+    stats: LayerStatistics,
+    a: torch.Tensor,
+    m: torch.Tensor,
+    ws: Tuple[torch.Tensor, ...],
+    col_weights: torch.Tensor,
+    ridge: float,
+    iterations: int = 30,
+    derivative: float = 0.0,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Alternating least squares for A (K, R), M (R, n) (the module docstring); returns the new (A, M).
     ``derivative`` > 0 adds the edge-level derivative term with that weight relative to the output term."""
     gws, rws, _ = ws
@@ -234,8 +255,15 @@ def alternating_fit(stats: LayerStatistics, a: torch.Tensor, m: torch.Tensor, ws
 
 
 @torch.no_grad()
-def refit_to_outputs(original: FacetModel, spline: FacetModel, stats: List[LayerStatistics], distances: torch.Tensor,
-                     ridge: float = 1e-2, iterations: int = 30, derivative: float = 0.0) -> Dict[str, List[float]]:
+def refit_to_outputs(
+    original: FacetModel,
+    spline: FacetModel,
+    stats: List[LayerStatistics],
+    distances: torch.Tensor,
+    ridge: float = 1e-2,
+    iterations: int = 30,
+    derivative: float = 0.0,
+) -> Dict[str, List[float]]:
     """Refit ``spline``'s radial weights (in place) from the statistics; returns the relative RMS error of every
     layer's outputs, and of its messages' radial derivatives, before and after (on the statistics' structures)."""
     before, after, dbefore, dafter = [], [], [], []

@@ -3,6 +3,7 @@
 Worked examples: the repository's ``training/`` folder (``training/*.yaml``, ``training/README.md``).
 Sections: ``model`` (options of ``build_model``), ``data``, ``training``, ``loss``, ``finetune``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -121,8 +122,10 @@ def validate(raw: Dict[str, Any]) -> Dict[str, Any]:
             continue
         bad = sorted(set(values) - set(DEFAULTS[section]))
         if bad:
-            raise ConfigError(f"unknown key(s) {', '.join(section + '.' + b for b in bad)}; "
-                              f"known in '{section}': {sorted(DEFAULTS[section])}")
+            raise ConfigError(
+                f"unknown key(s) {', '.join(section + '.' + b for b in bad)}; "
+                f"known in '{section}': {sorted(DEFAULTS[section])}"
+            )
         for key, value in values.items():
             default = DEFAULTS[section][key]
             if default is not None and value is not None and not isinstance(default, (list, dict)):
@@ -175,17 +178,21 @@ def replay_options(value: Any) -> Dict[str, Any]:
     check_mapping(value, REPLAY, "finetune.replay", "true, false, auto or a mapping")
     out.update(value)
     out["enabled"] = value.get("enabled", True)
-    checks = {"enabled": out["enabled"] in (True, False, "auto"),
-              "frames": isinstance(out["frames"], int) and not isinstance(out["frames"], bool) and out["frames"] > 0,
-              "weight": isinstance(out["weight"], (int, float)) and out["weight"] >= 0,
-              "per_epoch": out["per_epoch"] is None or (isinstance(out["per_epoch"], int) and out["per_epoch"] > 0),
-              "focus": isinstance(out["focus"], (int, float)) and 0 <= out["focus"] <= 1,
-              "valid_fraction": isinstance(out["valid_fraction"], (int, float)) and 0 <= out["valid_fraction"] < 1,
-              "structures": out["structures"] is None or isinstance(out["structures"], (str, list))}
+    checks = {
+        "enabled": out["enabled"] in (True, False, "auto"),
+        "frames": isinstance(out["frames"], int) and not isinstance(out["frames"], bool) and out["frames"] > 0,
+        "weight": isinstance(out["weight"], (int, float)) and out["weight"] >= 0,
+        "per_epoch": out["per_epoch"] is None or (isinstance(out["per_epoch"], int) and out["per_epoch"] > 0),
+        "focus": isinstance(out["focus"], (int, float)) and 0 <= out["focus"] <= 1,
+        "valid_fraction": isinstance(out["valid_fraction"], (int, float)) and 0 <= out["valid_fraction"] < 1,
+        "structures": out["structures"] is None or isinstance(out["structures"], (str, list)),
+    }
     wrong = [k for k, ok in checks.items() if not ok]
     if wrong:
-        raise ConfigError(f"finetune.replay.{wrong[0]} is invalid: {out[wrong[0]]!r} (enabled: true/false/auto, "
-                          "frames > 0, weight >= 0, per_epoch > 0, focus in [0, 1], valid_fraction in [0, 1), structures: files)")
+        raise ConfigError(
+            f"finetune.replay.{wrong[0]} is invalid: {out[wrong[0]]!r} (enabled: true/false/auto, "
+            "frames > 0, weight >= 0, per_epoch > 0, focus in [0, 1], valid_fraction in [0, 1), structures: files)"
+        )
     return out
 
 
@@ -203,10 +210,18 @@ def stage_two_options(value: Any, loss: Dict[str, Any]) -> Any:
         if v is None and key in weights:
             out[key] = float(loss[key])  # stage one's (checked as part of the loss section)
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-                or (key == "start" and not v < 1):
-            raise ConfigError(f"loss.stage_two.{key} must be " + ("a fraction of the run in [0, 1)" if key == "start"
-                              else "a finite number >= 0") + f", got {v!r}")
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(v)
+            or v < 0
+            or (key == "start" and not v < 1)
+        ):
+            raise ConfigError(
+                f"loss.stage_two.{key} must be "
+                + ("a fraction of the run in [0, 1)" if key == "start" else "a finite number >= 0")
+                + f", got {v!r}"
+            )
         out[key] = float(v)
     return out
 

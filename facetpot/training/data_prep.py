@@ -5,6 +5,7 @@ A cache is reused while its manifest's ``sources`` match the input files (path, 
 Validation frames come from ``data.valid`` files, or from a seeded split of the training cache:
 by group (MPtrj trajectories never straddle the split) or by frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

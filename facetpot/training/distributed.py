@@ -6,6 +6,7 @@ GPUs, gloo on CPUs); every rank trains on its share of the batches and :func:`lo
 the gradients, normalised by the label counts of all ranks, so they equal the gradient of one
 process that sees the union of the batches (see ``loss.py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,11 @@ def loss_backward(model, batch, loss_cfg) -> float:
     terms = loss_terms(pred, batch, loss_cfg)
     ref = pred["energy"]
     counts: Dict[str, torch.Tensor] = {
-        f"{n}_count": terms[f"{n}_count"].detach().clone() if f"{n}_count" in terms
-        else torch.zeros((), dtype=ref.dtype, device=ref.device) for n in ("energy", "forces", "stress")}
+        f"{n}_count": terms[f"{n}_count"].detach().clone()
+        if f"{n}_count" in terms
+        else torch.zeros((), dtype=ref.dtype, device=ref.device)
+        for n in ("energy", "forces", "stress")
+    }
     if world_size() > 1:
         for v in counts.values():
             torch.distributed.all_reduce(v)
@@ -94,8 +98,9 @@ def loss_backward(model, batch, loss_cfg) -> float:
     for p in model.parameters():  # parameters the batch did not reach get a zero gradient
         if p.requires_grad and p.grad is None:
             p.grad = torch.zeros_like(p)
-    value = torch.tensor([float(loss.detach()) if torch.is_tensor(loss) else 0.0], dtype=torch.float64,
-                         device=ref.device)
+    value = torch.tensor(
+        [float(loss.detach()) if torch.is_tensor(loss) else 0.0], dtype=torch.float64, device=ref.device
+    )
     if world_size() > 1:
         for p in model.parameters():
             if p.requires_grad:

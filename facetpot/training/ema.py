@@ -1,5 +1,6 @@
 """Exponential moving average of parameters: theta_ema <- d theta_ema + (1 - d) theta,
 with d = min(decay, (1 + t) / (10 + t)) so early steps are not dominated by the initial weights."""
+
 from __future__ import annotations
 
 from typing import Dict

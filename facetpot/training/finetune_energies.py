@@ -11,6 +11,7 @@ with E the data's energies, E_base the base model's predictions and C the compos
 independently shares the shift with the others. Elements the base model lacks enter with E0 = 0
 and get their reference from this fit as well. Forces and stresses are unchanged by the shift.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence

@@ -5,6 +5,7 @@ Every term is a sum over the batch divided by a *global* count (frames, force co
 frames) that the caller may all-reduce across ranks: then the sum of the ranks' gradients equals
 the gradient of one process seeing the union of their batches.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List
@@ -98,8 +99,11 @@ class ErrorMetrics:
         diff = diff.detach().double().cpu()
         frame = frame.cpu()
         z = torch.zeros(nf, dtype=torch.float64)
-        return (z.index_add(0, frame, diff.abs()), z.index_add(0, frame, diff**2),
-                torch.zeros(nf, dtype=torch.long).index_add(0, frame, torch.ones_like(frame)))
+        return (
+            z.index_add(0, frame, diff.abs()),
+            z.index_add(0, frame, diff**2),
+            torch.zeros(nf, dtype=torch.long).index_add(0, frame, torch.ones_like(frame)),
+        )
 
     def result(self) -> Dict[str, Dict[str, float]]:
         out = {}

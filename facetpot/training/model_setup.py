@@ -5,6 +5,7 @@ then frozen parameters marked.
 The statistics (E0, average neighbour count, scale) depend on the cutoff, which is known only once
 the model is chosen, so they are asked for through ``stats_fn(cutoff)``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -14,15 +15,16 @@ import torch
 from ase.data import chemical_symbols
 
 from ..model import DEFAULT_CONFIG, FacetModel, build_model
-from ..io.model_file import resolve_model
+from ..inference.model_source import resolve_model
 from .distributed import log
 
 StatsFn = Callable[[float], Dict[str, Any]]
 ResidualFn = Callable[[FacetModel], Dict[int, float]]
 
 
-def build_or_load_model(cfg: Dict[str, Any], species: List[int], stats_fn: StatsFn,
-                        residual_fn: Optional[ResidualFn] = None) -> Tuple[FacetModel, Dict[str, Any]]:
+def build_or_load_model(
+    cfg: Dict[str, Any], species: List[int], stats_fn: StatsFn, residual_fn: Optional[ResidualFn] = None
+) -> Tuple[FacetModel, Dict[str, Any]]:
     """(model, statistics) for a run that does not resume: fine-tuned or new. ``residual_fn(model)``: the
     model's reference energies refitted to what it leaves in the data (``finetune_energies.py``)."""
     if cfg["finetune"]["from"]:
@@ -49,8 +51,9 @@ def zero_readout(model: FacetModel) -> None:
             w.zero_()
 
 
-def finetuned_model(ft: Dict[str, Any], species: List[int], stats_fn: StatsFn,
-                    residual_fn: Optional[ResidualFn]) -> Tuple[FacetModel, Dict[str, Any]]:
+def finetuned_model(
+    ft: Dict[str, Any], species: List[int], stats_fn: StatsFn, residual_fn: Optional[ResidualFn]
+) -> Tuple[FacetModel, Dict[str, Any]]:
     """The base model ``ft["from"]`` (float64 on the CPU) with the data's new elements added and its
     reference energies shifted to the data's (``refit_atomic_energies``; new elements always)."""
     base = resolve_model(ft["from"], device="cpu", dtype="float64")
@@ -64,8 +67,10 @@ def finetuned_model(ft: Dict[str, Any], species: List[int], stats_fn: StatsFn,
         fitted = residual_fn(model)
         keep = species if ft["refit_atomic_energies"] else missing
         model.set_atomic_energies({z: fitted[z] for z in keep})
-        log("reference energies: base model's shifted by the fit of what it leaves in the data: " + ", ".join(
-            f"{chemical_symbols[z]} {fitted[z] - before[z]:+.4f} eV" for z in keep))
+        log(
+            "reference energies: base model's shifted by the fit of what it leaves in the data: "
+            + ", ".join(f"{chemical_symbols[z]} {fitted[z] - before[z]:+.4f} eV" for z in keep)
+        )
     stats["atomic_energies"] = {int(z): float(e) for z, e in zip(model.species, model.atomic_energies.tolist())}
     stats["base_species"] = [int(z) for z in base.species]  # what replay may use: the elements the base knows
     return model, stats
@@ -103,8 +108,10 @@ def model_from_checkpoint(ckpt: Dict[str, Any]) -> FacetModel:
 def check_species(model: FacetModel, species: Sequence[int]) -> None:
     unknown = sorted(set(species) - set(model.species))
     if unknown:
-        raise ValueError(f"training data has element(s) Z={unknown} that the model does not cover; "
-                         "add them to model.species (or fine-tune, which adds them)")
+        raise ValueError(
+            f"training data has element(s) Z={unknown} that the model does not cover; "
+            "add them to model.species (or fine-tune, which adds them)"
+        )
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:

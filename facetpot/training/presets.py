@@ -2,6 +2,7 @@
 
 Each preset is a commented YAML file in ``preset_configs/`` whose ``data.train`` is the placeholder
 ``TRAIN_FILES``; ``preset_text(name, train)`` puts the user's files there."""
+
 from __future__ import annotations
 
 import json

@@ -18,6 +18,7 @@ other elements (what fine-tuning must not break: a Cu fine-tune keeps Cu oxides)
 at least one element outside the new data, so replay never contradicts the new labels. Deterministic:
 structure k comes from ``default_rng([seed, k])``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -30,13 +31,32 @@ from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference
 from ..neighbors import radius_graph
 
 #: anions, with the weight of each in the draw (oxides dominate MPtrj)
-ANIONS: Dict[str, float] = {"O": 8.0, "S": 2.0, "F": 2.0, "N": 1.5, "Cl": 1.5, "Se": 1.0, "P": 1.0, "Br": 0.7,
-                            "I": 0.7, "Te": 0.7, "C": 0.7, "H": 0.7}
+ANIONS: Dict[str, float] = {
+    "O": 8.0,
+    "S": 2.0,
+    "F": 2.0,
+    "N": 1.5,
+    "Cl": 1.5,
+    "Se": 1.0,
+    "P": 1.0,
+    "Br": 0.7,
+    "I": 0.7,
+    "Te": 0.7,
+    "C": 0.7,
+    "H": 0.7,
+}
 NOBLE_GASES = {"He", "Ne", "Ar", "Kr", "Xe", "Rn"}
 #: prototype -> (number of metal sites, number of anion sites, weight in the draw)
-PROTOTYPES: Dict[str, tuple] = {"element": (1, 0, 2.0), "b2": (2, 0, 1.0), "l12": (2, 0, 1.0),
-                                "rocksalt": (1, 1, 2.0), "zincblende": (1, 1, 1.0), "wurtzite": (1, 1, 1.0),
-                                "fluorite": (1, 1, 1.0), "perovskite": (2, 1, 2.0)}
+PROTOTYPES: Dict[str, tuple] = {
+    "element": (1, 0, 2.0),
+    "b2": (2, 0, 1.0),
+    "l12": (2, 0, 1.0),
+    "rocksalt": (1, 1, 2.0),
+    "zincblende": (1, 1, 1.0),
+    "wurtzite": (1, 1, 1.0),
+    "fluorite": (1, 1, 1.0),
+    "perovskite": (2, 1, 2.0),
+}
 
 
 def bond(a: str, b: str) -> float:
@@ -73,8 +93,12 @@ def prototype(kind: str, metals: Sequence[str], anion: Optional[str]) -> Atoms:
     if kind == "fluorite":
         return bulk(m + x + x, "fluorite", a=4 * bond(m, x) / np.sqrt(3), cubic=True)
     a = 2 * bond(metals[1], x)  # perovskite ABX3: B-X = a / 2
-    return Atoms([m, metals[1], x, x, x], cell=[a, a, a], pbc=True,
-                 scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    return Atoms(
+        [m, metals[1], x, x, x],
+        cell=[a, a, a],
+        pbc=True,
+        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
 
 
 def too_close(atoms: Atoms, factor: float = 0.75) -> bool:
@@ -86,8 +110,7 @@ def too_close(atoms: Atoms, factor: float = 0.75) -> bool:
     return bool((dist < factor * (covalent_radii[atoms.numbers[i]] + covalent_radii[atoms.numbers[j]])).any())
 
 
-def perturbed(atoms: Atoms, rng: np.random.Generator, strain: float, rattle: Sequence[float],
-              min_atoms: int) -> Atoms:
+def perturbed(atoms: Atoms, rng: np.random.Generator, strain: float, rattle: Sequence[float], min_atoms: int) -> Atoms:
     """A supercell of ``atoms`` with at least ``min_atoms`` atoms (its shortest axis doubled until then),
     strained and rattled."""
     reps = np.ones(3, dtype=int)
@@ -137,9 +160,17 @@ def draw(rng: np.random.Generator, elements: ElementDraw, focus: bool) -> Option
     return prototype(kind, metals, anion)
 
 
-def prototype_structures(n: int, species: Sequence[int], data_species: Sequence[int], seed: int = 0,
-                         focus: float = 0.5, strain: float = 0.03, rattle: Sequence[float] = (0.01, 0.1),
-                         min_atoms: int = 8, tries: int = 50) -> List[Atoms]:
+def prototype_structures(
+    n: int,
+    species: Sequence[int],
+    data_species: Sequence[int],
+    seed: int = 0,
+    focus: float = 0.5,
+    strain: float = 0.03,
+    rattle: Sequence[float] = (0.01, 0.1),
+    min_atoms: int = 8,
+    tries: int = 50,
+) -> List[Atoms]:
     """``n`` replay structures over the elements ``species`` (atomic numbers; see the module's recipe)."""
     elements = ElementDraw([chemical_symbols[z] for z in species], [chemical_symbols[z] for z in data_species])
     if not elements.metals:

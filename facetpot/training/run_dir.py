@@ -5,6 +5,7 @@ Files: ``checkpoint.pt`` (``checkpoint.py``), ``best.pt`` / ``last.pt`` (model f
 ``tensorboard/`` when it is installed and enabled), ``final_metrics.json`` and
 ``learning_curve.png`` (``facetpot.plots``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,19 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 #: what a new run (``--overwrite``) removes from a folder that holds an earlier one
 RUN_FILES = ("metrics.csv", "checkpoint.pt", "best.pt", "last.pt", "final_metrics.json")
-METRIC_FIELDS = ["step", "epoch", "lr", "train_loss", "valid_energy_mae_meV_per_atom", "valid_forces_mae",
-                 "valid_stress_mae", "seconds", "valid_replay_energy_mae_meV_per_atom", "valid_replay_forces_mae",
-                 "valid_replay_stress_mae"]
+METRIC_FIELDS = [
+    "step",
+    "epoch",
+    "lr",
+    "train_loss",
+    "valid_energy_mae_meV_per_atom",
+    "valid_forces_mae",
+    "valid_stress_mae",
+    "seconds",
+    "valid_replay_energy_mae_meV_per_atom",
+    "valid_replay_forces_mae",
+    "valid_replay_stress_mae",
+]
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> Path:
@@ -30,8 +41,10 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> Path:
     folder that cannot be written (``io.output_folder``) before any data is read."""
     check_output_folder(out)
     if not resume and not overwrite and (out / CHECKPOINT).exists():
-        raise ValueError(f"{out} already holds a training run: continue it with --resume, or choose "
-                         "another training.output (--overwrite replaces it)")
+        raise ValueError(
+            f"{out} already holds a training run: continue it with --resume, or choose "
+            "another training.output (--overwrite replaces it)"
+        )
     if overwrite and not resume:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
@@ -71,4 +84,3 @@ class MetricsLog:
                 if k not in ("step", "epoch") and v not in ("", None):
                     self.writer.add_scalar(k, float(v), row["step"])
             self.writer.flush()
-

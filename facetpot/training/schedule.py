@@ -2,6 +2,7 @@
 
 With a wall-time budget the cosine's progress is the larger of the step fraction and the time
 fraction, so a run stopped by ``max_time_minutes`` still ends annealed."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,17 @@ from typing import Dict
 
 
 class LRSchedule:
-    def __init__(self, optimizer, kind: str, base_lr: float, total_steps: int, warmup_steps: int,
-                 min_lr_ratio: float, patience: int = 5, factor: float = 0.5):
+    def __init__(
+        self,
+        optimizer,
+        kind: str,
+        base_lr: float,
+        total_steps: int,
+        warmup_steps: int,
+        min_lr_ratio: float,
+        patience: int = 5,
+        factor: float = 0.5,
+    ):
         self.opt, self.kind = optimizer, kind
         self.base_lr, self.total, self.warmup = float(base_lr), max(int(total_steps), 1), int(warmup_steps)
         self.min_ratio, self.patience, self.factor = float(min_lr_ratio), int(patience), float(factor)

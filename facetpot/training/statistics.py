@@ -5,6 +5,7 @@
 * scale: RMS of the force components (or of per-atom energy residuals when there are no forces).
 Everything streams over the cache shard by shard.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
@@ -15,8 +16,9 @@ from ..data.cache import FrameCache
 from ..neighbors import radius_graph
 
 
-def fit_statistics(cache: FrameCache, indices: Sequence[int], cutoff: float, seed: int,
-                   sample_frames: int) -> Dict[str, Any]:
+def fit_statistics(
+    cache: FrameCache, indices: Sequence[int], cutoff: float, seed: int, sample_frames: int
+) -> Dict[str, Any]:
     """Everything a new model takes from the data: E0 per element (all ``indices``), the average
     neighbour count within ``cutoff`` and the residual RMS (``sample_frames`` of them, drawn with
     ``seed``), and the scale (force RMS, else per-atom energy residual RMS)."""

@@ -7,6 +7,7 @@ checkpoint's -> AdamW + schedule + EMA -> steps over packed batches (``loss_back
 files ``best.pt`` / ``last.pt``, logs ``metrics.csv`` and TensorBoard, a learning curve. Under
 torchrun every rank trains on its share of the batches and gradients are summed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,8 @@ from tqdm import tqdm
 
 from ..data.batching import BudgetBatchSampler, GraphDataset, collate
 from ..data.cache import FrameCache
-from ..io.model_file import DTYPES, save_model
+from ..inference.model_source import DTYPES
+from ..io.model_file import save_model
 from ..plots import learning_curve
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -55,8 +57,10 @@ def warmup_steps(asked: Optional[int], total: int) -> int:
     if asked is None:
         return min(100, max(1, total // 10))
     if asked > total // 2:
-        log(f"warning: training.warmup_steps={asked} is more than half of this run's {total} steps: the "
-            "learning rate reaches its peak late and the cosine barely anneals (leave warmup_steps out for 10%)")
+        log(
+            f"warning: training.warmup_steps={asked} is more than half of this run's {total} steps: the "
+            "learning rate reaches its peak late and the cosine barely anneals (leave warmup_steps out for 10%)"
+        )
     return int(asked)
 
 
@@ -74,18 +78,27 @@ class Trainer:
         self.data = prepare_data(cfg["data"], self.out, tc["seed"])
         ckpt = load_checkpoint(self.out / CHECKPOINT) if resume else None  # restores the RNG states
         self._set_up_model(ckpt)
-        self.replay = prepare_replay(self.model, cfg, self.stats.get("base_species", self.model.species),
-                                     self.data.train.species, self.out, resume)
+        self.replay = prepare_replay(
+            self.model,
+            cfg,
+            self.stats.get("base_species", self.model.species),
+            self.data.train.species,
+            self.out,
+            resume,
+        )
         self._set_up_optimisation()
         self._set_up_progress(ckpt)
         self.metrics_log = MetricsLog(self.out, tc["tensorboard"]) if distributed.rank() == 0 else None
 
     # ------------------------------------------------------------------ set-up
     def _statistics(self, cutoff: float) -> Dict[str, Any]:
-        stats = fit_statistics(self.data.train, self.data.train_idx, cutoff, self.cfg["training"]["seed"],
-                               self.cfg["data"]["stats_frames"])
-        log(f"statistics: avg neighbours {stats['avg_num_neighbors']:.2f}, force RMS "
-            f"{stats['force_rms']:.4f} eV/Å, energy residual RMS {1e3 * stats['energy_per_atom_rms']:.2f} meV/atom")
+        stats = fit_statistics(
+            self.data.train, self.data.train_idx, cutoff, self.cfg["training"]["seed"], self.cfg["data"]["stats_frames"]
+        )
+        log(
+            f"statistics: avg neighbours {stats['avg_num_neighbors']:.2f}, force RMS "
+            f"{stats['force_rms']:.4f} eV/Å, energy residual RMS {1e3 * stats['energy_per_atom_rms']:.2f} meV/atom"
+        )
         return stats
 
     def _set_up_model(self, ckpt: Optional[Dict[str, Any]]) -> None:
@@ -94,8 +107,11 @@ class Trainer:
             self.model, self.stats = model_from_checkpoint(ckpt), ckpt["statistics"]
         else:
             self.model, self.stats = build_or_load_model(
-                self.cfg, species, self._statistics,
-                lambda model: residual_atomic_energies(model, self.data.train, self.data.train_idx))
+                self.cfg,
+                species,
+                self._statistics,
+                lambda model: residual_atomic_energies(model, self.data.train, self.data.train_idx),
+            )
         check_species(self.model, species)
         self.model = self.model.to(self.device, self.dtype)
         freeze(self.model, self.cfg["finetune"]["freeze"])
@@ -110,18 +126,33 @@ class Trainer:
             self.optimizer = torch.optim.Adam(params, lr=tc["lr"], weight_decay=0)
         n_data = len(self.data.train_idx)
         per_epoch = self.cfg["finetune"]["replay"]["per_epoch"] or n_data
-        self.sampler = BudgetBatchSampler(np.concatenate([c.num_atoms()[i] for c, i in self._train_parts()]),
-                                          tc["max_atoms_per_batch"], tc["max_frames_per_batch"], shuffle=True,
-                                          seed=tc["seed"], rank=distributed.rank(), world_size=distributed.world_size(),
-                                          pool_start=n_data, pool_per_epoch=per_epoch if self.replay else 0)
+        self.sampler = BudgetBatchSampler(
+            np.concatenate([c.num_atoms()[i] for c, i in self._train_parts()]),
+            tc["max_atoms_per_batch"],
+            tc["max_frames_per_batch"],
+            shuffle=True,
+            seed=tc["seed"],
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
+            pool_start=n_data,
+            pool_per_epoch=per_epoch if self.replay else 0,
+        )
         self.steps_per_epoch = len(self.sampler.all_batches(0))
         total = tc["epochs"] * self.steps_per_epoch
         if tc["max_steps"]:
             total = min(total, int(tc["max_steps"]))
         self.total_steps = total
         warmup = warmup_steps(tc["warmup_steps"], total)
-        self.schedule = LRSchedule(self.optimizer, tc["schedule"], tc["lr"], total, warmup, tc["min_lr_ratio"],
-                                   tc["plateau_patience"], tc["plateau_factor"])
+        self.schedule = LRSchedule(
+            self.optimizer,
+            tc["schedule"],
+            tc["lr"],
+            total,
+            warmup,
+            tc["min_lr_ratio"],
+            tc["plateau_patience"],
+            tc["plateau_factor"],
+        )
         self.ema = ParameterEMA(self.model, tc["ema_decay"])
         self.valid_every = int(tc["valid_every"] or self.steps_per_epoch)
         self.checkpoint_every = int(tc["checkpoint_every"] or self.valid_every)
@@ -144,8 +175,10 @@ class Trainer:
         self.best = ckpt["best"]
         self._elapsed = float(ckpt.get("elapsed", 0.0))  # the wall-time budget spans interruptions
         self._in_stage_two = bool(ckpt.get("stage_two", False))
-        log(f"resumed from {self.out / CHECKPOINT} at step {self.step} (epoch {self.epoch}, "
-            f"batch {self.batch_in_epoch})")
+        log(
+            f"resumed from {self.out / CHECKPOINT} at step {self.step} (epoch {self.epoch}, "
+            f"batch {self.batch_in_epoch})"
+        )
 
     def _train_parts(self) -> List[Tuple[FrameCache, np.ndarray]]:
         """(cache, indices) of the training frames: the data's, then the replay set's."""
@@ -157,8 +190,9 @@ class Trainer:
     def _loader(self, parts: Sequence[Tuple[FrameCache, np.ndarray]], sampler):
         ds = torch.utils.data.ConcatDataset([GraphDataset(c.path, i, self.model.cutoff) for c, i in parts])
         nw = int(self.cfg["training"]["num_workers"])
-        return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=nw,
-                                           persistent_workers=False)
+        return torch.utils.data.DataLoader(
+            ds, batch_sampler=sampler, collate_fn=collate, num_workers=nw, persistent_workers=False
+        )
 
     # ------------------------------------------------------------------ steps
     def train_step(self, batch) -> float:
@@ -166,8 +200,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=False)
         value = loss_backward(self.model, batch, self.loss_config())
         if not all(torch.isfinite(p.grad).all() for p in self.model.parameters() if p.requires_grad):
-            raise FloatingPointError(f"non-finite gradient at step {self.step}: check the data "
-                                     "(rejected.tsv) or lower training.lr")
+            raise FloatingPointError(
+                f"non-finite gradient at step {self.step}: check the data (rejected.tsv) or lower training.lr"
+            )
         clip = float(self.cfg["training"]["grad_clip"])
         if clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], clip)
@@ -184,8 +219,10 @@ class Trainer:
             return loss  # once begun, stage two stays (a resume with a longer budget does not go back)
         if not self._in_stage_two:  # best.pt is the best model of stage two from here on
             self._in_stage_two, self.best = True, math.inf
-            log(f"step {self.step + 1}: loss stage two (energy {two['energy_weight']:g}, forces {two['forces_weight']:g}, "
-                f"stress {two['stress_weight']:g})")
+            log(
+                f"step {self.step + 1}: loss stage two (energy {two['energy_weight']:g}, forces {two['forces_weight']:g}, "
+                f"stress {two['stress_weight']:g})"
+            )
         return {**loss, **{k: two[k] for k in ("energy_weight", "forces_weight", "stress_weight")}}
 
     def validate(self) -> Dict[str, Dict[str, float]]:
@@ -204,8 +241,9 @@ class Trainer:
         tc = self.cfg["training"]
         self.model.eval()
         metrics = ErrorMetrics()
-        sampler = BudgetBatchSampler(cache.num_atoms()[indices], tc["max_atoms_per_batch"], tc["max_frames_per_batch"],
-                                     shuffle=False)
+        sampler = BudgetBatchSampler(
+            cache.num_atoms()[indices], tc["max_atoms_per_batch"], tc["max_frames_per_batch"], shuffle=False
+        )
         for batch in self._loader([(cache, indices)], sampler):
             batch = batch.to(self.device, self.dtype)
             pred = predict(self.model, batch, create_graph=False)
@@ -214,12 +252,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ files
     def _state(self) -> Dict[str, Any]:
-        return {"model_config": self.model.config, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                "ema": self.ema.state_dict(), "step": self.step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "statistics": self.stats,
-                "elapsed": self._elapsed, "stage_two": self._in_stage_two,
-                "config": json.loads(json.dumps(self.cfg, default=str))}
+        return {
+            "model_config": self.model.config,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "ema": self.ema.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+            "statistics": self.stats,
+            "elapsed": self._elapsed,
+            "stage_two": self._in_stage_two,
+            "config": json.loads(json.dumps(self.cfg, default=str)),
+        }
 
     def save_checkpoint(self) -> None:
         if distributed.rank() == 0:
@@ -244,12 +291,18 @@ class Trainer:
         """Validation after a step: metrics row, plateau schedule, ``best.pt``."""
         metrics = self.validate()
         allm = metrics.get("all", {})
-        row.update(train_loss=float(np.mean(losses)) if losses else "",
-                   valid_energy_mae_meV_per_atom=1e3 * allm.get("energy_per_atom_mae", math.nan),
-                   valid_forces_mae=allm.get("forces_mae", ""), valid_stress_mae=allm.get("stress_mae", ""))
+        row.update(
+            train_loss=float(np.mean(losses)) if losses else "",
+            valid_energy_mae_meV_per_atom=1e3 * allm.get("energy_per_atom_mae", math.nan),
+            valid_forces_mae=allm.get("forces_mae", ""),
+            valid_stress_mae=allm.get("stress_mae", ""),
+        )
         replay = metrics.get("replay", {})
-        row.update(valid_replay_energy_mae_meV_per_atom=1e3 * replay["energy_per_atom_mae"] if replay else "",
-                   valid_replay_forces_mae=replay.get("forces_mae", ""), valid_replay_stress_mae=replay.get("stress_mae", ""))
+        row.update(
+            valid_replay_energy_mae_meV_per_atom=1e3 * replay["energy_per_atom_mae"] if replay else "",
+            valid_replay_forces_mae=replay.get("forces_mae", ""),
+            valid_replay_stress_mae=replay.get("stress_mae", ""),
+        )
         score = allm.get("energy_per_atom_mae", 0.0) + allm.get("forces_mae", 0.0)
         if self.cfg["training"]["schedule"] == "plateau":
             self.schedule.report(score)
@@ -258,10 +311,12 @@ class Trainer:
             self.save_model("best.pt", metrics)
         self._log_row(row)
         if progress is None:
-            log(f"step {self.step}/{self.total_steps} epoch {self.epoch} lr {row['lr']:.2e} "
+            log(
+                f"step {self.step}/{self.total_steps} epoch {self.epoch} lr {row['lr']:.2e} "
                 f"loss {row['train_loss']:.4g} | valid E {row['valid_energy_mae_meV_per_atom']:.2f} "
                 f"meV/atom F {allm.get('forces_mae', math.nan):.4f} eV/Å"
-                + (f" | replay F {replay.get('forces_mae', math.nan):.4f} eV/Å" if replay else ""))
+                + (f" | replay F {replay.get('forces_mae', math.nan):.4f} eV/Å" if replay else "")
+            )
         return metrics
 
     def run(self) -> Dict[str, Any]:
@@ -290,7 +345,7 @@ class Trainer:
                     last_metrics = self._validate_and_log(row, losses, progress)
                     losses = []
                 elif self.step % int(tc["log_every"]) == 0 and progress is None:
-                    log(f"step {self.step}/{self.total_steps} loss {np.mean(losses[-int(tc['log_every']):]):.4g}")
+                    log(f"step {self.step}/{self.total_steps} loss {np.mean(losses[-int(tc['log_every']) :]):.4g}")
                 if self.step % self.checkpoint_every == 0 or self.step == self.total_steps or out_of_time:
                     self.save_checkpoint()
                 if out_of_time:

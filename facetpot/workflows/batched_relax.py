@@ -13,6 +13,7 @@ every stress component below ``smax_gpa`` (ASE's own test on the cell filter's g
 ``fmax`` * atoms / volume of stress left, 0.3-0.6 GPa for small cells at fmax 0.05; ``smax_gpa=None`` leaves the
 cell to that test).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,9 +28,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixSymmetry
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
-from ase.stress import full_3x3_to_voigt_6_stress
 
-from ..committee import Committee, model_properties
+from ..inference.ase_results import as_numpy, voigt
+from ..inference.committee import Committee, model_properties
 from ..dispersion import add_dispersion, make_dispersion
 from ..graph import atoms_to_graph, batch_graphs
 from ..option_checks import at_least, positive
@@ -63,9 +64,19 @@ class BatchedRelaxation:
     mean drives the relaxation, and each result reports the largest force std of its last step), ``max_atoms`` in flight;
     ``dispersion`` as for ``FacetCalculator`` ("d3", "d3-zero" or a D3Dispersion) adds D3 to every step."""
 
-    def __init__(self, model: Union[FacetModel, Committee], fmax: float = 0.05, max_steps: int = 500, cell: bool = True,
-                 optimizer: str = "fire", symmetry: bool = False, max_atoms: int = 2000,
-                 min_distance: float = MIN_DISTANCE, dispersion=None, smax_gpa: Optional[float] = SMAX_GPA):
+    def __init__(
+        self,
+        model: Union[FacetModel, Committee],
+        fmax: float = 0.05,
+        max_steps: int = 500,
+        cell: bool = True,
+        optimizer: str = "fire",
+        symmetry: bool = False,
+        max_atoms: int = 2000,
+        min_distance: float = MIN_DISTANCE,
+        dispersion=None,
+        smax_gpa: Optional[float] = SMAX_GPA,
+    ):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
         positive("fmax", fmax, "eV/Å")
@@ -93,8 +104,10 @@ class BatchedRelaxation:
             job.periodic = is_crystal(atoms)
             if self.symmetry:
                 if not job.periodic:
-                    raise ValueError("keeping the symmetry (--symmetry) needs a crystal: this structure has no "
-                                     "periodic cell (relax it without --symmetry)")
+                    raise ValueError(
+                        "keeping the symmetry (--symmetry) needs a crystal: this structure has no "
+                        "periodic cell (relax it without --symmetry)"
+                    )
                 atoms.set_constraint(FixSymmetry(atoms))
             job.atoms = atoms
         except Exception as exc:  # noqa: BLE001 - the structure's error, the others go on
@@ -150,10 +163,9 @@ class BatchedRelaxation:
         out = model_properties(model, graph, forces=True, stress=any_periodic)
         if self.dispersion is not None:
             out = add_dispersion(out, self.dispersion, [jobs[k].atoms for k in order])
-        energy = out["energy"].detach().cpu().double().numpy()
-        forces = out["forces"].detach().cpu().double().numpy()
-        stress = out["stress"].detach().cpu().double().numpy() if "stress" in out else None
-        force_std = out["forces_std"].detach().cpu().double().numpy() if "forces_std" in out else None
+        energy, forces = as_numpy(out["energy"]), as_numpy(out["forces"])
+        stress = voigt(as_numpy(out["stress"])) if "stress" in out else None
+        force_std = as_numpy(out["forces_std"]) if "forces_std" in out else None
         starts = np.cumsum([0] + [graphs[k].num_atoms for k in order])
         position = {k: p for p, k in enumerate(order)}
         for k in order:
@@ -168,11 +180,13 @@ class BatchedRelaxation:
                 job.force_std = float(force_std[starts[p] : starts[p] + n].max(initial=0.0))
             results = {"energy": e, "free_energy": e, "forces": f}
             if job.periodic:
-                results["stress"] = full_3x3_to_voigt_6_stress(stress[p])
+                results["stress"] = stress[p]
             job.atoms.calc = SinglePointCalculator(job.atoms, **results)
 
     # ------------------------------------------------------------------ the loop
-    def run(self, items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]]) -> Iterator[Tuple[RelaxResult, Optional[Atoms]]]:
+    def run(
+        self, items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]]
+    ) -> Iterator[Tuple[RelaxResult, Optional[Atoms]]]:
         """(result, relaxed atoms or None) for every (name, atoms, read error) item, as each finishes."""
         pending = iter(items)
         active: List[_Job] = []
@@ -183,8 +197,9 @@ class BatchedRelaxation:
             while active or not exhausted:
                 # fill the batch under the atom budget (always at least one structure)
                 entering: List[_Job] = []
-                while not exhausted and (not active and not entering
-                                         or sum(len(j.atoms) for j in active + entering) < self.max_atoms):
+                while not exhausted and (
+                    not active and not entering or sum(len(j.atoms) for j in active + entering) < self.max_atoms
+                ):
                     try:
                         name, atoms, error = next(pending)
                     except StopIteration:

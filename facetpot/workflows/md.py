@@ -13,6 +13,7 @@ max_force_std_eV_per_A, the largest per-atom committee force std) and ``restart.
 up to ``steps`` in total and reproduces the uninterrupted run in every ensemble (Langevin included: its random
 generator's state is saved); a restart with another ensemble is refused.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,13 +32,13 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
-from ..calculator import FacetCalculator
+from ..inference.calculator import FacetCalculator
 from ..io.output_folder import check_output_folder
 from ..option_checks import at_least, finite, positive
 from ..units import GPA_TO_EV_PER_A3, EV_PER_A3_TO_GPA
 from ..validation import MIN_DISTANCE, is_crystal
 from .md_state import load_state, restore_atoms, restore_integrator, save_state
-from .structure_inputs import read_structure
+from ..io.structure_inputs import read_structure
 
 ENSEMBLES = ("nve", "langevin", "nhc", "npt")
 THERMO = ("step", "time_ps", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "P_GPa", "volume_A3")
@@ -49,37 +50,68 @@ OLD_THERMO_NAMES = {"E_pot": "E_pot_eV", "E_kin": "E_kin_eV", "E_tot": "E_tot_eV
 STATE = "restart.npz"
 
 
-def make_integrator(atoms, ensemble: str, timestep_fs: float, temperature: float, pressure_gpa: float, friction: float,
-                    tdamp_fs: float, pdamp_fs: float, seed: int):
+def make_integrator(
+    atoms,
+    ensemble: str,
+    timestep_fs: float,
+    temperature: float,
+    pressure_gpa: float,
+    friction: float,
+    tdamp_fs: float,
+    pdamp_fs: float,
+    seed: int,
+):
     dt = timestep_fs * units.fs
     if ensemble == "nve":
         return VelocityVerlet(atoms, timestep=dt)
     if ensemble == "langevin":
         atoms.set_constraint(FixCom())  # ASE's recommended way to keep the centre of mass (not fixcm)
-        return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs,
-                        fixcm=False, rng=np.random.default_rng(seed))
+        return Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=temperature,
+            friction=friction / units.fs,
+            fixcm=False,
+            rng=np.random.default_rng(seed),
+        )
     if ensemble == "nhc":
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature, tdamp=tdamp_fs * units.fs)
     if not is_crystal(atoms):
         raise ValueError("npt needs a periodic structure with a 3D cell")
-    return MTKNPT(atoms, timestep=dt, temperature_K=temperature, pressure_au=pressure_gpa * GPA_TO_EV_PER_A3,
-                  tdamp=tdamp_fs * units.fs, pdamp=pdamp_fs * units.fs)
+    return MTKNPT(
+        atoms,
+        timestep=dt,
+        temperature_K=temperature,
+        pressure_au=pressure_gpa * GPA_TO_EV_PER_A3,
+        tdamp=tdamp_fs * units.fs,
+        pdamp=pdamp_fs * units.fs,
+    )
 
 
 def _thermo_row(atoms, step: int, timestep_fs: float) -> dict:
     e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
     periodic = is_crystal(atoms)
-    pressure = -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 * EV_PER_A3_TO_GPA if periodic else np.nan
-    row = {"step": step, "time_ps": step * timestep_fs / 1000.0, "T_K": atoms.get_temperature(), "E_pot_eV": e_pot,
-           "E_kin_eV": e_kin, "E_tot_eV": e_pot + e_kin, "P_GPa": pressure,
-           "volume_A3": atoms.get_volume() if periodic else np.nan}
+    pressure = (
+        -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 * EV_PER_A3_TO_GPA if periodic else np.nan
+    )
+    row = {
+        "step": step,
+        "time_ps": step * timestep_fs / 1000.0,
+        "T_K": atoms.get_temperature(),
+        "E_pot_eV": e_pot,
+        "E_kin_eV": e_kin,
+        "E_tot_eV": e_pot + e_kin,
+        "P_GPa": pressure,
+        "volume_A3": atoms.get_volume() if periodic else np.nan,
+    }
     if "forces_std" in atoms.calc.results:
         row[COMMITTEE_THERMO] = float(np.max(atoms.calc.results["forces_std"]))
     return row
 
 
-def _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
-                   traj_every) -> None:
+def _check_options(
+    ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every, traj_every
+) -> None:
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     at_least("steps", steps, 1)
@@ -108,8 +140,11 @@ def _resume(out: Path, ensemble: str) -> Tuple[Atoms, int, List[dict], Optional[
         restore_atoms(atoms, state)
         start = int(state["step"])
     else:  # written by an older facetpot: positions and momenta to 8 decimals, integrator variables afresh
-        warnings.warn(f"{out} has no {STATE}: continuing from the last trajectory frame; the thermostat and "
-                      "barostat variables start afresh", stacklevel=3)
+        warnings.warn(
+            f"{out} has no {STATE}: continuing from the last trajectory frame; the thermostat and "
+            "barostat variables start afresh",
+            stacklevel=3,
+        )
         start = int(atoms.info.get("step", 0))
     rows = list(csv.DictReader(open(thermo))) if thermo.is_file() else []
     kept = [{OLD_THERMO_NAMES.get(k, k): v for k, v in r.items()} for r in rows if int(r["step"]) <= start]
@@ -137,16 +172,35 @@ def _scale_to_temperature(atoms, temperature: float) -> None:
         atoms.set_momenta(atoms.get_momenta() * np.sqrt(temperature / now), apply_constraint=False)
 
 
-def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, timestep_fs: float = 1.0,
-           temperature: float = 300.0, pressure_gpa: float = 0.0, friction: float = 0.01, tdamp_fs: float = 100.0,
-           pdamp_fs: float = 1000.0, log_every: int = 10, traj_every: int = 10, seed: int = 0, restart: bool = False,
-           device: str = "cpu", dtype: str = "float32", progress: bool = True, min_distance: float = MIN_DISTANCE,
-           dispersion=None) -> int:
+def run_md(
+    model,
+    structure,
+    out_dir,
+    ensemble: str = "nve",
+    steps: int = 1000,
+    timestep_fs: float = 1.0,
+    temperature: float = 300.0,
+    pressure_gpa: float = 0.0,
+    friction: float = 0.01,
+    tdamp_fs: float = 100.0,
+    pdamp_fs: float = 1000.0,
+    log_every: int = 10,
+    traj_every: int = 10,
+    seed: int = 0,
+    restart: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: bool = True,
+    min_distance: float = MIN_DISTANCE,
+    dispersion=None,
+) -> int:
     """Run (or continue) MD of ``structure`` (a file ASE reads, its last frame) with ``model`` (a FacetModel, a
-    file or a shipped name; a list of them is a committee: thermo.csv gets the largest force std), plus ``dispersion`` as for ``FacetCalculator`` (e.g. "d3"); returns the last step. Options are checked, the structure read and evaluated once
-    before any file is written: a failed start leaves no output behind."""
-    _check_options(ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every,
-                   traj_every)
+    file or a shipped name; a list of them is a committee: thermo.csv gets the largest force std), plus
+    ``dispersion`` as for ``FacetCalculator`` (e.g. "d3"); returns the last step. Options are checked, the
+    structure read and evaluated once before any file is written: a failed start leaves no output behind."""
+    _check_options(
+        ensemble, steps, timestep_fs, temperature, pressure_gpa, friction, tdamp_fs, pdamp_fs, log_every, traj_every
+    )
     out = check_output_folder(out_dir)
     traj, thermo = out / "trajectory.extxyz", out / "thermo.csv"
     atoms, start, kept, state = _resume(out, ensemble) if restart else _fresh_start(structure, out, temperature, seed)
@@ -159,37 +213,65 @@ def run_md(model, structure, out_dir, ensemble: str = "nve", steps: int = 1000, 
         _scale_to_temperature(atoms, temperature)  # after the integrator's constraints (their degrees of freedom)
     out.mkdir(parents=True, exist_ok=True)
     with open(thermo, "w", newline="") as f:
-        committee = "forces_std" in atoms.calc.results
-        log = csv.DictWriter(f, fieldnames=THERMO + ((COMMITTEE_THERMO,) if committee else ()), extrasaction="ignore",
-                             restval="")
+        fields = THERMO + ((COMMITTEE_THERMO,) if "forces_std" in atoms.calc.results else ())
+        log = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", restval="")
         log.writeheader()
         log.writerows(kept)
-        step = start
+        record = _Recorder(f, log, traj, atoms, dyn, out / STATE, ensemble, timestep_fs, log_every, traj_every, steps)
+        record(start, resumed=restart, kept=bool(kept))
+        return _advance(dyn, atoms, record, start, steps, timestep_fs, log_every, progress, traj)
 
-        def record():
-            last = step == steps  # the last step is always logged and saved
-            if (step % log_every == 0 or last) and not (restart and step == start and kept):
-                log.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in _thermo_row(atoms, step, timestep_fs).items()})
-                f.flush()
-            if (step % traj_every == 0 or last) and not (restart and step == start):
-                atoms.info.update(step=step, time_ps=step * timestep_fs / 1000.0, ensemble=ensemble)
-                write(traj, atoms, format="extxyz", append=step > 0)
-                save_state(out / STATE, atoms, dyn, step, ensemble)
 
-        record()
-        bar = tqdm(total=steps, initial=start, unit="step", disable=not progress)
-        t0 = time.perf_counter()
-        while step < steps:
-            dyn.run(1)
-            step += 1
-            e = atoms.get_potential_energy()
-            if not np.isfinite(e):
-                raise FloatingPointError(f"non-finite energy at step {step}; the last good frame is in {traj}")
-            record()
-            bar.update(1)
-            if step % log_every == 0:
-                elapsed = time.perf_counter() - t0
-                bar.set_postfix(T=f"{atoms.get_temperature():.0f}K",
-                                ns_per_day=f"{(step - start) * timestep_fs * 1e-6 / max(elapsed, 1e-9) * 86400:.3g}")
-        bar.close()
+class _Recorder:
+    """Writes a step's thermo row (every ``log_every`` steps and the last) and its frame and restart state
+    (every ``traj_every`` steps and the last)."""
+
+    def __init__(self, f, log, traj, atoms, dyn, state_path, ensemble, timestep_fs, log_every, traj_every, steps):
+        self.f, self.log, self.traj, self.atoms, self.dyn, self.state_path = f, log, traj, atoms, dyn, state_path
+        self.ensemble, self.timestep_fs, self.log_every, self.traj_every, self.steps = (
+            ensemble,
+            timestep_fs,
+            log_every,
+            traj_every,
+            steps,
+        )
+
+    def __call__(self, step: int, resumed: bool = False, kept: bool = False) -> None:
+        """``resumed``: the first step of a restart, whose frame (and, when ``kept``, row) is already there."""
+        last = step == self.steps  # the last step is always logged and saved
+        if (step % self.log_every == 0 or last) and not (resumed and kept):
+            row = _thermo_row(self.atoms, step, self.timestep_fs)
+            self.log.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in row.items()})
+            self.f.flush()
+        if (step % self.traj_every == 0 or last) and not resumed:
+            self.atoms.info.update(step=step, time_ps=step * self.timestep_fs / 1000.0, ensemble=self.ensemble)
+            write(self.traj, self.atoms, format="extxyz", append=step > 0)
+            save_state(self.state_path, self.atoms, self.dyn, step, self.ensemble)
+
+
+def _advance(
+    dyn,
+    atoms,
+    record: _Recorder,
+    start: int,
+    steps: int,
+    timestep_fs: float,
+    log_every: int,
+    progress: bool,
+    traj: Path,
+) -> int:
+    """Steps ``start + 1`` to ``steps``, each recorded; a non-finite energy stops the run."""
+    bar = tqdm(total=steps, initial=start, unit="step", disable=not progress)
+    t0, step = time.perf_counter(), start
+    while step < steps:
+        dyn.run(1)
+        step += 1
+        if not np.isfinite(atoms.get_potential_energy()):
+            raise FloatingPointError(f"non-finite energy at step {step}; the last good frame is in {traj}")
+        record(step)
+        bar.update(1)
+        if step % log_every == 0:
+            rate = (step - start) * timestep_fs * 1e-6 / max(time.perf_counter() - t0, 1e-9) * 86400
+            bar.set_postfix(T=f"{atoms.get_temperature():.0f}K", ns_per_day=f"{rate:.3g}")
+    bar.close()
     return step

@@ -11,6 +11,7 @@ and the integrators carry variables of their own. The state file holds, in binar
 so that a run stopped and restarted reproduces the uninterrupted run (to the last bit on one machine and thread
 count). It is written atomically beside every trajectory frame and at the last step.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ import numpy as np
 from ..io.atomic_write import atomic_write
 
 #: the integrator variables kept, as (owner attribute or "" for the integrator itself, variable)
-INTEGRATOR_VARIABLES = (("_thermostat", "_eta"), ("_thermostat", "_p_eta"), ("_barostat", "_xi"),
-                        ("_barostat", "_p_xi"), ("", "_p_g"), ("", "_eps"), ("", "_p_eps"))
+INTEGRATOR_VARIABLES = (
+    ("_thermostat", "_eta"),
+    ("_thermostat", "_p_eta"),
+    ("_barostat", "_xi"),
+    ("_barostat", "_p_xi"),
+    ("", "_p_g"),
+    ("", "_eps"),
+    ("", "_p_eps"),
+)
 FORMAT = "facetpot-md-state 1"
 
 
@@ -33,9 +41,16 @@ def _owner(dyn, part: str):
 
 def save_state(path, atoms, dyn, step: int, ensemble: str) -> None:
     """Write ``path`` (restart.npz) atomically: ``atoms`` and ``dyn``'s variables at ``step``."""
-    arrays: Dict[str, Any] = {"format": np.array(FORMAT), "ensemble": np.array(ensemble), "step": np.array(step),
-                              "positions": atoms.get_positions(), "momenta": atoms.get_momenta(),
-                              "cell": np.array(atoms.get_cell()), "pbc": atoms.pbc.copy(), "numbers": atoms.numbers}
+    arrays: Dict[str, Any] = {
+        "format": np.array(FORMAT),
+        "ensemble": np.array(ensemble),
+        "step": np.array(step),
+        "positions": atoms.get_positions(),
+        "momenta": atoms.get_momenta(),
+        "cell": np.array(atoms.get_cell()),
+        "pbc": atoms.pbc.copy(),
+        "numbers": atoms.numbers,
+    }
     for part, name in INTEGRATOR_VARIABLES:
         owner = _owner(dyn, part)
         if owner is not None and hasattr(owner, name):

@@ -1,7 +1,7 @@
 """``facet predict``: single points of many structures, batched, results streamed to disk.
 
-Every structure of the inputs (files, folders, globs; ``workflows.structure_inputs``) is evaluated by
-``facetpot.single_points`` in model calls of at most ``batch_atoms`` atoms. ``OUTDIR/results.csv`` gets a
+Every structure of the inputs (files, folders, globs; ``io.structure_inputs``) is evaluated by
+``facetpot.inference.single_points`` in model calls of at most ``batch_atoms`` atoms. ``OUTDIR/results.csv`` gets a
 row per structure in input order (energy, energy per atom, largest force, stress in Voigt order, or the
 error that stopped it) and ``OUTDIR/predicted.extxyz`` every evaluated structure, both written as the
 batches finish, so a killed job keeps what it finished.
@@ -11,6 +11,7 @@ of a DFT file stay the DFT values), and carries the model's under their own keys
 does: ``facet_energy`` (eV), ``facet_stress`` (Voigt, eV/Å^3, where there is a cell) in the frame's info and
 ``facet_forces`` (eV/Å) per atom: a later ``facet eval`` of the file still compares the model with the data.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,12 +25,15 @@ from ase.io import write
 from tqdm import tqdm
 
 from ..io.output_folder import check_output_folder
-from ..single_points import iter_predict
+from ..inference.single_points import iter_predict
 from ..validation import MIN_DISTANCE
 
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
-COLUMNS = ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per_A"] + \
-          [f"stress_{c}_eV_per_A3" for c in VOIGT] + ["error"]
+COLUMNS = (
+    ["name", "atoms", "energy_eV", "energy_per_atom_eV", "max_force_eV_per_A"]
+    + [f"stress_{c}_eV_per_A3" for c in VOIGT]
+    + ["error"]
+)
 
 
 #: the keys of the model's predictions in predicted.extxyz (info: energy, stress; arrays: forces)
@@ -49,9 +53,16 @@ def with_predictions(atoms: Atoms, row: Dict[str, Any]) -> Atoms:
     return out
 
 
-def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dtype: Optional[str] = "float32",
-                  batch_atoms: Optional[int] = None, progress: bool = True, min_distance: float = MIN_DISTANCE
-                  ) -> Tuple[int, int]:
+def predict_files(
+    model,
+    inputs: Sequence[str],
+    out_dir,
+    device: str = "cpu",
+    dtype: Optional[str] = "float32",
+    batch_atoms: Optional[int] = None,
+    progress: bool = True,
+    min_distance: float = MIN_DISTANCE,
+) -> Tuple[int, int]:
     """Evaluate every structure of ``inputs`` with ``model`` (an object, a file or a shipped name; None: the
     default model) into ``out_dir``; returns (structures, failed)."""
     # output folder, options, model and inputs checked before anything is written
@@ -69,8 +80,11 @@ def predict_files(model, inputs: Sequence[str], out_dir, device: str = "cpu", dt
             n = len(atoms) if atoms is not None else 0
             line = {"name": row["name"], "atoms": n, "error": row["error"]}
             if not row["error"]:
-                line.update(energy_eV=f"{row['energy']:.10g}", energy_per_atom_eV=f"{row['energy'] / n:.10g}",
-                            max_force_eV_per_A=f"{float(np.linalg.norm(row['forces'], axis=1).max()):.6g}")
+                line.update(
+                    energy_eV=f"{row['energy']:.10g}",
+                    energy_per_atom_eV=f"{row['energy'] / n:.10g}",
+                    max_force_eV_per_A=f"{float(np.linalg.norm(row['forces'], axis=1).max()):.6g}",
+                )
                 if row["stress"] is not None:
                     line.update({f"stress_{c}_eV_per_A3": f"{v:.8g}" for c, v in zip(VOIGT, row["stress"])})
                 result = with_predictions(atoms, row)

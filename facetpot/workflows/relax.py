@@ -9,6 +9,7 @@ so a killed job keeps what it finished, and ``resume=True`` (``--resume``) relax
 whose names results.csv does not hold yet. An earlier run's files are never replaced silently: a folder
 that holds them needs ``resume`` or ``overwrite``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,12 +21,12 @@ from ase import Atoms
 from ase.io import write
 from tqdm import tqdm
 
-from ..committee import Committee
-from ..io.model_file import inference_model
+from ..inference.committee import Committee
+from ..inference.prepare import inference_model
 from ..io.output_folder import check_output_folder
 from .batched_relax import BatchedRelaxation
 from .relax_result import CSV_COLUMNS, csv_row
-from .structure_inputs import count_structures, expand_inputs, iter_structures
+from ..io.structure_inputs import count_structures, expand_inputs, iter_structures
 
 
 RESULTS, RELAXED = "results.csv", "relaxed.extxyz"
@@ -47,8 +48,10 @@ def finished_names(out_dir, resume: bool = False, overwrite: bool = False) -> Se
             raise ValueError(f"{out / RESULTS} was not written by facet relax (its columns differ): cannot resume")
         return {r["name"] for r in rows if r.get("error") is not None}  # a row cut short by a kill has no error field
     if earlier and not overwrite:
-        raise ValueError(f"{out} holds an earlier run ({', '.join(p.name for p in earlier)}): --resume relaxes only "
-                         "the structures it has not finished, --overwrite starts again, or choose another folder")
+        raise ValueError(
+            f"{out} holds an earlier run ({', '.join(p.name for p in earlier)}): --resume relaxes only "
+            "the structures it has not finished, --overwrite starts again, or choose another folder"
+        )
     return set()
 
 
@@ -67,9 +70,16 @@ def _write_frame(path: Path, atoms: Atoms, append: bool) -> None:
         f.write(text.getvalue())
 
 
-def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model, out_dir, progress: bool = True,
-              expected: Optional[int] = None, resume: bool = False, overwrite: bool = False,
-              **options) -> Tuple[int, int, int]:
+def relax_all(
+    items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]],
+    model,
+    out_dir,
+    progress: bool = True,
+    expected: Optional[int] = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    **options,
+) -> Tuple[int, int, int]:
     """Relax every (name, atoms, read error) item with ``model`` (a FacetModel), writing ``out_dir``/results.csv
     and relaxed.extxyz as each finishes (``finished_names`` for ``resume`` and ``overwrite``); ``options`` go to
     :class:`BatchedRelaxation`. Returns (structures, converged, failed) of this run (resumed: the ones it relaxed)."""
@@ -81,8 +91,9 @@ def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model
         _drop_partial_line(out / RESULTS)
     appending = resume and (out / RESULTS).is_file() and (out / RESULTS).stat().st_size > 0  # a header to go on from
     total = converged = failed = 0
-    bar = tqdm(total=None if expected is None else max(expected - len(done), 0), unit="structure",
-               disable=not progress)  # expected: the count, if known
+    bar = tqdm(
+        total=None if expected is None else max(expected - len(done), 0), unit="structure", disable=not progress
+    )  # expected: the count, if known
     with open(out / RESULTS, "a" if appending else "w", newline="") as f:
         rows = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS.values()))
         if not appending:
@@ -105,8 +116,16 @@ def relax_all(items: Iterable[Tuple[str, Optional[Atoms], Optional[str]]], model
     return total, converged, failed
 
 
-def relax_files(model, inputs, out_dir, shard: Tuple[int, int] = (0, 1), device: str = "cpu", dtype: str = "float32",
-                progress: bool = True, **options) -> Tuple[int, int, int]:
+def relax_files(
+    model,
+    inputs,
+    out_dir,
+    shard: Tuple[int, int] = (0, 1),
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: bool = True,
+    **options,
+) -> Tuple[int, int, int]:
     """``facet relax``: every structure of ``inputs`` (files, folders, globs) relaxed with ``model``
     (a FacetModel, a file or a shipped name; a list of them is a committee); (structures, converged, failed)."""
     finished_names(out_dir, options.get("resume", False), options.get("overwrite", False))  # before the model loads

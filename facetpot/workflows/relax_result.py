@@ -1,4 +1,5 @@
 """The outcome of one relaxation: one row of ``facet relax``'s results.csv."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -28,11 +29,19 @@ class RelaxResult:
 
 
 #: results.csv's columns, units in their names: RelaxResult field -> header
-CSV_COLUMNS = {"name": "name", "converged": "converged", "steps": "steps", "energy_initial": "energy_initial_eV",
-               "energy_final": "energy_final_eV", "fmax_final": "fmax_final_eV_per_A",
-               "max_stress_final": "max_stress_final_GPa", "volume_final": "volume_final_A3",
-               "max_force_std_final": "max_force_std_final_eV_per_A", "seconds": "seconds",
-               "error": "error"}
+CSV_COLUMNS = {
+    "name": "name",
+    "converged": "converged",
+    "steps": "steps",
+    "energy_initial": "energy_initial_eV",
+    "energy_final": "energy_final_eV",
+    "fmax_final": "fmax_final_eV_per_A",
+    "max_stress_final": "max_stress_final_GPa",
+    "volume_final": "volume_final_A3",
+    "max_force_std_final": "max_force_std_final_eV_per_A",
+    "seconds": "seconds",
+    "error": "error",
+}
 
 
 def csv_row(result: RelaxResult) -> Dict[str, object]:

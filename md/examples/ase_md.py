@@ -5,6 +5,7 @@
 --model takes a model file or a shipped model's name; without it the recommended shipped model
 (``facetpot.pretrained.DEFAULT_MODEL``, today ``facet-7net0-spline``) is used.
 """
+
 import argparse
 import time
 
@@ -45,8 +46,11 @@ def main():
     t = time.perf_counter()
     for k in range(args.steps // 10):
         dyn.run(10)
-        print(f"step {10 * (k + 1):5d}  T {atoms.get_temperature():7.1f} K  E_tot {atoms.get_total_energy():.6f} eV  "
-              f"drift {(atoms.get_total_energy() - e0) / len(atoms) * 1e3:+.4f} meV/atom", flush=True)
+        print(
+            f"step {10 * (k + 1):5d}  T {atoms.get_temperature():7.1f} K  E_tot {atoms.get_total_energy():.6f} eV  "
+            f"drift {(atoms.get_total_energy() - e0) / len(atoms) * 1e3:+.4f} meV/atom",
+            flush=True,
+        )
     print(f"{1e3 * (time.perf_counter() - t) / args.steps:.1f} ms/step, {len(atoms)} atoms")
 
 

@@ -1,4 +1,4 @@
-// facet::density_group: the density convolution of a group of input blocks with frozen weights, forward and
+// facetpot::density_group: the density convolution of a group of input blocks with frozen weights, forward and
 // backward, a C++ transcription of facetpot/nn/conv/density_op.py (_GroupConvolution), so that an exported
 // model runs the fast formulation inside LAMMPS (no Python there).
 //
@@ -107,9 +107,9 @@ struct DensityGroup : public torch::autograd::Function<DensityGroup> {
   static variable_list forward(AutogradContext *ctx, const Tensor &src, const Tensor &rb, int64_t chunk,
                                at::TensorList blocks, at::TensorList ms)
   {
-    TORCH_CHECK(!blocks.empty() && blocks.size() == ms.size(), "facet::density_group: one matrix per block");
+    TORCH_CHECK(!blocks.empty() && blocks.size() == ms.size(), "facetpot::density_group: one matrix per block");
     for (const Tensor &m : ms)
-      TORCH_CHECK(!m.requires_grad(), "facet::density_group has no weight gradients (frozen weights only)");
+      TORCH_CHECK(!m.requires_grad(), "facetpot::density_group has no weight gradients (frozen weights only)");
     const int64_t nb = (int64_t) blocks.size();
     Tensor x_ext = extended(blocks);
     const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
@@ -150,7 +150,7 @@ struct DensityGroup : public torch::autograd::Function<DensityGroup> {
 
   static variable_list backward(AutogradContext *ctx, variable_list grads)
   {
-    TORCH_CHECK(!torch::GradMode::is_enabled(), "facet::density_group (C++) has no double backward "
+    TORCH_CHECK(!torch::GradMode::is_enabled(), "facetpot::density_group (C++) has no double backward "
                 "(create_graph=True): compute second derivatives in Python with facetpot");
     variable_list saved = ctx->get_saved_variables();
     const int64_t nb = ctx->saved_data["n_blocks"].toInt();
@@ -215,8 +215,8 @@ struct Registration {
   std::unique_ptr<torch::Library> library;
   Registration()
   {
-    if (c10::Dispatcher::singleton().findSchema({"facet::density_group", ""}).has_value()) return;
-    library = std::make_unique<torch::Library>(torch::Library::FRAGMENT, "facet", std::nullopt, __FILE__, __LINE__);
+    if (c10::Dispatcher::singleton().findSchema({"facetpot::density_group", ""}).has_value()) return;
+    library = std::make_unique<torch::Library>(torch::Library::FRAGMENT, "facetpot", std::nullopt, __FILE__, __LINE__);
     library->def(SCHEMA);
     library->impl("density_group", torch::dispatch(c10::DispatchKey::CompositeImplicitAutograd, &density_group));
   }

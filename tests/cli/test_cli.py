@@ -1,5 +1,6 @@
 """The `facet` command as a new user meets it (issue 20): a default model, checked options, messages instead of
 tracebacks, no output left by a failed start, inputs found and named as expected, defaults in the help."""
+
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from ase.io import write
 
-from conftest import small_model
+from facetpot.testing import small_model
 from facetpot.cli import main as facet
 from facetpot.io.model_file import save_model
 from facetpot.pretrained import DEFAULT_MODEL
@@ -34,34 +35,73 @@ def rows(path):
 def test_commands_run_the_default_model_and_keep_the_old_form(files, capsys):
     """`facet relax si.cif al.cif -o out` relaxes both files with the default model (it used to load si.cif as a
     model); `facet md si.cif -o md` runs; the older `facet md MODEL si.cif` form still works (item 5)."""
-    assert facet(["relax", str(files / "si.cif"), str(files / "al.cif"), "-o", str(files / "r"), "--no-progress",
-                  "--max-steps", "2"]) in (0, 1)
+    assert facet(
+        [
+            "relax",
+            str(files / "si.cif"),
+            str(files / "al.cif"),
+            "-o",
+            str(files / "r"),
+            "--no-progress",
+            "--max-steps",
+            "2",
+        ]
+    ) in (0, 1)
     assert sorted(r["name"] for r in rows(files / "r" / "results.csv")) == ["al.cif", "si.cif"]
     assert all(r["error"] == "" for r in rows(files / "r" / "results.csv"))
     assert facet(["md", str(files / "si.cif"), "-o", str(files / "md"), "--steps", "2", "--no-progress"]) == 0
-    assert facet(["md", str(files / "model.pt"), str(files / "si.cif"), "-o", str(files / "md2"), "--steps", "2",
-                  "--no-progress"]) == 0
-    assert facet(["md", "-m", str(files / "model.pt"), str(files / "si.cif"), str(files / "al.cif"),
-                  "-o", str(files / "md3")]) == 2
+    assert (
+        facet(
+            [
+                "md",
+                str(files / "model.pt"),
+                str(files / "si.cif"),
+                "-o",
+                str(files / "md2"),
+                "--steps",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        facet(
+            [
+                "md",
+                "-m",
+                str(files / "model.pt"),
+                str(files / "si.cif"),
+                str(files / "al.cif"),
+                "-o",
+                str(files / "md3"),
+            ]
+        )
+        == 2
+    )
     assert "takes one structure file" in capsys.readouterr().err
     help_text = _help(["relax"], capsys)
     assert f"default: {DEFAULT_MODEL}" in help_text
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["relax", "{si}", "--fmax", "-0.1"], "fmax must be > 0"),
-    (["relax", "{si}", "--max-steps", "-1"], "max_steps must be >= 0"),
-    (["relax", "{si}", "--max-atoms", "0"], "max_atoms must be >= 1"),
-    (["relax", "{si}", "--shard", "3/3"], "shard must be I/N with 0 <= I < N"),
-    (["md", "{si}", "--steps", "-5"], "steps must be >= 1"),
-    (["md", "{si}", "--timestep", "0"], "timestep must be > 0 fs"),
-    (["md", "{si}", "--timestep", "-1"], "timestep must be > 0 fs"),
-    (["md", "{si}", "--temperature", "-100"], "temperature must be >= 0.0 K"),
-    (["md", "{si}", "--log-every", "0"], "log_every must be >= 1"),
-    (["phonons", "{si}", "--supercell", "0", "1", "1"], "supercell must be >= 1"),
-    (["predict", "{si}", "--batch-atoms", "0"], "batch_atoms must be >= 1"),
-    (["relax", "{si}", "--min-distance", "-1"], "min_distance must be >= 0.0"),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["relax", "{si}", "--fmax", "-0.1"], "fmax must be > 0"),
+        (["relax", "{si}", "--max-steps", "-1"], "max_steps must be >= 0"),
+        (["relax", "{si}", "--max-atoms", "0"], "max_atoms must be >= 1"),
+        (["relax", "{si}", "--shard", "3/3"], "shard must be I/N with 0 <= I < N"),
+        (["md", "{si}", "--steps", "-5"], "steps must be >= 1"),
+        (["md", "{si}", "--timestep", "0"], "timestep must be > 0 fs"),
+        (["md", "{si}", "--timestep", "-1"], "timestep must be > 0 fs"),
+        (["md", "{si}", "--temperature", "-100"], "temperature must be >= 0.0 K"),
+        (["md", "{si}", "--log-every", "0"], "log_every must be >= 1"),
+        (["phonons", "{si}", "--supercell", "0", "1", "1"], "supercell must be >= 1"),
+        (["predict", "{si}", "--batch-atoms", "0"], "batch_atoms must be >= 1"),
+        (["relax", "{si}", "--min-distance", "-1"], "min_distance must be >= 0.0"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
 def test_bad_options_are_refused_before_anything_is_written(files, capsys, argv, message):
     """Item 7: each used to run (500 steps, negative time, NaN positions, rc 0) or leave a folder behind."""
     out = files / "out"
@@ -135,8 +175,15 @@ def test_help_shows_defaults_and_why_dtypes_differ(capsys):
     """Item 13: every option's default is in the help, the dtype default says why it differs by command, eval
     describes its arguments and --key's syntax, --shard says it counts from 0."""
     md = _help(["md"], capsys)
-    for shown in ("(default: 1000)", "fs (default: 1.0)", "(default: 300.0)", "(default: nve)", "(default: float32)",
-                  "relaxations, MD and screening", "(default: 0.5)"):
+    for shown in (
+        "(default: 1000)",
+        "fs (default: 1.0)",
+        "(default: 300.0)",
+        "(default: nve)",
+        "(default: float32)",
+        "relaxations, MD and screening",
+        "(default: 0.5)",
+    ):
         assert shown in md, shown
     relax = _help(["relax"], capsys)
     assert "(default: 500)" in relax and "(default: fire)" in relax and "counted from 0" in relax
@@ -155,8 +202,9 @@ def test_outputs_named_units_and_progress(files, capsys):
 
     model = ["-m", str(files / "model.pt")]
     write(files / "two.extxyz", [bulk("Si", "diamond", a=5.43), bulk("Al", "fcc", a=4.05)])
-    assert facet(["relax", str(files / "two.extxyz"), str(files / "si.cif"), "-o", str(files / "r"),
-                  "--max-steps", "1"] + model) in (0, 1)
+    assert facet(
+        ["relax", str(files / "two.extxyz"), str(files / "si.cif"), "-o", str(files / "r"), "--max-steps", "1"] + model
+    ) in (0, 1)
     err = capsys.readouterr().err
     assert "3/3" in err and "relaxed.extxyz" in err
     assert facet(["relax", str(files / "broken.cif"), "-o", str(files / "r2"), "--no-progress"] + model) == 1
@@ -173,8 +221,22 @@ def test_outputs_named_units_and_progress(files, capsys):
     occupied = bulk("NaCl", "rocksalt", a=5.64)
     write(files / "nacl.cif", occupied)
     save_model(small_model(species=[11, 17], scale=0.3), files / "nacl.pt")
-    assert facet(["md", str(files / "nacl.cif"), "-o", str(files / "md"), "-m", str(files / "nacl.pt"), "--steps", "2",
-                  "--no-progress"]) == 0
+    assert (
+        facet(
+            [
+                "md",
+                str(files / "nacl.cif"),
+                "-o",
+                str(files / "md"),
+                "-m",
+                str(files / "nacl.pt"),
+                "--steps",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     from ase.io import read
 
     assert "occupancy" in read(files / "nacl.cif").info  # what ASE's reader attaches ...
@@ -210,8 +272,20 @@ def test_small_things_a_second_user_hit(files, capsys):
     assert facet(["md", str(files / "si.cif"), "-o", str(files / "g"), "--device", "gpu"]) == 2
     err = capsys.readouterr().err
     assert "device must be cpu, cuda or cuda:N, got 'gpu'" in err and "xpu" not in err
-    assert facet(["predict", str(files / "broken.cif"), "-o", str(files / "p"), "-m", str(files / "model.pt"),
-                  "--no-progress"]) == 1
+    assert (
+        facet(
+            [
+                "predict",
+                str(files / "broken.cif"),
+                "-o",
+                str(files / "p"),
+                "-m",
+                str(files / "model.pt"),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "predicted.extxyz" not in err and "nothing evaluated" in err
     from facetpot.cli.main import _one_line_warning
@@ -219,10 +293,13 @@ def test_small_things_a_second_user_hit(files, capsys):
     assert _one_line_warning(UserWarning("the frame"), UserWarning, "x.py", 3) == "facet: warning: the frame\n"
 
 
-@pytest.mark.parametrize("command,module,function,hint", [
-    (["md", "{si}", "-o", "{out}"], "facetpot.workflows.md", "run_md", "--restart"),
-    (["train", "{cfg}"], "facetpot.training.trainer", "Trainer", "--resume"),
-])
+@pytest.mark.parametrize(
+    "command,module,function,hint",
+    [
+        (["md", "{si}", "-o", "{out}"], "facetpot.workflows.md", "run_md", "--restart"),
+        (["train", "{cfg}"], "facetpot.training.trainer", "Trainer", "--resume"),
+    ],
+)
 def test_an_interrupt_is_one_line_that_says_how_to_go_on(files, capsys, monkeypatch, command, module, function, hint):
     """Issue 33 item 9: Ctrl-C (KeyboardInterrupt; SIGTERM is turned into one) ends with exit code 130 and one
     line naming how to continue, not a traceback."""

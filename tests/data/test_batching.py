@@ -1,4 +1,5 @@
 """Atom-budget packing: one rule (pack_batches) for the training sampler and for facet eval's stream."""
+
 import itertools
 
 import numpy as np
@@ -36,8 +37,9 @@ def test_sampler_batches_are_unchanged():
             assert s.all_batches(epoch) == reference_batches(sizes, max_atoms, max_frames, 5, epoch)
             for rank in range(3):
                 s = BudgetBatchSampler(sizes, max_atoms, max_frames, seed=5, rank=rank, world_size=3)
-                assert s.all_batches(epoch) == reference_batches(sizes, max_atoms, max_frames, 5, epoch,
-                                                                 rank=rank, world_size=3)
+                assert s.all_batches(epoch) == reference_batches(
+                    sizes, max_atoms, max_frames, 5, epoch, rank=rank, world_size=3
+                )
     s = BudgetBatchSampler(sizes, 64, 4, shuffle=False)
     assert s.all_batches() == reference_batches(sizes, 64, 4, 0, 0, shuffle=False)
 
@@ -66,8 +68,8 @@ def test_predict_structures_equals_one_call_per_structure():
     from ase.build import bulk, molecule
 
     from facetpot import FacetCalculator
-    from facetpot.single_points import predict_structures
-    from conftest import small_model
+    from facetpot.inference.single_points import predict_structures
+    from facetpot.testing import small_model
 
     model = small_model(species=[1, 6, 8, 13, 29])
     cu = bulk("Cu", "fcc", a=3.6, cubic=True)

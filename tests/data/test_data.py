@@ -1,4 +1,5 @@
 """Readers and the on-disk cache: MPtrj JSON streaming, key mapping, rejections named, bounded shards."""
+
 import json
 import re
 
@@ -24,19 +25,31 @@ def mptrj_entry(mp_id, k, rng):
     lattice = np.diag([3.0, 3.1, 3.2]) + 0.1 * rng.standard_normal((3, 3))
     frac = rng.random((2, 3))
     return {
-        "structure": {"@module": "pymatgen.core.structure", "lattice": {"matrix": lattice.tolist()},
-                      "sites": [{"species": [{"element": el, "occu": 1}], "abc": f.tolist(),
-                                 "xyz": (f @ lattice).tolist()} for el, f in zip(("Li", "O"), frac)]},
-        "uncorrected_total_energy": -10.0 - k, "corrected_total_energy": -11.0 - k,
-        "energy_per_atom": -5.0, "ef_per_atom": 0.0, "force": rng.standard_normal((2, 3)).tolist(),
-        "stress": [[10.0, 1.0, 0.0], [1.0, -20.0, 0.0], [0.0, 0.0, 5.0]], "magmom": None, "bandgap": 0.0,
+        "structure": {
+            "@module": "pymatgen.core.structure",
+            "lattice": {"matrix": lattice.tolist()},
+            "sites": [
+                {"species": [{"element": el, "occu": 1}], "abc": f.tolist(), "xyz": (f @ lattice).tolist()}
+                for el, f in zip(("Li", "O"), frac)
+            ],
+        },
+        "uncorrected_total_energy": -10.0 - k,
+        "corrected_total_energy": -11.0 - k,
+        "energy_per_atom": -5.0,
+        "ef_per_atom": 0.0,
+        "force": rng.standard_normal((2, 3)).tolist(),
+        "stress": [[10.0, 1.0, 0.0], [1.0, -20.0, 0.0], [0.0, 0.0, 5.0]],
+        "magmom": None,
+        "bandgap": 0.0,
         "mp_id": mp_id,
     }
 
 
 def write_mptrj(path, n_traj=5, per_traj=3, seed=0):
     rng = np.random.default_rng(seed)
-    data = {f"mp-{t}": {f"mp-{t}-0-{k}": mptrj_entry(f"mp-{t}", k, rng) for k in range(per_traj)} for t in range(n_traj)}
+    data = {
+        f"mp-{t}": {f"mp-{t}-0-{k}": mptrj_entry(f"mp-{t}", k, rng) for k in range(per_traj)} for t in range(n_traj)
+    }
     path.write_text(json.dumps(data, indent=1))
     return data
 
@@ -52,7 +65,9 @@ def test_mptrj_json_streams_with_units_and_sign(tmp_path, monkeypatch):
     assert np.allclose(f.positions, [s["xyz"] for s in entry["structure"]["sites"]])
     assert list(f.numbers) == [3, 8]
     # VASP kBar, compressive positive -> eV/Å^3, tensile positive: 10 kBar = 1 GPa = 0.00624 eV/Å^3
-    assert f.stress[0, 0] == pytest.approx(-10 * KBAR_TO_EV_PER_A3) and f.stress[0, 0] == pytest.approx(-0.0062415, rel=1e-4)
+    assert f.stress[0, 0] == pytest.approx(-10 * KBAR_TO_EV_PER_A3) and f.stress[0, 0] == pytest.approx(
+        -0.0062415, rel=1e-4
+    )
     corrected = list(iter_frames(tmp_path / "mptrj.json", mptrj_energy="corrected"))
     assert corrected[4].energy == entry["corrected_total_energy"]
 
@@ -77,8 +92,9 @@ def test_extxyz_with_ref_keys_and_rejections_named(tmp_path):
     frames[4].arrays["REF_forces"][0, 0] = np.inf
     write(tmp_path / "d.extxyz", frames)
     keys = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress"}
-    manifest = convert(iter_frames(tmp_path / "d.extxyz", keys=keys), tmp_path / "cache", shard_frames=2,
-                       progress=False)
+    manifest = convert(
+        iter_frames(tmp_path / "d.extxyz", keys=keys), tmp_path / "cache", shard_frames=2, progress=False
+    )
     assert manifest["frames_in"] == 6 and manifest["frames"] == 4 and manifest["rejected"] == 2
     rejected = (tmp_path / "cache" / "rejected.tsv").read_text().splitlines()[1:]
     assert any("d.extxyz:2" in r and "energy" in r for r in rejected)
@@ -119,8 +135,9 @@ def test_ase_db_reader_and_convert_cli(tmp_path):
     with connect(tmp_path / "d.db") as db:
         for k in range(3):
             a = Atoms("Cu2", positions=[[0, 0, 0], [1.4, 1.4, 0.1 * k]], cell=[3, 3, 3], pbc=True)
-            a.calc = SinglePointCalculator(a, energy=-1.0 - k, forces=np.full((2, 3), 0.1 * k),
-                                           stress=np.arange(6) * 1e-3)
+            a.calc = SinglePointCalculator(
+                a, energy=-1.0 - k, forces=np.full((2, 3), 0.1 * k), stress=np.arange(6) * 1e-3
+            )
             db.write(a, config_type="db", weight=2.0)
     frames = list(iter_frames(tmp_path / "d.db"))
     assert [f.energy for f in frames] == [-1.0, -2.0, -3.0]
@@ -143,7 +160,9 @@ def test_cache_reads_numbers_and_energies_of_single_frames(tmp_path):
     assert cache.species == [13, 29]
     for i in range(len(cache)):
         assert list(cache.frame_numbers(i)) == list(cache[i].numbers)
-    assert cache.energies([4, 0, 3]).tolist() == [cache[4].energy, cache[0].energy, cache[3].energy] == [-6.0, 0.0, -4.5]
+    assert (
+        cache.energies([4, 0, 3]).tolist() == [cache[4].energy, cache[0].energy, cache[3].energy] == [-6.0, 0.0, -4.5]
+    )
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     manifest["format_version"] = 99
     (tmp_path / "cache" / "manifest.json").write_text(json.dumps(manifest))
@@ -154,8 +173,9 @@ def test_cache_reads_numbers_and_energies_of_single_frames(tmp_path):
 def test_training_frames_and_calculator_input_share_one_structure_check():
     cases = {
         "no atoms": Atoms(),
-        "non-finite .*positions for atom\\(s\\) \\[1\\]": Atoms("Cu2", positions=[[0, 0, 0], [np.nan, 0, 0]],
-                                                             cell=[3, 3, 3], pbc=True),
+        "non-finite .*positions for atom\\(s\\) \\[1\\]": Atoms(
+            "Cu2", positions=[[0, 0, 0], [np.nan, 0, 0]], cell=[3, 3, 3], pbc=True
+        ),
         "cell vector 2 is zero": Atoms("Cu", cell=[3, 3, 0], pbc=[True, True, True]),
         "zero volume": Atoms("Cu", cell=[[3, 0, 0], [0, 3, 0], [0, 0, 1e-7]], pbc=True),
         "linearly dependent": Atoms("Cu", cell=[[3, 0, 0], [6, 0, 0], [0, 0, 0]], pbc=[True, True, False]),
@@ -163,10 +183,13 @@ def test_training_frames_and_calculator_input_share_one_structure_check():
     for message, atoms in cases.items():
         with pytest.raises(ValueError, match=message):
             check_atoms(atoms)
-        frame = Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc,
-                      energy=0.0)
+        frame = Frame(
+            numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc, energy=0.0
+        )
         assert re.search(message, frame.problem()), (message, frame.problem())
         assert "\n" not in frame.problem()  # one line of rejected.tsv
     ok = Atoms("Cu", cell=[[3, 0, 0], [0, 3, 0], [0, 0, 1e-3]], pbc=True)  # thin but a volume
     check_atoms(ok)
-    assert Frame(numbers=ok.numbers, positions=ok.positions, cell=ok.cell.array, pbc=ok.pbc, energy=0.0).problem() is None
+    assert (
+        Frame(numbers=ok.numbers, positions=ok.positions, cell=ok.cell.array, pbc=ok.pbc, energy=0.0).problem() is None
+    )

@@ -1,5 +1,6 @@
 """D3 dispersion: against the DFT-D3 project's own implementation (``dftd3``), finite differences, batches,
 the calculator's sum, and the errors a user can cause."""
+
 import sys
 
 import numpy as np
@@ -11,8 +12,8 @@ from ase.lattice.hexagonal import Graphite
 from ase.spacegroup import crystal
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from conftest import small_model
-from facetpot.calculator import FacetCalculator
+from facetpot.testing import small_model
+from facetpot.inference.calculator import FacetCalculator
 from facetpot.dispersion import D3Dispersion, dispersion_graph
 from facetpot.derivatives import compute_properties
 
@@ -110,7 +111,7 @@ def test_d3_batched_equals_one_by_one():
         one = compute_properties(d3, dispersion_graph([atoms], d3.cutoff), forces=True, stress=atoms.pbc.all())
         n = len(atoms)
         assert torch.allclose(batch["energy"][k], one["energy"][0], rtol=1e-12)
-        assert torch.allclose(batch["forces"][start:start + n], one["forces"], atol=1e-12)
+        assert torch.allclose(batch["forces"][start : start + n], one["forces"], atol=1e-12)
         if atoms.pbc.all():
             assert torch.allclose(batch["stress"][k], one["stress"][0], atol=1e-12)
         start += n
@@ -161,8 +162,11 @@ def test_batched_relaxation_and_cli_add_d3(tmp_path, capsys):
 
     model = small_model(scale=0.3)
     structures = [graphite() * (2, 2, 1), co2_crystal()]
-    relaxed = list(BatchedRelaxation(model, max_steps=0, dispersion="d3").run(
-        [(str(k), a, None) for k, a in enumerate(structures)]))
+    relaxed = list(
+        BatchedRelaxation(model, max_steps=0, dispersion="d3").run(
+            [(str(k), a, None) for k, a in enumerate(structures)]
+        )
+    )
     for (result, _), atoms in zip(relaxed, structures):
         calc = FacetCalculator(model, dispersion="d3")
         assert abs(result.energy_initial - calc.get_potential_energy(atoms)) < 1e-8
@@ -172,19 +176,63 @@ def test_batched_relaxation_and_cli_add_d3(tmp_path, capsys):
     energies = {}
     for tag, extra in (("plain", []), ("d3", ["--d3"]), ("d3zero", ["--d3", "zero", "--d3-functional", "pbe"])):
         out = tmp_path / tag
-        assert facet(["relax", str(tmp_path / "graphite.extxyz"), "-o", str(out), "--max-steps", "0",
-                      "--no-progress", "--dtype", "float64", "-m", str(tmp_path / "model.pt")] + extra) in (0, 1)
+        assert facet(
+            [
+                "relax",
+                str(tmp_path / "graphite.extxyz"),
+                "-o",
+                str(out),
+                "--max-steps",
+                "0",
+                "--no-progress",
+                "--dtype",
+                "float64",
+                "-m",
+                str(tmp_path / "model.pt"),
+            ]
+            + extra
+        ) in (0, 1)
         with open(out / "results.csv") as f:
             energies[tag] = float(next(csv.DictReader(f))["energy_initial_eV"])
     e_bj, _, _ = reference(structures[0], "bj")
     e_zero, _, _ = reference(structures[0], "zero")
     assert abs(energies["d3"] - energies["plain"] - e_bj) < 1e-6
     assert abs(energies["d3zero"] - energies["plain"] - e_zero) < 1e-6
-    assert facet(["md", str(tmp_path / "graphite.extxyz"), "-o", str(tmp_path / "md"), "--steps", "1", "--d3",
-                  "--no-progress", "--dtype", "float64", "-m", str(tmp_path / "model.pt")]) == 0
+    assert (
+        facet(
+            [
+                "md",
+                str(tmp_path / "graphite.extxyz"),
+                "-o",
+                str(tmp_path / "md"),
+                "--steps",
+                "1",
+                "--d3",
+                "--no-progress",
+                "--dtype",
+                "float64",
+                "-m",
+                str(tmp_path / "model.pt"),
+            ]
+        )
+        == 0
+    )
     first = read(tmp_path / "md" / "trajectory.extxyz", 0)
     plain = FacetCalculator(model).get_potential_energy(structures[0])
     assert abs(first.get_potential_energy() - plain - e_bj) < 1e-6
-    assert facet(["relax", str(tmp_path / "graphite.extxyz"), "-o", str(tmp_path / "x"), "--d3-functional", "pbe0",
-                  "-m", str(tmp_path / "model.pt")]) == 2
+    assert (
+        facet(
+            [
+                "relax",
+                str(tmp_path / "graphite.extxyz"),
+                "-o",
+                str(tmp_path / "x"),
+                "--d3-functional",
+                "pbe0",
+                "-m",
+                str(tmp_path / "model.pt"),
+            ]
+        )
+        == 2
+    )
     assert "--d3-functional needs --d3" in capsys.readouterr().err

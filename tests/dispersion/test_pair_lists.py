@@ -1,5 +1,6 @@
 """Verlet pair lists for D3: reused while no atom moved half the skin and the cell is unchanged, and then the
 same numbers as a list built afresh; rebuilt otherwise."""
+
 import numpy as np
 import pytest
 import torch

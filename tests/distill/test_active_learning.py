@@ -1,5 +1,6 @@
 """Active learning in facet distill: the committee picks the structures it disagrees on most, the teacher labels
 only those, rounds are deterministic and a killed run resumes to the same result."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,8 +18,16 @@ from facetpot.cli import main as facet
 from facetpot.distill.active import pick
 from test_distill import distill_config
 
-ACTIVE = {"rounds": 2, "committee": 2, "initial": 4, "holdout": 4, "per_round": 3, "threshold": 0.0, "patience": 5,
-          "md": {"temperatures": [600], "steps": 4, "every": 2, "max_atoms": 64}}
+ACTIVE = {
+    "rounds": 2,
+    "committee": 2,
+    "initial": 4,
+    "holdout": 4,
+    "per_round": 3,
+    "threshold": 0.0,
+    "patience": 5,
+    "md": {"temperatures": [600], "steps": 4, "every": 2, "max_atoms": 64},
+}
 
 
 def active_config(tmp_path, **active):
@@ -60,8 +68,9 @@ def test_active_distillation_rounds_report_and_rerun(tmp_path):
     # a rerun trains and labels nothing again and reports the same
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.suffix in (".pt", ".extxyz")}
     assert facet(["distill", str(cfg)]) == 0
-    assert {p: p.stat().st_mtime_ns for p in stamps if p.name != "best.pt" or "student" in str(p)} == \
-        {p: t for p, t in stamps.items() if p.name != "best.pt" or "student" in str(p)}
+    assert {p: p.stat().st_mtime_ns for p in stamps if p.name != "best.pt" or "student" in str(p)} == {
+        p: t for p, t in stamps.items() if p.name != "best.pt" or "student" in str(p)
+    }
     again = json.loads((root / "summary.json").read_text())
     assert [h["forces_mae_committee"] for h in again["rounds"]] == [h["forces_mae_committee"] for h in rounds]
 
@@ -91,15 +100,22 @@ def test_killed_active_run_resumes_to_the_uninterrupted_result(tmp_path):
     cfg = active_config(killed)
     script = tmp_path / "kill.py"
     script.write_text(KILL)
-    proc = subprocess.run([sys.executable, str(script), str(cfg)], env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True, cwd=os.path.dirname(__file__))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(cfg)],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(__file__),
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     student = killed / "run" / "round_01" / "student_1"
     assert (student / "checkpoint.pt").is_file() and not (student / "final_metrics.json").exists()
     assert facet(["distill", str(cfg)]) == 0
     for r in range(3):
         assert [a.info["distill_id"] for a in picked(straight, r)] == [a.info["distill_id"] for a in picked(killed, r)]
-    a, b = (json.loads((d / "run" / "labels" / "active" / "summary.json").read_text())["rounds"] for d in (straight, killed))
+    a, b = (
+        json.loads((d / "run" / "labels" / "active" / "summary.json").read_text())["rounds"] for d in (straight, killed)
+    )
     for x, y in zip(a, b):
         assert y["forces_mae_committee"] == pytest.approx(x["forces_mae_committee"], rel=1e-6)
         assert y["forces_mae_student0"] == pytest.approx(x["forces_mae_student0"], rel=1e-6)
@@ -111,8 +127,11 @@ def test_random_strategy_labels_as_many_and_config_mistakes_are_named(tmp_path, 
     rounds = json.loads((tmp_path / "run" / "labels" / "active" / "summary.json").read_text())["rounds"]
     assert [h["labels"] for h in rounds] == [4, 7, 10]
     assert all("committee_max_force_std" not in a.info for a in picked(tmp_path, 1))
-    for bad, message in (({"strategy": "greedy"}, "active.strategy"), ({"committee": 1}, "active.committee"),
-                         ({"initial": 30}, "exceed the 20 generated")):
+    for bad, message in (
+        ({"strategy": "greedy"}, "active.strategy"),
+        ({"committee": 1}, "active.committee"),
+        ({"initial": 30}, "exceed the 20 generated"),
+    ):
         other = tmp_path / bad.__repr__().replace(" ", "").replace("'", "").replace(":", "_").strip("{}")
         other.mkdir()
         assert facet(["distill", str(active_config(other, **bad))]) == 2

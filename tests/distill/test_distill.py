@@ -1,4 +1,5 @@
 """facet distill: deterministic structures, labelling that survives SIGKILL, a tiny end-to-end run."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from ase.build import bulk
 from ase.io import read, write
 
 import facetpot
-from conftest import small_model
+from facetpot.testing import small_model
 from facetpot.cli import main as facet
 from facetpot.distill.config import load_distill_config
 from facetpot.distill.generate import generate
@@ -33,10 +34,19 @@ def seeds():
 
 
 STRUCTURES = {
-    "seed": 0, "include_seeds": True, "min_distance": 0.6,
+    "seed": 0,
+    "include_seeds": True,
+    "min_distance": 0.6,
     "perturb": {"copies": 3, "strain": 0.03, "rattle": [0.02, 0.1]},
-    "md": {"temperatures": [], "pressures": [], "steps": 4, "every": 2, "timestep_fs": 1.0, "max_atoms": 64,
-           "min_atoms": 8},
+    "md": {
+        "temperatures": [],
+        "pressures": [],
+        "steps": 4,
+        "every": 2,
+        "timestep_fs": 1.0,
+        "max_atoms": 64,
+        "min_atoms": 8,
+    },
     "substitute": {"elements": ["Al", "Cu", "Ni"], "copies": 2},
     "vacancies": {"copies": 1},
     "surfaces": {"copies": 1, "vacuum": 6.0},
@@ -44,8 +54,15 @@ STRUCTURES = {
 
 
 def fingerprint(structures):
-    return [(a.info["distill_id"], a.get_chemical_formula(), np.round(a.positions, 12).tobytes(),
-             np.round(a.cell.array, 12).tobytes()) for a in structures]
+    return [
+        (
+            a.info["distill_id"],
+            a.get_chemical_formula(),
+            np.round(a.positions, 12).tobytes(),
+            np.round(a.cell.array, 12).tobytes(),
+        )
+        for a in structures
+    ]
 
 
 def test_generation_is_deterministic_for_a_seed():
@@ -58,8 +75,15 @@ def test_generation_is_deterministic_for_a_seed():
     other, _ = generate(seeds(), dict(STRUCTURES, seed=1))
     assert fingerprint(other) != fingerprint(a)
     # a structure does not depend on which other sources are on
-    only_perturb, _ = generate(seeds(), dict(STRUCTURES, substitute={"elements": [], "copies": 0},
-                                             vacancies={"copies": 0}, surfaces={"copies": 0, "vacuum": 6.0}))
+    only_perturb, _ = generate(
+        seeds(),
+        dict(
+            STRUCTURES,
+            substitute={"elements": [], "copies": 0},
+            vacancies={"copies": 0},
+            surfaces={"copies": 0, "vacuum": 6.0},
+        ),
+    )
     assert set(fingerprint(only_perturb)) <= set(fingerprint(a))
     subs = [s for s in a if s.info["source"] == "substitute"]
     assert all(set(s.get_chemical_symbols()) <= {"Al", "Cu", "Ni"} for s in subs)
@@ -71,9 +95,15 @@ def test_generation_is_deterministic_for_a_seed():
 def test_md_snapshots_come_from_the_teacher_and_repeat():
     teacher = small_model(species=[13, 29])
     calc = lambda: facetpot.FacetCalculator(teacher)  # noqa: E731
-    cfg = dict(STRUCTURES, include_seeds=False, perturb={"copies": 0, "strain": 0.0, "rattle": [0, 0]},
-               substitute={"elements": [], "copies": 0}, vacancies={"copies": 0}, surfaces={"copies": 0, "vacuum": 6},
-               md={**STRUCTURES["md"], "temperatures": [300.0]})
+    cfg = dict(
+        STRUCTURES,
+        include_seeds=False,
+        perturb={"copies": 0, "strain": 0.0, "rattle": [0, 0]},
+        substitute={"elements": [], "copies": 0},
+        vacancies={"copies": 0},
+        surfaces={"copies": 0, "vacuum": 6},
+        md={**STRUCTURES["md"], "temperatures": [300.0]},
+    )
     a, _ = generate(seeds()[:1], cfg, calc)
     b, _ = generate(seeds()[:1], cfg, calc)
     assert [s.info["source"] for s in a] == ["md", "md"]
@@ -86,7 +116,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from ase.io import read
     import facetpot.distill.label as lab
-    from facetpot.io.model_file import load_model
+    from facetpot.inference.model_source import load_model
     calls = []
     real = lab.predict_structures
     def predict(model, chunk, batch_atoms):
@@ -108,8 +138,12 @@ def test_labelling_resumes_after_sigkill_without_relabelling(tmp_path, monkeypat
     save_model(teacher, tmp_path / "teacher.pt")
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     labels = tmp_path / "labels"
     done = label_parts(labels)
@@ -141,11 +175,24 @@ def distill_config(tmp_path, **over):
         "teacher": {"model": "teacher.pt", "dtype": "float64", "batch_atoms": 64},
         "structures": {"seeds": ["cu.extxyz", "alcu.extxyz"], "perturb": {"copies": 9}},
         "labels": {"part_size": 8},
-        "model": {"hidden_irreps": "8x0e+4x1o", "num_layers": 1, "cutoff": 4.0, "grid_channels": 4, "grid_hidden": 8,
-                  "num_radial": 6},
+        "model": {
+            "hidden_irreps": "8x0e+4x1o",
+            "num_layers": 1,
+            "cutoff": 4.0,
+            "grid_channels": 4,
+            "grid_hidden": 8,
+            "num_radial": 6,
+        },
         "data": {"valid_fraction": 0.2, "split_by": "frame"},
-        "training": {"output": str(tmp_path / "run"), "max_atoms_per_batch": 32, "epochs": 8, "lr": 0.01,
-                     "warmup_steps": 2, "dtype": "float64", "tensorboard": False},
+        "training": {
+            "output": str(tmp_path / "run"),
+            "max_atoms_per_batch": 32,
+            "epochs": 8,
+            "lr": 0.01,
+            "warmup_steps": 2,
+            "dtype": "float64",
+            "tensorboard": False,
+        },
     }
     for k, v in over.items():
         cfg.setdefault(k, {}).update(v)
@@ -181,8 +228,9 @@ def test_tiny_distillation_end_to_end(tmp_path):
     # a rerun finds everything done: nothing generated or labelled again
     before = {p: p.stat().st_mtime_ns for p in labels.iterdir()}
     assert facet(["distill", str(cfg), "--stage", "label"]) == 0
-    assert {p: p.stat().st_mtime_ns for p in labels.iterdir() if p in before and p.suffix == ".extxyz"} == \
-        {p: t for p, t in before.items() if p.suffix == ".extxyz"}
+    assert {p: p.stat().st_mtime_ns for p in labels.iterdir() if p in before and p.suffix == ".extxyz"} == {
+        p: t for p, t in before.items() if p.suffix == ".extxyz"
+    }
 
 
 def test_rejected_labels_are_reported_by_every_rerun(tmp_path):
@@ -201,13 +249,15 @@ def test_rejected_labels_are_reported_by_every_rerun(tmp_path):
 def test_config_mistakes_are_named(tmp_path, capsys):
     cfg = distill_config(tmp_path)
     raw = yaml.safe_load(cfg.read_text())
-    for change, message in (({"teacher": {"model": None}}, "teacher.model is required"),
-                            ({"structures": {"perturb": {"copy": 2}}}, r"structures.perturb.copy"),
-                            ({"structures": {"substitute": {"elements": ["Xx"]}}}, "unknown element 'Xx'"),
-                            ({"data": {"train": "x.extxyz"}}, "data.train is set by facet distill"),
-                            ({"structures": {"seed_frames": "a::2"}}, "is not a slice"),
-                            ({"structures": {"seed_frames": "3"}}, "is not a slice"),
-                            ({"structures": {"seed_frames": "::0"}}, "step cannot be 0")):
+    for change, message in (
+        ({"teacher": {"model": None}}, "teacher.model is required"),
+        ({"structures": {"perturb": {"copy": 2}}}, r"structures.perturb.copy"),
+        ({"structures": {"substitute": {"elements": ["Xx"]}}}, "unknown element 'Xx'"),
+        ({"data": {"train": "x.extxyz"}}, "data.train is set by facet distill"),
+        ({"structures": {"seed_frames": "a::2"}}, "is not a slice"),
+        ({"structures": {"seed_frames": "3"}}, "is not a slice"),
+        ({"structures": {"seed_frames": "::0"}}, "step cannot be 0"),
+    ):
         bad = yaml.safe_load(cfg.read_text())
         for k, v in change.items():
             bad[k] = {**raw.get(k, {}), **v}

@@ -1,4 +1,5 @@
 """Exported models (TorchScript, AOTInductor) compute what the eager model computes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from facetpot.io.model_file import save_model
-from conftest import SEVENNET_LIKE, evaluate, small_model, triclinic_cell
+from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, triclinic_cell
 from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript, prepare
 
@@ -26,14 +27,22 @@ def _structure():
     return atoms
 
 
-@pytest.mark.parametrize("backend,cfg", [("density", {}), ("edgewise", {}), ("edgewise", SEVENNET_LIKE),
-                                         ("density", {"radial_rank": 2}), ("triton", {}),
-                                         ("density", {"radial_rank": [2, 3], "first_linear_in": False})],
-                         ids=["density", "edgewise", "sevennet-like", "density-low-rank", "triton", "ranks-per-layer-folded"])
+@pytest.mark.parametrize(
+    "backend,cfg",
+    [
+        ("density", {}),
+        ("edgewise", {}),
+        ("edgewise", SEVENNET_LIKE),
+        ("density", {"radial_rank": 2}),
+        ("triton", {}),
+        ("density", {"radial_rank": [2, 3], "first_linear_in": False}),
+    ],
+    ids=["density", "edgewise", "sevennet-like", "density-low-rank", "triton", "ranks-per-layer-folded"],
+)
 def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     model = small_model(seed=1, **cfg).set_backend(backend)
     atoms = _structure()
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     path = export_torchscript(model, tmp_path / "model.pt")
     module, meta = load_torchscript(path)
     assert meta["species"] == model.species and meta["cutoff"] == model.cutoff and meta["dtype"] == "float64"
@@ -41,7 +50,7 @@ def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     assert meta["num_layers"] == model.num_layers and meta["backend"] == ("density" if backend == "triton" else backend)
     if meta["backend"] == "density":  # frozen weights: the fast formulation, as an operator C++ also provides
         conv = getattr(module.model.layers, "1").conv.backend  # (a scripted ModuleList has no [ ])
-        assert "ops.facet.density_group" in conv._grouped.code and len(conv.kept_ms_shapes) > 0
+        assert "ops.facetpot.density_group" in conv._grouped.code and len(conv.kept_ms_shapes) > 0
     species = lambda z: model.species_index(torch.as_tensor(z))  # noqa: E731
 
     # one call, every atom receives: ghost shell of L x r_c
@@ -69,10 +78,10 @@ def test_layerwise_needs_the_exchange():
     """Without the ghost feature exchange (ghosts keep layer-0 features) the energies are wrong."""
     model = small_model(seed=2)
     atoms = _structure()
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     module = torch.jit.script(prepare(model))
     dom = domain_from_atoms(atoms, model.cutoff, model.cutoff)
-    dom.owner[dom.nlocal:] = np.arange(dom.nlocal, len(dom.owner)) % dom.nlocal  # wrong owners
+    dom.owner[dom.nlocal :] = np.arange(dom.nlocal, len(dom.owner)) % dom.nlocal  # wrong owners
     out = run_layerwise(module, model.species_index(torch.as_tensor(dom.species_z)), dom)
     assert float((out["energies"] - ref["energies"]).abs().max()) > 1e-6
 
@@ -80,7 +89,7 @@ def test_layerwise_needs_the_exchange():
 def test_float32_export(tmp_path):
     model = small_model(seed=3)
     atoms = _structure()
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     module, meta = load_torchscript(export_torchscript(model, tmp_path / "m32.pt", dtype="float32"))
     assert meta["dtype"] == "float32"
     dom = domain_from_atoms(atoms, model.cutoff, model.cutoff)
@@ -123,7 +132,7 @@ def test_aoti_package_matches_eager(tmp_path, cfg):
 
     model = small_model(seed=5, **cfg)
     atoms = _structure()
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     path = export_aoti(model, tmp_path / "model.pt2")
     runner, meta = load_aoti(path)
     assert meta["format"] == "facetpot-aoti"
@@ -154,7 +163,7 @@ def test_aoti_package_runs_from_cpp(tmp_path):
 
     model = small_model(seed=6, num_layers=1)
     atoms = _structure()
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     path = export_aoti(model, tmp_path / "model.pt2")
     lib = Path(torch.__file__).parent / "lib"
     exe = tmp_path / "aoti_run"
@@ -162,7 +171,17 @@ def test_aoti_package_runs_from_cpp(tmp_path):
     cmd = ["g++", "-std=c++17", "-O1", f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"]
     for inc in cpp.include_paths():
         cmd += ["-isystem", inc]
-    cmd += [str(src), "-o", str(exe), f"-L{lib}", f"-Wl,-rpath,{lib}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"]
+    cmd += [
+        str(src),
+        "-o",
+        str(exe),
+        f"-L{lib}",
+        f"-Wl,-rpath,{lib}",
+        "-Wl,--no-as-needed",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     g = atoms_to_graph(atoms, model.cutoff, dtype=torch.float64)
     model.species_index(g.numbers).numpy().astype(np.int64).tofile(tmp_path / "species.i64")

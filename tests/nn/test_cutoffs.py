@@ -1,4 +1,5 @@
 """nn/cutoffs.py against its formulas: the polynomial envelope and the XPLOR switch, values and smoothness."""
+
 import numpy as np
 import pytest
 import torch

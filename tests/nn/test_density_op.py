@@ -1,11 +1,12 @@
 """The density backend's Function (hand-written backward, frozen weights) against the plain formulation:
 values, first derivatives for every chunk size, gradcheck, and the second derivative it delegates."""
+
 import pytest
 import torch
 
 from facetpot.nn.conv.density_op import group_messages, plain_group_messages
 
-from conftest import evaluate, small_model, structures
+from facetpot.testing import model_outputs, small_model, awkward_structures
 
 
 def random_group(seed=0, n_send=9, n_recv=7, n_slot=11, r=12):
@@ -58,7 +59,7 @@ def test_trainable_weights_take_the_plain_path():
     """The Function has no weight gradient: a model whose weights require gradients (training) must not use it,
     and its weight gradients equal those of the edge-wise reference."""
     model = small_model()
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     from facetpot.graph import atoms_to_graph
     from facetpot.derivatives import compute_properties
 
@@ -78,12 +79,12 @@ def test_frozen_model_matches_edgewise_for_every_chunk_size():
     per-atom virials equal the edge-wise reference's, whatever the chunk."""
     model = small_model()
     model.requires_grad_(False)
-    for name, atoms in structures().items():
+    for name, atoms in awkward_structures().items():
         model.set_backend("edgewise")
-        ref = evaluate(model, atoms)
+        ref = model_outputs(model, atoms)
         for chunk in (1, 5, 1000):
             model.set_backend("density", cache_atoms=chunk)
-            out = evaluate(model, atoms)
+            out = model_outputs(model, atoms)
             for k in ref:
                 assert torch.allclose(out[k], ref[k], atol=1e-11, rtol=1e-11), (name, chunk, k)
 
@@ -98,7 +99,7 @@ def test_chunks_read_only_their_own_neighbour_width():
 
     model = small_model()
     model.requires_grad_(False)
-    parts = list(structures().values())
+    parts = list(awkward_structures().values())
     graph = atoms_list_to_graph(parts, model.cutoff, dtype=model.dtype)
     counts = torch.bincount(graph.edge_index[0], minlength=graph.num_atoms)
     src = torch.full((graph.num_atoms, int(counts.max())), graph.num_atoms)
@@ -122,15 +123,15 @@ def test_remembered_matrices_follow_weight_changes():
 
     model = small_model(radial_rank=3)
     model.requires_grad_(False)
-    atoms = structures()["triclinic"]
-    first = evaluate(model, atoms)
-    assert torch.equal(evaluate(model, atoms)["energy"], first["energy"])  # second call: remembered matrices
+    atoms = awkward_structures()["triclinic"]
+    first = model_outputs(model, atoms)
+    assert torch.equal(model_outputs(model, atoms)["energy"], first["energy"])  # second call: remembered matrices
     assert "ms" in model.layers[1].conv.backend.__dict__["_frozen_cache"]
     with torch.no_grad():
         model.layers[1].conv.radial_weight.mul_(1.5)
         model.layers[0].conv.radial_mix.add_(0.1)
-    changed = evaluate(model, atoms)
-    fresh = evaluate(copy.deepcopy(model), atoms)
+    changed = model_outputs(model, atoms)
+    fresh = model_outputs(copy.deepcopy(model), atoms)
     assert not torch.allclose(changed["energy"], first["energy"])
     for k in fresh:
         assert torch.allclose(changed[k], fresh[k], atol=1e-12), k
@@ -138,8 +139,8 @@ def test_remembered_matrices_follow_weight_changes():
     with torch.no_grad():
         model.layers[1].conv.radial_weight.mul_(2.0)
     model.requires_grad_(False)
-    fresh = evaluate(copy.deepcopy(model), atoms)
-    again = evaluate(model, atoms)
+    fresh = model_outputs(copy.deepcopy(model), atoms)
+    again = model_outputs(model, atoms)
     for k in fresh:
         assert torch.allclose(again[k], fresh[k], atol=1e-12), k
 
@@ -157,7 +158,7 @@ for seed, chunk, dims in ((0, 1, None), (0, 3, None), (0, 100, None), (3, 2, 1))
     if dims:  # one block of scalars alone: the backward's short cut
         blocks, ms = blocks[:1], ms[:1]
     leaves = [b.clone().requires_grad_(True) for b in blocks] + [rb.clone().requires_grad_(True)]
-    ys = torch.ops.facet.density_group(src, leaves[-1], chunk, leaves[:-1], ms)
+    ys = torch.ops.facetpot.density_group(src, leaves[-1], chunk, leaves[:-1], ms)
     assert "CppFunction" in type(ys[0].grad_fn).__name__, type(ys[0].grad_fn)
     ref_leaves = [t.detach().clone().requires_grad_(True) for t in leaves]
     ref = op.plain_group_messages(ref_leaves[:-1], src, ref_leaves[-1], ms)
@@ -168,7 +169,7 @@ for seed, chunk, dims in ((0, 1, None), (0, 3, None), (0, 100, None), (3, 2, 1))
 # only the features need a gradient (layer 0 in LAMMPS has none: then only the basis)
 blocks, src, rb, ms = random_group(seed=1)
 x = [b.clone().requires_grad_(i == 1) for i, b in enumerate(blocks)]
-g = torch.autograd.grad(torch.ops.facet.density_group(src, rb, 3, x, ms)[1].sum(), x[1])[0]
+g = torch.autograd.grad(torch.ops.facetpot.density_group(src, rb, 3, x, ms)[1].sum(), x[1])[0]
 g_ref = torch.autograd.grad(op.plain_group_messages(x, src, rb, ms)[1].sum(), x[1])[0]
 worst = max(worst, float((g - g_ref).abs().max()))
 print("WORST", worst)
@@ -194,8 +195,14 @@ def test_cpp_operator_matches_the_python_one(tmp_path):
     script.write_text(CPP_CHECK)
     here = Path(__file__).resolve().parent  # test_density_op itself, tests/ for conftest, the package under test
     path = os.pathsep.join([str(here), str(here.parent), str(here.parents[1])])
-    proc = subprocess.run([sys.executable, str(script), str(lib)], capture_output=True, text=True, cwd=here,
-                          env={**os.environ, "PYTHONPATH": path}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(lib)],
+        capture_output=True,
+        text=True,
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     worst = float(proc.stdout.split("WORST")[1])
     assert worst < 1e-12

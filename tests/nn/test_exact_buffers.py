@@ -1,4 +1,5 @@
 """nn/exact_buffers.py: constants survive float32 round trips exactly and are not saved."""
+
 import math
 
 import torch

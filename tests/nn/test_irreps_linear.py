@@ -1,4 +1,5 @@
 """nn/irreps_linear.py: y_v^(l) = sum_u W_uv x_u^(l) / sqrt(fan_in) (+ b_v for 0e), equivariant under O(3)."""
+
 import math
 
 import pytest
@@ -36,12 +37,14 @@ def test_equivariant_under_rotations_and_inversion():
     x = _blocks(5, IN)
     rot = o3.rand_matrix(dtype=torch.float64)
     for inversion in (False, True):
+
         def act(blocks, irreps):
             out = []
             for b, (_, l, p) in zip(blocks, irreps):
                 d = o3.Irrep(l, p).D_from_matrix(-rot if inversion else rot)
                 out.append(torch.einsum("mk,nuk->num", d, b))
             return out
+
         for a, b in zip(lin(act(x, IN)), act(lin(x), OUT)):
             torch.testing.assert_close(a, b)
 

@@ -1,4 +1,5 @@
 """The spherical grid integrates exactly what it must, and the grid layer is exactly equivariant."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """nn/sh_radial_product.py: T[e, a, k] = Y_a b_k, and its hand-written backward equals autograd's (twice)."""
+
 import torch
 
 from facetpot.nn.sh_radial_product import sh_radial_product

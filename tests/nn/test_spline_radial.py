@@ -1,4 +1,5 @@
 """nn/spline_radial.py against its formula: cardinal cubic B-splines (scipy's) on uniform knots times the envelope."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,6 +1,7 @@
 """The Triton backend's kernels under TRITON_INTERPRET=1, on CPU tensors, against the torch formulas
 (forward, backward, double backward; float32 and float64; awkward graphs), and whole models on the
 triton backend against the reference backend (energies, forces, stress, training gradients)."""
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,19 @@ import torch  # noqa: E402
 
 pytest.importorskip("triton")
 
-from conftest import SEVENNET_LIKE, evaluate, small_model, structures  # noqa: E402
+from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, awkward_structures  # noqa: E402
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.nn.conv_paths import ConvolutionPaths  # noqa: E402
 from facetpot.nn.conv.triton_kernels import (  # noqa: E402
-    csr_tables, fused_conv_block, fused_conv_block_backward)
+    csr_tables,
+    fused_conv_block,
+    fused_conv_block_backward,
+)
 from facetpot.nn.s2_grid import grid_matrices  # noqa: E402
 from facetpot.nn.s2_grid_triton_kernels import (  # noqa: E402
-    fused_grid_mlp, fused_grid_mlp_backward)
+    fused_grid_mlp,
+    fused_grid_mlp_backward,
+)
 from facetpot.derivatives import compute_properties  # noqa: E402
 from facetpot.testing import conv_block_oracle, grid_mlp_oracle  # noqa: E402
 
@@ -109,7 +115,7 @@ def test_gradcheck_and_gradgradcheck():
     wx = torch.randn(3, 2, cc.shape[1], dtype=torch.float64, requires_grad=True)
 
     def f(x, sh, radial, wx):
-        return fused_conv_block(x, sh, radial, wx, cc, snd, rcv, *tables, l_lo ** 2, l_hi ** 2 - l_lo ** 2)
+        return fused_conv_block(x, sh, radial, wx, cc, snd, rcv, *tables, l_lo**2, l_hi**2 - l_lo**2)
 
     assert torch.autograd.gradcheck(f, (x, sh, radial, wx), fast_mode=True)
     assert torch.autograd.gradgradcheck(f, (x, sh, radial, wx), fast_mode=True)
@@ -122,8 +128,15 @@ def test_grid_kernel_matches_torch(act, dtype):
     torch.manual_seed(2)
     to_grid, from_grid = (m.to(dtype) for m in grid_matrices(2, 6, True))  # d = 9, 28 points: a partial tile
     n, u, h = 5, 6, 12
-    args = [torch.randn(n, u, 9, dtype=dtype), to_grid, torch.randn(h, u, dtype=dtype), torch.randn(h, dtype=dtype),
-            torch.randn(u, h, dtype=dtype), torch.randn(u, dtype=dtype), from_grid]
+    args = [
+        torch.randn(n, u, 9, dtype=dtype),
+        to_grid,
+        torch.randn(h, u, dtype=dtype),
+        torch.randn(h, dtype=dtype),
+        torch.randn(u, h, dtype=dtype),
+        torch.randn(u, dtype=dtype),
+        from_grid,
+    ]
     out = fused_grid_mlp(*args, act)
     ref = grid_mlp_oracle(*args, act)
     assert float(ref.abs().max()) > 0.1
@@ -145,21 +158,24 @@ def test_grid_kernel_gradcheck():
     w1, b1 = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
     w2, b2 = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     for act in (0, 1):
-        assert torch.autograd.gradcheck(lambda x: fused_grid_mlp(x, to_grid, w1, b1, w2, b2, from_grid, act),
-                                        (lifted,), fast_mode=True)
+        assert torch.autograd.gradcheck(
+            lambda x: fused_grid_mlp(x, to_grid, w1, b1, w2, b2, from_grid, act), (lifted,), fast_mode=True
+        )
 
 
-@pytest.mark.parametrize("cfg", [{}, {"radial_rank": 3}, {"nonlinearity": "gate", "parity": False},
-                                 dict(SEVENNET_LIKE, num_layers=2)],
-                         ids=["spline", "low-rank", "gate-no-parity", "radial-mlp"])
+@pytest.mark.parametrize(
+    "cfg",
+    [{}, {"radial_rank": 3}, {"nonlinearity": "gate", "parity": False}, dict(SEVENNET_LIKE, num_layers=2)],
+    ids=["spline", "low-rank", "gate-no-parity", "radial-mlp"],
+)
 def test_whole_model_on_triton_matches_reference(cfg):
     model = small_model(**cfg)
     names = ("triclinic",) if "radial_hidden" in cfg else ("triclinic", "si_primitive", "molecule")
     for name in names:
-        atoms = structures()[name]
-        ref = evaluate(model.set_backend("edgewise"), atoms)
+        atoms = awkward_structures()[name]
+        ref = model_outputs(model.set_backend("edgewise"), atoms)
         assert not any(layer.mixing is not None and layer.mixing.fused for layer in model.layers)
-        new = evaluate(model.set_backend("triton"), atoms)
+        new = model_outputs(model.set_backend("triton"), atoms)
         assert model.backend == "triton"
         assert all(layer.mixing is None or layer.mixing.fused for layer in model.layers)
         assert {"energy", "forces"} <= set(ref)
@@ -169,7 +185,7 @@ def test_whole_model_on_triton_matches_reference(cfg):
 
 def test_training_gradients_on_triton_match_reference():
     """Parameter gradients of a force loss (double backward through the fused op)."""
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     grads = {}
     for backend in ("edgewise", "triton"):
         model = small_model(seed=5).set_backend(backend)
@@ -185,7 +201,7 @@ def test_cpu_tensors_without_interpreter_get_a_clear_error(monkeypatch):
     model = small_model().set_backend("triton")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="CUDA tensors"):
-        evaluate(model, structures()["triclinic"])
+        model_outputs(model, awkward_structures()["triclinic"])
 
 
 def test_custom_ops_pass_opcheck():
@@ -195,20 +211,43 @@ def test_custom_ops_pass_opcheck():
     cc, _ = paths.block_coupling(0)
     l_lo, l_hi = paths.blocks[0].l2_lo, paths.blocks[0].l2_hi
     rcv, snd = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([1, 2, 0, 0, 1])
-    args = (torch.randn(3, 3, 3, dtype=torch.float64, requires_grad=True),
-            torch.randn(5, 9, dtype=torch.float64, requires_grad=True),
-            torch.randn(5, 4, dtype=torch.float64, requires_grad=True),
-            torch.randn(4, 3, cc.shape[1], dtype=torch.float64), cc, snd, rcv, *csr_tables(rcv, snd, 3, 3),
-            l_lo ** 2, l_hi ** 2 - l_lo ** 2)
+    args = (
+        torch.randn(3, 3, 3, dtype=torch.float64, requires_grad=True),
+        torch.randn(5, 9, dtype=torch.float64, requires_grad=True),
+        torch.randn(5, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(4, 3, cc.shape[1], dtype=torch.float64),
+        cc,
+        snd,
+        rcv,
+        *csr_tables(rcv, snd, 3, 3),
+        l_lo**2,
+        l_hi**2 - l_lo**2,
+    )
     torch.library.opcheck(fused_conv_block, args)
     g = torch.randn(3, 3, cc.shape[1], dtype=torch.float64)
     torch.library.opcheck(fused_conv_block_backward, (g, *(a.detach() for a in args[:11]), *args[11:]))
     to_grid, from_grid = grid_matrices(1, 3, True)
-    torch.library.opcheck(fused_grid_mlp, (torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True), to_grid,
-                                           torch.randn(5, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64),
-                                           torch.randn(3, 5, dtype=torch.float64), torch.randn(3, dtype=torch.float64),
-                                           from_grid, 1))
-    grid_args = (torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64), to_grid,
-                 torch.randn(5, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64),
-                 torch.randn(3, 5, dtype=torch.float64), from_grid, 0)
+    torch.library.opcheck(
+        fused_grid_mlp,
+        (
+            torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True),
+            to_grid,
+            torch.randn(5, 3, dtype=torch.float64),
+            torch.randn(5, dtype=torch.float64),
+            torch.randn(3, 5, dtype=torch.float64),
+            torch.randn(3, dtype=torch.float64),
+            from_grid,
+            1,
+        ),
+    )
+    grid_args = (
+        torch.randn(2, 3, 4, dtype=torch.float64),
+        torch.randn(2, 3, 4, dtype=torch.float64),
+        to_grid,
+        torch.randn(5, 3, dtype=torch.float64),
+        torch.randn(5, dtype=torch.float64),
+        torch.randn(3, 5, dtype=torch.float64),
+        from_grid,
+        0,
+    )
     torch.library.opcheck(fused_grid_mlp_backward, grid_args)

@@ -7,6 +7,7 @@ memory against the hardware's limit; this test does both. Launches are recorded 
 under the interpreter, then compiled in a subprocess without it (the compiler needs kernels built
 with ``@triton.jit`` proper).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -26,14 +27,16 @@ pytest.importorskip("triton")
 
 from facetpot.graph import atoms_to_graph  # noqa: E402
 from facetpot.model import build_model  # noqa: E402
-from facetpot.io.model_file import resolve_model  # noqa: E402
+from facetpot.inference.prepare import inference_model  # noqa: E402
 from facetpot.pretrained import available  # noqa: E402
 from facetpot.nn import s2_grid_triton_kernels  # noqa: E402
 from facetpot.nn.conv import triton_kernels as conv_triton_kernels  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402
 
-KERNELS = {conv_triton_kernels: ("_conv_fwd_kernel", "_conv_bwd_edge_kernel", "_conv_bwd_x_kernel"),
-           s2_grid_triton_kernels: ("_grid_fwd_kernel", "_grid_bwd_kernel")}
+KERNELS = {
+    conv_triton_kernels: ("_conv_fwd_kernel", "_conv_bwd_edge_kernel", "_conv_bwd_x_kernel"),
+    s2_grid_triton_kernels: ("_grid_fwd_kernel", "_grid_bwd_kernel"),
+}
 # the most dynamic shared memory one block may use (CUDA programming guide, compute capabilities table)
 SHARED_LIMIT = {80: 166912, 90: 232448}
 # facet-7net-l3i5-spline's l=2 and l=3 blocks (32 channels against Y up to l=3, 51 and 50 columns): the
@@ -41,8 +44,11 @@ SHARED_LIMIT = {80: 166912, 90: 232448}
 # columns is not done yet
 # facet-7net0-spline since 2026-12-05 (rank 16-20 instead of 12): its l=2 block (32 channels, Y up to l=2,
 # 22 columns) spills 192 B on sm_90 with K = 16 radial functions (none with 12); same rewrite needed
-KNOWN_SPILLS = {("_conv_bwd_edge_kernel", 32, 7, 16, 50): 256, ("_conv_bwd_edge_kernel", 32, 5, 16, 51): 256,
-                ("_conv_bwd_edge_kernel", 32, 5, 9, 22): 192}
+KNOWN_SPILLS = {
+    ("_conv_bwd_edge_kernel", 32, 7, 16, 50): 256,
+    ("_conv_bwd_edge_kernel", 32, 5, 16, 51): 256,
+    ("_conv_bwd_edge_kernel", 32, 5, 9, 22): 192,
+}
 TYPES = {torch.float32: "*fp32", torch.float64: "*fp64", torch.int64: "*i64", torch.int32: "*i32"}
 
 COMPILE = r"""
@@ -87,11 +93,19 @@ class _Recorder:
                 if isinstance(value, torch.Tensor):
                     signature[name] = TYPES[value.dtype]
                 else:
-                    signature[name] = "i32" if abs(int(value)) < 2 ** 31 else "i64"
+                    signature[name] = "i32" if abs(int(value)) < 2**31 else "i64"
             signature.update({k: "constexpr" for k in constexprs})
-            self.log.append(dict(module=self.module.__name__, kernel=self.name, signature=signature,
-                                 constexprs={k: int(v) for k, v in constexprs.items()}, num_warps=num_warps))
+            self.log.append(
+                dict(
+                    module=self.module.__name__,
+                    kernel=self.name,
+                    signature=signature,
+                    constexprs={k: int(v) for k, v in constexprs.items()},
+                    num_warps=num_warps,
+                )
+            )
             return self.kernel[grid](*args, num_warps=num_warps, **constexprs)
+
         return launch
 
 
@@ -104,7 +118,7 @@ def _record_launches(monkeypatch, configs):
     for cfg in configs:
         torch.manual_seed(0)
         model = cfg if isinstance(cfg, str) else build_model(**cfg)
-        model = resolve_model(model, dtype="float32", backend="triton").requires_grad_(False)  # as the calculator runs it
+        model = inference_model(model, dtype="float32", backend="triton")  # as the calculator runs it
         graph = atoms_to_graph(atoms, model.cutoff, dtype=torch.float32)
         compute_properties(model, graph, stress=False)  # forward + the force kernels
     unique = {json.dumps(rec, sort_keys=True): rec for rec in log}
@@ -118,8 +132,14 @@ def test_every_kernel_compiles_for_sm80_and_sm90_within_shared_memory(monkeypatc
     assert {rec["kernel"] for rec in launches} == {n for names in KERNELS.values() for n in names}
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-c", COMPILE], input=json.dumps(launches), capture_output=True,
-                          text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPILE],
+        input=json.dumps(launches),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     compiled = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(compiled) == 2 * len(launches)

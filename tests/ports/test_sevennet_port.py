@@ -1,4 +1,5 @@
 """The SevenNet port: facetpot's converted model computes what SevenNet's own ASE calculator computes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from facetpot.cli import main as facet
-from facetpot.io.model_file import load_model
+from facetpot.inference.model_source import load_model
 from facetpot.graph import atoms_to_graph
 from facetpot.derivatives import compute_properties
 
@@ -21,8 +22,12 @@ def structures():
     si.set_cell(si.cell * (1.01, 1.0, 0.99), scale_atoms=True)
     nacl = bulk("NaCl", "rocksalt", a=5.6) * (2, 1, 1)
     nacl.rattle(0.05, seed=2)
-    sto = Atoms("SrTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
-                cell=np.eye(3) * 3.905, pbc=True) * (2, 1, 1)
+    sto = Atoms(
+        "SrTiO3",
+        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        cell=np.eye(3) * 3.905,
+        pbc=True,
+    ) * (2, 1, 1)
     sto.set_cell(sto.cell.array + [[0, 0.1, 0.05], [0.08, 0, 0], [0, 0.12, 0]], scale_atoms=True)  # triclinic
     sto.rattle(0.03, seed=3)
     return {"Si8 strained": si, "NaCl rattled": nacl, "SrTiO3 triclinic": sto, "ethanol": molecule("CH3CH2OH")}

@@ -1,5 +1,6 @@
 """The spline trim of a radial-MLP model: the exact fold of the first Linear_in, per-layer ranks, and the
 layer-output least squares (``facetpot.ports.spline_fit``, ``facetpot.ports.spline_output_fit``)."""
+
 from __future__ import annotations
 
 import copy
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SEVENNET_LIKE, evaluate, small_model, structures
+from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, awkward_structures
 from facetpot.graph import atoms_to_graph, batch_graphs
 from facetpot.ports.spline_fit import fit_splines, fold_first_linear, pair_distances
 from facetpot.ports.spline_output_fit import alternating_fit, layer_statistics, refit_to_outputs
@@ -17,7 +18,7 @@ PORT_LIKE = dict(SEVENNET_LIKE, num_layers=3, self_connection_bias=False)
 
 
 def _atoms():
-    return [a for name, a in structures().items() if name != "molecule"]
+    return [a for name, a in awkward_structures().items() if name != "molecule"]
 
 
 def test_fold_first_linear_is_exact_and_saves_its_numbers():
@@ -27,7 +28,7 @@ def test_fold_first_linear_is_exact_and_saves_its_numbers():
     mul0 = port.embedding.weight.shape[1]
     assert port.num_parameters() - folded.num_parameters() == mul0 * mul0
     for atoms in _atoms():
-        a, b = evaluate(port, atoms), evaluate(folded, atoms)
+        a, b = model_outputs(port, atoms), model_outputs(folded, atoms)
         assert abs(float(a["energy"] - b["energy"])) < 1e-10
         assert torch.allclose(a["forces"], b["forces"], atol=1e-10)
 
@@ -76,11 +77,20 @@ def test_alternating_least_squares_recovers_the_outputs():
     no_ridge = (torch.eye(k, dtype=torch.float64), torch.zeros(k, stats[0].rhs.shape[0], dtype=torch.float64), None)
     gen = torch.Generator().manual_seed(0)
     for layer, s in zip(teacher.layers, stats):
-        a0 = layer.conv.radial_mix.detach() + 0.3 * torch.randn(layer.conv.radial_mix.shape, generator=gen, dtype=torch.float64)
+        a0 = layer.conv.radial_mix.detach() + 0.3 * torch.randn(
+            layer.conv.radial_mix.shape, generator=gen, dtype=torch.float64
+        )
         m0 = layer.conv.radial_weight.detach()
         start = s.error(a0 @ m0)
-        a, m = alternating_fit(s, a0, m0, (no_ridge[0], torch.zeros(k, s.rhs.shape[0], dtype=torch.float64), None),
-                               torch.ones(s.rhs.shape[0], dtype=torch.float64), ridge=0.0, iterations=40)
+        a, m = alternating_fit(
+            s,
+            a0,
+            m0,
+            (no_ridge[0], torch.zeros(k, s.rhs.shape[0], dtype=torch.float64), None),
+            torch.ones(s.rhs.shape[0], dtype=torch.float64),
+            ridge=0.0,
+            iterations=40,
+        )
         assert start > 0.05 and s.error(a @ m) < 2e-2 * start
 
 
@@ -94,9 +104,9 @@ def test_refit_to_outputs_brings_a_trim_closer_to_its_original():
     report = refit_to_outputs(port, spline, stats, distances, ridge=1e-3, iterations=20)
     assert all(a < b for a, b in zip(report["after"], report["before"]))
     # and the energies follow: the refit trim is closer to the original than the weight-space fit
-    ref = np.array([float(evaluate(port, a)["energy"]) for a in atoms])
-    old = np.array([float(evaluate(before, a)["energy"]) for a in atoms])
-    new = np.array([float(evaluate(spline, a)["energy"]) for a in atoms])
+    ref = np.array([float(model_outputs(port, a)["energy"]) for a in atoms])
+    old = np.array([float(model_outputs(before, a)["energy"]) for a in atoms])
+    new = np.array([float(model_outputs(spline, a)["energy"]) for a in atoms])
     assert np.abs(new - ref).mean() < np.abs(old - ref).mean()
 
 
@@ -119,10 +129,10 @@ def test_derivative_statistics_and_fit():
     conv = spline.layers[0].conv
     msgs = []
     for p, cg in zip(conv.paths.paths, conv.paths.cg):
-        sh = edges.sh[:, p.l2 ** 2:(p.l2 + 1) ** 2]
+        sh = edges.sh[:, p.l2**2 : (p.l2 + 1) ** 2]
         t = torch.einsum("eua,abc,eb->euc", blocks[p.block][edges.senders], cg, sh)
-        msgs.append((t ** 2).sum(-1))
-    sizes = conv.norm ** 2 * torch.cat(msgs, 1)
+        msgs.append((t**2).sum(-1))
+    sizes = conv.norm**2 * torch.cat(msgs, 1)
     db = (spline.radial(r + 1e-5) - spline.radial(r - 1e-5)) / 2e-5
     dense = torch.einsum("eu,ek,el->ukl", sizes, db, db)
     assert torch.allclose(stats[0].dgram, dense, rtol=1e-9, atol=1e-12 * float(dense.abs().max()))

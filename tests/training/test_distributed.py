@@ -1,5 +1,6 @@
 """Data-parallel training: two gloo processes, each with half a batch, give the loss and gradient of
 one process that sees the whole batch."""
+
 import os
 import socket
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import small_model
+from facetpot.testing import small_model
 from facetpot.data.batching import collate, frame_to_graph
 from facetpot.data.readers import atoms_to_frame
 from facetpot.training.distributed import loss_backward

@@ -1,5 +1,6 @@
 """Fine-tuning that keeps what the base model knows: reference energies fitted to what the base model
 leaves, a warm-up scaled to the run, and replay of the base model's own labels."""
+
 import numpy as np
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from facetpot.data.cache import FrameCache, convert
 from facetpot.data.readers import iter_frames
 from facetpot.io.model_file import save_model
 from facetpot.neighbors import radius_graph
-from facetpot.single_points import predict
+from facetpot.inference.single_points import predict
 from facetpot.training.config import ConfigError, validate
 from facetpot.training.finetune_energies import residual_atomic_energies
 from facetpot.training.replay import replay_enabled
@@ -72,8 +73,16 @@ def test_warmup_scales_with_the_run_and_warns_when_too_long(capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("value, enabled", [(True, True), (False, False), ("auto", "auto"),
-                                            ({"frames": 50}, True), ({"enabled": False, "weight": 0.5}, False)])
+@pytest.mark.parametrize(
+    "value, enabled",
+    [
+        (True, True),
+        (False, False),
+        ("auto", "auto"),
+        ({"frames": 50}, True),
+        ({"enabled": False, "weight": 0.5}, False),
+    ],
+)
 def test_replay_options(value, enabled):
     cfg = validate({"data": {"train": "x.extxyz"}, "finetune": {"from": "facet-7net0-spline", "replay": value}})
     assert cfg["finetune"]["replay"]["enabled"] == enabled
@@ -85,10 +94,15 @@ def test_replay_auto_only_for_shipped_models():
     assert not replay_enabled(cfg["finetune"])
 
 
-@pytest.mark.parametrize("value, message", [({"frame": 10}, "unknown key(s) finetune.replay.frame"),
-                                            ({"frames": 0}, "finetune.replay.frames is invalid"),
-                                            ({"weight": -1}, "finetune.replay.weight is invalid"),
-                                            ("sometimes", "finetune.replay must be true, false, auto")])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"frame": 10}, "unknown key(s) finetune.replay.frame"),
+        ({"frames": 0}, "finetune.replay.frames is invalid"),
+        ({"weight": -1}, "finetune.replay.weight is invalid"),
+        ("sometimes", "finetune.replay must be true, false, auto"),
+    ],
+)
 def test_bad_replay_options_are_named(value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate({"data": {"train": "x.extxyz"}, "finetune": {"from": "a.pt", "replay": value}})
@@ -115,10 +129,17 @@ def test_replay_frames_are_the_base_models_labels_and_validated_apart(tmp_path):
     base = facetpot.build_model(species=[8, 13, 29], **SMALL)
     save_model(base, tmp_path / "base.pt")
     write(tmp_path / "train.extxyz", cual_frames(16, seed=1))
-    cfg = {"data": {"train": "train.extxyz", "valid_fraction": 0.25},
-           "training": {"output": str(tmp_path / "run"), "epochs": 2, "max_atoms_per_batch": 40, "dtype": "float64",
-                        "tensorboard": False},
-           "finetune": {"from": str(tmp_path / "base.pt"), "replay": {"frames": 12, "weight": 0.5}}}
+    cfg = {
+        "data": {"train": "train.extxyz", "valid_fraction": 0.25},
+        "training": {
+            "output": str(tmp_path / "run"),
+            "epochs": 2,
+            "max_atoms_per_batch": 40,
+            "dtype": "float64",
+            "tensorboard": False,
+        },
+        "finetune": {"from": str(tmp_path / "base.pt"), "replay": {"frames": 12, "weight": 0.5}},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert facet(["train", str(tmp_path / "c.yaml")]) == 0
     replay = read(tmp_path / "run" / "replay" / "replay.extxyz", ":")
@@ -158,8 +179,11 @@ def test_finetuning_the_shipped_model_as_the_readme_says_improves_it(tmp_path):
     the reference energies moved it to 4.06 Å against EMT's 3.59)."""
     write(tmp_path / "train.extxyz", cual_frames(24, seed=1))
     test = cual_frames(8, seed=2)
-    cfg = {"data": {"train": "train.extxyz"}, "finetune": {"from": "facet-7net0-spline", "replay": {"frames": 24}},
-           "training": {"output": str(tmp_path / "run"), "epochs": 8, "max_frames_per_batch": 8, "tensorboard": False}}
+    cfg = {
+        "data": {"train": "train.extxyz"},
+        "finetune": {"from": "facet-7net0-spline", "replay": {"frames": 24}},
+        "training": {"output": str(tmp_path / "run"), "epochs": 8, "max_frames_per_batch": 8, "tensorboard": False},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert facet(["train", str(tmp_path / "c.yaml")]) == 0
     assert len(read(tmp_path / "run" / "replay" / "replay.extxyz", ":")) == 24
@@ -195,9 +219,16 @@ def test_replay_never_uses_an_element_the_base_model_lacks(tmp_path):
         a.numbers[-1] = 8
     write(tmp_path / "given.extxyz", given)
     for k, replay in enumerate([{"frames": 10}, {"frames": 10, "structures": "given.extxyz"}]):
-        cfg = {"data": {"train": "train.extxyz"}, "finetune": {"from": str(tmp_path / "base.pt"), "replay": replay},
-               "training": {"output": str(tmp_path / f"run{k}"), "max_steps": 1, "max_atoms_per_batch": 64,
-                            "tensorboard": False}}
+        cfg = {
+            "data": {"train": "train.extxyz"},
+            "finetune": {"from": str(tmp_path / "base.pt"), "replay": replay},
+            "training": {
+                "output": str(tmp_path / f"run{k}"),
+                "max_steps": 1,
+                "max_atoms_per_batch": 64,
+                "tensorboard": False,
+            },
+        }
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
         assert facet(["train", str(tmp_path / "c.yaml")]) == 0
         assert facetpot.load_model(tmp_path / f"run{k}" / "last.pt").species == [8, 13, 29]

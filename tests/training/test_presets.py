@@ -1,4 +1,5 @@
 """facet preset: starter configs that validate, and that stay the repository's measured recipes."""
+
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,13 @@ def test_presets_are_the_measured_recipes():
         ref = yaml.safe_load((RECIPES / recipe).read_text())
         for section in ("model", "loss", "finetune"):
             assert preset.get(section) == ref.get(section), (name, section)
-        assert {k: v for k, v in preset["data"].items() if k != "train"} == \
-            {k: v for k, v in ref["data"].items() if k != "train"}, name
+        assert {k: v for k, v in preset["data"].items() if k != "train"} == {
+            k: v for k, v in ref["data"].items() if k != "train"
+        }, name
         drop = {"output", "threads"}
-        assert {k: v for k, v in preset["training"].items() if k not in drop} == \
-            {k: v for k, v in ref["training"].items() if k not in drop}, name
+        assert {k: v for k, v in preset["training"].items() if k not in drop} == {
+            k: v for k, v in ref["training"].items() if k not in drop
+        }, name
 
 
 def test_preset_prints_to_stdout_with_the_placeholder(capsys):
@@ -52,6 +55,6 @@ def test_the_four_mlearn_recipes_share_the_small_data_recipe():
         for section in ("model", "loss"):
             assert other[section] == si[section], (el, section)
         drop = {"output"}
-        assert {k: v for k, v in other["training"].items() if k not in drop} == \
-            {k: v for k, v in si["training"].items() if k not in drop}, el
-
+        assert {k: v for k, v in other["training"].items() if k not in drop} == {
+            k: v for k, v in si["training"].items() if k not in drop
+        }, el

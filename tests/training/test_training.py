@@ -1,4 +1,5 @@
 """Training from the command line on small EMT data made here: conversion, loss, resume, eval, fine-tuning."""
+
 import json
 import os
 import signal
@@ -41,11 +42,24 @@ def emt_frames(n=24, seed=0, elements=("Cu", "Al")):
 
 def write_config(tmp_path, **sections):
     cfg = {
-        "model": {"hidden_irreps": "8x0e+4x1o+2x2e", "num_layers": 2, "cutoff": 4.0, "grid_channels": 4,
-                  "grid_hidden": 8, "num_radial": 6},
+        "model": {
+            "hidden_irreps": "8x0e+4x1o+2x2e",
+            "num_layers": 2,
+            "cutoff": 4.0,
+            "grid_channels": 4,
+            "grid_hidden": 8,
+            "num_radial": 6,
+        },
         "data": {"train": "train.extxyz", "valid_fraction": 0.25},
-        "training": {"output": str(tmp_path / "run"), "max_atoms_per_batch": 40, "epochs": 2, "lr": 0.005,
-                     "warmup_steps": 2, "dtype": "float64", "tensorboard": False},
+        "training": {
+            "output": str(tmp_path / "run"),
+            "max_atoms_per_batch": 40,
+            "epochs": 2,
+            "lr": 0.005,
+            "warmup_steps": 2,
+            "dtype": "float64",
+            "tensorboard": False,
+        },
     }
     for k, v in sections.items():
         cfg.setdefault(k, {}).update(v)
@@ -134,11 +148,13 @@ def test_eval_reports_errors_per_config_type_and_plots(data):
 
 
 def test_finetune_adds_an_element_and_freezes_layers(data, tmp_path):
-    base = facetpot.build_model(hidden_irreps="8x0e+4x1o", num_layers=2, cutoff=4.0, species=[29], grid_channels=4,
-                                grid_hidden=8, num_radial=6)
+    base = facetpot.build_model(
+        hidden_irreps="8x0e+4x1o", num_layers=2, cutoff=4.0, species=[29], grid_channels=4, grid_hidden=8, num_radial=6
+    )
     save_model(base, tmp_path / "base.pt")
-    cfg = write_config(data, finetune={"from": str(tmp_path / "base.pt"), "freeze": ["layers.0"]},
-                       training={"epochs": 1})
+    cfg = write_config(
+        data, finetune={"from": str(tmp_path / "base.pt"), "freeze": ["layers.0"]}, training={"epochs": 1}
+    )
     assert facet(["train", str(cfg)]) == 0
     tuned = facetpot.load_model(data / "run" / "last.pt")
     assert tuned.species == [13, 29]
@@ -150,9 +166,19 @@ def test_finetune_adds_an_element_and_freezes_layers(data, tmp_path):
 
 def test_finetune_a_radial_mlp_model(data, tmp_path):
     """A SevenNet port (radial MLPs, SiLU gates, no parity) fine-tunes like any model: its MLP weights move."""
-    base = facetpot.build_model(radial="bessel_mlp", radial_hidden=[8], cutoff_fn="xplor", cutoff_on=3.5,
-                                nonlinearity="gate", gate_activation="silu", parity=False,
-                                hidden_irreps="8x0e+4x1e", num_layers=2, cutoff=4.0, species=[13, 29])
+    base = facetpot.build_model(
+        radial="bessel_mlp",
+        radial_hidden=[8],
+        cutoff_fn="xplor",
+        cutoff_on=3.5,
+        nonlinearity="gate",
+        gate_activation="silu",
+        parity=False,
+        hidden_irreps="8x0e+4x1e",
+        num_layers=2,
+        cutoff=4.0,
+        species=[13, 29],
+    )
     save_model(base, tmp_path / "port.pt")
     cfg = write_config(data, finetune={"from": str(tmp_path / "port.pt")}, training={"epochs": 1})
     assert facet(["train", str(cfg)]) == 0

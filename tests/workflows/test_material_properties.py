@@ -1,5 +1,6 @@
 """EOS, elastic constants and phonons (matcalc/phonopy layers) on EMT copper, against ASE and phonopy run
 directly in the test."""
+
 from __future__ import annotations
 
 import json
@@ -93,8 +94,10 @@ def test_phonons_match_phonopy(tmp_path):
     ours = result["phonopy"]
     # phonopy directly on the relaxed cell, EMT forces of its displaced supercells
     unit = ours.unitcell
-    direct = Phonopy(PhonopyAtoms(symbols=unit.symbols, cell=unit.cell, scaled_positions=unit.scaled_positions),
-                     supercell_matrix=np.diag([3, 3, 3]))
+    direct = Phonopy(
+        PhonopyAtoms(symbols=unit.symbols, cell=unit.cell, scaled_positions=unit.scaled_positions),
+        supercell_matrix=np.diag([3, 3, 3]),
+    )
     direct.generate_displacements(distance=0.01)
     forces = []
     for sc in direct.supercells_with_displacements:
@@ -113,7 +116,7 @@ def test_phonons_match_phonopy(tmp_path):
 def test_cli(tmp_path, capsys):
     from ase.io import write
 
-    from conftest import small_model
+    from facetpot.testing import small_model
     from facetpot.cli import main as facet
     from facetpot.io.model_file import save_model
 
@@ -123,24 +126,67 @@ def test_cli(tmp_path, capsys):
     assert json.loads((tmp_path / "eos" / "eos.json").read_text())["bulk_modulus_GPa"] > 0
     assert (tmp_path / "eos" / "eos.png").is_file()
     # the fit's range, points and relaxation from the command line
-    assert facet(["eos", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "eos2"),
-                  "--max-strain", "0.1", "--points", "7", "--no-relax", "--no-progress"]) == 0
+    assert (
+        facet(
+            [
+                "eos",
+                str(tmp_path / "cu.extxyz"),
+                "-m",
+                str(tmp_path / "model.pt"),
+                "-o",
+                str(tmp_path / "eos2"),
+                "--max-strain",
+                "0.1",
+                "--points",
+                "7",
+                "--no-relax",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     eos = json.loads((tmp_path / "eos2" / "eos.json").read_text())
     assert (eos["max_strain"], eos["points"], len(eos["volumes_A3"])) == (0.1, 7, 7)
     assert eos["relaxed_volume_A3"] == pytest.approx(bulk("Cu", "fcc", a=3.6).get_volume())  # not relaxed
     # the model's minimum is not within +-1% of this unrelaxed cell: a message, not pymatgen's traceback
-    assert facet(["eos", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "eos4"),
-                  "--no-relax", "--no-progress"]) == 2
+    assert (
+        facet(
+            [
+                "eos",
+                str(tmp_path / "cu.extxyz"),
+                "-m",
+                str(tmp_path / "model.pt"),
+                "-o",
+                str(tmp_path / "eos4"),
+                "--no-relax",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "no energy minimum within the volumes scanned" in capsys.readouterr().err
-    assert facet(["eos", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(tmp_path / "eos3"),
-                  "--max-strain", "0.7"]) == 2
+    assert (
+        facet(
+            [
+                "eos",
+                str(tmp_path / "cu.extxyz"),
+                "-m",
+                str(tmp_path / "model.pt"),
+                "-o",
+                str(tmp_path / "eos3"),
+                "--max-strain",
+                "0.7",
+            ]
+        )
+        == 2
+    )
 
 
 def test_unwritable_output_is_refused_before_any_model_call(tmp_path, capsys, monkeypatch):
     from ase.io import write
 
-    from conftest import small_model
-    from facetpot.calculator import FacetCalculator
+    from facetpot.testing import small_model
+    from facetpot.inference.calculator import FacetCalculator
     from facetpot.cli import main as facet
     from facetpot.io.model_file import save_model
 
@@ -148,8 +194,19 @@ def test_unwritable_output_is_refused_before_any_model_call(tmp_path, capsys, mo
     write(tmp_path / "cu.extxyz", bulk("Cu", "fcc", a=3.6))
     monkeypatch.setattr(FacetCalculator, "calculate", lambda *a, **k: pytest.fail("the model was called"))
     for command in ("eos", "elastic", "phonons"):
-        assert facet([command, str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o",
-                      str(tmp_path / "cu.extxyz")]) == 2
+        assert (
+            facet(
+                [
+                    command,
+                    str(tmp_path / "cu.extxyz"),
+                    "-m",
+                    str(tmp_path / "model.pt"),
+                    "-o",
+                    str(tmp_path / "cu.extxyz"),
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert "is a file" in err and "Traceback" not in err
 
@@ -170,15 +227,19 @@ def test_outputs_hold_what_the_readme_promises(tmp_path):
     data = json.loads((tmp_path / "ph" / "phonons.json").read_text())
     segments = data["band_structure"]["segments"]
     assert len(segments) >= 2 and max(np.max(s["frequencies_THz"]) for s in segments) == pytest.approx(
-        ph["band_max_frequency_THz"])
+        ph["band_max_frequency_THz"]
+    )
     assert len(data["dos"]["frequencies_THz"]) == len(data["dos"]["total_dos_per_THz"]) > 10
     loaded = phonopy.load(tmp_path / "ph" / "phonopy_params.yaml")  # phonopy symmetrises on loading: 1e-3 THz
     for phonon in (loaded, ph["phonopy"]):
         phonon.run_qpoints([[0.5, 0.0, 0.5], [0.5, 0.5, 0.5]])
-    assert np.allclose(loaded.get_qpoints_dict()["frequencies"], ph["phonopy"].get_qpoints_dict()["frequencies"],
-                       atol=1e-3)
+    assert np.allclose(
+        loaded.get_qpoints_dict()["frequencies"], ph["phonopy"].get_qpoints_dict()["frequencies"], atol=1e-3
+    )
 
     with pytest.warns(UserWarning, match="non-orthogonal cell"):
         el = elastic_constants(EMT(), copper(), out_dir=tmp_path / "el")
     assert "not orthogonal" in el["frame"]
-    assert "orthogonal: along its cell vectors" in elastic_constants(EMT(), bulk("Cu", "fcc", a=3.6, cubic=True))["frame"]
+    assert (
+        "orthogonal: along its cell vectors" in elastic_constants(EMT(), bulk("Cu", "fcc", a=3.6, cubic=True))["frame"]
+    )

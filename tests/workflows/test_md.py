@@ -1,4 +1,5 @@
 """facet md: NVE conserves energy, NVT holds its temperature, NPT runs, a restart continues the run."""
+
 from __future__ import annotations
 
 import csv
@@ -8,7 +9,7 @@ import pytest
 from ase.build import bulk
 from ase.io import read, write
 
-from conftest import small_model
+from facetpot.testing import small_model
 from facetpot.cli import main as facet
 from facetpot.io.model_file import save_model
 
@@ -29,8 +30,19 @@ def thermo(path):
 
 
 def md(system, out, *extra):
-    return facet(["md", str(system / "model.pt"), str(system / "cu.extxyz"), "-o", str(system / out),
-                  "--dtype", "float64", "--no-progress", *extra])
+    return facet(
+        [
+            "md",
+            str(system / "model.pt"),
+            str(system / "cu.extxyz"),
+            "-o",
+            str(system / out),
+            "--dtype",
+            "float64",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_nve_conserves_energy(system):
@@ -44,18 +56,52 @@ def test_nve_conserves_energy(system):
 
 
 def test_nvt_reaches_target_temperature(system):
-    assert md(system, "nvt", "--ensemble", "langevin", "--steps", "600", "--temperature", "500",
-              "--friction", "0.05", "--log-every", "2", "--traj-every", "100") == 0
+    assert (
+        md(
+            system,
+            "nvt",
+            "--ensemble",
+            "langevin",
+            "--steps",
+            "600",
+            "--temperature",
+            "500",
+            "--friction",
+            "0.05",
+            "--log-every",
+            "2",
+            "--traj-every",
+            "100",
+        )
+        == 0
+    )
     temps = np.array([r["T_K"] for r in thermo(system / "nvt" / "thermo.csv")])[100:]
     assert abs(temps.mean() - 500) < 0.2 * 500
 
 
 def test_npt_runs_and_restart_continues(system):
-    assert md(system, "npt", "--ensemble", "npt", "--steps", "40", "--pressure", "1.0", "--log-every", "10",
-              "--traj-every", "20") == 0
+    assert (
+        md(
+            system,
+            "npt",
+            "--ensemble",
+            "npt",
+            "--steps",
+            "40",
+            "--pressure",
+            "1.0",
+            "--log-every",
+            "10",
+            "--traj-every",
+            "20",
+        )
+        == 0
+    )
     assert md(system, "npt", "--ensemble", "npt", "--steps", "40") == 2  # refuses to overwrite a run
-    assert md(system, "npt", "--ensemble", "npt", "--steps", "80", "--restart", "--log-every", "10",
-              "--traj-every", "20") == 0
+    assert (
+        md(system, "npt", "--ensemble", "npt", "--steps", "80", "--restart", "--log-every", "10", "--traj-every", "20")
+        == 0
+    )
     rows = thermo(system / "npt" / "thermo.csv")
     assert [int(r["step"]) for r in rows] == list(range(0, 81, 10))
     frames = read(system / "npt" / "trajectory.extxyz", ":")
@@ -70,8 +116,24 @@ def test_restart_reproduces_the_uninterrupted_run(system, ensemble):
     run equals the uninterrupted one in every thermo.csv value and the final positions, in every ensemble: the
     integrator's variables (Nose-Hoover chain, MTK barostat, Langevin's random generator) are saved beside the
     frames (issue 20 item 10). A restart with another ensemble is refused."""
-    common = ("--ensemble", ensemble, "--log-every", "5", "--traj-every", "10", "--temperature", "600",
-              "--tdamp", "20", "--pdamp", "100", "--pressure", "2.0", "--friction", "0.05")
+    common = (
+        "--ensemble",
+        ensemble,
+        "--log-every",
+        "5",
+        "--traj-every",
+        "10",
+        "--temperature",
+        "600",
+        "--tdamp",
+        "20",
+        "--pdamp",
+        "100",
+        "--pressure",
+        "2.0",
+        "--friction",
+        "0.05",
+    )
     assert md(system, "whole", "--steps", "30", *common) == 0
     assert md(system, "split", "--steps", "15", *common) == 0
     assert read(system / "split" / "trajectory.extxyz", -1).info["step"] == 15
@@ -93,8 +155,26 @@ def test_starts_at_the_asked_temperature(system, ensemble):
     """The first thermo row reads the asked temperature (a 2-atom cell drew 43.6 K of 300 before the scaling;
     Langevin's centre-of-mass constraint removes 3 degrees of freedom, which the temperature counts)."""
     write(system / "two.extxyz", bulk("Al", "fcc", a=4.05) * (2, 1, 1))
-    assert facet(["md", str(system / "two.extxyz"), "-m", str(system / "model.pt"), "-o", str(system / ensemble),
-                  "--ensemble", ensemble, "--steps", "1", "--temperature", "300", "--no-progress"]) == 0
+    assert (
+        facet(
+            [
+                "md",
+                str(system / "two.extxyz"),
+                "-m",
+                str(system / "model.pt"),
+                "-o",
+                str(system / ensemble),
+                "--ensemble",
+                ensemble,
+                "--steps",
+                "1",
+                "--temperature",
+                "300",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert abs(thermo(system / ensemble / "thermo.csv")[0]["T_K"] - 300.0) < 1e-6
 
 

@@ -1,4 +1,5 @@
 """facet relax: many structures relaxed one by one, failures isolated, outputs streamed, shards."""
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,7 @@ from ase.io import read, write
 from ase.optimize import FIRE
 
 import facetpot
-from conftest import small_model
+from facetpot.testing import small_model
 from facetpot.cli import main as facet
 from facetpot.io.model_file import save_model
 
@@ -44,9 +45,23 @@ def rows(path):
 def test_relax_many_with_failures(inputs):
     folder, model = inputs
     out = folder / "out"
-    code = facet(["relax", str(folder / "model.pt"), str(folder / "many.extxyz"), str(folder / "one.cif"),
-                  str(folder / "broken.cif"), str(folder / "gold.extxyz"), "-o", str(out), "--fmax", "0.01",
-                  "--dtype", "float64", "--no-progress"])
+    code = facet(
+        [
+            "relax",
+            str(folder / "model.pt"),
+            str(folder / "many.extxyz"),
+            str(folder / "one.cif"),
+            str(folder / "broken.cif"),
+            str(folder / "gold.extxyz"),
+            "-o",
+            str(out),
+            "--fmax",
+            "0.01",
+            "--dtype",
+            "float64",
+            "--no-progress",
+        ]
+    )
     assert code == 1  # not everything converged: two failures
     table = {r["name"]: r for r in rows(out / "results.csv")}  # written as the structures finish
     assert sorted(table) == sorted(["many.extxyz@0", "many.extxyz@1", "one.cif", "broken.cif", "gold.extxyz"])
@@ -75,8 +90,10 @@ def ase_relax(atoms, fmax: float, smax_gpa: float, max_steps: int = 500) -> int:
     below smax (what facet relax reports); the steps taken."""
     opt = FIRE(FrechetCellFilter(atoms), logfile=None)
     while opt.nsteps < max_steps:
-        if (np.linalg.norm(atoms.get_forces(), axis=1).max() < fmax
-                and np.abs(atoms.get_stress()).max() < smax_gpa * units.GPa):
+        if (
+            np.linalg.norm(atoms.get_forces(), axis=1).max() < fmax
+            and np.abs(atoms.get_stress()).max() < smax_gpa * units.GPa
+        ):
             break
         opt.step()
         opt.nsteps += 1
@@ -92,8 +109,24 @@ def test_cell_converges_to_the_stress_tolerance(tmp_path):
     stress = {}
     for smax in ("0", "0.1"):
         out = tmp_path / f"smax{smax}"
-        assert facet(["relax", str(tmp_path / "cu.extxyz"), "-m", str(tmp_path / "model.pt"), "-o", str(out),
-                      "--dtype", "float64", "--smax", smax, "--no-progress"]) == 0
+        assert (
+            facet(
+                [
+                    "relax",
+                    str(tmp_path / "cu.extxyz"),
+                    "-m",
+                    str(tmp_path / "model.pt"),
+                    "-o",
+                    str(out),
+                    "--dtype",
+                    "float64",
+                    "--smax",
+                    smax,
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         row = rows(out / "results.csv")[0]
         assert row["converged"] == "True" and float(row["fmax_final_eV_per_A"]) < 0.05
         stress[smax] = float(row["max_stress_final_GPa"])
@@ -156,8 +189,22 @@ def test_shards_split_the_structures(inputs):
     names = []
     for shard in ("0/2", "1/2"):
         out = folder / f"shard{shard[0]}"
-        facet(["relax", str(folder / "model.pt"), str(folder / "many.extxyz"), str(folder / "one.cif"),
-               "-o", str(out), "--shard", shard, "--positions-only", "--max-steps", "3", "--no-progress"])
+        facet(
+            [
+                "relax",
+                str(folder / "model.pt"),
+                str(folder / "many.extxyz"),
+                str(folder / "one.cif"),
+                "-o",
+                str(out),
+                "--shard",
+                shard,
+                "--positions-only",
+                "--max-steps",
+                "3",
+                "--no-progress",
+            ]
+        )
         names.append(sorted(r["name"] for r in rows(out / "results.csv")))
     assert names == [["many.extxyz@0", "one.cif"], ["many.extxyz@1"]]
 
@@ -166,8 +213,10 @@ def test_bad_arguments(inputs, capsys):
     folder, _ = inputs
     assert facet(["relax", str(folder / "model.pt"), str(folder / "nothing.xyz"), "-o", str(folder / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert facet(["relax", str(folder / "model.pt"), str(folder / "one.cif"), "-o", str(folder / "o"),
-                  "--shard", "3/2"]) == 2
+    assert (
+        facet(["relax", str(folder / "model.pt"), str(folder / "one.cif"), "-o", str(folder / "o"), "--shard", "3/2"])
+        == 2
+    )
     assert "shard" in capsys.readouterr().err
 
 
@@ -180,8 +229,16 @@ def test_batch_size_does_not_change_results(inputs, optimizer):
     tables = []
     for max_atoms in (1, 1000):
         out = folder / f"out{max_atoms}"
-        relax_files(folder / "model.pt", [folder / "many.extxyz", folder / "one.cif"], out, dtype="float64",
-                    progress=False, fmax=0.01, optimizer=optimizer, max_atoms=max_atoms)
+        relax_files(
+            folder / "model.pt",
+            [folder / "many.extxyz", folder / "one.cif"],
+            out,
+            dtype="float64",
+            progress=False,
+            fmax=0.01,
+            optimizer=optimizer,
+            max_atoms=max_atoms,
+        )
         tables.append(rows(out / "results.csv"))
     by_name = [{r["name"]: r for r in table} for table in tables]
     assert sorted(by_name[0]) == sorted(by_name[1])
@@ -196,7 +253,21 @@ def test_symmetry_is_kept(inputs):
     folder, _ = inputs
     write(folder / "al.extxyz", bulk("Al", "fcc", a=4.1, cubic=True))
     out = folder / "sym"
-    assert facet(["relax", str(folder / "model.pt"), str(folder / "al.extxyz"), "-o", str(out), "--symmetry",
-                  "--fmax", "0.01", "--no-progress"]) == 0
+    assert (
+        facet(
+            [
+                "relax",
+                str(folder / "model.pt"),
+                str(folder / "al.extxyz"),
+                "-o",
+                str(out),
+                "--symmetry",
+                "--fmax",
+                "0.01",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     relaxed = read(out / "relaxed.extxyz")
     assert check_symmetry(relaxed, 1e-4).number == 225

@@ -10,6 +10,7 @@ shipped model file in float32 (``--dtype``).
         --fit .spline_work/7net0_k32r12_fit.pt --config training/sevennet_spline/finetune_7net0_gpu.yaml \
         --name facet-7net0-spline -o pretrained/facet-7net0-spline.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from facetpot.io.model_file import load_model, save_model
+from facetpot.inference.model_source import load_model
+from facetpot.io.model_file import save_model
 
 
 def sha256(path) -> str:
@@ -50,8 +52,10 @@ def main(argv=None):
         }
     model.metadata = meta
     save_model(model, args.output, metadata=meta)
-    print(f"wrote {args.output}: {args.name}, {model.num_parameters():,} parameters, {args.dtype}, "
-          f"sha256 {sha256(args.output)}")
+    print(
+        f"wrote {args.output}: {args.name}, {model.num_parameters():,} parameters, {args.dtype}, "
+        f"sha256 {sha256(args.output)}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ frames itself. Prints the relative RMS error of the radial weights per layer and
 
     python training/sevennet_spline/fit.py 7net-0 --splines 32 --spline-rank 12 --spline-start 0.6 -o .spline_work/7net0_k32r12_fit.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,21 @@ def main(argv=None):
     fit_frames = read(args.data, ":")[0::2]
     distances = pair_distances(fit_frames, port.cutoff, max_distances=args.max_distances)
     model, errors = fit_splines(port, distances, args.splines, args.spline_start, rank=args.spline_rank)
-    model.metadata["spline_fit"] = {"num_splines": args.splines, "spline_start": args.spline_start,
-                                    "spline_rank": args.spline_rank, "distances": len(distances), "fit_frames": "mptrj-random-1k frames[0::2]",
-                                    "relative_rms_error_per_layer": errors}
+    model.metadata["spline_fit"] = {
+        "num_splines": args.splines,
+        "spline_start": args.spline_start,
+        "spline_rank": args.spline_rank,
+        "distances": len(distances),
+        "fit_frames": "mptrj-random-1k frames[0::2]",
+        "relative_rms_error_per_layer": errors,
+    }
     save_model(model, args.output, metadata=model.metadata)
-    print(f"{args.model}: K = {args.splines}, R = {args.spline_rank}, spline_start {args.spline_start} Å, {len(distances):,} pair distances "
-          f"of {len(fit_frames)} frames; relative RMS error of the radial weights per layer: "
-          f"{' '.join(f'{e:.2e}' for e in errors)}; parameters {port.num_parameters():,} (port) -> "
-          f"{model.num_parameters():,}; wrote {args.output} (float64)")
+    print(
+        f"{args.model}: K = {args.splines}, R = {args.spline_rank}, spline_start {args.spline_start} Å, {len(distances):,} pair distances "
+        f"of {len(fit_frames)} frames; relative RMS error of the radial weights per layer: "
+        f"{' '.join(f'{e:.2e}' for e in errors)}; parameters {port.num_parameters():,} (port) -> "
+        f"{model.num_parameters():,}; wrote {args.output} (float64)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ port; ``pip install facetpot[sevennet]``) unless MODEL is a model file of the po
 
     python training/sevennet_spline/make_labels.py 7net-0 -o .spline_work/labels_7net0 --copies 4 --md-frames 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,10 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase import units
 
 from facetpot import FacetCalculator
-from facetpot.io.model_file import load_model
+from facetpot.inference.model_source import load_model
 from facetpot.neighbors import radius_graph
 from facetpot.ports.sevennet import convert_sevennet
-from facetpot.single_points import predict_structures
+from facetpot.inference.single_points import predict_structures
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/mptrj/mptrj-random-1k.extxyz"
 
@@ -60,7 +61,7 @@ def perturbed(atoms, rng, strain, rattle):
         a = atoms.copy()
         a.calc = None
         a.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-        sigma = rng.uniform(*rattle) * 0.7 ** attempt
+        sigma = rng.uniform(*rattle) * 0.7**attempt
         a.positions += rng.normal(0.0, sigma, a.positions.shape)
         if min_distance(a) >= floor:
             a.info["perturbation"] = f"strain<={strain} sigma={sigma:.3f}"
@@ -79,8 +80,11 @@ def with_labels(atoms, energy, forces, stress, config_type, weight):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="SevenNet model name or checkpoint (7net-0, 7net-l3i5), or a facetpot model "
-                   "file of its exact port (facet convert sevennet NAME -o PORT.pt; then sevenn is not needed)")
+    p.add_argument(
+        "model",
+        help="SevenNet model name or checkpoint (7net-0, 7net-l3i5), or a facetpot model "
+        "file of its exact port (facet convert sevennet NAME -o PORT.pt; then sevenn is not needed)",
+    )
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-atoms", type=int, default=200, help="atoms per labelling call (GPU: 2000)")
@@ -103,20 +107,28 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
 
-    fit = read(args.data, ":")[0::2][:args.limit]  # the fitting half; frames[1::2] stay held out
+    fit = read(args.data, ":")[0::2][: args.limit]  # the fitting half; frames[1::2] stay held out
     if args.model.endswith(".pt"):
         port = load_model(args.model, device=args.device, dtype="float64").eval()
     else:
         port = convert_sevennet(args.model).to(args.device, torch.float64).eval()
-    print(f"{len(fit)} fitting frames ({sum(len(a) for a in fit):,} atoms), port of {args.model}: "
-          f"{port.num_parameters():,} parameters", flush=True)
+    print(
+        f"{len(fit)} fitting frames ({sum(len(a) for a in fit):,} atoms), port of {args.model}: "
+        f"{port.num_parameters():,} parameters",
+        flush=True,
+    )
 
     # DFT anchor, and the port's own offset from it (same energy convention: uncorrected)
     base = predict_structures(port, fit, args.batch_atoms)
     err = np.array([(b[0] - a.get_potential_energy()) / len(a) for a, b in zip(fit, base)])
-    print(f"port - DFT on the fitting frames: energy mean {1e3 * err.mean():+.2f} meV/atom, "
-          f"MAE {1e3 * np.abs(err).mean():.2f} meV/atom", flush=True)
-    dft = [with_labels(a, a.get_potential_energy(), a.get_forces(), a.get_stress(), "dft", args.dft_weight) for a in fit]
+    print(
+        f"port - DFT on the fitting frames: energy mean {1e3 * err.mean():+.2f} meV/atom, "
+        f"MAE {1e3 * np.abs(err).mean():.2f} meV/atom",
+        flush=True,
+    )
+    dft = [
+        with_labels(a, a.get_potential_energy(), a.get_forces(), a.get_stress(), "dft", args.dft_weight) for a in fit
+    ]
     write(out / "dft.extxyz", dft, format="extxyz")
 
     frames = [with_labels(a, *b, "port", 1.0) for a, b in zip(fit, base)]
@@ -126,7 +138,10 @@ def main(argv=None):
             new = perturbed(a, rng, args.strain, args.rattle)
             if new is not None:
                 copies.append(new)
-    frames += [with_labels(a, *b, "port_perturbed", 1.0) for a, b in zip(copies, predict_structures(port, copies, args.batch_atoms))]
+    frames += [
+        with_labels(a, *b, "port_perturbed", 1.0)
+        for a, b in zip(copies, predict_structures(port, copies, args.batch_atoms))
+    ]
     print(f"{len(copies)} perturbed copies labelled ({time.time() - t0:.0f} s)", flush=True)
 
     small = [a for a in fit if len(a) <= args.md_max_atoms]
@@ -142,11 +157,16 @@ def main(argv=None):
         snap = a.copy()
         snap.info = {**small[k].info, "perturbation": f"md {args.md_steps} fs at {args.md_temperature:.0f} K"}
         snaps.append(snap)
-    frames += [with_labels(a, *b, "port_md", 1.0) for a, b in zip(snaps, predict_structures(port, snaps, args.batch_atoms))]
+    frames += [
+        with_labels(a, *b, "port_md", 1.0) for a, b in zip(snaps, predict_structures(port, snaps, args.batch_atoms))
+    ]
     write(out / "distill.extxyz", frames, format="extxyz")
-    print(f"wrote {out / 'distill.extxyz'}: {len(frames)} frames ({len(fit)} port, {len(copies)} perturbed, "
-          f"{len(snaps)} MD); {out / 'dft.extxyz'}: {len(dft)} frames, weight {args.dft_weight} "
-          f"({time.time() - t0:.0f} s)", flush=True)
+    print(
+        f"wrote {out / 'distill.extxyz'}: {len(frames)} frames ({len(fit)} port, {len(copies)} perturbed, "
+        f"{len(snaps)} MD); {out / 'dft.extxyz'}: {len(dft)} frames, weight {args.dft_weight} "
+        f"({time.time() - t0:.0f} s)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ mul0 x mul0 numbers buy radial rank within the 75% parameter budget.
 Prints the relative RMS error of every layer's outputs before and after the refit (on the fitting structures
 and on a held-out part of them) and writes the model (float64).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ import numpy as np
 import torch
 from ase.io import read, write
 
-from facetpot.io.model_file import inference_model, load_model, save_model
+from facetpot.inference.prepare import inference_model
+from facetpot.inference.model_source import load_model
+from facetpot.io.model_file import save_model
 from facetpot.ports.sevennet import convert_sevennet
 from facetpot.ports.spline_fit import fit_splines, fold_first_linear, pair_distances
 from facetpot.ports.spline_output_fit import layer_statistics, refit_to_outputs
@@ -67,10 +70,14 @@ def main(argv=None):
     p.add_argument("model", help="SevenNet model name or the port's model file")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--splines", type=int, default=32)
-    p.add_argument("--spline-rank", type=int, nargs="+", default=[20, 16, 16, 16, 16],
-                   help="R per layer (one number: all layers)")
-    p.add_argument("--keep-first-linear", action="store_true",
-                   help="keep the first layer's Linear_in (default: folded into the embedding, its numbers buy rank)")
+    p.add_argument(
+        "--spline-rank", type=int, nargs="+", default=[20, 16, 16, 16, 16], help="R per layer (one number: all layers)"
+    )
+    p.add_argument(
+        "--keep-first-linear",
+        action="store_true",
+        help="keep the first layer's Linear_in (default: folded into the embedding, its numbers buy rank)",
+    )
     p.add_argument("--spline-start", type=float, default=0.4)
     p.add_argument("--per-family", type=int, default=100)
     p.add_argument("--max-atoms", type=int, default=40)
@@ -96,7 +103,10 @@ def main(argv=None):
         if cache is not None:
             write(cache, structures)
         structures += extra_structures(args.data, args.extra, args.max_atoms, args.seed)
-    print(f"{len(structures)} fitting structures, {sum(len(a) for a in structures)} atoms ({time.time() - t0:.0f} s)", flush=True)
+    print(
+        f"{len(structures)} fitting structures, {sum(len(a) for a in structures)} atoms ({time.time() - t0:.0f} s)",
+        flush=True,
+    )
     held = structures[1::10]
     fit = [a for k, a in enumerate(structures) if k % 10 != 1]
     data = pair_distances(fit, port.cutoff, max_distances=100_000)
@@ -105,25 +115,41 @@ def main(argv=None):
     rank = args.spline_rank[0] if len(args.spline_rank) == 1 else args.spline_rank
     source = port if args.keep_first_linear else fold_first_linear(port)
     spline, errors = fit_splines(source, distances, args.splines, args.spline_start, rank=rank)
-    print("weight-space fit, relative RMS error of the radial weights per layer:", " ".join(f"{e:.2e}" for e in errors), flush=True)
+    print(
+        "weight-space fit, relative RMS error of the radial weights per layer:",
+        " ".join(f"{e:.2e}" for e in errors),
+        flush=True,
+    )
     stats = layer_statistics(port, spline, fit)
     held_stats = layer_statistics(port, spline, held, derivatives=False)
     print(f"statistics ({time.time() - t0:.0f} s)", flush=True)
-    before_held = [s.error(l.conv.radial_mix.double() @ l.conv.radial_weight.double()) for s, l in zip(held_stats, spline.layers)]
-    report = refit_to_outputs(port, spline, stats, distances, ridge=args.ridge, iterations=args.iterations,
-                              derivative=args.derivative)
-    after_held = [s.error(l.conv.radial_mix.double() @ l.conv.radial_weight.double()) for s, l in zip(held_stats, spline.layers)]
+    before_held = [
+        s.error(l.conv.radial_mix.double() @ l.conv.radial_weight.double()) for s, l in zip(held_stats, spline.layers)
+    ]
+    report = refit_to_outputs(
+        port, spline, stats, distances, ridge=args.ridge, iterations=args.iterations, derivative=args.derivative
+    )
+    after_held = [
+        s.error(l.conv.radial_mix.double() @ l.conv.radial_weight.double()) for s, l in zip(held_stats, spline.layers)
+    ]
     fmt = lambda v: " ".join(f"{e:.2e}" for e in v)  # noqa: E731
     print(f"layer-output relative RMS error, fitting structures: {fmt(report['before'])} -> {fmt(report['after'])}")
-    print(f"radial-derivative relative RMS error, fitting structures: {fmt(report['derivative_before'])} -> "
-          f"{fmt(report['derivative_after'])}")
+    print(
+        f"radial-derivative relative RMS error, fitting structures: {fmt(report['derivative_before'])} -> "
+        f"{fmt(report['derivative_after'])}"
+    )
     print(f"layer-output relative RMS error, held-out structures: {fmt(before_held)} -> {fmt(after_held)}")
     spline.metadata["spline_fit"] = {
-        "num_splines": args.splines, "spline_start": args.spline_start, "spline_rank": args.spline_rank,
-        "weight_space_error_per_layer": errors, "output_error_per_layer_fit": report["after"],
-        "output_error_per_layer_held_out": after_held, "fit_structures": len(fit),
+        "num_splines": args.splines,
+        "spline_start": args.spline_start,
+        "spline_rank": args.spline_rank,
+        "weight_space_error_per_layer": errors,
+        "output_error_per_layer_fit": report["after"],
+        "output_error_per_layer_held_out": after_held,
+        "fit_structures": len(fit),
         "derivative_error_per_layer_fit": report["derivative_after"],
-        "recipe": f"training/sevennet_spline/refit_outputs.py {' '.join(argv or sys.argv[1:])}"}
+        "recipe": f"training/sevennet_spline/refit_outputs.py {' '.join(argv or sys.argv[1:])}",
+    }
     save_model(spline, args.output, metadata=spline.metadata)
     print(f"wrote {args.output} ({spline.num_parameters():,} parameters, {time.time() - t0:.0f} s)")
 

@@ -19,6 +19,7 @@ A backend
 
 Backends are siblings registered by name in ``convolution.BACKENDS``; ``edgewise`` is the reference.
 """
+
 from typing import List
 
 import torch

@@ -16,6 +16,7 @@ so all its segments share one extent) or "naive" (the library's torch einsums, a
 path and the tests). Default: uniform_1d on a machine with CUDA, naive otherwise. Needs
 ``pip install facetpot[cueq]``; eager and ``torch.compile`` (TorchScript exports use density or edgewise).
 """
+
 import copy
 from typing import List
 
@@ -32,8 +33,10 @@ def _libraries():
         import cuequivariance as cue  # lazy: optional dependency (facetpot[cueq])
         import cuequivariance_torch as cuet  # lazy: optional dependency (facetpot[cueq])
     except ImportError as exc:
-        raise ImportError("the cueq convolution backend needs cuEquivariance: pip install cuequivariance-torch "
-                          f"(and cuequivariance-ops-torch-cu12 for its CUDA kernels): {exc}") from exc
+        raise ImportError(
+            "the cueq convolution backend needs cuEquivariance: pip install cuequivariance-torch "
+            f"(and cuequivariance-ops-torch-cu12 for its CUDA kernels): {exc}"
+        ) from exc
     return cue, cuet
 
 
@@ -82,8 +85,12 @@ class CueqBackend(ConvolutionBackend):
                 out.extend(w.new_zeros(n_recv, mul, d) for d in dims)
                 continue
             x_irmul = x.transpose(1, 2).reshape(x.shape[0], -1)
-            y = poly([w.narrow(1, wofs, len(dims) * mul), x_irmul, edges.sh], input_indices={1: edges.senders},
-                     output_shapes={0: shape}, output_indices={0: edges.receivers})[0]
+            y = poly(
+                [w.narrow(1, wofs, len(dims) * mul), x_irmul, edges.sh],
+                input_indices={1: edges.senders},
+                output_shapes={0: shape},
+                output_indices={0: edges.receivers},
+            )[0]
             for seg in torch.split(y, [d * mul for d in dims], dim=1):
                 out.append(seg.reshape(n_recv, -1, mul).transpose(1, 2))
         return out

@@ -18,8 +18,10 @@ Per-graph tables (:meth:`DensityBackend.prepare`, shared by all layers): the nei
 costs a single concatenation in the backward pass; a slice per layer would cost a full-size zero
 tensor each). Everything here is TorchScript-compatible; with frozen weights (the calculator, MD,
 relaxations) eager calls run the same sum through ``density_op`` (one GEMM per group of blocks
-and a hand-written backward without layout copies: Si 512 force call 130 -> 95 ms on 2 cores).
+and a hand-written backward without layout copies; the gain is measured in
+(benchmarks/RESULTS.md, "Measurements behind design choices")).
 """
+
 from typing import List
 
 import torch
@@ -61,7 +63,7 @@ def _compiling() -> bool:
 
 
 #: receiving atoms per plain chunk on CPU; keeps a chunk's density (~140 kB per atom for Facet-S) near the
-#: cache (Facet-S, Si 512, 2 cores, 2026-12-03: 32-64 atoms about 95 ms per force call, 128 atoms 105 ms, 512 atoms 200 ms)
+#: cache (benchmarks/RESULTS.md, "Measurements behind design choices")
 CACHE_ATOMS = 48
 
 
@@ -71,7 +73,9 @@ def _block_messages(x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, m:
 
 
 @torch.jit.unused
-def _checkpointed_messages(x_ext: torch.Tensor, srcs: List[torch.Tensor], rbs: List[torch.Tensor], m: torch.Tensor) -> torch.Tensor:
+def _checkpointed_messages(
+    x_ext: torch.Tensor, srcs: List[torch.Tensor], rbs: List[torch.Tensor], m: torch.Tensor
+) -> torch.Tensor:
     return torch.cat([checkpoint(_block_messages, x_ext, s, r, m, use_reentrant=False) for s, r in zip(srcs, rbs)])
 
 
@@ -81,7 +85,7 @@ class DensityBackend(ConvolutionBackend):
     memory then grows with the chunk, not the system, at the price of one more forward per layer;
     0 = never; -1 (default) = 4096 on CPU, 32768 on GPU. ``cache_atoms``: receiving atoms per plain
     chunk (-1 (default): ``CACHE_ATOMS`` on CPU, no plain chunks on GPU, where many small GEMMs
-    cost 4x the time of one large one: measured on an H200, Si 32768, 415 vs 95 ms)."""
+    cost more than one large one (benchmarks/RESULTS.md, "Measurements behind design choices"))."""
 
     name = "density"
     tables_from_radial = True
@@ -137,8 +141,9 @@ class DensityBackend(ConvolutionBackend):
 
     def mix_radial(self, edges: EdgeData, mix: torch.Tensor) -> EdgeData:
         """b(r) -> b(r) ``mix``: the basis table contracted on its last axis (K -> R); the neighbour matrix is kept."""
-        return edges.with_radial(torch.matmul(edges.radial, mix),
-                                 self._tables(edges.tables[0], torch.matmul(edges.tables[1], mix)))
+        return edges.with_radial(
+            torch.matmul(edges.radial, mix), self._tables(edges.tables[0], torch.matmul(edges.tables[1], mix))
+        )
 
     def _basis_columns(self, tables: List[torch.Tensor], l_lo: int, l_hi: int) -> torch.Tensor:
         """Basis columns of degrees l_lo..l_hi-1 as (N, n_max, (l_hi^2 - l_lo^2) K)."""
@@ -198,7 +203,9 @@ class DensityBackend(ConvolutionBackend):
             out.extend(torch.split(y, self.block_path_dims[b], dim=2))
         return out
 
-    def _message_matrices(self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]) -> List[torch.Tensor]:
+    def _message_matrices(
+        self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]
+    ) -> List[torch.Tensor]:
         """Per input block, M_u[(m1 a k), c] = CC[(m1 a), c] W^(path(c))_ku: (u, m1 d' K, cols); empty without paths."""
         ms: List[torch.Tensor] = []
         for b in range(len(self.irreps_in)):
@@ -209,12 +216,15 @@ class DensityBackend(ConvolutionBackend):
             mul = self.irreps_in[b][0]
             wexp = expand_block_weights(weights, self.block_weight_offset[b], n_paths, mul, colpath[b])  # (K, u, cols)
             ccb = cc[b]  # (m1 d', cols)
-            ms.append((ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1]))
+            ms.append(
+                (ccb.unsqueeze(0).unsqueeze(2) * wexp.transpose(0, 1).unsqueeze(1)).reshape(mul, -1, ccb.shape[1])
+            )
         return ms
 
     @torch.jit.unused
-    def _frozen_message_matrices(self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]
-                                 ) -> List[torch.Tensor]:
+    def _frozen_message_matrices(
+        self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]
+    ) -> List[torch.Tensor]:
         return remembered(self, "ms", [weights], lambda: self._message_matrices(weights, cc, colpath))
 
     def keep_frozen(self, weights: torch.Tensor) -> None:
@@ -222,23 +232,25 @@ class DensityBackend(ConvolutionBackend):
         ``frozen_cache``: its calls then skip rebuilding them. The caller owns the promise that the weights
         do not change afterwards (``DeployedFacet`` holds its own frozen copy)."""
         with torch.no_grad():
-            ms = self._message_matrices(weights, unflatten(self.cc_flat, self.cc_shapes),
-                                        unflatten(self.colpath_flat, self.colpath_sizes))
+            ms = self._message_matrices(
+                weights, unflatten(self.cc_flat, self.cc_shapes), unflatten(self.colpath_flat, self.colpath_sizes)
+            )
         self.kept_ms_shapes = [list(m.shape) for m in ms]
         self.kept_ms_flat = torch.cat([m.reshape(-1) for m in ms])
 
-    def _grouped(self, blocks: List[torch.Tensor], ms: List[torch.Tensor], tables: List[torch.Tensor],
-                 chunk: int, operator: bool) -> List[torch.Tensor]:
+    def _grouped(
+        self, blocks: List[torch.Tensor], ms: List[torch.Tensor], tables: List[torch.Tensor], chunk: int, operator: bool
+    ) -> List[torch.Tensor]:
         """Frozen weights: the blocks of each group share one Function (``density_op``; one GEMM for the
         group, a hand-written backward), called directly in eager mode and as the operator
-        ``facet::density_group`` when scripted (``operator``)."""
+        ``facetpot::density_group`` when scripted (``operator``)."""
         out: List[torch.Tensor] = []
         for group, degrees in zip(self.groups, self.group_degrees):
             rb = self._basis_columns(tables, degrees[0], degrees[1])
             xs = [blocks[b] for b in group]
             gms = [ms[b] for b in group]
             if operator:
-                ys = torch.ops.facet.density_group(tables[0], rb, chunk, xs, gms)
+                ys = torch.ops.facetpot.density_group(tables[0], rb, chunk, xs, gms)
             else:
                 ys = self._group_function(xs, tables[0], rb, gms, chunk)
             for b, y in zip(group, ys):
@@ -246,6 +258,7 @@ class DensityBackend(ConvolutionBackend):
         return out
 
     @torch.jit.unused
-    def _group_function(self, xs: List[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: List[torch.Tensor],
-                        chunk: int) -> List[torch.Tensor]:
+    def _group_function(
+        self, xs: List[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: List[torch.Tensor], chunk: int
+    ) -> List[torch.Tensor]:
         return group_messages(xs, src, rb, ms, chunk)

@@ -16,12 +16,13 @@ the density backend runs the plain formulation when they require gradients (trai
 derivative (``create_graph=True``) recomputes the plain formulation and differentiates it, so double
 backward is exact too, just not faster.
 
-The same Function is the operator ``torch.ops.facet.density_group(src, rb, chunk, blocks, ms)``, which
+The same Function is the operator ``torch.ops.facetpot.density_group(src, rb, chunk, blocks, ms)``, which
 TorchScript can call: a scripted model (``facet export``, ``pair_style facet``) runs it with frozen
 weights. In a Python process the operator is this module's Function; the LAMMPS plugin registers the same
 schema with a C++ transcription of it (``md/lammps/density_group_op.cpp``; same forward, same backward, no
 double backward), so an exported archive computes the fast formulation inside LAMMPS too.
 """
+
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -29,8 +30,9 @@ import torch
 from .density_sum import channel_messages, density_messages
 
 
-def group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: Sequence[torch.Tensor],
-                   chunk: int) -> List[torch.Tensor]:
+def group_messages(
+    blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: Sequence[torch.Tensor], chunk: int
+) -> List[torch.Tensor]:
     """Messages (N_recv, u_b, cols_b) of every block: blocks[b] (N_send, u_b, m1_b); src (N_recv, n) with
     N_send in padding slots; rb (N_recv, n, R) the group's basis columns; ms[b] (u_b, m1_b R, cols_b);
     chunks of ``chunk`` receiving atoms."""
@@ -41,17 +43,18 @@ def group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.
 OP_SCHEMA = "density_group(Tensor src, Tensor rb, int chunk, Tensor[] blocks, Tensor[] ms) -> Tensor[]"
 
 
-def _op_impl(src: torch.Tensor, rb: torch.Tensor, chunk: int, blocks: List[torch.Tensor],
-             ms: List[torch.Tensor]) -> List[torch.Tensor]:
+def _op_impl(
+    src: torch.Tensor, rb: torch.Tensor, chunk: int, blocks: List[torch.Tensor], ms: List[torch.Tensor]
+) -> List[torch.Tensor]:
     return group_messages(blocks, src, rb, ms, chunk)
 
 
 def _register_operator() -> Optional[torch.library.Library]:
-    """Define ``facet::density_group`` unless this process already has it (the LAMMPS plugin's C++ version,
+    """Define ``facetpot::density_group`` unless this process already has it (the LAMMPS plugin's C++ version,
     loaded first: the same schema and numbers)."""
-    if hasattr(torch.ops.facet, "density_group"):
+    if hasattr(torch.ops.facetpot, "density_group"):
         return None
-    lib = torch.library.Library("facet", "FRAGMENT")
+    lib = torch.library.Library("facetpot", "FRAGMENT")
     lib.define(OP_SCHEMA)
     # below autograd: the Function records its own backward
     lib.impl("density_group", _op_impl, "CompositeImplicitAutograd")
@@ -61,8 +64,9 @@ def _register_operator() -> Optional[torch.library.Library]:
 _LIBRARY = _register_operator()
 
 
-def plain_group_messages(blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor,
-                         ms: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+def plain_group_messages(
+    blocks: Sequence[torch.Tensor], src: torch.Tensor, rb: torch.Tensor, ms: Sequence[torch.Tensor]
+) -> List[torch.Tensor]:
     """The same sum in differentiable torch ops, all atoms at once (the oracle and the double backward)."""
     return density_messages(_extended(blocks, differentiable=True), src, rb, list(ms))
 
@@ -87,8 +91,7 @@ def _chunks(src: torch.Tensor, pad: int, chunk: int) -> List[Tuple[int, int, int
     """(first atom, end atom, width) of every chunk of ``chunk`` receiving atoms: the width is the largest
     neighbour count in the chunk. Padding slots trail every row of ``src``, so a chunk reads only its first
     ``width`` slots: a graph of mixed structures (batched single points, relaxations) pays the padding of its
-    densest atom only in the chunks near that atom (150 small MPtrj crystals in one graph: 2.4x the edges'
-    work padded to the graph's largest count, 1.6x per chunk of 48)."""
+    densest atom only in the chunks near that atom (benchmarks/RESULTS.md, "Measurements behind design choices")."""
     n, n_slot = src.shape[0], src.shape[1]
     chunk = max(1, chunk)
     starts = list(range(0, n, chunk))
@@ -137,7 +140,9 @@ class _GroupConvolution(torch.autograd.Function):
         need_rb = ctx.needs_input_grad[1]
         need_x = any(ctx.needs_input_grad[4 : 4 + ctx.n_blocks])
         if torch.is_grad_enabled():  # create_graph: differentiate the plain formulation instead
-            g_rb, g_blocks = _plain_gradients(src, rb, blocks, ms, grads, [need_rb] + list(ctx.needs_input_grad[4 : 4 + ctx.n_blocks]))
+            g_rb, g_blocks = _plain_gradients(
+                src, rb, blocks, ms, grads, [need_rb] + list(ctx.needs_input_grad[4 : 4 + ctx.n_blocks])
+            )
             return (None, g_rb, None, None, *g_blocks, *[None] * len(ms))
         x_ext = _extended(blocks)
         n_recv, n_slot, r = src.shape[0], src.shape[1], rb.shape[2]

@@ -11,6 +11,7 @@ where D_b[i, u] (m1_b R) are block b's rows of D. The density backend runs it pe
 TorchScript), ``density_op`` per group of blocks (its oracle and double backward); ``density_op``'s Function
 runs the same two steps with reused workspaces (:func:`channel_messages` is shared with it).
 """
+
 from typing import List
 
 import torch
@@ -30,7 +31,9 @@ def channel_messages(dens: torch.Tensor, ms: List[torch.Tensor]) -> List[torch.T
     return out
 
 
-def density_messages(x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, ms: List[torch.Tensor]) -> List[torch.Tensor]:
+def density_messages(
+    x_ext: torch.Tensor, src: torch.Tensor, rb: torch.Tensor, ms: List[torch.Tensor]
+) -> List[torch.Tensor]:
     """Messages (C, u_b, cols_b) of every block: neighbour gather, density GEMM, channel GEMMs."""
     c, n = src.shape[0], src.shape[1]
     xn = x_ext.index_select(0, src.reshape(-1)).view(c, n, x_ext.shape[1])  # (C, n, F)

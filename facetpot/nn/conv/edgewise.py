@@ -6,6 +6,7 @@
 Memory and traffic grow with edges x paths x channels; simple and the definition of the result.
 TorchScript-compatible, and free of data-dependent shapes (the backend ``torch.export`` uses).
 """
+
 from typing import List
 
 import torch
@@ -28,7 +29,9 @@ class EdgewiseBackend(ConvolutionBackend):
         # Y^(l2) (E, 2l2+1) @ cg (2l2+1, (2l1+1)(2l3+1)) -> A (E, 2l1+1, 2l3+1)
         cg = [c.permute(1, 0, 2).reshape(c.shape[1], c.shape[0] * c.shape[2]) for c in paths.cg]
         self.cg_shapes = [list(c.shape) for c in cg]
-        self.register_constant("cg_flat", torch.cat([c.reshape(-1) for c in cg] or [torch.zeros(0, dtype=torch.float64)]))
+        self.register_constant(
+            "cg_flat", torch.cat([c.reshape(-1) for c in cg] or [torch.zeros(0, dtype=torch.float64)])
+        )
 
     def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
         cg = unflatten(self.cg_flat, self.cg_shapes)

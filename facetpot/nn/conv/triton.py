@@ -15,6 +15,7 @@ derivatives (training on forces) use the same sums in torch (see ``triton_kernel
 Needs ``triton`` and CUDA tensors; on the CPU it runs only under ``TRITON_INTERPRET=1`` (the tests).
 Eager and ``torch.compile``; the TorchScript and LAMMPS exports use the density or edgewise backend.
 """
+
 import os
 from typing import List
 
@@ -29,8 +30,10 @@ def _kernels():
     try:
         from . import triton_kernels  # lazy: needs triton, an optional dependency
     except ImportError as exc:
-        raise ImportError("the triton convolution backend needs the triton package (pip install triton; it comes "
-                          f"with CUDA builds of torch): {exc}") from exc
+        raise ImportError(
+            "the triton convolution backend needs the triton package (pip install triton; it comes "
+            f"with CUDA builds of torch): {exc}"
+        ) from exc
     return triton_kernels
 
 
@@ -56,19 +59,34 @@ class TritonBackend(ConvolutionBackend):
 
     def forward(self, blocks: List[torch.Tensor], weights: torch.Tensor, edges: EdgeData) -> List[torch.Tensor]:
         if not edges.sh.is_cuda and os.environ.get("TRITON_INTERPRET", "0") != "1":
-            raise RuntimeError("the triton backend runs on CUDA tensors (on the CPU only under TRITON_INTERPRET=1, "
-                               "for testing): use model.set_backend('density') on the CPU")
+            raise RuntimeError(
+                "the triton backend runs on CUDA tensors (on the CPU only under TRITON_INTERPRET=1, "
+                "for testing): use model.set_backend('density') on the CPU"
+            )
         perm_r, rowptr, perm_s, sendptr = edges.tables
         out: List[torch.Tensor] = []
         for b, x in enumerate(blocks):
             n_paths = self.block_num_paths[b]
             if n_paths == 0:
                 continue
-            wx = expand_block_weights(weights, self.block_weight_offset[b], n_paths, self.irreps_in[b][0],
-                                      getattr(self, f"colpath_{b}")).contiguous()
+            wx = expand_block_weights(
+                weights, self.block_weight_offset[b], n_paths, self.irreps_in[b][0], getattr(self, f"colpath_{b}")
+            ).contiguous()
             l_lo, l_hi = self.block_l2_range[b]  # the block reads Y's columns l_lo^2 .. l_hi^2 - 1
-            y = _kernels().fused_conv_block(x.contiguous(), edges.sh, edges.radial, wx, getattr(self, f"cc_{b}"),
-                                           edges.senders, edges.receivers, perm_r, rowptr, perm_s, sendptr,
-                                           l_lo * l_lo, l_hi * l_hi - l_lo * l_lo)
+            y = _kernels().fused_conv_block(
+                x.contiguous(),
+                edges.sh,
+                edges.radial,
+                wx,
+                getattr(self, f"cc_{b}"),
+                edges.senders,
+                edges.receivers,
+                perm_r,
+                rowptr,
+                perm_s,
+                sendptr,
+                l_lo * l_lo,
+                l_hi * l_hi - l_lo * l_lo,
+            )
             out.extend(torch.split(y, self.block_path_dims[b], dim=2))
         return out

@@ -7,6 +7,7 @@ writes ``model.pt`` (``facet export``), ``si.data`` (diamond Si, 512 atoms) and 
 file or a shipped model's name; without it the recommended shipped model is exported (before one
 shipped: an UNTRAINED Facet-S with a small interaction scale, a smooth toy potential, and it says so).
 """
+
 import argparse
 from pathlib import Path
 
@@ -16,15 +17,22 @@ def structures():
     from ase.spacegroup import crystal
 
     si = bulk("Si", "diamond", a=5.43, cubic=True).repeat((4, 4, 4))
-    sto = crystal(["Sr", "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], spacegroup=221,
-                  cellpar=[3.905, 3.905, 3.905, 90, 90, 90]).repeat((4, 4, 4))
+    sto = crystal(
+        ["Sr", "Ti", "O"],
+        basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)],
+        spacegroup=221,
+        cellpar=[3.905, 3.905, 3.905, 90, 90, 90],
+    ).repeat((4, 4, 4))
     return {"si": (si, ["Si"]), "srtio3": (sto, ["Sr", "Ti", "O"])}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="a facetpot model file (facet train writes best.pt and last.pt) or a shipped "
-                    "model's name, covering Si, Sr, Ti, O (default: the recommended shipped model)")
+    ap.add_argument(
+        "--model",
+        help="a facetpot model file (facet train writes best.pt and last.pt) or a shipped "
+        "model's name, covering Si, Sr, Ti, O (default: the recommended shipped model)",
+    )
     ap.add_argument("--dtype", default=None, choices=["float32", "float64"])
     ap.add_argument("--out", default=".", help="folder for model.pt and the data files")
     args = ap.parse_args()

@@ -1,6 +1,7 @@
 """facetpot.predict: batched single points equal the ASE calculator one structure at a time, for every kind
 of input (Atoms, pymatgen, files, folders), in input order; a bad structure gets an error and the others go on;
 the model object passed in is not changed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ from ase.build import bulk, molecule
 from ase.io import read, write
 
 import facetpot
-from conftest import small_model
+from facetpot.testing import small_model
 
 
 def _structures():
@@ -65,8 +66,12 @@ def test_files_folders_and_pymatgen(tmp_path):
     write(folder / "a_cu.cif", cu)
     write(folder / "b_al.cif", al)
     write(tmp_path / "two.extxyz", [al, cu])
-    rows = facetpot.predict([folder, tmp_path / "two.extxyz", AseAtomsAdaptor.get_structure(cu)], model=model,
-                            dtype="float64", batch_atoms=5)
+    rows = facetpot.predict(
+        [folder, tmp_path / "two.extxyz", AseAtomsAdaptor.get_structure(cu)],
+        model=model,
+        dtype="float64",
+        batch_atoms=5,
+    )
     assert [r["name"] for r in rows] == ["a_cu.cif", "b_al.cif", "two.extxyz@0", "two.extxyz@1", "2"]
     # as read back (CIF cells come back rotated, extxyz positions rounded)
     expected = [read(folder / "a_cu.cif"), read(folder / "b_al.cif"), *read(tmp_path / "two.extxyz", ":"), cu]
@@ -126,15 +131,29 @@ def test_facet_predict_command(tmp_path):
     cu, al, mol, *_ = _structures()
     for atoms in (cu, al):  # labelled data (EMT stands in for DFT)
         atoms.calc = EMT()
-        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
-                                           stress=atoms.get_stress())
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces(), stress=atoms.get_stress()
+        )
     folder = tmp_path / "in"
     folder.mkdir()
     write(folder / "a.extxyz", [cu, al])
     write(folder / "b.xyz", mol)
     (folder / "c.cif").write_text("not a cif\n")
-    rc = main(["predict", str(folder), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "m.pt"), "--dtype", "float64",
-               "--batch-atoms", "6", "--no-progress"])
+    rc = main(
+        [
+            "predict",
+            str(folder),
+            "-o",
+            str(tmp_path / "out"),
+            "-m",
+            str(tmp_path / "m.pt"),
+            "--dtype",
+            "float64",
+            "--batch-atoms",
+            "6",
+            "--no-progress",
+        ]
+    )
     assert rc == 1  # one structure failed
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert [r["name"] for r in rows] == ["a.extxyz@0", "a.extxyz@1", "b.xyz", "c.cif"]

@@ -11,16 +11,16 @@ on one graph:
 components, in eV/Å). The neighbour graph is built once, every member's energy comes from its own copy of the
 edge vectors, and one backward pass gives every member's dE/dr_e.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .graph import AtomicGraph
-from .io.model_file import inference_model
-from .derivatives import compute_properties, edge_gradient_properties
-from .validation import MIN_CELL_VOLUME
+from ..graph import AtomicGraph
+from .prepare import inference_model
+from ..derivatives import cell_volumes, compute_properties, edge_gradient_properties, stress_asked
 
 
 class Committee:
@@ -31,15 +31,19 @@ class Committee:
         models = list(models)
         if len(models) < 2:
             raise ValueError(f"a committee needs at least two models, got {len(models)}")
-        self.members = [inference_model(m, device=device, dtype=dtype, backend=backend, copy=True) for m in models]
+        self.members = [inference_model(m, device=device, dtype=dtype, backend=backend) for m in models]
         first = self.members[0]
         for k, m in enumerate(self.members[1:], start=1):
             if sorted(m.species) != sorted(first.species):
-                raise ValueError(f"committee members must cover the same elements: member 0 has {first.species}, "
-                                 f"member {k} has {m.species}")
+                raise ValueError(
+                    f"committee members must cover the same elements: member 0 has {first.species}, "
+                    f"member {k} has {m.species}"
+                )
             if abs(m.cutoff - first.cutoff) > 1e-9:
-                raise ValueError(f"committee members must share the cutoff: member 0 has {first.cutoff} Å, "
-                                 f"member {k} has {m.cutoff} Å")
+                raise ValueError(
+                    f"committee members must share the cutoff: member 0 has {first.cutoff} Å, "
+                    f"member {k} has {m.cutoff} Å"
+                )
             if m.dtype != first.dtype:
                 raise ValueError(f"committee members must share the dtype ({first.dtype} vs {m.dtype}): pass dtype=")
         self.cutoff, self.dtype, self.device = first.cutoff, first.dtype, first.device
@@ -52,8 +56,9 @@ class Committee:
         """The first member's (every member checks the elements when it computes)."""
         return self.members[0].species_index(numbers)
 
-    def properties(self, graph: AtomicGraph, forces: bool = True, stress: Optional[bool] = None,
-                   virials: bool = False) -> Dict[str, torch.Tensor]:
+    def properties(
+        self, graph: AtomicGraph, forces: bool = True, stress: Optional[bool] = None, virials: bool = False
+    ) -> Dict[str, torch.Tensor]:
         """:func:`~facetpot.derivatives.compute_properties`'s keys as committee means, plus ``energy_std`` (B,),
         ``forces_std`` (N,), ``stress_std`` (B, 3, 3) where forces/stress are computed, and the members' own
         ``member_energy`` (M, B)."""
@@ -63,12 +68,8 @@ class Committee:
         if not need_grad:
             outs = [compute_properties(m, graph, forces=False, stress=False) for m in self.members]
             return _combine(outs)
-        volume = torch.linalg.det(graph.cell).abs()
-        if stress is None:
-            stress = bool((volume > MIN_CELL_VOLUME).any())
-        elif stress and not bool((volume > MIN_CELL_VOLUME).any()):
-            raise ValueError("stress needs a periodic cell of non-zero volume; this structure has none "
-                             "(ask for stress=False, or give the structure a cell)")
+        volume = cell_volumes(graph)
+        stress = stress_asked(stress, volume)
         vectors = graph.edge_vectors().detach()
         leaves: List[torch.Tensor] = []
         outs: List[Dict[str, torch.Tensor]] = []

@@ -9,6 +9,7 @@ bad file. ``shard=(i, n)`` keeps items i, i+n, i+2n, ...
 of the whole enumeration, so that n jobs (a SLURM array) split one screening and their outputs
 concatenate.
 """
+
 from __future__ import annotations
 
 import glob
@@ -25,9 +26,10 @@ from ..structures import to_atoms
 
 
 #: extensions of formats ASE reads, and common ones it recognises by name; a folder's other files are skipped
-STRUCTURE_SUFFIXES = ({e for f in ioformats.values() if f.can_read for e in f.extensions}
-                      | {"extxyz", "vasp", "db", "mcif", "res", "xsf", "lmp", "gen", "mol", "sdf"}) - {
-    "json", "md", "log", "dat", "data", "ascii", "in", "out", "config", "restart", "txt", "png", "pdf"}
+STRUCTURE_SUFFIXES = (
+    {e for f in ioformats.values() if f.can_read for e in f.extensions}
+    | {"extxyz", "vasp", "db", "mcif", "res", "xsf", "lmp", "gen", "mol", "sdf"}
+) - {"json", "md", "log", "dat", "data", "ascii", "in", "out", "config", "restart", "txt", "png", "pdf"}
 #: VASP file names without an extension
 VASP_NAMES = ("POSCAR", "CONTCAR", "OUTCAR", "XDATCAR")
 
@@ -48,8 +50,10 @@ def _folder_files(folder: Path) -> List[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(root) / f for f in sorted(files) if is_structure_file(Path(root) / f))
     if not found:
-        raise FileNotFoundError(f"no structure file in folder {folder} (searched recursively; formats by extension: "
-                                "cif, extxyz, xyz, vasp/POSCAR, traj, ...)")
+        raise FileNotFoundError(
+            f"no structure file in folder {folder} (searched recursively; formats by extension: "
+            "cif, extxyz, xyz, vasp/POSCAR, traj, ...)"
+        )
     return found
 
 
@@ -91,9 +95,10 @@ def _without_reader_baggage(atoms: Atoms) -> Atoms:
         atoms.info.pop("spacegroup")
         atoms.info.pop("unit_cell", None)
     occupancy = atoms.info.get("occupancy")
-    if isinstance(occupancy, dict) and all(isinstance(site, dict) and len(site) == 1
-                                           and abs(float(next(iter(site.values()))) - 1.0) < 1e-9
-                                           for site in occupancy.values()):
+    if isinstance(occupancy, dict) and all(
+        isinstance(site, dict) and len(site) == 1 and abs(float(next(iter(site.values()))) - 1.0) < 1e-9
+        for site in occupancy.values()
+    ):
         atoms.info.pop("occupancy")
         if "spacegroup_kinds" in atoms.arrays:
             del atoms.arrays["spacegroup_kinds"]
@@ -184,8 +189,9 @@ def read_structure(path) -> Atoms:
         raise ValueError(read_error(path, exc)) from None
 
 
-def iter_structures(paths: Sequence[Path], shard: Tuple[int, int] = (0, 1)
-                    ) -> Iterator[Tuple[str, Optional[Atoms], Optional[str]]]:
+def iter_structures(
+    paths: Sequence[Path], shard: Tuple[int, int] = (0, 1)
+) -> Iterator[Tuple[str, Optional[Atoms], Optional[str]]]:
     """(name, atoms, None) for every structure, or (name, None, error) for a file that cannot be read; a bad
     ``shard`` is refused here, before the first item is asked for."""
     index, count = shard

@@ -1,4 +1,5 @@
 """The ASE calculator: relaxations with cell filters, pymatgen input, dtypes, per-atom properties."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +9,7 @@ from ase.optimize import BFGS, FIRE
 
 import facetpot
 from facetpot.io.model_file import save_model
-from conftest import evaluate, small_model, structures
+from facetpot.testing import model_outputs, small_model, awkward_structures
 
 
 def _gentle_model():
@@ -33,8 +34,8 @@ def test_relaxation_with_frechet_cell_filter(optimizer):
 
 def test_calculator_matches_model_and_reports_all_properties():
     model = small_model()
-    atoms = structures()["triclinic"]
-    ref = evaluate(model, atoms)
+    atoms = awkward_structures()["triclinic"]
+    ref = model_outputs(model, atoms)
     atoms.calc = facetpot.FacetCalculator(model)
     assert atoms.get_potential_energy() == pytest.approx(ref["energy"].item(), abs=1e-12)
     assert atoms.get_potential_energy(force_consistent=True) == pytest.approx(ref["energy"].item(), abs=1e-12)
@@ -50,7 +51,7 @@ def test_calculator_matches_model_and_reports_all_properties():
 
 def test_float32_agrees_with_float64():
     model = small_model()
-    atoms = structures()["triclinic"] * (2, 2, 1)
+    atoms = awkward_structures()["triclinic"] * (2, 2, 1)
     atoms.calc = facetpot.FacetCalculator(model, dtype="float64")
     e64, f64 = atoms.get_potential_energy(), atoms.get_forces()
     atoms.calc = facetpot.FacetCalculator(small_model(), dtype="float32")
@@ -68,11 +69,11 @@ def test_model_file_and_pymatgen_structure(tmp_path):
 
     model = small_model()
     save_model(model, tmp_path / "m.pt")
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     structure = AseAtomsAdaptor.get_structure(atoms)
     calc = facetpot.FacetCalculator(tmp_path / "m.pt")
     calc.calculate(structure, ["energy", "forces", "stress"])
-    assert calc.results["energy"] == pytest.approx(evaluate(model, atoms)["energy"].item(), abs=1e-10)
+    assert calc.results["energy"] == pytest.approx(model_outputs(model, atoms)["energy"].item(), abs=1e-10)
     assert facetpot.to_atoms(structure).get_chemical_formula() == atoms.get_chemical_formula()
 
 
@@ -80,10 +81,10 @@ def test_backends_agree():
     """The node-density backend (default) and the edge-wise reference compute the same sum."""
     for cfg in ({}, {"nonlinearity": "gate"}, {"parity": False}):
         model = small_model(**cfg)
-        for name, atoms in structures().items():
-            a = evaluate(model, atoms)
+        for name, atoms in awkward_structures().items():
+            a = model_outputs(model, atoms)
             model.set_backend("edgewise")
-            b = evaluate(model, atoms)
+            b = model_outputs(model, atoms)
             model.set_backend("density")
             for k in a:
                 assert torch.allclose(a[k], b[k], atol=1e-11, rtol=1e-11), (cfg, name, k)
@@ -94,11 +95,11 @@ def test_batched_evaluation_equals_single():
     from facetpot.derivatives import compute_properties
 
     model = small_model()
-    items = list(structures().values())
+    items = list(awkward_structures().values())
     out = compute_properties(model, atoms_list_to_graph(items, model.cutoff))
     start = 0
     for k, atoms in enumerate(items):
-        single = evaluate(model, atoms)
+        single = model_outputs(model, atoms)
         assert out["energy"][k].item() == pytest.approx(single["energy"].item(), abs=1e-11)
         assert torch.allclose(out["forces"][start : start + len(atoms)], single["forces"], atol=1e-11)
         start += len(atoms)
@@ -108,21 +109,26 @@ def test_chunked_density_matches_unchunked():
     """Large cells run the density backend in chunks of atoms (cache-sized, or checkpointed to
     bound memory): same numbers, forces and stress included."""
     model = small_model()
-    atoms = structures()["triclinic"] * (2, 2, 1)
+    atoms = awkward_structures()["triclinic"] * (2, 2, 1)
     model.set_backend("density", chunk_atoms=0, cache_atoms=1000)
-    ref = evaluate(model, atoms)
+    ref = model_outputs(model, atoms)
     model.set_backend("density", chunk_atoms=0, cache_atoms=5)  # 16 atoms -> plain chunks 5, 5, 5, 1
-    plain = evaluate(model, atoms)
+    plain = model_outputs(model, atoms)
     model.set_backend("density", chunk_atoms=3)  # -> checkpointed chunks of 3
-    checkpointed = evaluate(model, atoms)
+    checkpointed = model_outputs(model, atoms)
     for k in ref:
         assert torch.allclose(ref[k], plain[k], atol=1e-12, rtol=1e-12), k
         assert torch.allclose(ref[k], checkpointed[k], atol=1e-12, rtol=1e-12), k
 
 
-@pytest.mark.parametrize("kwargs,named", [({"dtyp": "float32"}, "did you mean dtype"),
-                                          ({"model_paths": "x.pt", "default_dtype": "float32"}, "model_paths: use model"),
-                                          ({"devise": "cuda"}, "did you mean device")])
+@pytest.mark.parametrize(
+    "kwargs,named",
+    [
+        ({"dtyp": "float32"}, "did you mean dtype"),
+        ({"model_paths": "x.pt", "default_dtype": "float32"}, "model_paths: use model"),
+        ({"devise": "cuda"}, "did you mean device"),
+    ],
+)
 def test_unknown_keywords_raise(kwargs, named):
     """ase alone stores a misspelt keyword as a parameter and runs with the default (issue 20 item 1)."""
     with pytest.raises(TypeError, match=named) as err:
@@ -138,7 +144,7 @@ def test_calculators_do_not_change_the_model_they_are_given():
     a = facetpot.FacetCalculator(model, dtype="float32")
     b = facetpot.FacetCalculator(model, dtype="float64")
     c = facetpot.FacetCalculator(model)  # no dtype: the model's own
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     energies = [calc.get_potential_energy(atoms.copy()) for calc in (a, b, c)]
     assert model.dtype == torch.float32 and all(p.requires_grad for p in model.parameters())
     assert c.dtype == torch.float32 and b.dtype == torch.float64
@@ -154,7 +160,7 @@ def test_lower_level_block_with_a_float32_model_and_stress_without_cell():
     from facetpot.derivatives import compute_properties
 
     model = small_model().float()
-    crystal = structures()["triclinic"]
+    crystal = awkward_structures()["triclinic"]
     graph = atoms_list_to_graph([crystal, crystal.copy()], model.cutoff)  # float64 by default
     out = compute_properties(model, graph, forces=True, stress=True, virials=True)
     assert out["stress"].dtype == torch.float32 and torch.isfinite(out["stress"]).all()
@@ -172,10 +178,12 @@ def test_pymatgen_structure_through_ase_getters():
     from pymatgen.io.ase import AseAtomsAdaptor
 
     model = small_model()
-    atoms = structures()["triclinic"]
+    atoms = awkward_structures()["triclinic"]
     calc = facetpot.FacetCalculator(model)
     structure = AseAtomsAdaptor.get_structure(atoms)
-    assert calc.get_potential_energy(structure) == pytest.approx(evaluate(model, atoms)["energy"].item(), abs=1e-10)
+    assert calc.get_potential_energy(structure) == pytest.approx(
+        model_outputs(model, atoms)["energy"].item(), abs=1e-10
+    )
     assert calc.get_forces(structure).shape == (len(atoms), 3) and calc.get_stress(structure).shape == (6,)
 
 

@@ -1,4 +1,5 @@
 """ASE calculator for Facet models."""
+
 from __future__ import annotations
 
 import difflib
@@ -8,26 +9,36 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
-from ase.stress import full_3x3_to_voigt_6_stress
 
+from .ase_results import as_numpy, energy_problem, per_atom_stress, voigt
 from .committee import Committee, model_properties
-from .descriptors import atom_descriptors
-from .dispersion import add_dispersion, make_dispersion
-from .graph import atoms_to_graph
-from .hessian import hessian
-from .io.model_file import inference_model, torch_dtype
-from .pretrained import DEFAULT_MODEL, available
-from .structures import to_atoms
-from .option_checks import at_least, torch_device
-from .validation import MIN_DISTANCE, has_volume
+from ..descriptors import atom_descriptors
+from ..dispersion import add_dispersion, make_dispersion
+from ..graph import atoms_to_graph
+from ..hessian import hessian
+from .prepare import inference_model
+from .model_source import torch_dtype
+from ..pretrained import DEFAULT_MODEL, available
+from ..structures import to_atoms
+from ..option_checks import at_least, torch_device
+from ..validation import MIN_DISTANCE, has_volume
 
 #: keywords of ase's own Calculator, passed on to it
 ASE_KEYWORDS = ("restart", "ignore_bad_restart_file", "label", "atoms", "directory")
 #: other packages' spellings of our keywords (MACE, SevenNet, CHGNet), named in the error
-OTHER_SPELLINGS = {"model_paths": "model", "model_path": "model", "default_dtype": "dtype", "use_device": "device",
-                   "modal": None, "enable_cueq": "backend", "file_type": None, "sevennet_config": None,
-                   "damping": "dispersion (e.g. 'd3-zero')", "dispersion_xc": "dispersion=D3Dispersion(functional)",
-                   "dispersion_cutoff": "dispersion=D3Dispersion(cutoff=...)"}
+OTHER_SPELLINGS = {
+    "model_paths": "model",
+    "model_path": "model",
+    "default_dtype": "dtype",
+    "use_device": "device",
+    "modal": None,
+    "enable_cueq": "backend",
+    "file_type": None,
+    "sevennet_config": None,
+    "damping": "dispersion (e.g. 'd3-zero')",
+    "dispersion_xc": "dispersion=D3Dispersion(functional)",
+    "dispersion_cutoff": "dispersion=D3Dispersion(cutoff=...)",
+}
 
 
 def _unknown_keywords(kwargs) -> Optional[str]:
@@ -44,8 +55,11 @@ def _unknown_keywords(kwargs) -> Optional[str]:
             close = difflib.get_close_matches(k, accepted, n=1)
             if close:
                 hints.append(f"{k}: did you mean {close[0]}?")
-    return (f"FacetCalculator got unknown keyword(s) {', '.join(unknown)}"
-            + (f" ({'; '.join(hints)})" if hints else "") + f"; accepted: {', '.join(accepted)}")
+    return (
+        f"FacetCalculator got unknown keyword(s) {', '.join(unknown)}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+        + f"; accepted: {', '.join(accepted)}"
+    )
 
 
 class FacetCalculator(Calculator):
@@ -59,7 +73,7 @@ class FacetCalculator(Calculator):
     Properties: energy, free_energy, forces, stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile
     positive), energies (per atom) and stresses (per atom, summing to the stress).
     ``model`` is a FacetModel, a model file, or a pretrained name; a list of them (same elements and cutoff) is
-    a committee (``facetpot.committee``): the results are the members' means, plus ``energy_std`` (eV),
+    a committee (``facetpot.inference.committee``): the results are the members' means, plus ``energy_std`` (eV),
     ``forces_std`` (per atom, eV/Å), ``stress_std`` (Voigt, eV/Å^3) and ``member_energies`` (eV). ``backend`` forces a convolution
     backend ("density", "edgewise", "triton"; default: the model's, or ``$FACETPOT_BACKEND``).
     ``min_distance`` (Å, default 0.5): structures with atoms closer than this are refused (ValueError naming the
@@ -76,8 +90,16 @@ class FacetCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "stresses"]
 
-    def __init__(self, model=None, device: str = "cpu", dtype: Optional[str] = None, backend=None,
-                 min_distance: float = MIN_DISTANCE, dispersion=None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        device: str = "cpu",
+        dtype: Optional[str] = None,
+        backend=None,
+        min_distance: float = MIN_DISTANCE,
+        dispersion=None,
+        **kwargs,
+    ):
         unknown = _unknown_keywords(kwargs)
         if unknown:  # ase would store a misspelt keyword as a parameter and carry on with the default
             raise TypeError(unknown)
@@ -98,7 +120,7 @@ class FacetCalculator(Calculator):
         if isinstance(model, (list, tuple)):
             self.model = Committee(model, device=self.device, dtype=dtype, backend=backend)
         else:
-            self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend, copy=True)
+            self.model = inference_model(model, device=self.device, dtype=dtype, backend=backend)
         self.dtype = self.model.dtype
         self.min_distance = float(at_least("min_distance", min_distance, 0.0, "Å"))
         self.dispersion = make_dispersion(dispersion, self.device, self.dtype)
@@ -116,37 +138,34 @@ class FacetCalculator(Calculator):
         atoms = self.atoms
         graph = self._graph_of(atoms)
         volume_ok = has_volume(atoms.cell.array)
-        want_stress = ("stress" in properties or "stresses" in properties)
+        want_stress = "stress" in properties or "stresses" in properties
         if want_stress and not volume_ok:
             raise PropertyNotImplementedError("stress needs a cell of non-zero volume")
         # per-atom virials only when per-atom stresses are asked for (ASE asks again, and this recomputes, if a
         # later get_stresses() finds them missing)
-        per_atom_stress = volume_ok and "stresses" in properties
-        out = model_properties(self.model, graph, forces=True, stress=volume_ok, virials=per_atom_stress)
+        want_per_atom = volume_ok and "stresses" in properties
+        out = model_properties(self.model, graph, forces=True, stress=volume_ok, virials=want_per_atom)
         if self.dispersion is not None:
             out = add_dispersion(out, self.dispersion, [atoms])
             self.results["dispersion_energy"] = float(out["dispersion_energy"][0].detach())
         energy = float(out["energy"][0].detach())
-        if not np.isfinite(energy):
-            raise ValueError("the model returned a non-finite energy for this structure")
+        problem = energy_problem(energy)
+        if problem:
+            raise ValueError(problem)
         self.results["energy"] = energy
         self.results["free_energy"] = energy
-        self.results["energies"] = out["energies"].detach().cpu().double().numpy()
-        self.results["forces"] = out["forces"].detach().cpu().double().numpy()
+        self.results["energies"] = as_numpy(out["energies"])
+        self.results["forces"] = as_numpy(out["forces"])
         if volume_ok:
-            s = out["stress"][0].detach().cpu().double().numpy()
-            self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+            self.results["stress"] = voigt(as_numpy(out["stress"][0]))
         if "energy_std" in out:
             self.results["energy_std"] = float(out["energy_std"][0].detach())
-            self.results["member_energies"] = out["member_energy"][:, 0].detach().cpu().double().numpy()
-            self.results["forces_std"] = out["forces_std"].detach().cpu().double().numpy()
+            self.results["member_energies"] = as_numpy(out["member_energy"][:, 0])
+            self.results["forces_std"] = as_numpy(out["forces_std"])
             if volume_ok:
-                self.results["stress_std"] = full_3x3_to_voigt_6_stress(out["stress_std"][0].detach().cpu().double().numpy())
-        if per_atom_stress:
-            v = out["virials"].detach().cpu().double().numpy()
-            per_atom = -v / abs(np.linalg.det(atoms.cell.array))
-            sym = 0.5 * (per_atom + per_atom.transpose(0, 2, 1))
-            self.results["stresses"] = sym[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # Voigt xx yy zz yz xz xy
+                self.results["stress_std"] = voigt(as_numpy(out["stress_std"][0]))
+        if want_per_atom:
+            self.results["stresses"] = per_atom_stress(as_numpy(out["virials"]), np.linalg.det(atoms.cell.array))
 
     # ------------------------------------------------------------------ beyond ASE's properties
     def _graph_of(self, atoms):
@@ -162,8 +181,10 @@ class FacetCalculator(Calculator):
         a committee's is its members' mean. Analytic: exact in a float64 calculator, rounded in float32. D3's
         part is not included (its second derivatives are not implemented): refused where dispersion is on."""
         if self.dispersion is not None:
-            raise NotImplementedError("the Hessian of the D3 term is not implemented: use a calculator without "
-                                      "dispersion (or finite differences of its forces)")
+            raise NotImplementedError(
+                "the Hessian of the D3 term is not implemented: use a calculator without "
+                "dispersion (or finite differences of its forces)"
+            )
         graph = self._graph_of(atoms)
         members = self.model.members if isinstance(self.model, Committee) else [self.model]
         return torch.stack([hessian(m, graph) for m in members]).mean(0).cpu().double().numpy()

@@ -7,11 +7,12 @@ Structures are packed into graphs of at most ``batch_atoms`` atoms (``data.batch
 so a screening of small cells costs a few large model calls instead of one small call per structure.
 Within a window of ``WINDOW_BATCHES`` batches they are packed in order of their largest neighbour count:
 the density backend pads every atom's neighbours to the largest count of its graph, and a graph mixing a
-dense oxide with a sparse molecule-like cell pays that padding on every atom (150 small MPtrj crystals
-in one graph: 2.4x the edges' work; sorted, in graphs of 512 atoms: 1.3x). A structure that cannot be
-evaluated (a file that does not read, an element the model does not cover, NaN positions, a degenerate
-cell) gets an ``error`` and the others go on; results come back in input order, one per structure.
+dense oxide with a sparse molecule-like cell pays that padding on every atom (benchmarks/RESULTS.md,
+"Measurements behind design choices"). A structure that cannot be evaluated (a file that does not read, an
+element the model does not cover, NaN positions, a degenerate cell) gets an ``error`` and the others go on; results
+come back in input order, one per structure.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,18 +21,18 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 import torch
 from ase import Atoms
-from ase.stress import full_3x3_to_voigt_6_stress
 
-from .data.batching import pack_batches
-from .graph import AtomicGraph, atoms_to_graph, batch_graphs
-from .option_checks import at_least
-from .validation import MIN_DISTANCE, has_volume
-from .model import FacetModel
-from .io.model_file import inference_model
-from .pretrained import DEFAULT_MODEL
-from .derivatives import compute_properties
-from .structures import to_atoms
-from .workflows.structure_inputs import expand_inputs, iter_structures  # the command line's own reader
+from ..data.batching import pack_batches
+from ..graph import AtomicGraph, atoms_to_graph, batch_graphs
+from ..option_checks import at_least
+from ..validation import MIN_DISTANCE, has_volume
+from ..model import FacetModel
+from .ase_results import as_numpy, energy_problem, voigt
+from .prepare import inference_model
+from ..pretrained import DEFAULT_MODEL
+from ..derivatives import compute_properties
+from ..structures import to_atoms
+from ..io.structure_inputs import expand_inputs, iter_structures  # the command line's own reader
 
 #: atoms per model call by device type: large enough that a call's fixed cost is small beside its arithmetic
 DEFAULT_BATCH_ATOMS = {"cpu": 512, "cuda": 4096}
@@ -63,9 +64,16 @@ def _items(structures) -> Iterator[_Item]:
             yield str(k), None, str(exc)
 
 
-def predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
-            dtype: Optional[str] = "float32", batch_atoms: Optional[int] = None, energies: bool = False,
-            backend: Optional[str] = None, min_distance: float = MIN_DISTANCE) -> List[Dict[str, Any]]:
+def predict(
+    structures,
+    model: Union[FacetModel, str, Path, None] = None,
+    device: str = "cpu",
+    dtype: Optional[str] = "float32",
+    batch_atoms: Optional[int] = None,
+    energies: bool = False,
+    backend: Optional[str] = None,
+    min_distance: float = MIN_DISTANCE,
+) -> List[Dict[str, Any]]:
     """Energy (eV), forces ((N, 3) eV/Å) and stress (Voigt xx yy zz yz xz xy, eV/Å^3, tensile positive;
     None for a structure without a periodic cell) of every structure, in input order, as dicts with
     ``name``, ``energy``, ``forces``, ``stress``, ``error`` ("" when evaluated) and, with ``energies``,
@@ -74,29 +82,42 @@ def predict(structures, model: Union[FacetModel, str, Path, None] = None, device
     shipped default model); ``dtype`` None keeps the model's own; ``batch_atoms`` None: 512 on a CPU,
     4096 on CUDA (``DEFAULT_BATCH_ATOMS``); a structure with atoms closer than ``min_distance`` Å gets an
     ``error`` naming the pair (0 allows it)."""
-    return [row for row, _ in iter_predict(structures, model, device, dtype, batch_atoms, energies, backend,
-                                           min_distance)]
+    return [
+        row for row, _ in iter_predict(structures, model, device, dtype, batch_atoms, energies, backend, min_distance)
+    ]
 
 
-def iter_predict(structures, model: Union[FacetModel, str, Path, None] = None, device: str = "cpu",
-                 dtype: Optional[str] = "float32", batch_atoms: Optional[int] = None, energies: bool = False,
-                 backend: Optional[str] = None, min_distance: float = MIN_DISTANCE
-                 ) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
+def iter_predict(
+    structures,
+    model: Union[FacetModel, str, Path, None] = None,
+    device: str = "cpu",
+    dtype: Optional[str] = "float32",
+    batch_atoms: Optional[int] = None,
+    energies: bool = False,
+    backend: Optional[str] = None,
+    min_distance: float = MIN_DISTANCE,
+) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
     """:func:`predict` as a stream of (row, atoms) pairs (atoms None where the structure did not read), in
     input order, one window of ``WINDOW_BATCHES`` batches held at a time: what ``facet predict`` writes as it goes."""
     batch_atoms = default_batch_atoms(device) if batch_atoms is None else int(at_least("batch_atoms", batch_atoms, 1))
     at_least("min_distance", min_distance, 0.0, "Å")
-    m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend,
-                        copy=True)
+    m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend)
     return _predict_stream(structures, m, batch_atoms, energies, min_distance)  # options checked before any output
 
 
-def _predict_stream(structures, m: FacetModel, batch_atoms: int, energies: bool, min_distance: float
-                    ) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
+def _predict_stream(
+    structures, m: FacetModel, batch_atoms: int, energies: bool, min_distance: float
+) -> Iterator[Tuple[Dict[str, Any], Optional[Atoms]]]:
 
     def checked(item: _Item) -> Tuple[Dict[str, Any], Optional[Atoms], Optional[AtomicGraph]]:
         name, atoms, error = item
-        row: Dict[str, Any] = {"name": name, "energy": float("nan"), "forces": None, "stress": None, "error": error or ""}
+        row: Dict[str, Any] = {
+            "name": name,
+            "energy": float("nan"),
+            "forces": None,
+            "stress": None,
+            "error": error or "",
+        }
         if atoms is not None and not error:
             try:
                 graph = atoms_to_graph(atoms, m.cutoff, min_distance=min_distance)  # the checks, with their messages
@@ -107,8 +128,9 @@ def _predict_stream(structures, m: FacetModel, batch_atoms: int, energies: bool,
         return row, atoms, None
 
     items = (checked(item) for item in _items(structures))
-    for window in pack_batches(items, lambda it: it[2].num_atoms if it[2] is not None else 0,
-                               WINDOW_BATCHES * batch_atoms):
+    for window in pack_batches(
+        items, lambda it: it[2].num_atoms if it[2] is not None else 0, WINDOW_BATCHES * batch_atoms
+    ):
         good = sorted((it for it in window if it[2] is not None), key=lambda it: it[2].max_neighbors())
         for batch in pack_batches(good, lambda it: it[2].num_atoms, batch_atoms):
             for (row, _, _), result in zip(batch, evaluate_graphs(m, [g for _, _, g in batch], energies)):
@@ -124,28 +146,31 @@ def evaluate_graphs(model: FacetModel, graphs: List[AtomicGraph], energies: bool
     A non-finite energy becomes that structure's ``error``."""
     cells = [has_volume(g.cell[0].detach().cpu().double().numpy()) for g in graphs]
     out = compute_properties(model, batch_graphs(graphs).to(model.device, model.dtype), forces=True, stress=any(cells))
-    energy = out["energy"].detach().double().cpu().numpy()
-    forces = out["forces"].detach().double().cpu().numpy()
-    stress = out["stress"].detach().double().cpu().numpy() if any(cells) else None
-    per_atom = out["energies"].detach().double().cpu().numpy()
+    energy, forces, per_atom = as_numpy(out["energy"]), as_numpy(out["forces"]), as_numpy(out["energies"])
+    stress = voigt(as_numpy(out["stress"])) if any(cells) else None
     rows: List[Dict[str, Any]] = []
     off = 0
     for k, (g, periodic) in enumerate(zip(graphs, cells)):
         n = g.num_atoms
-        if not np.isfinite(energy[k]):
-            rows.append({"error": "the model returned a non-finite energy for this structure"})
+        problem = energy_problem(energy[k])
+        if problem:
+            rows.append({"error": problem})
         else:
-            row = {"energy": float(energy[k]), "forces": forces[off:off + n],
-                   "stress": full_3x3_to_voigt_6_stress(stress[k]) if periodic else None}
+            row = {
+                "energy": float(energy[k]),
+                "forces": forces[off : off + n],
+                "stress": stress[k] if periodic else None,
+            }
             if energies:
-                row["energies"] = per_atom[off:off + n]
+                row["energies"] = per_atom[off : off + n]
             rows.append(row)
         off += n
     return rows
 
 
-def predict_structures(model: FacetModel, structures: Sequence[Atoms], batch_atoms: int = 2048
-                       ) -> List[Tuple[float, np.ndarray, Optional[np.ndarray]]]:
+def predict_structures(
+    model: FacetModel, structures: Sequence[Atoms], batch_atoms: int = 2048
+) -> List[Tuple[float, np.ndarray, Optional[np.ndarray]]]:
     """[(energy eV, forces (N, 3) eV/Å, stress Voigt (6,) eV/Å^3 or None)] of a prepared ``model`` for ASE
     structures (validated; a bad one raises), packed into calls of at most ``batch_atoms`` atoms; float64
     numpy, stress for structures with a periodic cell. The labelling loop of distillation and the benchmarks."""

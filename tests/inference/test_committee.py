@@ -1,13 +1,14 @@
 """Committee uncertainty: means and standard deviations equal the members' own numbers computed one by one."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
-from conftest import small_model, triclinic_cell
+from facetpot.testing import small_model, triclinic_cell
 from facetpot import FacetCalculator
-from facetpot.committee import Committee
+from facetpot.inference.committee import Committee
 
 
 def members(n=3):
@@ -19,8 +20,13 @@ def one_by_one(models, atoms):
     for m in models:
         a = atoms.copy()
         a.calc = FacetCalculator(m)
-        out.append({"energy": a.get_potential_energy(), "forces": a.get_forces(),
-                    "stress": a.get_stress() if atoms.pbc.all() else None})
+        out.append(
+            {
+                "energy": a.get_potential_energy(),
+                "forces": a.get_forces(),
+                "stress": a.get_stress() if atoms.pbc.all() else None,
+            }
+        )
     return out
 
 
@@ -84,8 +90,20 @@ def test_md_and_relax_report_the_committee_force_std(tmp_path):
     si = bulk("Si", "diamond", a=5.43)
     si.rattle(0.05, seed=3)
     write(tmp_path / "si.cif", si)
-    run = ["md", str(tmp_path / "si.cif"), "-o", str(tmp_path / "md"), "--steps", "4", "--log-every", "2",
-           "--traj-every", "2", "--no-progress", "--committee"] + paths
+    run = [
+        "md",
+        str(tmp_path / "si.cif"),
+        "-o",
+        str(tmp_path / "md"),
+        "--steps",
+        "4",
+        "--log-every",
+        "2",
+        "--traj-every",
+        "2",
+        "--no-progress",
+        "--committee",
+    ] + paths
     assert facet(run) == 0
     rows = list(csv.DictReader(open(tmp_path / "md" / "thermo.csv")))
     assert [r["step"] for r in rows] == ["0", "2", "4"]
@@ -93,13 +111,39 @@ def test_md_and_relax_report_the_committee_force_std(tmp_path):
     last.calc = FacetCalculator(paths, dtype="float32")
     last.get_potential_energy()
     assert float(rows[-1]["max_force_std_eV_per_A"]) == pytest.approx(last.calc.results["forces_std"].max(), rel=1e-4)
-    assert facet(["md", str(tmp_path / "si.cif"), "-o", str(tmp_path / "md1"), "--steps", "1", "--no-progress",
-                  "-m", paths[0]]) == 0
+    assert (
+        facet(
+            [
+                "md",
+                str(tmp_path / "si.cif"),
+                "-o",
+                str(tmp_path / "md1"),
+                "--steps",
+                "1",
+                "--no-progress",
+                "-m",
+                paths[0],
+            ]
+        )
+        == 0
+    )
     assert "max_force_std_eV_per_A" not in open(tmp_path / "md1" / "thermo.csv").readline()
-    assert facet(["md", str(tmp_path / "si.cif"), "-o", str(tmp_path / "md2"), "-m", paths[0], "--committee"]
-                 + paths) == 2
-    assert facet(["relax", str(tmp_path / "si.cif"), "-o", str(tmp_path / "r"), "--max-steps", "3", "--no-progress",
-                  "--committee"] + paths) in (0, 1)
+    assert (
+        facet(["md", str(tmp_path / "si.cif"), "-o", str(tmp_path / "md2"), "-m", paths[0], "--committee"] + paths) == 2
+    )
+    assert facet(
+        [
+            "relax",
+            str(tmp_path / "si.cif"),
+            "-o",
+            str(tmp_path / "r"),
+            "--max-steps",
+            "3",
+            "--no-progress",
+            "--committee",
+        ]
+        + paths
+    ) in (0, 1)
     (row,) = list(csv.DictReader(open(tmp_path / "r" / "results.csv")))
     assert row["error"] == "" and float(row["max_force_std_final_eV_per_A"]) > 0
 
@@ -114,5 +158,6 @@ def test_committee_with_d3_adds_dispersion_to_the_mean_not_the_spread():
     d3 = with_d3.get_potential_energy() - plain.get_potential_energy()
     assert d3 == pytest.approx(with_d3.calc.results["dispersion_energy"], abs=1e-9) and d3 < -1e-3
     assert with_d3.calc.results["energy_std"] == pytest.approx(plain.calc.results["energy_std"], abs=1e-10)
-    np.testing.assert_allclose(with_d3.calc.results["member_energies"], plain.calc.results["member_energies"] + d3,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        with_d3.calc.results["member_energies"], plain.calc.results["member_energies"] + d3, atol=1e-9
+    )
