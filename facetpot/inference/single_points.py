@@ -144,7 +144,7 @@ def evaluate_graphs(model: FacetModel, graphs: List[AtomicGraph], energies: bool
     energy, forces, stress (None where the cell has no volume: ``validation.has_volume``), per-atom energies if
     asked; float64 numpy.
     A non-finite energy becomes that structure's ``error``."""
-    cells = [has_volume(g.cell[0].detach().cpu().double().numpy()) for g in graphs]
+    cells = [has_volume(as_numpy(g.cell[0])) for g in graphs]
     out = compute_properties(model, batch_graphs(graphs).to(model.device, model.dtype), forces=True, stress=any(cells))
     energy, forces, per_atom = as_numpy(out["energy"]), as_numpy(out["forces"]), as_numpy(out["energies"])
     stress = voigt(as_numpy(out["stress"])) if any(cells) else None
