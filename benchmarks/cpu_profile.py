@@ -22,7 +22,7 @@ import torch
 from ase.build import bulk
 
 import facetpot
-from facetpot.graph import atoms_to_graph
+from facetpot.structure.graph import atoms_to_graph
 from facetpot.inference.prepare import inference_model
 from facetpot.derivatives import compute_properties
 

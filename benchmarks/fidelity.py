@@ -47,7 +47,7 @@ from machine import machine  # noqa: E402
 
 from facetpot.inference.prepare import inference_model  # noqa: E402
 from facetpot.inference.single_points import predict_structures  # noqa: E402
-from facetpot.units import EV_PER_A3_TO_GPA  # noqa: E402
+from facetpot.structure.units import EV_PER_A3_TO_GPA  # noqa: E402
 
 MPTRJ = SHARED_DATA / "mptrj" / "mptrj-random-1k.extxyz"
 #: --model -> (shipped trim, SevenNet name)

@@ -145,7 +145,7 @@ def errors(model, frames, skip_elements=()) -> dict:
     """MAE of energy per atom (meV/atom; "E_other": frames without ``skip_elements`` only), force
     components (eV/Å) and stress Voigt components (GPa) of ``model`` (float64) on labelled ``frames``."""
     from facetpot import predict
-    from facetpot.units import EV_PER_A3_TO_GPA
+    from facetpot.structure.units import EV_PER_A3_TO_GPA
 
     rows = predict(frames, model, dtype="float64", min_distance=0)
     de = np.array([r["energy"] / len(a) - a.get_potential_energy() / len(a) for r, a in zip(rows, frames)])

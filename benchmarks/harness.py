@@ -1,6 +1,6 @@
 """The one way benchmarks time something in a fresh process (``run_worker``) and the one way they record a run
-(``record_run``: a JSON record under ``benchmarks/records/`` and its markdown appended to RESULTS.md; no other
-script opens RESULTS.md, ``tests/test_structure.py`` checks it).
+(``record_run``: a JSON record under ``benchmarks/records/``, then RESULTS.md rendered again from all records;
+no other script opens RESULTS.md, and it equals its records' rendering: ``tests/test_structure.py`` checks both).
 
 A worker is a Python file (or ``-c`` code) that prints ``RESULT {json}`` lines; ``run_worker`` starts it in
 the interpreter given (facetpot's venv, or a peer's own venv for SevenNet), with ``threads`` torch/OpenMP
@@ -68,6 +68,18 @@ def report(**fields) -> None:
 
 RESULTS = HERE / "RESULTS.md"
 RECORDS = HERE / "records"
+#: the records of the sections written before run records existed, in their old order (git blame dates them)
+LEGACY = RECORDS / "legacy"
+HEADER = """# Benchmark results
+
+Rendered from the run records in `benchmarks/records/` by `python benchmarks/harness.py render`; do not edit it
+by hand. Each section is one record: a run a script in this folder recorded (`harness.record_run`: machine,
+commit, command, date, rows, its markdown), a note reading runs above it (`python benchmarks/harness.py note
+FILE.md`), or a section written before records existed (`records/legacy/`). A correction edits the record's
+markdown and renders again. Timings on the shared 2-core machines are only comparable within one run (nothing
+else running).
+
+"""
 
 
 def commit() -> str:
@@ -84,37 +96,25 @@ def commit() -> str:
         return "unknown"
 
 
-def record_run(text: str, rows: Optional[List[Dict[str, Any]]] = None, device: Optional[str] = None) -> Path:
-    """Record a run: ``benchmarks/records/<date>-<script>-<time>.json`` (script, command, date, commit, machine,
-    device, rows, markdown), then its markdown (:func:`render`) appended to RESULTS.md. Returns the record."""
-    from machine import machine  # lazy: benchmarks/machine.py imports torch
-
+def _write_record(script: str, command: Optional[str], text: str, **fields) -> Path:
     now = datetime.datetime.now()
-    script = Path(sys.argv[0]).stem or "python"
-    record = {
-        "script": script,
-        "command": " ".join(["python", f"benchmarks/{script}.py", *sys.argv[1:]]),
-        "date": now.isoformat(timespec="seconds"),
-        "commit": commit(),
-        "machine": machine(),
-        "device": device,
-        "rows": rows or [],
-        "markdown": text,
-    }
+    record = {"script": script, "command": command, "date": now.isoformat(timespec="seconds"), "commit": commit()}
+    record.update(fields, markdown=text)
     RECORDS.mkdir(exist_ok=True)
     path = RECORDS / f"{now:%Y-%m-%d-%H%M%S}-{script}.json"
-    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
-    with open(RESULTS, "a") as f:
-        f.write(render(record))
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=str) + "\n")
+    write_results()
     return path
 
 
-def render(record: Dict[str, Any]) -> str:
-    """A record as RESULTS.md shows it: its markdown, then where it came from (commit and record file)."""
-    return (
-        record["markdown"].rstrip("\n") + f"\n\n<sub>record: commit {record['commit']}, "
-        f"`{record['command']}`, {record['date']}</sub>\n"
-    )
+def record_run(text: str, rows: Optional[List[Dict[str, Any]]] = None, device: Optional[str] = None) -> Path:
+    """Record a run: ``benchmarks/records/<date>-<time>-<script>.json`` (script, command, date, commit, machine,
+    device, rows, markdown), then RESULTS.md rendered again from all records. Returns the record."""
+    from machine import machine  # lazy: benchmarks/machine.py imports torch
+
+    script = Path(sys.argv[0]).stem or "python"
+    command = " ".join(["python", f"benchmarks/{script}.py", *sys.argv[1:]])
+    return _write_record(script, command, text, machine=machine(), device=device, rows=rows or [])
 
 
 def append_results(text: str) -> None:
@@ -122,8 +122,58 @@ def append_results(text: str) -> None:
     record_run(text)
 
 
-if __name__ == "__main__":  # python benchmarks/harness.py render RECORD.json: a record's markdown again
-    if len(sys.argv) == 3 and sys.argv[1] == "render":
-        print(render(json.loads(Path(sys.argv[2]).read_text())), end="")
-    else:
-        sys.exit("usage: python benchmarks/harness.py render benchmarks/records/RECORD.json")
+def record_note(text: str) -> Path:
+    """Record a note that reads the runs above it (no run of its own), then render RESULTS.md again."""
+    return _write_record("note", None, text)
+
+
+def records() -> List[Dict[str, Any]]:
+    """Every record in RESULTS.md's order: the legacy sections by number, then the runs and notes by date."""
+    paths = sorted(LEGACY.glob("*.json")) + sorted(RECORDS.glob("*.json"))
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def render(record: Dict[str, Any]) -> str:
+    """A record as RESULTS.md shows it: its markdown, then, for a run, where it came from (commit, command, date)."""
+    if record.get("legacy") or record["script"] == "note":
+        return record["markdown"]
+    return (
+        record["markdown"].rstrip("\n") + f"\n\n<sub>record: commit {record['commit']}, "
+        f"`{record['command']}`, {record['date']}</sub>\n"
+    )
+
+
+def render_results() -> str:
+    """RESULTS.md's text: the header, then every record rendered in order."""
+    return HEADER + "".join(render(r) for r in records())
+
+
+def write_results() -> None:
+    """Write RESULTS.md from the records (the only writer of that file)."""
+    tmp = RESULTS.with_suffix(".md.tmp")
+    tmp.write_text(render_results())
+    os.replace(tmp, RESULTS)
+
+
+USAGE = """usage: python benchmarks/harness.py render [--check] | note FILE.md
+  render          write benchmarks/RESULTS.md from benchmarks/records/ (--check: exit 1 if it differs)
+  note FILE.md    record FILE.md as a note reading the runs above it, then render"""
+
+
+def main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["render"] and len(argv) <= 2 and set(argv[1:]) <= {"--check"}:
+        if "--check" in argv:
+            same = RESULTS.is_file() and RESULTS.read_text() == render_results()
+            print("RESULTS.md matches its records" if same else "RESULTS.md differs from its records: render it")
+            return 0 if same else 1
+        write_results()
+        return 0
+    if argv[:1] == ["note"] and len(argv) == 2 and Path(argv[1]).is_file():
+        print(record_note(Path(argv[1]).read_text()))
+        return 0
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -32,7 +32,7 @@ from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
-from facetpot.graph import atoms_to_graph  # noqa: E402
+from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.inference.model_source import resolve_model  # noqa: E402
 from facetpot.inference.prepare import inference_model  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402

@@ -39,7 +39,7 @@ import json, resource, statistics, sys, time
 import torch
 from ase.build import bulk
 import facetpot
-from facetpot.graph import atoms_to_graph
+from facetpot.structure.graph import atoms_to_graph
 from facetpot.inference.prepare import inference_model
 from facetpot.derivatives import compute_properties
 n, threads, reps, dtype, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]

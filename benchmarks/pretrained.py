@@ -42,7 +42,7 @@ from ase.io import read
 
 from facetpot.inference.model_source import load_model
 from facetpot.inference.single_points import predict_structures
-from facetpot.units import EV_PER_A3_TO_GPA
+from facetpot.structure.units import EV_PER_A3_TO_GPA
 from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
 

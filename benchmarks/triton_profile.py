@@ -20,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
-from facetpot.graph import atoms_to_graph  # noqa: E402
+from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402
 
 

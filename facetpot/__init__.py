@@ -21,7 +21,7 @@ _EXPORTS = {
     "load_model": ".inference.model_source",
     "save_model": ".io.model_file",
     "resolve_model": ".inference.model_source",
-    "to_atoms": ".structures",
+    "to_atoms": ".structure.adaptors",
     "predict": ".inference.single_points",
     "inference_model": ".inference.prepare",
     "D3Dispersion": ".dispersion",

@@ -38,7 +38,7 @@ from .inference.model_source import load_model
 from .pretrained import DEFAULT_MODEL, PRETRAINED
 from .training.config import validate
 from .training.trainer import Trainer
-from .units import EV_PER_A3_TO_GPA
+from .structure.units import EV_PER_A3_TO_GPA
 
 
 def _timed(calc, times):

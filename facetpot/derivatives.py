@@ -17,8 +17,8 @@ from typing import Dict, Optional
 
 import torch
 
-from .graph import AtomicGraph
-from .validation import spans_volume
+from .structure.graph import AtomicGraph
+from .structure.validation import spans_volume
 
 
 def compute_properties(

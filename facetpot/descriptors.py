@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .graph import AtomicGraph
+from .structure.graph import AtomicGraph
 
 
 def atom_descriptors(model, graph: AtomicGraph, layers: Optional[Sequence[int]] = None) -> torch.Tensor:

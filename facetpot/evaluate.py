@@ -28,7 +28,7 @@ from .plots import parity_plots
 from .derivatives import compute_properties
 from .inference.single_points import WINDOW_BATCHES
 from .training.loss import ErrorMetrics
-from .units import EV_PER_A3_TO_GPA
+from .structure.units import EV_PER_A3_TO_GPA
 
 
 def evaluate_model(

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import torch
 
-from .graph import AtomicGraph
+from .structure.graph import AtomicGraph
 
 
 def hessian(model, graph: AtomicGraph) -> torch.Tensor:

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .units import EV_PER_A3_TO_GPA
+from .structure.units import EV_PER_A3_TO_GPA
 
 #: at most this many points per parity panel (sampled evenly)
 MAX_PARITY_POINTS = 200_000

@@ -30,9 +30,9 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from .derivatives import compute_properties
-from .graph import atoms_to_graph
+from .structure.graph import atoms_to_graph
 from .model import FacetModel, build_model
-from .neighbors import radius_graph
+from .structure.neighbors import radius_graph
 
 #: a small model with every kind of block (two layers, l up to 2, several elements); float64 in ``small_model``
 SMALL = dict(

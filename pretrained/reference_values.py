@@ -14,7 +14,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import molecule
 
-from facetpot.graph import atoms_to_graph
+from facetpot.structure.graph import atoms_to_graph
 from facetpot.inference.model_source import load_model
 from facetpot.derivatives import compute_properties
 

@@ -33,11 +33,12 @@ Nothing from the package is imported, so this is fast and has no side effects.  
     ``weights`` into blocks (``weights.narrow(1, ...)``: use ``expand_block_weights``).
 11. One backend setting: only ``inference/backend_choice.py`` names the environment variable
     ``FACETPOT_BACKEND`` (as a string constant); everything else asks it (``BACKEND_ENV``, ``select_backend``).
-12. One structure check: the zero-volume threshold ``MIN_CELL_VOLUME`` is named only in ``validation.py``
+12. One structure check: the zero-volume threshold ``MIN_CELL_VOLUME`` is named only in ``structure/validation.py``
     (everything else asks ``has_volume`` / ``spans_volume`` / ``is_crystal``), and ASE's Voigt conversion
     ``full_3x3_to_voigt_6_stress`` only in ``inference/ase_results.py``.
 14. Benchmarks record results one way: no script of ``benchmarks/`` but ``harness.py`` opens or writes
-    ``RESULTS.md`` (they call ``harness.record_run`` / ``append_results``).
+    ``RESULTS.md`` (they call ``harness.record_run`` / ``append_results``), and ``RESULTS.md`` is exactly what
+    ``harness.render_results`` makes of ``benchmarks/records/`` (render it after editing a record).
 13. Packages in layers (``LAYERS``, lowest first): every top-level module and subpackage has a layer, imports
     only from its own layer or lower ones, and no two of one layer import each other.
 
@@ -48,7 +49,12 @@ Each checker takes the package folder and returns violations as ``path:line: mes
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,14 +88,14 @@ BACKEND_SETTING = ("inference.backend_choice", "FACETPOT_BACKEND")  # the one mo
 #: on it (training, export, workflows), then what drives everything (the command line, the demo)
 LAYERS = (
     ("nn",),
-    ("units", "validation", "option_checks", "structures", "neighbors", "graph"),
+    ("structure",),
     ("model", "derivatives", "descriptors", "hessian", "io", "pretrained", "data", "dispersion", "plots"),
     ("ports", "inference", "testing"),
     ("training", "evaluate", "export", "lammps", "workflows"),
     ("distill",),
     ("cli", "demo"),
 )
-ONE_DEFINITION = {"MIN_CELL_VOLUME": "validation", "full_3x3_to_voigt_6_stress": "inference.ase_results"}
+ONE_DEFINITION = {"MIN_CELL_VOLUME": "structure.validation", "full_3x3_to_voigt_6_stress": "inference.ase_results"}
 MAX_FUNCTION_LINES = 60
 SHARED_CLI = ("__init__", "__main__", "main", "options")  # the modules of facetpot/cli/ that are not commands
 
@@ -521,6 +527,21 @@ def check_results_written_once(folder: Path) -> list[str]:
     return out
 
 
+def check_results_match_records(folder: Path) -> list[str]:
+    """RESULTS.md against its records' rendering by ``folder/harness.py``: the first line where they differ."""
+    spec = importlib.util.spec_from_file_location(f"_harness_{abs(hash(folder))}", folder / "harness.py")
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    have = (folder / "RESULTS.md").read_text().splitlines() if (folder / "RESULTS.md").is_file() else []
+    want = harness.render_results().splitlines()
+    for k, (a, b) in enumerate(zip(have + [None] * len(want), want + [None] * len(have)), 1):
+        if a != b:
+            return [
+                f"{folder.name}/RESULTS.md:{k}: {a!r} where the records give {b!r}; python benchmarks/harness.py render"
+            ]
+    return []
+
+
 def _is_docstring(node: ast.Constant, tree: ast.Module) -> bool:
     """Docstrings may mention the variable: they document it, they do not read it."""
     holders = [
@@ -587,6 +608,7 @@ def test_packages_in_layers():
 
 def test_benchmarks_record_results_one_way():
     assert not (v := check_results_written_once(BENCHMARKS)), _report("RESULTS.md written outside harness.py", v)
+    assert not (v := check_results_match_records(BENCHMARKS)), _report("RESULTS.md is not its records' rendering", v)
 
 
 def test_tests_mirror_the_package():
@@ -827,10 +849,11 @@ def test_selftest_one_definition(tmp_path):
     root = make_package(
         tmp_path,
         {
-            "validation.py": "MIN_CELL_VOLUME = 1e-6\ndef has_volume(v):\n    return v >= MIN_CELL_VOLUME\n",
+            "structure/__init__.py": "",
+            "structure/validation.py": "MIN_CELL_VOLUME = 1e-6\ndef has_volume(v):\n    return v >= MIN_CELL_VOLUME\n",
             "inference/__init__.py": "",
             "inference/ase_results.py": "from ase.stress import full_3x3_to_voigt_6_stress\n",
-            "derivatives.py": "from . import validation\nfrom .validation import has_volume\n"
+            "derivatives.py": "from .structure import validation\nfrom .structure.validation import has_volume\n"
             "ok = 1.0 > validation.MIN_CELL_VOLUME\n",
             "calculator.py": "from ase.stress import full_3x3_to_voigt_6_stress as v6\n",
         },
@@ -860,6 +883,19 @@ def test_selftest_layers(tmp_path):
     assert [v for v in check_layers(root, layers) if "each other" in v] == [
         "facetpot/io.py:1: io and model import each other (facetpot/model.py:2)"
     ]
+
+
+def test_selftest_results_match_records(tmp_path):
+    shutil.copy(BENCHMARKS / "harness.py", tmp_path / "harness.py")
+    (tmp_path / "records").mkdir()
+    record = {"script": "speed", "command": "python benchmarks/speed.py", "date": "2026-12-07T01:00:00"}
+    record.update(commit="abc1234", markdown="\n### Speed\n\n| a |\n")
+    (tmp_path / "records" / "2026-12-07-010000-speed.json").write_text(json.dumps(record))
+    assert check_results_match_records(tmp_path)[0].startswith(f"{tmp_path.name}/RESULTS.md:1: None ")
+    subprocess.run([sys.executable, str(tmp_path / "harness.py"), "render"], check=True)
+    assert "| a |" in (tmp_path / "RESULTS.md").read_text() and not check_results_match_records(tmp_path)
+    (tmp_path / "RESULTS.md").write_text((tmp_path / "RESULTS.md").read_text().replace("| a |", "| b |"))
+    assert check_results_match_records(tmp_path) and check_results_match_records(tmp_path)[0].count("| b |") == 1
 
 
 def test_selftest_results_written_once(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
 from ..pretrained import DEFAULT_MODEL, PRETRAINED
-from ..validation import MIN_DISTANCE
+from ..structure.validation import MIN_DISTANCE
 
 #: how the help shows a model option's default
 MODEL_HELP = (

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TypeV
 import numpy as np
 import torch
 
-from ..graph import AtomicGraph, batch_graphs, structure_graph
+from ..structure.graph import AtomicGraph, batch_graphs, structure_graph
 from .cache import FrameCache
 from .frame import Frame
 

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 from ase.stress import voigt_6_to_full_3x3_stress
 
-from ..validation import structure_problem
+from ..structure.validation import structure_problem
 
 
 @dataclass

@@ -8,7 +8,7 @@ The file is read in 1 MB blocks; ``json.JSONDecoder.raw_decode`` parses one traj
 Energies: ``uncorrected_total_energy`` by default (the convention of SevenNet-0 / MACE-MP-0),
 ``corrected_total_energy`` on request. Stress: MPtrj stores VASP's stress in kBar with the
 compressive-positive sign; it is converted to eV/Å^3 with ASE's sign: sigma_ASE = -KBAR_TO_EV_PER_A3 * s
-(``facetpot.units``: 1 kBar = 0.1 GPa = 0.1/160.2 eV/Å^3).
+(``facetpot.structure.units``: 1 kBar = 0.1 GPa = 0.1/160.2 eV/Å^3).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Iterator, Tuple
 import numpy as np
 from ase.data import atomic_numbers
 
-from ..units import KBAR_TO_EV_PER_A3
+from ..structure.units import KBAR_TO_EV_PER_A3
 from .frame import Frame
 
 BLOCK = 1 << 20

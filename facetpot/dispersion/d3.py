@@ -23,7 +23,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from ase.units import Bohr, Hartree
 
-from ..graph import AtomicGraph
+from ..structure.graph import AtomicGraph
 from ..derivatives import properties_from_edges
 from .pair_lists import DEFAULT_SKIN, VerletPairLists
 

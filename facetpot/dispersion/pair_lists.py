@@ -18,8 +18,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from ..graph import AtomicGraph, batch_graphs
-from ..neighbors import radius_graph
+from ..structure.graph import AtomicGraph, batch_graphs
+from ..structure.neighbors import radius_graph
 
 #: default Verlet skin, Å: ~10% more pairs at D3's cutoff, rebuilt every ~50 MD steps at 300 K
 DEFAULT_SKIN = 1.0

@@ -37,7 +37,7 @@ from ase.io import read, write
 from ..io.atomic_write import atomic_write, atomic_write_text
 from ..inference.calculator import FacetCalculator
 from ..inference.committee import Committee
-from ..graph import atoms_to_graph, batch_graphs
+from ..structure.graph import atoms_to_graph, batch_graphs
 from ..data.batching import pack_batches
 from ..inference.single_points import predict_structures
 from ..training.trainer import Trainer

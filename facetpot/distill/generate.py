@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 from ase.md.velocitydistribution import thermalize_momenta
 
-from ..neighbors import radius_graph
+from ..structure.neighbors import radius_graph
 from ..workflows.md import make_integrator
 
 SOURCES = ("seed", "perturb", "md", "substitute", "vacancy", "surface")

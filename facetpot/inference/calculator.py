@@ -14,14 +14,14 @@ from .ase_results import as_numpy, energy_problem, per_atom_stress, voigt
 from .committee import Committee, model_properties
 from ..descriptors import atom_descriptors
 from ..dispersion import add_dispersion, make_dispersion
-from ..graph import atoms_to_graph
+from ..structure.graph import atoms_to_graph
 from ..hessian import hessian
 from .prepare import inference_model
 from .model_source import torch_dtype
 from ..pretrained import DEFAULT_MODEL, available
-from ..structures import to_atoms
-from ..option_checks import at_least, torch_device
-from ..validation import MIN_DISTANCE, has_volume
+from ..structure.adaptors import to_atoms
+from ..structure.option_checks import at_least, torch_device
+from ..structure.validation import MIN_DISTANCE, has_volume
 
 #: keywords of ase's own Calculator, passed on to it
 ASE_KEYWORDS = ("restart", "ignore_bad_restart_file", "label", "atoms", "directory")

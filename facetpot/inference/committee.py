@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..graph import AtomicGraph
+from ..structure.graph import AtomicGraph
 from .prepare import inference_model
 from ..derivatives import cell_volumes, compute_properties, edge_gradient_properties, stress_asked
 

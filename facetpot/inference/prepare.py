@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..model import FacetModel
-from ..option_checks import torch_device
+from ..structure.option_checks import torch_device
 from .backend_choice import select_backend
 from .model_source import resolve_model, torch_dtype
 

@@ -23,15 +23,15 @@ import torch
 from ase import Atoms
 
 from ..data.batching import pack_batches
-from ..graph import AtomicGraph, atoms_to_graph, batch_graphs
-from ..option_checks import at_least
-from ..validation import MIN_DISTANCE, has_volume
+from ..structure.graph import AtomicGraph, atoms_to_graph, batch_graphs
+from ..structure.option_checks import at_least
+from ..structure.validation import MIN_DISTANCE, has_volume
 from ..model import FacetModel
 from .ase_results import as_numpy, energy_problem, voigt
 from .prepare import inference_model
 from ..pretrained import DEFAULT_MODEL
 from ..derivatives import compute_properties
-from ..structures import to_atoms
+from ..structure.adaptors import to_atoms
 from ..io.structure_inputs import expand_inputs, iter_structures  # the command line's own reader
 
 #: atoms per model call by device type: large enough that a call's fixed cost is small beside its arithmetic

@@ -22,7 +22,7 @@ from ase import Atoms
 from ase.io import iread
 from ase.io.formats import ioformats
 
-from ..structures import to_atoms
+from ..structure.adaptors import to_atoms
 
 
 #: extensions of formats ASE reads, and common ones it recognises by name; a folder's other files are skipped

@@ -17,7 +17,7 @@ import numpy as np
 from ase.geometry import cellpar_to_cell
 from ase.io.lammpsdata import write_lammps_data
 
-from ..units import LAMMPS_NKTV2P
+from ..structure.units import LAMMPS_NKTV2P
 
 #: LAMMPS metal units: pressure (bar) = nktv2p * energy/volume (eV/A^3), with LAMMPS' own nktv2p
 EV_PER_A3_IN_BAR = LAMMPS_NKTV2P

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..model import FacetModel, layer_ranks
-from ..neighbors import radius_graph
+from ..structure.neighbors import radius_graph
 
 
 def pair_distances(structures, cutoff: float, max_distances: int = 400_000, seed: int = 0) -> torch.Tensor:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..data.batching import pack_batches
-from ..graph import atoms_to_graph, batch_graphs
+from ..structure.graph import atoms_to_graph, batch_graphs
 from ..model import FacetModel
 
 

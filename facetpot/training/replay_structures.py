@@ -28,7 +28,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference_states
 
-from ..neighbors import radius_graph
+from ..structure.neighbors import radius_graph
 
 #: anions, with the weight of each in the draw (oxides dominate MPtrj)
 ANIONS: Dict[str, float] = {

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from ..data.cache import FrameCache
-from ..neighbors import radius_graph
+from ..structure.neighbors import radius_graph
 
 
 def fit_statistics(

@@ -32,10 +32,10 @@ from ase.optimize import BFGS, FIRE
 from ..inference.ase_results import as_numpy, voigt
 from ..inference.committee import Committee, model_properties
 from ..dispersion import add_dispersion, make_dispersion
-from ..graph import atoms_to_graph, batch_graphs
-from ..option_checks import at_least, positive
-from ..units import GPA_TO_EV_PER_A3
-from ..validation import MIN_DISTANCE, is_crystal
+from ..structure.graph import atoms_to_graph, batch_graphs
+from ..structure.option_checks import at_least, positive
+from ..structure.units import GPA_TO_EV_PER_A3
+from ..structure.validation import MIN_DISTANCE, is_crystal
 from ..model import FacetModel
 from .relax_result import BLOWUP_EV_PER_ATOM, SMAX_GPA, RelaxResult
 

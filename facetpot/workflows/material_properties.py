@@ -29,11 +29,11 @@ from tqdm import tqdm
 from ..io.atomic_write import atomic_write_text
 from ..io.output_folder import check_output_folder
 from ..inference.calculator import FacetCalculator
-from ..option_checks import at_least, positive
-from ..validation import MIN_DISTANCE, is_crystal
+from ..structure.option_checks import at_least, positive
+from ..structure.validation import MIN_DISTANCE, is_crystal
 from ..io.structure_inputs import read_structure
 from ..plots import load_pyplot
-from ..units import EV_PER_A3_TO_GPA
+from ..structure.units import EV_PER_A3_TO_GPA
 
 
 def _matcalc():

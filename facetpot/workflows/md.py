@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from ..inference.calculator import FacetCalculator
 from ..io.output_folder import check_output_folder
-from ..option_checks import at_least, finite, positive
-from ..units import GPA_TO_EV_PER_A3, EV_PER_A3_TO_GPA
-from ..validation import MIN_DISTANCE, is_crystal
+from ..structure.option_checks import at_least, finite, positive
+from ..structure.units import GPA_TO_EV_PER_A3, EV_PER_A3_TO_GPA
+from ..structure.validation import MIN_DISTANCE, is_crystal
 from .md_state import load_state, restore_atoms, restore_integrator, save_state
 from ..io.structure_inputs import read_structure
 

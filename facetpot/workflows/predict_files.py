@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..io.output_folder import check_output_folder
 from ..inference.single_points import iter_predict
-from ..validation import MIN_DISTANCE
+from ..structure.validation import MIN_DISTANCE
 
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 COLUMNS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Dict
 
-from ..units import EV_PER_A3_TO_GPA
+from ..structure.units import EV_PER_A3_TO_GPA
 
 #: a structure whose energy falls below this many eV per atom has exploded
 BLOWUP_EV_PER_ATOM = -1e3

@@ -17,8 +17,8 @@ from facetpot.data.cache import FrameCache, convert
 from facetpot.data.frame import Frame
 from facetpot.data.mptrj import iter_mptrj_entries
 from facetpot.data.readers import iter_frames
-from facetpot.units import KBAR_TO_EV_PER_A3
-from facetpot.validation import check_atoms
+from facetpot.structure.units import KBAR_TO_EV_PER_A3
+from facetpot.structure.validation import check_atoms
 
 
 def mptrj_entry(mp_id, k, rng):

@@ -128,7 +128,7 @@ def test_cli_export(tmp_path, capsys):
 def test_aoti_package_matches_eager(tmp_path, cfg):
     """torch.export + AOTInductor (compiled C++): energies and pair gradients of a periodic graph."""
     from facetpot.export.aoti import export_aoti, load_aoti
-    from facetpot.graph import atoms_to_graph
+    from facetpot.structure.graph import atoms_to_graph
 
     model = small_model(seed=5, **cfg)
     atoms = _structure()
@@ -159,7 +159,7 @@ def test_aoti_package_runs_from_cpp(tmp_path):
     import torch.utils.cpp_extension as cpp
 
     from facetpot.export.aoti import export_aoti
-    from facetpot.graph import atoms_to_graph
+    from facetpot.structure.graph import atoms_to_graph
 
     model = small_model(seed=6, num_layers=1)
     atoms = _structure()

@@ -91,7 +91,7 @@ def test_backends_agree():
 
 
 def test_batched_evaluation_equals_single():
-    from facetpot.graph import atoms_list_to_graph
+    from facetpot.structure.graph import atoms_list_to_graph
     from facetpot.derivatives import compute_properties
 
     model = small_model()
@@ -156,7 +156,7 @@ def test_lower_level_block_with_a_float32_model_and_stress_without_cell():
     stress of a structure without a cell is an error, not -1e29 (issue 20 item 3)."""
     from ase.build import molecule
 
-    from facetpot.graph import atoms_list_to_graph
+    from facetpot.structure.graph import atoms_list_to_graph
     from facetpot.derivatives import compute_properties
 
     model = small_model().float()

@@ -12,7 +12,7 @@ import torch
 from facetpot.testing import model_outputs, small_model, awkward_structures, triclinic_cell
 from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript
-from facetpot.graph import atoms_to_graph
+from facetpot.structure.graph import atoms_to_graph
 from facetpot.nn import convolution
 from facetpot.nn.conv.backend import ConvolutionBackend
 from facetpot.nn.conv_paths import ConvolutionPaths

@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("cuequivariance_torch")
 
 from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, awkward_structures  # noqa: E402
-from facetpot.graph import atoms_to_graph  # noqa: E402
+from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.inference.model_source import load_model  # noqa: E402
 from facetpot.io.model_file import save_model
 from facetpot.derivatives import compute_properties  # noqa: E402

@@ -60,7 +60,7 @@ def test_trainable_weights_take_the_plain_path():
     and its weight gradients equal those of the edge-wise reference."""
     model = small_model()
     atoms = awkward_structures()["triclinic"]
-    from facetpot.graph import atoms_to_graph
+    from facetpot.structure.graph import atoms_to_graph
     from facetpot.derivatives import compute_properties
 
     grads = {}
@@ -93,7 +93,7 @@ def test_chunks_read_only_their_own_neighbour_width():
     """In a graph of mixed structures a chunk reads only as many neighbour slots as its densest atom has: the
     widths are the chunks' largest neighbour counts, and the batch still equals the edge-wise reference
     (with gradients of zero in the slots a chunk skips)."""
-    from facetpot.graph import atoms_list_to_graph
+    from facetpot.structure.graph import atoms_list_to_graph
     from facetpot.nn.conv.density_op import _chunks
     from facetpot.derivatives import compute_properties
 

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 pytest.importorskip("triton")
 
 from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, awkward_structures  # noqa: E402
-from facetpot.graph import atoms_to_graph  # noqa: E402
+from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.nn.conv_paths import ConvolutionPaths  # noqa: E402
 from facetpot.nn.conv.triton_kernels import (  # noqa: E402
     csr_tables,

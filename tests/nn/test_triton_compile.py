@@ -25,7 +25,7 @@ from ase import Atoms  # noqa: E402
 
 pytest.importorskip("triton")
 
-from facetpot.graph import atoms_to_graph  # noqa: E402
+from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.model import build_model  # noqa: E402
 from facetpot.inference.prepare import inference_model  # noqa: E402
 from facetpot.pretrained import available  # noqa: E402

@@ -10,7 +10,7 @@ from ase.build import bulk, molecule
 
 from facetpot.cli import main as facet
 from facetpot.inference.model_source import load_model
-from facetpot.graph import atoms_to_graph
+from facetpot.structure.graph import atoms_to_graph
 from facetpot.derivatives import compute_properties
 
 sevenn_calculator = pytest.importorskip("sevenn.calculator")

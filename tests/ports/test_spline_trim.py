@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, awkward_structures
-from facetpot.graph import atoms_to_graph, batch_graphs
+from facetpot.structure.graph import atoms_to_graph, batch_graphs
 from facetpot.ports.spline_fit import fit_splines, fold_first_linear, pair_distances
 from facetpot.ports.spline_output_fit import alternating_fit, layer_statistics, refit_to_outputs
 

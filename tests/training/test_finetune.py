@@ -15,7 +15,7 @@ from facetpot.cli import main as facet
 from facetpot.data.cache import FrameCache, convert
 from facetpot.data.readers import iter_frames
 from facetpot.io.model_file import save_model
-from facetpot.neighbors import radius_graph
+from facetpot.structure.neighbors import radius_graph
 from facetpot.inference.single_points import predict
 from facetpot.training.config import ConfigError, validate
 from facetpot.training.finetune_energies import residual_atomic_energies

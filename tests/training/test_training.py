@@ -232,7 +232,7 @@ def test_config_errors_are_named(tmp_path, capsys):
 def test_zero_readout_starts_as_the_zero_predictor_and_learns(data):
     """training.readout_init: zero: a new model predicts E = sum of E0 and no force, yet the force loss moves it."""
     from facetpot.derivatives import compute_properties
-    from facetpot.graph import atoms_to_graph
+    from facetpot.structure.graph import atoms_to_graph
     from facetpot.training.config import validate
     from facetpot.training.model_setup import build_or_load_model
 

@@ -36,7 +36,7 @@ from ase import units
 
 from facetpot import FacetCalculator
 from facetpot.inference.model_source import load_model
-from facetpot.neighbors import radius_graph
+from facetpot.structure.neighbors import radius_graph
 from facetpot.ports.sevennet import convert_sevennet
 from facetpot.inference.single_points import predict_structures
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from ase.neighborlist import primitive_neighbor_list
 
-from facetpot.graph import atoms_to_graph
-from facetpot.neighbors import radius_graph
+from facetpot.structure.graph import atoms_to_graph
+from facetpot.structure.neighbors import radius_graph
 from facetpot.testing import awkward_structures, triclinic_cell
 
 

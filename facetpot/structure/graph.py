@@ -89,7 +89,7 @@ def structure_graph(
 def atoms_to_graph(
     atoms, cutoff: float, dtype: torch.dtype = torch.float64, min_distance: float = MIN_DISTANCE
 ) -> AtomicGraph:
-    """ASE Atoms -> AtomicGraph, validated (``facetpot.validation``: cell, finite positions, and no atoms closer
+    """ASE Atoms -> AtomicGraph, validated (``facetpot.structure.validation``: cell, finite positions, and no atoms closer
     than ``min_distance`` Å; 0 allows overlapping atoms)."""
     check_atoms(atoms)
     return structure_graph(
