@@ -17,33 +17,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import append_results, run_worker
+from harness import record_run, run_worker
 from machine import machine
+from systems import WORKER_IMPORT
 
 SYSTEMS = ("Si 2", "Si 64", "Si 512", "MgO 64")
 
-WORKER = r"""
-import json, sys, time
-import numpy as np, torch
-from ase.build import bulk
+WORKER = (
+    WORKER_IMPORT
+    + r"""
+import json, sys
 from facetpot import FacetCalculator
+from systems import median_ms, rocksalt_mgo, silicon, time_calls
 name, reps = sys.argv[1], int(sys.argv[2])
-kind, n = name.split()
-if kind == "Si":
-    cubic = {"64": (2, 2, 2), "512": (4, 4, 4)}
-    atoms = bulk("Si", "diamond", a=5.43) if n == "2" else bulk("Si", "diamond", a=5.43, cubic=True) * cubic[n]
-else:
-    atoms = bulk("MgO", "rocksalt", a=4.21, cubic=True) * (2, 2, 2)
+atoms = {"Si 2": lambda: silicon(None), "Si 64": lambda: silicon(2), "Si 512": lambda: silicon(4),
+         "MgO 64": lambda: rocksalt_mgo(2)}[name]()
 atoms.rattle(0.05, seed=1)
 atoms.calc = FacetCalculator()
-times = []
-for k in range(3 + reps):
-    atoms.positions += 1e-4
-    t = time.perf_counter()
+def call():
     atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
-    times.append(time.perf_counter() - t)
-print("RESULT " + json.dumps({"system": name, "ms": 1e3 * float(np.median(times[3:]))}), flush=True)
+def move():
+    atoms.positions += 1e-4
+print("RESULT " + json.dumps({"system": name, "ms": median_ms(time_calls(call, reps, warmup=3, before=move))}))
 """
+)
 
 
 def commit_of(path: Path) -> str:
@@ -77,12 +74,14 @@ def main():
         "| system | before | after | after / before |",
         "|---|---|---|---|",
     ]
+    rows = []
     for system in SYSTEMS:
         b, a = statistics.median(times[("before", system)]), statistics.median(times[("after", system)])
         lines.append(f"| {system} | {b:,.1f} ms | {a:,.1f} ms | {a / b:.3f} |")
+        rows.append({"system": system, "before_ms": times[("before", system)], "after_ms": times[("after", system)]})
     print("\n".join(lines))
     if args.write:
-        append_results("\n".join(lines))
+        record_run("\n".join(lines), rows)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import append_results  # noqa: E402
 from machine import machine  # noqa: E402
+from systems import silicon  # noqa: E402
 from workloads import small_crystals  # noqa: E402
 
 
@@ -41,17 +42,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import torch
-    from ase.build import bulk
 
     from facetpot.inference.calculator import FacetCalculator
     from facetpot.pretrained import DEFAULT_MODEL
 
     torch.set_num_threads(args.threads)
     model = args.model or DEFAULT_MODEL
-    si64 = bulk("Si", "diamond", 5.43, cubic=True) * (2, 2, 2)
-    si64.rattle(0.02, seed=1)
-    si512 = bulk("Si", "diamond", 5.43, cubic=True) * (4, 4, 4)
-    si512.rattle(0.02, seed=1)
+    si64, si512 = silicon(2, rattle=0.02), silicon(4, rattle=0.02)
     workloads = [("150 small MPtrj crystals, one by one", small_crystals()), ("Si 64", [si64]), ("Si 512", [si512])]
     single, committee = FacetCalculator(model), FacetCalculator([model] * args.members)
     rows = []

@@ -15,16 +15,15 @@ clock is the one /proc/cpuinfo reports (turbo and the FMA-unit count are assumpt
 from __future__ import annotations
 
 import argparse
-import time
 from collections import defaultdict
 
 import torch
-from ase.build import bulk
 
 import facetpot
 from facetpot.structure.graph import atoms_to_graph
 from facetpot.inference.prepare import inference_model
 from facetpot.derivatives import compute_properties
+from systems import silicon_atoms, time_calls  # benchmarks/systems.py
 
 
 def nominal_peak(threads: int):
@@ -57,16 +56,9 @@ def main():
         f"model {args.model}, {model.backend} backend, {args.threads} threads; nominal peak {peak / 1e9:.0f} GFLOP/s ({how})"
     )
     for n in args.atoms:
-        k = max(1, round((n / 8) ** (1 / 3)))
-        atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (k, k, k)
-        atoms.rattle(0.01, seed=1)
+        atoms = silicon_atoms(n, rattle=0.01)
         g = atoms_to_graph(atoms, model.cutoff, dtype=torch.float32)
-        for _ in range(2):
-            compute_properties(model, g)
-        t = time.perf_counter()
-        for _ in range(args.reps):
-            compute_properties(model, g)
-        wall = (time.perf_counter() - t) / args.reps
+        wall = sum(time_calls(lambda: compute_properties(model, g), args.reps, warmup=2)) / args.reps
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as prof:
             for _ in range(args.reps):
                 compute_properties(model, g)

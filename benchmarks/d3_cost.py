@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import append_results  # noqa: E402
 from machine import machine  # noqa: E402
+from systems import rocksalt_mgo, silicon  # noqa: E402
 from workloads import small_crystals  # noqa: E402
 
 
@@ -52,7 +53,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import torch
-    from ase.build import bulk
 
     from facetpot.inference.calculator import FacetCalculator
     from facetpot.dispersion import D3Dispersion
@@ -60,10 +60,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     model = args.model or DEFAULT_MODEL
-    si = bulk("Si", "diamond", 5.43, cubic=True) * (4, 4, 4)
-    si.rattle(0.02, seed=1)
-    mgo = bulk("MgO", "rocksalt", 4.21, cubic=True) * (4, 4, 4)
-    mgo.rattle(0.02, seed=2)
+    si, mgo = silicon(4, rattle=0.02), rocksalt_mgo(4, rattle=0.02, seed=2)
     plain, with_d3 = FacetCalculator(model), FacetCalculator(model, dispersion="d3")
     fresh_d3 = FacetCalculator(model, dispersion=D3Dispersion(skin=0.0))
     workloads = [

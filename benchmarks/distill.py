@@ -29,28 +29,29 @@ import numpy as np
 
 from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
+from systems import WORKER_IMPORT  # benchmarks/systems.py
 
 HERE = Path(__file__).resolve().parent
 MLEARN = HERE.parent.parent / "shared" / "data" / "mlearn"
 MPTRJ = HERE.parent.parent / "shared" / "data" / "mptrj" / "mptrj-random-1k.extxyz"
 
-SPEED = r"""
-import json, statistics, sys, time, torch
-from ase.build import bulk
+SPEED = (
+    WORKER_IMPORT
+    + r"""
+import json, sys, torch
 import facetpot
+from systems import median_ms, silicon, time_calls
 model, reps, threads, rep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
-atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (rep, rep, rep)
-atoms.rattle(0.01, seed=1)
+atoms = silicon(rep, rattle=0.01)
 atoms.calc = facetpot.FacetCalculator(model, dtype="float32")
-times = []
-for k in range(reps + 3):
-    atoms.positions[0, 0] += 1e-4
-    t = time.perf_counter()
+def call():
     atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
-    times.append(time.perf_counter() - t)
-print("RESULT", json.dumps({"ms": 1e3 * statistics.median(times[3:])}))
+def move():
+    atoms.positions[0, 0] += 1e-4
+print("RESULT", json.dumps({"ms": median_ms(time_calls(call, reps, warmup=3, before=move))}))
 """
+)
 
 
 def errors(model_name, threads):

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import torch
-from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
 from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402
+from systems import silicon, time_calls  # noqa: E402  (benchmarks/systems.py)
 
 out_dir = Path(os.environ.get("OUT", "gpu_out"))
 out_dir.mkdir(parents=True, exist_ok=True)
@@ -44,8 +44,7 @@ gpu32 = facetpot.build_model().cuda()
 model = gpu32
 speed = []
 for n in (4, 8, 16, 24, 32):
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
-    atoms.rattle(0.01, seed=1)
+    atoms = silicon(n, rattle=0.01)
     t = time.perf_counter()
     g = atoms_to_graph(atoms, model.cutoff, dtype=torch.float32)
     t_nl = time.perf_counter() - t
@@ -57,15 +56,9 @@ for n in (4, 8, 16, 24, 32):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:
-            for _ in range(2):
-                compute_properties(model, g)
-            torch.cuda.synchronize()
             reps = 5 if len(atoms) < 50000 else 2
-            t = time.perf_counter()
-            for _ in range(reps):
-                compute_properties(model, g)
-            torch.cuda.synchronize()
-            ms = 1e3 * (time.perf_counter() - t) / reps
+            times = time_calls(lambda: compute_properties(model, g), reps, warmup=2, sync=torch.cuda.synchronize)
+            ms = 1e3 * sum(times) / reps
             row = {
                 "atoms": len(atoms),
                 "backend": backend,

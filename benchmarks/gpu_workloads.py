@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workloads  # noqa: E402
 from workloads_worker import one_by_one  # noqa: E402
 import relax as relax_bench  # noqa: E402
+from systems import median_ms, silicon, time_calls  # noqa: E402
 
 
 def main():
@@ -44,7 +45,6 @@ def main():
     cuda = dev == "cuda"
     import facetpot
     from ase import units
-    from ase.build import bulk
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
 
@@ -84,22 +84,16 @@ def main():
             errors=sum(bool(r["error"]) for r in rows),
         )
     for k in args.md_cells:
-        atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (k, k, k)
-        atoms.rattle(0.01, seed=1)
+        atoms = silicon(k, rattle=0.01)
         MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
         atoms.calc = calc
         dyn = VelocityVerlet(atoms, 1.0 * units.fs)
         try:
-            dyn.run(2)
-            times = []
-            for _ in range(5):
-                t = time.perf_counter()
-                dyn.run(1)
-                times.append(time.perf_counter() - t)
+            times = time_calls(lambda: dyn.run(1), 5, warmup=2)
             say(
                 what="md step",
                 atoms=len(atoms),
-                median_ms=1e3 * statistics.median(times),
+                median_ms=median_ms(times),
                 peak_gb=torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
             )
         except torch.cuda.OutOfMemoryError:

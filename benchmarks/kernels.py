@@ -24,11 +24,9 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
-from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
@@ -36,6 +34,7 @@ from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.inference.model_source import resolve_model  # noqa: E402
 from facetpot.inference.prepare import inference_model  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402
+from systems import median_ms, silicon_atoms, time_calls  # noqa: E402  (benchmarks/systems.py)
 
 
 def backends(device: str):
@@ -57,32 +56,18 @@ def backends(device: str):
 
 
 def si(n_atoms: int):
-    k = max(1, round((n_atoms / 8) ** (1 / 3)))
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (k, k, k)
-    atoms.rattle(0.01, seed=1)
-    return atoms
-
-
-def sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
+    return silicon_atoms(n_atoms, rattle=0.01)
 
 
 def timed(fn, device, reps):
-    for _ in range(2):
-        fn()
-    sync(device)
+    """Median ms of ``reps`` calls after 2 warm-up calls, and the peak GPU memory (GB) of the timed calls."""
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    time_calls(fn, 0, warmup=2, sync=sync)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    times.sort()
+    times = time_calls(fn, reps, warmup=0, sync=sync)
     peak = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else float("nan")
-    return 1e3 * times[len(times) // 2], peak
+    return median_ms(times), peak
 
 
 def correctness(model, device, names, say):

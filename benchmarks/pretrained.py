@@ -45,6 +45,7 @@ from facetpot.inference.single_points import predict_structures
 from facetpot.structure.units import EV_PER_A3_TO_GPA
 from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
+from systems import WORKER_IMPORT  # benchmarks/systems.py
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
@@ -62,23 +63,18 @@ MODELS = {
 SYSTEMS = ["Si 64", "Si 512", "MgO 512", "SrTiO3 320"]
 BUDGET = 0.75  # the aim: at most 75% of the original's parameters
 
-WORKER = r"""
-import json, statistics, sys, time
-import numpy as np, torch
-from ase import Atoms
-from ase.build import bulk
+WORKER = (
+    WORKER_IMPORT
+    + r"""
+import json, sys
+import torch
+from systems import median_ms, perovskite_srtio3, rocksalt_mgo, silicon, time_calls
 which, system, model, backend, reps, threads = sys.argv[1:7]
 reps, threads = int(reps), int(threads)
 torch.set_num_threads(threads)
-if system == "Si 64":
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
-elif system == "Si 512":
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (4, 4, 4)
-elif system == "MgO 512":
-    atoms = bulk("MgO", "rocksalt", a=4.21, cubic=True) * (4, 4, 4)
-elif system == "SrTiO3 320":
-    atoms = Atoms("SrTiO3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
-                  cell=np.eye(3) * 3.905, pbc=True) * (4, 4, 4)
+build = {"Si 64": lambda: silicon(2), "Si 512": lambda: silicon(4), "MgO 512": lambda: rocksalt_mgo(4),
+         "SrTiO3 320": lambda: perovskite_srtio3(4)}
+atoms = build[system]()
 atoms.rattle(0.01, seed=1)
 if which == "sevennet":
     from sevenn.calculator import SevenNetCalculator
@@ -89,14 +85,13 @@ else:
     m.set_backend(backend)
     calc = facetpot.FacetCalculator(m, dtype="float32")
 atoms.calc = calc
-times = []
-for k in range(reps + 3):
-    atoms.positions[0, 0] += 1e-4  # a new calculation every time
-    t = time.perf_counter()
+def call():
     atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
-    times.append(time.perf_counter() - t)
-print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(times[3:])}))
+def move():
+    atoms.positions[0, 0] += 1e-4  # a new calculation every time
+print("RESULT", json.dumps({"atoms": len(atoms), "ms": median_ms(time_calls(call, reps, warmup=3, before=move))}))
 """
+)
 
 
 # ---------------------------------------------------------------------------------------- accuracy

@@ -23,22 +23,20 @@ from pathlib import Path
 
 from harness import append_results, run_worker  # benchmarks/harness.py
 from machine import machine  # benchmarks/machine.py
+from systems import WORKER_IMPORT  # benchmarks/systems.py
 
 HERE = Path(__file__).resolve().parent
 
-WORKER = r"""
-import json, resource, statistics, sys, time
-import numpy as np, torch
-from ase.build import bulk
+WORKER = (
+    WORKER_IMPORT
+    + r"""
+import json, resource, sys
+import torch
+from systems import median_ms, rocksalt_mgo, silicon, time_calls
 which, system, reps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
 kind, n = system.split(":")
-n = int(n)
-if kind == "si":
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
-elif kind == "mgo":
-    atoms = bulk("MgO", "rocksalt", a=4.21, cubic=True) * (n, n, n)
-atoms.rattle(0.01, seed=1)
+atoms = {"si": silicon, "mgo": rocksalt_mgo}[kind](int(n), rattle=0.01)
 if which == "facet":
     import facetpot
     torch.manual_seed(0)
@@ -50,16 +48,15 @@ elif which == "chgnet":
     from chgnet.model import CHGNetCalculator
     calc = CHGNetCalculator(use_device="cpu")
 atoms.calc = calc
-times = []
-for k in range(reps + 1):
-    atoms.positions[0, 0] += 1e-4  # force a new calculation
-    t = time.perf_counter()
+def call():
     atoms.get_forces(); atoms.get_stress()
-    times.append(time.perf_counter() - t)
-times = times[1:] if reps > 0 else times
-print("RESULT", json.dumps({"atoms": len(atoms), "ms": 1e3 * statistics.median(times),
+def move():
+    atoms.positions[0, 0] += 1e-4  # force a new calculation
+times = time_calls(call, max(reps, 1), warmup=min(reps, 1), before=move)
+print("RESULT", json.dumps({"atoms": len(atoms), "ms": median_ms(times),
       "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
 """
+)
 
 
 #: extra environment of every timed process (``--omp-passive`` adds OMP_WAIT_POLICY=PASSIVE, which the tables

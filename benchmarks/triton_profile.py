@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 import torch
-from ase.build import bulk
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import facetpot  # noqa: E402
 from facetpot.structure.graph import atoms_to_graph  # noqa: E402
 from facetpot.derivatives import compute_properties  # noqa: E402
+from systems import silicon_atoms  # noqa: E402  (benchmarks/systems.py)
 
 
 def main():
@@ -29,9 +29,7 @@ def main():
     ap.add_argument("--atoms", type=int, default=10000)
     ap.add_argument("--rows", type=int, default=25)
     args = ap.parse_args()
-    k = max(1, round((args.atoms / 8) ** (1 / 3)))
-    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (k, k, k)
-    atoms.rattle(0.01, seed=1)
+    atoms = silicon_atoms(args.atoms, rattle=0.01)
     torch.manual_seed(0)
     model = facetpot.build_model().float().to("cuda")
     for p in model.parameters():

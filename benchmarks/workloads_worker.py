@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import report  # noqa: E402
 import workloads  # noqa: E402  (the structure sets)
+from systems import median_ms, silicon, time_calls  # noqa: E402
 
 
 def calculator(engine: str, model: str, dtype: str):
@@ -119,23 +120,15 @@ def main():
             converged=int(converged),
         )
     else:  # md
-        from ase.build import bulk
         from ase.md.verlet import VelocityVerlet
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
         from ase import units
 
-        atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (4, 4, 4)
-        atoms.rattle(0.01, seed=1)
+        atoms = silicon(4, rattle=0.01)
         MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
         atoms.calc = calculator(args.engine, args.model, args.dtype)
         dyn = VelocityVerlet(atoms, 1.0 * units.fs)
-        dyn.run(3)
-        times = []
-        for _ in range(args.n or 10):
-            t = time.perf_counter()
-            dyn.run(1)
-            times.append(time.perf_counter() - t)
-        report(atoms=len(atoms), median_ms=1e3 * statistics.median(times))
+        report(atoms=len(atoms), median_ms=median_ms(time_calls(lambda: dyn.run(1), args.n or 10, warmup=3)))
 
 
 if __name__ == "__main__":

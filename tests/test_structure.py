@@ -39,6 +39,8 @@ Nothing from the package is imported, so this is fast and has no side effects.  
 14. Benchmarks record results one way: no script of ``benchmarks/`` but ``harness.py`` opens or writes
     ``RESULTS.md`` (they call ``harness.record_run`` / ``append_results``), and ``RESULTS.md`` is exactly what
     ``harness.render_results`` makes of ``benchmarks/records/`` (render it after editing a record).
+15. Benchmarks build their test crystals one way: no script of ``benchmarks/`` but ``systems.py`` builds Si or MgO
+    with ASE's ``bulk`` (in code or in a worker's code string); they ask ``systems.silicon`` / ``rocksalt_mgo``.
 13. Packages in layers (``LAYERS``, lowest first): every top-level module and subpackage has a layer, imports
     only from its own layer or lower ones, and no two of one layer import each other.
 
@@ -542,6 +544,17 @@ def check_results_match_records(folder: Path) -> list[str]:
     return []
 
 
+def check_systems_built_once(folder: Path) -> list[str]:
+    """Lines that build Si or MgO with ASE's ``bulk(`` (code or worker code strings) outside systems.py."""
+    out = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name != "systems.py":
+            for k, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"\bbulk\(\s*[\"'](Si|MgO)[\"']", line):
+                    out.append(f"{path.parent.name}/{path.name}:{k}: builds a crystal; use benchmarks/systems.py")
+    return out
+
+
 def _is_docstring(node: ast.Constant, tree: ast.Module) -> bool:
     """Docstrings may mention the variable: they document it, they do not read it."""
     holders = [
@@ -609,6 +622,10 @@ def test_packages_in_layers():
 def test_benchmarks_record_results_one_way():
     assert not (v := check_results_written_once(BENCHMARKS)), _report("RESULTS.md written outside harness.py", v)
     assert not (v := check_results_match_records(BENCHMARKS)), _report("RESULTS.md is not its records' rendering", v)
+
+
+def test_benchmarks_build_crystals_one_way():
+    assert not (v := check_systems_built_once(BENCHMARKS)), _report("a crystal built outside systems.py", v)
 
 
 def test_tests_mirror_the_package():
@@ -883,6 +900,12 @@ def test_selftest_layers(tmp_path):
     assert [v for v in check_layers(root, layers) if "each other" in v] == [
         "facetpot/io.py:1: io and model import each other (facetpot/model.py:2)"
     ]
+
+
+def test_selftest_systems_built_once(tmp_path):
+    (tmp_path / "systems.py").write_text('from ase.build import bulk\nsi = bulk("Si", "diamond")\n')
+    (tmp_path / "a.py").write_text('W = r"""\natoms = bulk(\'Si\', cubic=True)\n"""\ncu = bulk("Cu", "fcc")\n')
+    assert where(check_systems_built_once(tmp_path)) == [f"{tmp_path.name}/a.py:2"]
 
 
 def test_selftest_results_match_records(tmp_path):
