@@ -348,23 +348,21 @@ class FacetModel(ExactBuffers):
 
     @torch.jit.unused
     def _frozen_isolated_atom_energies(self, present: torch.Tensor) -> torch.Tensor:
-        """:meth:`isolated_atom_energies`, remembered while no parameter requires a gradient (the
-        calculator, MD, relaxations: a whole network pass per call saved); any change of a parameter
-        (its storage, dtype, device or in-place version) recomputes it."""
+        """:meth:`isolated_atom_energies`, remembered for every species of the model at once while no parameter
+        requires a gradient (the calculator, MD, relaxations: a whole network pass per call saved, whatever the
+        composition; an isolated atom's readout depends on its species only); any change of a parameter (its
+        storage, dtype, device or in-place version) recomputes it."""
         params = list(self.parameters())
         if any(p.requires_grad for p in params) or torch.compiler.is_compiling():
             return self.isolated_atom_energies(present)
-        key = (
-            tuple(present.tolist()),
-            present.device,
-            tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params),
-        )
+        key = (present.device, tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
         cached = self.__dict__.get("_e_iso_cache")
         if cached is None or cached[0] != key:
             with torch.no_grad():
-                cached = (key, self.isolated_atom_energies(present))
+                every = torch.arange(self.atomic_energies.shape[0], device=present.device)
+                cached = (key, self.isolated_atom_energies(every))
             self.__dict__["_e_iso_cache"] = cached
-        return cached[1]
+        return cached[1][present]
 
     def atom_energies(self, species: torch.Tensor, e: torch.Tensor, e_iso: torch.Tensor) -> torch.Tensor:
         """E_i = E0[s_i] + sigma[s_i] (e_i - e_iso,i): readouts e and isolated-atom readouts e_iso, per atom."""

@@ -32,6 +32,24 @@ def test_relaxation_with_frechet_cell_filter(optimizer):
     assert np.abs(atoms.get_stress()).max() * atoms.get_volume() / len(atoms) < 0.005
 
 
+def test_one_calculator_over_changing_compositions_matches_the_model():
+    """The frozen model remembers isolated-atom energies for all species at once: every composition, in any
+    order, still gets its own reference (E_i = E0 + sigma (e_i - e_iso[s_i]))."""
+    model = small_model()
+    calc = facetpot.FacetCalculator(model)
+    structures = [bulk("Si", "diamond", a=5.43), bulk("Cu", "fcc", a=3.6), bulk("NaCl", "rocksalt", a=5.0)]
+    structures[2].set_chemical_symbols(["Al", "O"])
+    structures.append(bulk("Si", "diamond", a=5.43) * (1, 1, 2))
+    structures[3].symbols[[1, 2]] = "CH"
+    for atoms in structures + structures[::-1]:
+        atoms = atoms.copy()
+        atoms.rattle(0.02, seed=1)
+        ref = model_outputs(model, atoms)
+        atoms.calc = calc
+        assert atoms.get_potential_energy() == pytest.approx(ref["energy"].item(), abs=1e-12), atoms.symbols
+        assert np.abs(atoms.get_potential_energies() - ref["energies"].numpy()).max() < 1e-12
+
+
 def test_calculator_matches_model_and_reports_all_properties():
     model = small_model()
     atoms = awkward_structures()["triclinic"]
