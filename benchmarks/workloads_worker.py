@@ -33,10 +33,23 @@ from systems import median_ms, silicon, time_calls  # noqa: E402
 
 
 def calculator(engine: str, model: str, dtype: str):
+    """The engine's ASE calculator: facetpot's ``model``; SevenNet-0 (its own calculator); MACE-MP-0 medium's
+    architecture with random weights (``training_step_worker.mace_model``; speed does not depend on the values)
+    through ``MACECalculator``."""
     if engine == "facet":
         import facetpot
 
         return facetpot.FacetCalculator(model, dtype=dtype)
+    if engine == "mace":
+        from mace import tools
+        from mace.calculators import MACECalculator
+
+        from training_step_worker import MPTRJ_ZS, mace_model  # benchmarks/training_step_worker.py
+
+        torch.set_default_dtype(getattr(torch, dtype))
+        torch.manual_seed(0)
+        net = mace_model(tools.AtomicNumberTable(MPTRJ_ZS)).to(getattr(torch, dtype))
+        return MACECalculator(models=net, device="cpu", default_dtype=dtype)
     from sevenn.calculator import SevenNetCalculator
 
     return SevenNetCalculator("7net-0", device="cpu")
@@ -61,7 +74,7 @@ def one_by_one(calc, structures):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("engine", choices=["facet", "sevennet0"])
+    ap.add_argument("engine", choices=["facet", "sevennet0", "mace"])
     ap.add_argument("workload", choices=["small", "stressed", "small-batched", "stressed-batched", "relax", "md"])
     ap.add_argument("--model", default="facet-7net0-spline")
     ap.add_argument("--dtype", default="float32")
