@@ -49,7 +49,8 @@ class AtomicGraph:
         return AtomicGraph(**kw)
 
     def max_neighbors(self) -> int:
-        """The largest number of edges any atom receives (the density backend pads every atom to it)."""
+        """The largest number of edges any atom receives: an upper bound of the density backend's slots per atom
+        (it pads every atom to the largest number of distinct neighbours; periodic images of a pair share a slot)."""
         receivers = self.edge_index[0]
         return int(torch.bincount(receivers).max()) if receivers.numel() else 0
 

@@ -13,7 +13,9 @@ edge) memory traffic falls about 5x against the edge-wise backend. Padding slots
 feature row and a zero basis row, so they add nothing.
 
 Per-graph tables (:meth:`DensityBackend.prepare`, shared by all layers): the neighbour matrix
-``src`` (N_recv, n_max) (padding index N_send) and the basis Y_lm b_k laid out as
+``src`` (N_recv, n_max) of distinct neighbours (padding index N_send; the periodic images of one pair share a
+slot, their basis rows summed: a small cell's slots are its atoms, not its ~30-60 images) and the basis Y_lm b_k
+laid out as
 (N_recv, n_max, (l_max+1)^2, K), whole and split by degree l (one split shared by all layers
 costs a single concatenation in the backward pass; a slice per layer would cost a full-size zero
 tensor each). Everything here is TorchScript-compatible; with frozen weights (the calculator, MD,
@@ -38,22 +40,28 @@ from ..frozen_cache import remembered
 
 
 def neighbor_matrix(edges: EdgeData) -> List[torch.Tensor]:
-    """(src (N_recv, n_max) sender index, N_send in padding; edge (N_recv, n_max) edge index, E in padding)."""
-    dst, num_edges, n_recv = edges.receivers, edges.num_edges(), edges.num_receivers
-    order = torch.argsort(dst, stable=True)
-    dst_sorted = dst[order]
-    counts = torch.bincount(dst, minlength=n_recv)
+    """(src (N_recv, n_max): the distinct senders of every receiving atom, N_send in padding slots, which trail each
+    row; slot (E,): the flat slot (row-major in (N_recv, n_max)) each edge adds its basis row into). The periodic
+    images of one pair (i, j) share a slot, their basis rows summed (the density is linear in them): n_max is the
+    largest number of distinct neighbours, at most N_send however many images a small cell has."""
+    dst, senders, num_edges, n_recv = edges.receivers, edges.senders, edges.num_edges(), edges.num_receivers
+    order = torch.argsort(dst * (edges.num_senders + 1) + senders, stable=True)  # by receiver, then sender
+    dst_sorted, send_sorted = dst[order], senders[order]
+    first = torch.ones(num_edges, dtype=torch.bool, device=dst.device)  # the first edge of each (i, j)
+    if num_edges > 1:
+        first[1:] = (dst_sorted[1:] != dst_sorted[:-1]) | (send_sorted[1:] != send_sorted[:-1])
+    pair_recv = dst_sorted[first]
+    counts = torch.bincount(pair_recv, minlength=n_recv)
     n_max = 0
     if num_edges > 0:
         n_max = int(counts.max())
     starts = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(num_edges, device=dst.device) - starts[dst_sorted]
-    flat = dst_sorted * n_max + slot
-    edge = torch.full([n_recv * n_max], num_edges, dtype=torch.long, device=dst.device)
-    edge[flat] = order
+    pair_slot = pair_recv * n_max + torch.arange(pair_recv.shape[0], device=dst.device) - starts[pair_recv]
     src = torch.full([n_recv * n_max], edges.num_senders, dtype=torch.long, device=dst.device)
-    src[flat] = edges.senders[order]
-    return [src.view(n_recv, n_max), edge.view(n_recv, n_max)]
+    src[pair_slot] = send_sorted[first]
+    slot = torch.empty(num_edges, dtype=torch.long, device=dst.device)
+    slot[order] = pair_slot[torch.cumsum(first.long(), 0) - 1]
+    return [src.view(n_recv, n_max), slot]
 
 
 @torch.jit.unused
@@ -126,15 +134,13 @@ class DensityBackend(ConvolutionBackend):
         self.register_buffer("kept_ms_flat", torch.zeros(0), persistent=False)
 
     def prepare(self, edges: EdgeData) -> List[torch.Tensor]:
-        """[src (N_recv, n_max), basis (N_recv, n_max, d, K), basis of l = 0 .. l_max (N_recv, n_max, 2l+1, K)]."""
-        src, edge = neighbor_matrix(edges)
+        """[src (N_recv, n_max), basis (N_recv, n_max, d, K), basis of l = 0 .. l_max (N_recv, n_max, 2l+1, K)]:
+        Y_lm b_k of every edge summed into its pair's slot (:func:`neighbor_matrix`; zero rows in padding)."""
+        src, slot = neighbor_matrix(edges)
         n, n_max = src.shape[0], src.shape[1]
         k, d = edges.radial.shape[1], edges.sh.shape[1]
-        # gather Y and b into the slots (zero rows for padding), then one product per slot
-        slots = edge.reshape(-1)
-        sh = torch.cat([edges.sh, edges.sh.new_zeros(1, d)]).index_select(0, slots)
-        radial = torch.cat([edges.radial, edges.radial.new_zeros(1, k)]).index_select(0, slots)
-        return self._tables(src, sh_radial_product(sh, radial).view(n, n_max, d, k))
+        basis = edges.sh.new_zeros(n * n_max, d, k).index_add(0, slot, sh_radial_product(edges.sh, edges.radial))
+        return self._tables(src, basis.view(n, n_max, d, k))
 
     def _tables(self, src: torch.Tensor, basis: torch.Tensor) -> List[torch.Tensor]:
         return [src, basis] + list(torch.split(basis, [2 * l + 1 for l in range(self.sh_lmax + 1)], dim=2))

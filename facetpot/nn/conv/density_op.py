@@ -105,42 +105,13 @@ def _chunks(src: torch.Tensor, pad: int, chunk: int) -> List[Tuple[int, int, int
     return [(a, min(a + chunk, n), int(w)) for a, w in zip(starts, widths)]
 
 
-def uses_pairs(n_ext: int, n_slot: int) -> bool:
-    """Whether the pair form pays: fewer sending atoms (+ the zero row) than neighbour slots per atom."""
-    return 0 < n_ext < n_slot
-
-
-def _pair_rows(src: torch.Tensor, n_ext: int) -> torch.Tensor:
-    """Row i (N_send + 1) + src[i, s] of every slot: where slot s of atom i lands in a (N_recv, N_send + 1, .) table."""
-    return (src + n_ext * torch.arange(src.shape[0], device=src.device).unsqueeze(1)).reshape(-1)
-
-
-def _pair_basis(src: torch.Tensor, rb: torch.Tensor, n_ext: int) -> torch.Tensor:
-    """A (N_recv, N_send + 1, R): A[i, j] = the sum of rb[i, s] over the slots s of atom i whose neighbour is j
-    (the periodic images of one pair summed; padding slots land on the zero row N_send)."""
-    n_recv, r = src.shape[0], rb.shape[2]
-    a = rb.new_zeros(n_recv * n_ext, r).index_add_(0, _pair_rows(src, n_ext), rb.reshape(-1, r))
-    return a.view(n_recv, n_ext, r)
-
-
 class _GroupConvolution(torch.autograd.Function):
-    """The group's convolution; when a cell has fewer atoms than neighbour slots per atom (small periodic cells:
-    many slots are images of the same pair), the pair form: sum each receiver's basis columns per sending atom,
-    A (N_recv, N_send + 1, R), then D_i = x_ext^T A_i, GEMMs whose inner dimension is N_send + 1 instead of the
-    slot count (:func:`uses_pairs`); backward g rb[i, s] = (x_ext gD_i)[src[i, s]], g x_ext = sum_i A_i gD_i^T."""
-
     @staticmethod
     def forward(ctx, src, rb, chunk, n_blocks, *tensors):
         blocks, ms = tensors[:n_blocks], tensors[n_blocks:]
         x_ext = _extended(blocks)
         n_recv, n_slot = src.shape[0], src.shape[1]
         f = x_ext.shape[1]
-        if uses_pairs(x_ext.shape[0], n_slot):
-            # D_i = x_ext^T A_i (C = N_recv, F, R): inner dimension N_send + 1 instead of the slot count
-            dens = torch.bmm(x_ext.t().expand(n_recv, -1, -1), _pair_basis(src, rb, x_ext.shape[0]))
-            ctx.save_for_backward(src, rb, *blocks, *ms)
-            ctx.chunk, ctx.n_blocks, ctx.chunks, ctx.pairs = n_recv, n_blocks, [(0, n_recv, n_slot)], True
-            return tuple(y.transpose(0, 1) for y in channel_messages(dens, list(ms)))
         pieces: List[List[torch.Tensor]] = [[] for _ in blocks]
         # workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
         width = min(chunk, n_recv)
@@ -156,7 +127,7 @@ class _GroupConvolution(torch.autograd.Function):
             for piece, y in zip(pieces, channel_messages(dens, list(ms))):
                 piece.append(y)  # (u, C, cols)
         ctx.save_for_backward(src, rb, *blocks, *ms)
-        ctx.chunk, ctx.n_blocks, ctx.chunks, ctx.pairs = chunk, n_blocks, chunks, False
+        ctx.chunk, ctx.n_blocks, ctx.chunks = chunk, n_blocks, chunks
         return tuple((p[0] if len(p) == 1 else torch.cat(p, dim=1)).transpose(0, 1) for p in pieces)
 
     @staticmethod
@@ -184,7 +155,7 @@ class _GroupConvolution(torch.autograd.Function):
         g_x = x_ext.new_zeros(x_ext.shape) if need_x else None
         width = min(ctx.chunk, n_recv)
         g_dens_buf = rb.new_empty(width, f, r)
-        xn_buf = None if ctx.pairs else rb.new_empty(width * n_slot, f)
+        xn_buf = rb.new_empty(width * n_slot, f)
         g_rb_buf = rb.new_empty(width * n_slot * r) if trimmed and need_rb else None
         t_bufs = [rb.new_empty(x.shape[1] * width * m.shape[1]) for x, m in zip(blocks, ms)]
         for a, b, w in chunks:
@@ -202,9 +173,6 @@ class _GroupConvolution(torch.autograd.Function):
                 else:
                     g_dens[:, row : row + rows].view(c, u, -1).copy_(t.transpose(0, 1))  # (u, C, m1 R) -> (C, u m1, R)
                 row += rows
-            if ctx.pairs:  # one chunk, all atoms
-                _pair_gradients(x_ext, src, rb, g_dens, g_rb, g_x)
-                continue
             s = src[a:b, :w].reshape(-1)
             if g_rb is not None:
                 xn = torch.index_select(x_ext, 0, s, out=xn_buf[: c * w]).view(c, w, f)
@@ -217,18 +185,6 @@ class _GroupConvolution(torch.autograd.Function):
                 g_x.index_add_(0, s, g_xn.view(c * w, f))
         g_blocks = _split_blocks(g_x, blocks, ctx.needs_input_grad[4 : 4 + ctx.n_blocks])
         return (None, g_rb, None, None, *g_blocks, *[None] * len(ms))
-
-
-def _pair_gradients(x_ext, src, rb, g_dens, g_rb, g_x) -> None:
-    """The pair form's backward into ``g_rb`` (N_recv, n, R) and ``g_x`` (N_send + 1, F), where not None:
-    g rb[i, s] = (x_ext gD_i)[src[i, s]] and g x_ext = sum_i A_i gD_i^T."""
-    n_ext = x_ext.shape[0]
-    n_recv, n_slot, r = rb.shape
-    if g_rb is not None:  # padding slots read the zero row: zero gradient
-        g = torch.bmm(x_ext.expand(n_recv, -1, -1), g_dens).view(n_recv * n_ext, r)  # (N_recv, N_send + 1, R)
-        torch.index_select(g, 0, _pair_rows(src, n_ext), out=g_rb.view(n_recv * n_slot, r))
-    if g_x is not None:
-        g_x.add_(torch.bmm(_pair_basis(src, rb, n_ext), g_dens.transpose(1, 2)).sum(0))
 
 
 def _plain_gradients(src, rb, blocks, ms, grads, needs):
