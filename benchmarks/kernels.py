@@ -55,10 +55,6 @@ def backends(device: str):
     return names
 
 
-def si(n_atoms: int):
-    return silicon_atoms(n_atoms, rattle=0.01)
-
-
 def timed(fn, device, reps):
     """Median ms of ``reps`` calls after 2 warm-up calls, and the peak GPU memory (GB) of the timed calls."""
     sync = torch.cuda.synchronize if device == "cuda" else None
@@ -72,7 +68,7 @@ def timed(fn, device, reps):
 
 def correctness(model, device, names, say):
     m64 = model.double().to(device)
-    atoms = si(64)
+    atoms = silicon_atoms(64, rattle=0.01)
     atoms.rattle(0.05, seed=2)
     g = atoms_to_graph(atoms, m64.cutoff, dtype=torch.float64).to(device, torch.float64)
     res = {}
@@ -150,7 +146,7 @@ def main():
     model = model.float().to(device)
     slow = set()
     for n_target in sizes:
-        atoms = si(n_target)
+        atoms = silicon_atoms(n_target, rattle=0.01)
         g = atoms_to_graph(atoms, model.cutoff, dtype=torch.float32).to(device, torch.float32)
         for name in names:
             if name in slow:

@@ -34,9 +34,13 @@ SRTIO3_LATTICE = 3.905  # Å, cubic perovskite SrTiO3
 def silicon(n: Optional[int] = None, rattle: float = 0.0, seed: int = 1) -> Atoms:
     """Diamond Si: the primitive 2-atom cell (``n`` None) or the cubic cell repeated ``n`` times (8 n^3 atoms),
     each position displaced by a Gaussian of ``rattle`` Å (ASE's ``rattle``, ``seed``) when ``rattle`` > 0."""
-    atoms = bulk("Si", "diamond", a=SI_LATTICE) if n is None else bulk("Si", "diamond", a=SI_LATTICE, cubic=True)
-    if n is not None:
-        atoms = atoms * (n, n, n)
+    if n is None:
+        return _rattled(bulk("Si", "diamond", a=SI_LATTICE), rattle, seed)
+    return _rattled(bulk("Si", "diamond", a=SI_LATTICE, cubic=True) * (n, n, n), rattle, seed)
+
+
+def _rattled(atoms: Atoms, rattle: float, seed: int) -> Atoms:
+    """``atoms`` with every position displaced by a Gaussian of ``rattle`` Å (ASE's ``rattle``), when > 0."""
     if rattle:
         atoms.rattle(rattle, seed=seed)
     return atoms
@@ -49,10 +53,7 @@ def silicon_atoms(count: int, rattle: float = 0.0, seed: int = 1) -> Atoms:
 
 def rocksalt_mgo(n: int, rattle: float = 0.0, seed: int = 1) -> Atoms:
     """Rocksalt MgO, the cubic 8-atom cell repeated ``n`` times (8 n^3 atoms), rattled as :func:`silicon`."""
-    atoms = bulk("MgO", "rocksalt", a=MGO_LATTICE, cubic=True) * (n, n, n)
-    if rattle:
-        atoms.rattle(rattle, seed=seed)
-    return atoms
+    return _rattled(bulk("MgO", "rocksalt", a=MGO_LATTICE, cubic=True) * (n, n, n), rattle, seed)
 
 
 def perovskite_srtio3(n: int, rattle: float = 0.0, seed: int = 1) -> Atoms:
@@ -60,10 +61,7 @@ def perovskite_srtio3(n: int, rattle: float = 0.0, seed: int = 1) -> Atoms:
     :func:`silicon`."""
     cell = [[SRTIO3_LATTICE, 0, 0], [0, SRTIO3_LATTICE, 0], [0, 0, SRTIO3_LATTICE]]
     fractions = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-    atoms = Atoms("SrTiO3", scaled_positions=fractions, cell=cell, pbc=True) * (n, n, n)
-    if rattle:
-        atoms.rattle(rattle, seed=seed)
-    return atoms
+    return _rattled(Atoms("SrTiO3", scaled_positions=fractions, cell=cell, pbc=True) * (n, n, n), rattle, seed)
 
 
 def time_calls(

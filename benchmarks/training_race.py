@@ -275,18 +275,23 @@ def mace_command(dataset: str, split: Path, run: Path, minutes: float, info: dic
         "stress" if info["stress"] else "weighted",
         *MACE_ARGS,
     ]
+    return budgeted_peer("mace", minutes, run, args)
+
+
+def budgeted_peer(peer: str, minutes: float, run: Path, args: List[str]) -> List[str]:
+    """The worker's ``train`` command running the peer's own trainer (``args``) in its venv under the budget,
+    writing its learning curve to ``run/curve.jsonl``."""
+    python = str(peer_python(peer))
     return [
-        str(peer_python("mace")),
+        python,
         WORKER,
         "train",
         "--budget-seconds",
         str(60 * minutes),
         "--curve",
         str(run / "curve.jsonl"),
-        "mace",
-        "--",
-        *args,
-    ]
+        peer,
+    ] + ["--", *args]
 
 
 def sevennet_config(split: Path, run: Path, info: dict) -> Path:
@@ -316,22 +321,7 @@ def sevennet_config(split: Path, run: Path, info: dict) -> Path:
 
 def sevennet_command(dataset: str, split: Path, run: Path, minutes: float, info: dict, threads: int) -> List[str]:
     """``sevenn train input.yaml`` (``sevennet_config``) under the worker's budget, in SevenNet's venv."""
-    path = sevennet_config(split, run, info)
-    return [
-        str(peer_python("sevennet")),
-        WORKER,
-        "train",
-        "--budget-seconds",
-        str(60 * minutes),
-        "--curve",
-        str(run / "curve.jsonl"),
-        "sevennet",
-        "--",
-        "train",
-        str(path),
-        "-w",
-        str(run),
-    ]
+    return budgeted_peer("sevennet", minutes, run, ["train", str(sevennet_config(split, run, info)), "-w", str(run)])
 
 
 COMMANDS = {"facet": facet_command, "mace": mace_command, "sevennet": sevennet_command}

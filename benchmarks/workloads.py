@@ -11,12 +11,12 @@ own venv (``training_race.install_peer``: mace-torch pins an old e3nn). Rows:
 
 1. single points one by one through the ASE calculator, 150 small MPtrj crystals (:func:`small_crystals`);
 2. single points of the 150 MPtrj frames of highest stress (:func:`stressed_frames`): one by one, and
-   facetpot batched (``facetpot.predict``) against SevenNet-0 one by one;
+   facetpot batched (``facetpot.predict``) against the peers one by one;
 3. relaxation of ``--relax-n`` (60) strained (3%) + rattled (0.05 Å) MPtrj crystals, cell free, FIRE to fmax 0.05
-   (facetpot batched, ``facet relax``'s engine; SevenNet-0 one by one with ASE);
+   (facetpot batched, ``facet relax``'s engine; SevenNet-0 one by one with ASE; no MACE row: random forces);
 4. MD: Si 512, one velocity-Verlet step through ASE.
 
-Prints the table (time, and SevenNet-0 / facetpot) and with --write appends it to RESULTS.md.
+Prints the table (time, and each peer / facetpot) and with --write records it (``harness.record_run``).
 Structures come from ../shared/data/mptrj/mptrj-random-1k.extxyz (read-only).
 """
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import itertools
 import json
 import re
 import shutil
@@ -536,7 +537,7 @@ def check_results_match_records(folder: Path) -> list[str]:
     spec.loader.exec_module(harness)
     have = (folder / "RESULTS.md").read_text().splitlines() if (folder / "RESULTS.md").is_file() else []
     want = harness.render_results().splitlines()
-    for k, (a, b) in enumerate(zip(have + [None] * len(want), want + [None] * len(have)), 1):
+    for k, (a, b) in enumerate(itertools.zip_longest(have, want), 1):
         if a != b:
             return [
                 f"{folder.name}/RESULTS.md:{k}: {a!r} where the records give {b!r}; python benchmarks/harness.py render"

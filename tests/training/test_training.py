@@ -20,6 +20,7 @@ import facetpot
 from facetpot.cli import main as facet
 from facetpot.io.model_file import save_model
 from facetpot.pretrained import available
+from facetpot.testing import SEVENNET_LIKE
 
 
 def emt_frames(n=24, seed=0, elements=("Cu", "Al")):
@@ -166,19 +167,8 @@ def test_finetune_adds_an_element_and_freezes_layers(data, tmp_path):
 
 def test_finetune_a_radial_mlp_model(data, tmp_path):
     """A SevenNet port (radial MLPs, SiLU gates, no parity) fine-tunes like any model: its MLP weights move."""
-    base = facetpot.build_model(
-        radial="bessel_mlp",
-        radial_hidden=[8],
-        cutoff_fn="xplor",
-        cutoff_on=3.5,
-        nonlinearity="gate",
-        gate_activation="silu",
-        parity=False,
-        hidden_irreps="8x0e+4x1e",
-        num_layers=2,
-        cutoff=4.0,
-        species=[13, 29],
-    )
+    overrides = dict(radial_hidden=[8], hidden_irreps="8x0e+4x1e", num_layers=2, cutoff=4.0, species=[13, 29])
+    base = facetpot.build_model(**{**SEVENNET_LIKE, **overrides})
     save_model(base, tmp_path / "port.pt")
     cfg = write_config(data, finetune={"from": str(tmp_path / "port.pt")}, training={"epochs": 1})
     assert facet(["train", str(cfg)]) == 0
