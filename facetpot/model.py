@@ -14,7 +14,7 @@ from dE/dr_ij (``facetpot.derivatives``).
 """
 
 import copy
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from ase.data import chemical_symbols
@@ -317,11 +317,27 @@ class FacetModel(ExactBuffers):
         return self.readout(blocks)[0].reshape(-1)
 
     def readouts(self, species: torch.Tensor, edges: EdgeData) -> torch.Tensor:
-        """e(h^(T)) of every atom: embedding, all layers, readout."""
+        """e(h^(T)) of every atom: embedding, all layers, readout (by the layer runner where one is set and
+        can: :meth:`use_layer_runner`)."""
         blocks = self.embed(species)
+        if not torch.jit.is_scripting():
+            e = self._run_layers(blocks[0], edges)
+            if e is not None:
+                return e
         for t in range(self.num_layers):
             blocks = self.interaction(t, blocks, edges)
         return self.readout_energy(blocks)
+
+    def use_layer_runner(self, runner: Optional[Callable[..., Optional[torch.Tensor]]]) -> None:
+        """From now on :meth:`readouts` first asks ``runner(model, features (N, u, 1), edges)`` for e(h^(T)) and runs
+        the Python layers where it returns None (``facetpot.inference.frozen_program.run_layers``: the C++ engine
+        for frozen weights); None removes it. Kept outside the modules' state: TorchScript never sees it."""
+        self.__dict__["_layer_runner"] = runner
+
+    @torch.jit.unused
+    def _run_layers(self, features: torch.Tensor, edges: EdgeData) -> Optional[torch.Tensor]:
+        runner = self.__dict__.get("_layer_runner")
+        return None if runner is None else runner(self, features, edges)
 
     def isolated_atom_energies(self, species: torch.Tensor) -> torch.Tensor:
         """e_iso: the readout of atoms of the given species with no neighbours."""

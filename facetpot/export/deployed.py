@@ -38,7 +38,8 @@ class DeployedFacet(nn.Module):
 
     def __init__(self, model: FacetModel):
         super().__init__()
-        model = inference_model(model, backend=model.backend)  # its own backend: exports choose theirs
+        # its own backend (exports choose theirs); no C++ engine: the scripted module runs its own layers
+        model = inference_model(model, backend=model.backend, engine=False)
         model.keep_frozen_tables()  # M_u of the density backend: not rebuilt per scripted call
         self.model = model
         self.cutoff = float(model.cutoff)

@@ -25,6 +25,7 @@ import torch
 import torch.utils.cpp_extension as cpp
 
 from .. import __version__
+from ..inference.engine_library import EngineBuildError, compile_library
 from ..io.atomic_write import atomic_write, atomic_write_text
 from .entry import plugin_dir
 
@@ -33,7 +34,7 @@ PLUGIN_NAME = "facetplugin.so"
 #: exported models call for the frozen-weight density convolution
 OPERATOR_SOURCE = "density_group_op.cpp"
 SOURCES = ("pair_facet.cpp", "facet_plugin.cpp", OPERATOR_SOURCE)
-HEADERS = ("pair_facet.h", "lammpsplugin_abi.h")
+HEADERS = ("pair_facet.h", "lammpsplugin_abi.h", "density_group.h")
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
@@ -185,36 +186,10 @@ def build_operator_library(out: Path) -> Path:
     """Compile the plugin's C++ operator alone (``facetpot::density_group``, no LAMMPS) into the torch library
     ``out``, for ``torch.ops.load_library`` in a process that has not imported facetpot: how the tests compare
     it with the Python version the package registers."""
-    compiler = os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
-        raise BuildError(f"no C++ compiler ({compiler}) on PATH: install g++ (C++17)")
-    torch_lib = Path(torch.__file__).resolve().parent / "lib"
-    cmd = [
-        compiler,
-        "-std=c++17",
-        "-O2",
-        "-fPIC",
-        "-shared",
-        f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
-    ]
-    for inc in cpp.include_paths():
-        cmd += ["-isystem", str(inc)]
-    cmd += [
-        str(source_dir() / OPERATOR_SOURCE),
-        "-o",
-        str(out),
-        f"-L{torch_lib}",
-        f"-Wl,-rpath,{torch_lib}",
-        "-Wl,--no-as-needed",
-        "-ltorch",
-        "-ltorch_cpu",
-        "-lc10",
-        "-Wl,--as-needed",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"compiling {OPERATOR_SOURCE} failed:\n{proc.stderr[-3000:]}")
-    return Path(out)
+    try:
+        return compile_library([source_dir() / OPERATOR_SOURCE], Path(out))
+    except EngineBuildError as exc:
+        raise BuildError(str(exc)) from None
 
 
 def _compile(tc: Dict[str, object], src: Path, out: Path, log: Path) -> None:

@@ -7,10 +7,14 @@
 //   forward   xn = x[src] (C, n, F)   D = xn^T rb (C, F, R)   y_b[., u] = D_b[., u] M_b[u]
 //   backward  gD_b[., u] = gy_b[., u] M_b[u]^T   g rb = xn gD (C, n, R)   g xn = rb gD^T (C, n, F) -> g x
 // A chunk reads only the first w slots of its rows, w its largest neighbour count (padding trails each row).
-// The weights' matrices M_b get no gradient (frozen weights) and there is no double backward.
+// The weights' matrices M_b get no gradient (frozen weights); a double backward (create_graph=True) differentiates
+// the plain formulation, as the Python version does. The forward and backward without autograd are also the
+// density steps of the C++ inference engine (frozen_program_op.cpp, through density_group.h).
 //
 // Registered at load time unless the schema already exists (a Python process that imported facetpot has
 // registered the Python version of the same operator).
+#include "density_group.h"
+
 #include <torch/torch.h>
 #include <torch/library.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -103,103 +107,159 @@ variable_list argument_gradients(AutogradContext *ctx, const Tensor &g_rb, const
   return out;
 }
 
+// create_graph=True: the gradients by autograd through the plain formulation (differentiable ops, all atoms at
+// once), keeping its graph, so second derivatives (Hessians) are exact too, just not faster
+variable_list plain_gradients(AutogradContext *ctx, const variable_list &grads)
+{
+  variable_list saved = ctx->get_saved_variables();
+  const int64_t nb = ctx->saved_data["n_blocks"].toInt();
+  const Tensor &src = saved[0], &rb = saved[1];
+  std::vector<Tensor> blocks(saved.begin() + 2, saved.begin() + 2 + nb), ms(saved.begin() + 2 + nb, saved.end());
+  std::vector<Tensor> inputs;
+  std::vector<int64_t> which;  // 1: rb, 2 + b: block b
+  if (ctx->needs_input_grad(1)) inputs.push_back(rb), which.push_back(1);
+  for (int64_t b = 0; b < nb; b++)
+    if (ctx->needs_input_grad(2 + b)) inputs.push_back(blocks[b]), which.push_back(2 + b);
+  variable_list out(3 + 2 * nb);
+  if (inputs.empty()) return out;
+  variable_list ys, gs;
+  {
+    torch::AutoGradMode enable(true);
+    std::vector<Tensor> flat;
+    for (const Tensor &x : blocks) flat.push_back(x.reshape({x.size(0), x.size(1) * x.size(2)}));
+    Tensor x = flat.size() == 1 ? flat[0] : at::cat(flat, 1);
+    x = at::cat({x, x.new_zeros({1, x.size(1)})});
+    const int64_t c = src.size(0), n = src.size(1);
+    Tensor dens = at::bmm(x.index_select(0, src.reshape({-1})).view({c, n, x.size(1)}).transpose(1, 2), rb);
+    int64_t row = 0;
+    for (int64_t b = 0; b < nb; b++) {
+      const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
+      if (grads[b].defined()) {
+        ys.push_back(at::bmm(dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1), ms[b]).transpose(0, 1));
+        gs.push_back(grads[b]);
+      }
+      row += rows;
+    }
+  }
+  variable_list got = torch::autograd::grad(ys, inputs, gs, /*retain_graph=*/true, /*create_graph=*/true,
+                                            /*allow_unused=*/true);
+  for (size_t k = 0; k < which.size(); k++) out[which[k] == 1 ? 1 : which[k] + 1] = got[k];
+  return out;
+}
+
+// the forward of a group: messages of every block, and the chunk table (first atom, end atom, width per chunk)
+std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t chunk, at::TensorList blocks,
+                                  at::TensorList ms, std::vector<int64_t> &chunks)
+{
+  TORCH_CHECK(!blocks.empty() && blocks.size() == ms.size(), "facetpot::density_group: one matrix per block");
+  for (const Tensor &m : ms)
+    TORCH_CHECK(!m.requires_grad(), "facetpot::density_group has no weight gradients (frozen weights only)");
+  const int64_t nb = (int64_t) blocks.size();
+  Tensor x_ext = extended(blocks);
+  const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
+  chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
+  const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
+  // workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
+  Tensor xn_buf = at::empty({width * n_slot, f}, x_ext.options());
+  Tensor dens_buf = at::empty({width, f, r}, x_ext.options());
+  std::vector<std::vector<Tensor>> pieces(nb);
+  for (size_t k = 0; k < chunks.size(); k += 3) {
+    const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
+    Tensor idx = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
+    Tensor xn = xn_buf.narrow(0, 0, c * w);
+    at::index_select_out(xn, x_ext, 0, idx);
+    Tensor dens = dens_buf.narrow(0, 0, c);
+    at::bmm_out(dens, xn.view({c, w, f}).transpose(1, 2), rb.narrow(0, a, c).narrow(1, 0, w));  // (C, F, R)
+    int64_t row = 0;
+    for (int64_t b = 0; b < nb; b++) {
+      const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
+      Tensor d = dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1);  // (u, C, m1 R)
+      pieces[b].push_back(at::bmm(d, ms[b]));                                     // (u, C, cols)
+      row += rows;
+    }
+  }
+  std::vector<Tensor> out;
+  for (int64_t b = 0; b < nb; b++) {
+    out.push_back((pieces[b].size() == 1 ? pieces[b][0] : at::cat(pieces[b], 1)).transpose(0, 1));
+  }
+  return out;
+}
+
+// the backward of a group: (g rb or undefined, g x_ext (N_send + 1, F) or undefined) from the messages' gradients
+std::pair<Tensor, Tensor> group_backward(const Tensor &src, const Tensor &rb, int64_t chunk,
+                                         const std::vector<int64_t> &chunks, const std::vector<Tensor> &blocks,
+                                         const std::vector<Tensor> &ms, const variable_list &grads, bool need_rb,
+                                         bool need_x)
+{
+  const int64_t nb = (int64_t) blocks.size();
+  Tensor x_ext = extended(blocks);
+  const int64_t n_recv = src.size(0), n_slot = src.size(1), r = rb.size(2), f = x_ext.size(1);
+  bool trimmed = false;
+  for (size_t k = 0; k < chunks.size(); k += 3) trimmed = trimmed || chunks[k + 2] < n_slot;
+  Tensor g_rb, g_x;
+  if (need_rb)  // slots a chunk does not read are padding: zero gradient
+    g_rb = trimmed ? at::zeros({n_recv, n_slot, r}, rb.options()) : at::empty({n_recv, n_slot, r}, rb.options());
+  if (need_x) g_x = at::zeros_like(x_ext);
+  const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
+  Tensor g_dens_buf = at::empty({width, f, r}, rb.options());
+  Tensor xn_buf = at::empty({width * n_slot, f}, rb.options());
+  Tensor g_rb_buf = trimmed && need_rb ? at::empty({width * n_slot * r}, rb.options()) : Tensor();
+  std::vector<Tensor> t_bufs;
+  for (int64_t b = 0; b < nb; b++) t_bufs.push_back(at::empty({blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
+  for (size_t k = 0; k < chunks.size(); k += 3) {
+    const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
+    Tensor g_dens = chunk_density_gradient(grads, blocks, ms, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
+    Tensor s = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
+    if (need_rb) {
+      Tensor xn = xn_buf.narrow(0, 0, c * w);
+      at::index_select_out(xn, x_ext, 0, s);
+      if (w == n_slot) {
+        Tensor out = g_rb.narrow(0, a, c);
+        at::bmm_out(out, xn.view({c, w, f}), g_dens);
+      } else {
+        Tensor tmp = g_rb_buf.narrow(0, 0, c * w * r).view({c, w, r});
+        at::bmm_out(tmp, xn.view({c, w, f}), g_dens);
+        g_rb.narrow(0, a, c).narrow(1, 0, w).copy_(tmp);
+      }
+    }
+    if (need_x) {
+      Tensor g_xn = xn_buf.narrow(0, 0, c * w).view({c, w, f});
+      at::bmm_out(g_xn, rb.narrow(0, a, c).narrow(1, 0, w), g_dens.transpose(1, 2));  // (C, n, F)
+      g_x.index_add_(0, s, g_xn.view({c * w, f}));
+    }
+  }
+  return {g_rb, g_x};
+}
+
 struct DensityGroup : public torch::autograd::Function<DensityGroup> {
   static variable_list forward(AutogradContext *ctx, const Tensor &src, const Tensor &rb, int64_t chunk,
                                at::TensorList blocks, at::TensorList ms)
   {
-    TORCH_CHECK(!blocks.empty() && blocks.size() == ms.size(), "facetpot::density_group: one matrix per block");
-    for (const Tensor &m : ms)
-      TORCH_CHECK(!m.requires_grad(), "facetpot::density_group has no weight gradients (frozen weights only)");
-    const int64_t nb = (int64_t) blocks.size();
-    Tensor x_ext = extended(blocks);
-    const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
-    std::vector<int64_t> chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
-    const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
-    // workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
-    Tensor xn_buf = at::empty({width * n_slot, f}, x_ext.options());
-    Tensor dens_buf = at::empty({width, f, r}, x_ext.options());
-    std::vector<std::vector<Tensor>> pieces(nb);
-    for (size_t k = 0; k < chunks.size(); k += 3) {
-      const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
-      Tensor idx = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
-      Tensor xn = xn_buf.narrow(0, 0, c * w);
-      at::index_select_out(xn, x_ext, 0, idx);
-      Tensor dens = dens_buf.narrow(0, 0, c);
-      at::bmm_out(dens, xn.view({c, w, f}).transpose(1, 2), rb.narrow(0, a, c).narrow(1, 0, w));  // (C, F, R)
-      int64_t row = 0;
-      for (int64_t b = 0; b < nb; b++) {
-        const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
-        Tensor d = dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1);  // (u, C, m1 R)
-        pieces[b].push_back(at::bmm(d, ms[b]));                                     // (u, C, cols)
-        row += rows;
-      }
-    }
+    std::vector<int64_t> chunks;
+    std::vector<Tensor> out = group_forward(src, rb, chunk, blocks, ms, chunks);
     std::vector<Tensor> saved = {src, rb};
     for (const Tensor &x : blocks) saved.push_back(x);
     for (const Tensor &m : ms) saved.push_back(m);
     ctx->save_for_backward(saved);
     ctx->saved_data["chunk"] = chunk;
-    ctx->saved_data["n_blocks"] = nb;
+    ctx->saved_data["n_blocks"] = (int64_t) blocks.size();
     ctx->saved_data["chunks"] = chunks;
-    variable_list out;
-    for (int64_t b = 0; b < nb; b++)
-      out.push_back((pieces[b].size() == 1 ? pieces[b][0] : at::cat(pieces[b], 1)).transpose(0, 1));
-    (void) n_slot;
     return out;
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads)
   {
-    TORCH_CHECK(!torch::GradMode::is_enabled(), "facetpot::density_group (C++) has no double backward "
-                "(create_graph=True): compute second derivatives in Python with facetpot");
+    if (torch::GradMode::is_enabled()) return plain_gradients(ctx, grads);  // create_graph: double backward
     variable_list saved = ctx->get_saved_variables();
     const int64_t nb = ctx->saved_data["n_blocks"].toInt();
-    const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    std::vector<int64_t> chunks = ctx->saved_data["chunks"].toIntVector();
-    const Tensor &src = saved[0], &rb = saved[1];
     std::vector<Tensor> blocks(saved.begin() + 2, saved.begin() + 2 + nb);
     std::vector<Tensor> ms(saved.begin() + 2 + nb, saved.end());
     // needs_input_grad counts tensor inputs only: src 0, rb 1, blocks 2 .. 2 + nb - 1
-    const bool need_rb = ctx->needs_input_grad(1);
     bool need_x = false;
     for (int64_t b = 0; b < nb; b++) need_x = need_x || ctx->needs_input_grad(2 + b);
-    Tensor x_ext = extended(blocks);
-    const int64_t n_recv = src.size(0), n_slot = src.size(1), r = rb.size(2), f = x_ext.size(1);
-    bool trimmed = false;
-    for (size_t k = 0; k < chunks.size(); k += 3) trimmed = trimmed || chunks[k + 2] < n_slot;
-    Tensor g_rb, g_x;
-    if (need_rb)  // slots a chunk does not read are padding: zero gradient
-      g_rb = trimmed ? at::zeros({n_recv, n_slot, r}, rb.options()) : at::empty({n_recv, n_slot, r}, rb.options());
-    if (need_x) g_x = at::zeros_like(x_ext);
-    const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
-    Tensor g_dens_buf = at::empty({width, f, r}, rb.options());
-    Tensor xn_buf = at::empty({width * n_slot, f}, rb.options());
-    Tensor g_rb_buf = trimmed && need_rb ? at::empty({width * n_slot * r}, rb.options()) : Tensor();
-    std::vector<Tensor> t_bufs;
-    for (int64_t b = 0; b < nb; b++) t_bufs.push_back(at::empty({blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
-    for (size_t k = 0; k < chunks.size(); k += 3) {
-      const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
-      Tensor g_dens = chunk_density_gradient(grads, blocks, ms, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
-      Tensor s = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
-      if (need_rb) {
-        Tensor xn = xn_buf.narrow(0, 0, c * w);
-        at::index_select_out(xn, x_ext, 0, s);
-        if (w == n_slot) {
-          Tensor out = g_rb.narrow(0, a, c);
-          at::bmm_out(out, xn.view({c, w, f}), g_dens);
-        } else {
-          Tensor tmp = g_rb_buf.narrow(0, 0, c * w * r).view({c, w, r});
-          at::bmm_out(tmp, xn.view({c, w, f}), g_dens);
-          g_rb.narrow(0, a, c).narrow(1, 0, w).copy_(tmp);
-        }
-      }
-      if (need_x) {
-        Tensor g_xn = xn_buf.narrow(0, 0, c * w).view({c, w, f});
-        at::bmm_out(g_xn, rb.narrow(0, a, c).narrow(1, 0, w), g_dens.transpose(1, 2));  // (C, n, F)
-        g_x.index_add_(0, s, g_xn.view({c * w, f}));
-      }
-    }
-    return argument_gradients(ctx, g_rb, g_x, blocks);
+    auto g = group_backward(saved[0], saved[1], ctx->saved_data["chunk"].toInt(),
+                            ctx->saved_data["chunks"].toIntVector(), blocks, ms, grads, ctx->needs_input_grad(1), need_x);
+    return argument_gradients(ctx, g.first, g.second, blocks);
   }
 };
 
@@ -208,6 +268,41 @@ std::vector<Tensor> density_group(const Tensor &src, const Tensor &rb, int64_t c
 {
   return DensityGroup::apply(src, rb, chunk, blocks, ms);
 }
+
+}    // namespace
+
+namespace facetpot {
+std::vector<torch::Tensor> density_group_messages(const torch::Tensor &src, const torch::Tensor &rb, int64_t chunk,
+                                                  at::TensorList blocks, at::TensorList ms)
+{
+  return density_group(src, rb, chunk, blocks, ms);
+}
+
+std::vector<at::Tensor> density_group_forward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
+                                              at::TensorList blocks, at::TensorList ms, std::vector<int64_t> &chunks)
+{
+  return group_forward(src, rb, chunk, blocks, ms, chunks);
+}
+
+std::vector<at::Tensor> density_group_backward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
+                                               const std::vector<int64_t> &chunks, const std::vector<at::Tensor> &blocks,
+                                               const std::vector<at::Tensor> &ms, const std::vector<at::Tensor> &grads,
+                                               bool need_rb, bool need_x)
+{
+  auto g = group_backward(src, rb, chunk, chunks, blocks, ms, grads, need_rb, need_x);
+  std::vector<at::Tensor> out = {g.first};
+  int64_t col = 0;
+  for (const at::Tensor &x : blocks) {
+    const int64_t w = x.size(1) * x.size(2);
+    out.push_back(g.second.defined() ? g.second.narrow(0, 0, g.second.size(0) - 1).narrow(1, col, w).view(x.sizes())
+                                     : at::Tensor());
+    col += w;
+  }
+  return out;
+}
+}    // namespace facetpot
+
+namespace {
 
 const char *SCHEMA = "density_group(Tensor src, Tensor rb, int chunk, Tensor[] blocks, Tensor[] ms) -> Tensor[]";
 

@@ -228,6 +228,14 @@ class DensityBackend(ConvolutionBackend):
         return ms
 
     @torch.jit.unused
+    def message_matrices(self, weights: torch.Tensor) -> List[torch.Tensor]:
+        """M_u of every input block for radial weights ``weights`` (scaled by the convolution's norm): (u, m1 d' K,
+        cols), empty for a block without paths."""
+        return self._message_matrices(
+            weights, unflatten(self.cc_flat, self.cc_shapes), unflatten(self.colpath_flat, self.colpath_sizes)
+        )
+
+    @torch.jit.unused
     def _frozen_message_matrices(
         self, weights: torch.Tensor, cc: List[torch.Tensor], colpath: List[torch.Tensor]
     ) -> List[torch.Tensor]:

@@ -1,0 +1,208 @@
+"""A frozen model's layers as one C++ call: the model compiled into a straight-line program of tensor operations.
+
+    e = P(h^(0), src, basis)       h^(0) the species embedding (N, u, 1); src, basis the density backend's tables
+
+``compile_layers`` walks the model's modules (linear maps, density convolutions, gates, grid layers, readout) and
+writes, for each, the ATen calls its ``forward`` makes, on numbered registers (``md/lammps/frozen_program_op.cpp``
+runs them). Autograd records them in C++, so forces and stress come from the same backward pass as before; the
+saving is the Python interpreter around ~5,000 small operations per call, which dominates small cells.
+``attach`` makes a prepared model run its layers this way while its weights stay frozen (the program is rebuilt
+after any change of a weight, dtype or device; a model that trains, or one the program cannot express: radial
+MLPs, a backend other than density, LAMMPS domains with ghost atoms, a GPU (not yet measured there), runs its
+Python layers).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+
+from ..model import FacetModel
+from ..nn.frozen_cache import remembered
+from .engine_library import load_engine
+
+#: opcode -> its arguments (frozen_program_op.cpp's enum Op, same numbers)
+OPCODES: Dict[str, int] = {
+    "linear": 1,  # out, weight, bias (-1: none), n_src, src...
+    "zeros": 2,  # out, like, mul, dim
+    "matmul": 3,  # out, in, param
+    "basis_cols": 4,  # out, basis, first, end
+    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., outs...
+    "split": 6,  # in, dim, n, sizes..., outs...
+    "add": 7,  # out, a, b
+    "silu": 8,  # out, in, scalar
+    "sigmoid": 9,  # out, in, scalar
+    "gated": 10,  # out, x, gates, start, mul
+    "cat": 11,  # out, dim, n, regs...
+    "transpose": 12,  # out, in, dim0, dim1
+    "dense": 13,  # out, in, weight, bias
+    "quadratic": 14,  # out, in
+    "narrow": 15,  # out, in, dim, start, length
+    "flatten": 16,  # out, in
+}
+FEATURES, SRC, BASIS = 0, 1, 2
+#: receiving atoms per density chunk on the GPU: one chunk
+ONE_CHUNK = 1 << 40
+
+
+class Unsupported(ValueError):
+    """The model has a part the program cannot express (it then runs its Python layers)."""
+
+
+class Program:
+    """Registers, instructions, frozen tensors and float constants being written."""
+
+    def __init__(self):
+        self.num_registers = 3
+        self.code: List[int] = []
+        self.params: List[torch.Tensor] = []
+        self.scalars: List[float] = []
+
+    def register(self) -> int:
+        self.num_registers += 1
+        return self.num_registers - 1
+
+    def param(self, t: Optional[torch.Tensor]) -> int:
+        if t is None:
+            return -1
+        self.params.append(t.detach().contiguous())
+        return len(self.params) - 1
+
+    def scalar(self, value: float) -> int:
+        self.scalars.append(float(value))
+        return len(self.scalars) - 1
+
+    def emit(self, op: str, *args: int) -> None:
+        self.code += [OPCODES[op], len(args), *[int(a) for a in args]]
+
+    def op(self, op: str, *args: int) -> int:
+        """An instruction with one output register (its first argument), returned."""
+        out = self.register()
+        self.emit(op, out, *args)
+        return out
+
+
+def _linear(p: Program, lin, regs: List[int]) -> List[int]:
+    """IrrepsLinear.forward: per output irrep, its sources' channels side by side times W / sqrt(fan_in) (+ bias)."""
+    out: List[int] = []
+    for k, w in enumerate(lin.weights):
+        src = lin.sources[k]
+        mul, l = lin.irreps_out[k][0], lin.irreps_out[k][1]
+        if not src:
+            out.append(p.op("zeros", regs[0], mul, 2 * l + 1))
+            continue
+        bias = lin.biases[k] if lin.has_bias[k] else None
+        out.append(p.op("linear", p.param(w * lin.norms[k]), p.param(bias), len(src), *[regs[i] for i in src]))
+    return out
+
+
+def _convolution(p: Program, conv, regs: List[int], chunk: int) -> List[int]:
+    """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped)."""
+    backend = conv.backend
+    if conv.radial_mlp is not None or backend.name != "density":
+        raise Unsupported(f"a convolution with {'radial MLPs' if conv.radial_mlp is not None else backend.name}")
+    rb_all = p.op("matmul", BASIS, p.param(conv.radial_mix)) if conv.radial_rank > 0 else BASIS
+    ms = backend.message_matrices(conv.radial_weight.detach() * conv.norm)
+    if backend.cache_atoms > 0:
+        chunk = backend.cache_atoms
+    mid: List[int] = []
+    for group, degrees in zip(backend.groups, backend.group_degrees):
+        cols = p.op("basis_cols", rb_all, degrees[0] ** 2, degrees[1] ** 2)
+        outs = [p.register() for _ in group]
+        blocks = [regs[b] for b in group]
+        p.emit("density", chunk, SRC, cols, len(group), *blocks, *[p.param(ms[b]) for b in group], *outs)
+        for b, y in zip(group, outs):
+            dims = backend.block_path_dims[b]
+            pieces = [p.register() for _ in dims]
+            p.emit("split", y, 2, len(dims), *dims, *pieces)
+            mid += pieces
+    return mid
+
+
+def _gate(p: Program, gate, regs: List[int]) -> List[int]:
+    out = [p.op("silu", regs[0], p.scalar(gate.silu_norm))]
+    if gate.num_gates > 0:
+        if gate.activation == "silu":
+            gates = p.op("silu", regs[1], p.scalar(gate.silu_norm))
+        else:
+            gates = p.op("sigmoid", regs[1], p.scalar(gate.sigmoid_norm))
+        start = 0
+        for k, mul in enumerate(gate.gated_muls):
+            out.append(p.op("gated", regs[2 + k], gates, start, mul))
+            start += mul
+    return out
+
+
+def _grid_mixing(p: Program, mixing, regs: List[int]) -> List[int]:
+    """S2GridMixing.forward (unfused): lift, to the grid, MLP per grid point, back, down."""
+    lifted = _linear(p, mixing.lift, regs)
+    lifted = p.op("cat", 2, len(lifted), *lifted)
+    grid = p.op("transpose", p.op("matmul", lifted, p.param(mixing.to_grid)), 1, 2)
+    h = p.op("dense", grid, p.param(mixing.mlp_in.weight), p.param(mixing.mlp_in.bias))
+    h = p.op("quadratic", h) if mixing.activation == "quadratic" else p.op("silu", h, p.scalar(1.0))
+    grid = p.op("transpose", p.op("dense", h, p.param(mixing.mlp_out.weight), p.param(mixing.mlp_out.bias)), 1, 2)
+    coeffs = p.op("matmul", grid, p.param(mixing.from_grid))
+    back = [p.op("narrow", coeffs, 2, l * l, 2 * l + 1) for l in range(mixing.lmax + 1)]
+    return _linear(p, mixing.down, regs + back)
+
+
+def _interaction(p: Program, layer, regs: List[int], chunk: int) -> List[int]:
+    """InteractionBlock.forward, every atom receiving."""
+    mixed = _linear(p, layer.linear_in, regs) if layer.linear_in is not None else regs
+    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed, chunk))
+    sc = _linear(p, layer.self_connection, regs)
+    y = [p.op("add", a, b) for a, b in zip(msg, sc)]
+    if layer.gate is not None:
+        return _gate(p, layer.gate, y)
+    if layer.mixing is not None:
+        if layer.mixing.fused:
+            raise Unsupported("the fused (Triton) grid layer")
+        return _grid_mixing(p, layer.mixing, y)
+    return [p.op("silu", y[0], p.scalar(layer.silu_norm))]
+
+
+def compile_layers(model: FacetModel) -> Program:
+    """The program of ``model.readouts``: embedding features in, e(h^(T)) (N,) out. Unsupported if it cannot."""
+    with torch.no_grad():
+        p = Program()
+        chunk = ONE_CHUNK if model.device.type == "cuda" else model.layers[0].conv.backend.cache_atoms_cpu
+        regs = [FEATURES]
+        for layer in model.layers:
+            regs = _interaction(p, layer, regs, chunk)
+        result = p.op("flatten", _linear(p, model.readout, regs)[0])
+        p.code = [p.num_registers, result] + p.code
+    return p
+
+
+def _program_of(model: FacetModel) -> Optional[Program]:
+    try:
+        return compile_layers(model)
+    except (Unsupported, AttributeError):
+        return None
+
+
+@torch.jit.unused
+def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[torch.Tensor]:
+    """e(h^(T)) by the compiled program, or None where the Python layers must run (weights that train, a model the
+    program cannot express, ghost atoms, no edges, a GPU)."""
+    params = list(model.parameters())
+    if torch.compiler.is_compiling() or any(t.requires_grad for t in params):
+        return None
+    # buffers too: a new backend (set_backend) brings new ones with the same weights
+    if features.device.type != "cpu" or edges.num_receivers != edges.num_senders or edges.num_edges() == 0:
+        return None  # GPUs: not yet measured there
+    program = remembered(model, "frozen_program", params + list(model.buffers()), lambda: _program_of(model))
+    if program is None:
+        return None
+    return torch.ops.facetpot.frozen_program(
+        features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars
+    )
+
+
+def attach(model: FacetModel) -> FacetModel:
+    """Let ``model`` (prepared, frozen) run its layers by the C++ engine where it can (``engine_library``:
+    ``FACETPOT_ENGINE``); unchanged where the engine is unavailable."""
+    if load_engine():
+        model.use_layer_runner(run_layers)
+    return model

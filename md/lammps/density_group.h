@@ -1,0 +1,26 @@
+// facetpot::density_group_messages: the frozen-weight density convolution of a group of input blocks
+// (density_group_op.cpp), for other C++ code of the package (frozen_program_op.cpp) to call directly, whatever
+// version of the operator schema the process registered first.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace facetpot {
+// messages (N_recv, u_b, cols_b) of every block; an autograd Function with a hand-written backward (and a double
+// backward through the plain formulation); ms: one M_b (u, m1 R, cols) per block
+std::vector<at::Tensor> density_group_messages(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
+                                               at::TensorList blocks, at::TensorList ms);
+
+// the same without autograd: the messages, and the chunk table the backward needs
+std::vector<at::Tensor> density_group_forward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
+                                              at::TensorList blocks, at::TensorList ms, std::vector<int64_t> &chunks);
+
+// [g rb (or undefined unless need_rb), g block_0, ... (undefined unless need_x)] from the messages' gradients grads
+// (one per block, all defined)
+std::vector<at::Tensor> density_group_backward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
+                                               const std::vector<int64_t> &chunks, const std::vector<at::Tensor> &blocks,
+                                               const std::vector<at::Tensor> &ms, const std::vector<at::Tensor> &grads,
+                                               bool need_rb, bool need_x);
+}    // namespace facetpot

@@ -1,0 +1,391 @@
+// facetpot::frozen_program: a frozen model's layers (embedding features to per-atom readouts) run from C++.
+//
+// facetpot/inference/frozen_program.py compiles a model with frozen weights into a straight-line program of
+// tensor operations on numbered registers; this file runs it. Every step is an ATen call (autograd records it, in
+// C++), the density convolution is the hand-written Function of density_group_op.cpp, so forces and stress are one
+// backward pass as before, without the Python interpreter between ~5,000 small operations per call.
+//
+//   registers: 0 the layer-0 features (N, u, 1), 1 the neighbour matrix src (N, n), 2 the basis (N, n, d, K)
+//   program:   [number of registers, result register, then instructions [opcode, length, arguments...]]
+//   params:    the frozen tensors (weights scaled by their norms, M_u matrices, grid matrices), by index
+//   scalars:   the floating-point constants (activation norms), by index
+//
+// The opcodes and their arguments are listed in OPCODES of frozen_program.py, the one place that writes them.
+#include "density_group.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <memory>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+enum Op : int64_t {
+  LINEAR = 1,      // out, weight, bias (-1: none), n_src, src...: equivariant linear of the sources' channels
+  ZEROS = 2,       // out, like, mul, dim: zeros (N, mul, dim)
+  MATMUL = 3,      // out, in, param: in @ param
+  BASIS_COLS = 4,  // out, basis, first, end: columns first..end-1 of axis 2, flattened with the last axis
+  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., outs...: density_group_messages
+  SPLIT = 6,       // in, dim, n, sizes..., outs...
+  ADD = 7,         // out, a, b
+  SILU = 8,        // out, in, scalar: silu(in) * scalar
+  SIGMOID = 9,     // out, in, scalar: sigmoid(in) * scalar
+  GATED = 10,      // out, x, gates, start, mul: x * gates[:, start:start + mul]
+  CAT = 11,        // out, dim, n, regs...
+  TRANSPOSE = 12,  // out, in, dim0, dim1
+  DENSE = 13,      // out, in, weight, bias: in @ weight^T + bias (torch.nn.Linear)
+  QUADRATIC = 14,  // out, in: in / 2 + in^2 / 4
+  NARROW = 15,     // out, in, dim, start, length
+  FLATTEN = 16,    // out, in: reshape(-1)
+};
+
+Tensor linear(const std::vector<Tensor> &srcs, const Tensor &w, const Tensor &bias)
+{
+  Tensor x = srcs.size() == 1 ? srcs[0] : at::cat(srcs, 1);
+  const int64_t n = x.size(0), u = x.size(1), m = x.size(2);
+  Tensor y;
+  if (m == 1) {
+    y = bias.defined() ? at::addmm(bias, x.view({n, u}), w) : at::mm(x.view({n, u}), w);
+    return y.unsqueeze(-1);
+  }
+  y = at::mm(x.transpose(1, 2).reshape({n * m, u}), w).view({n, m, -1}).transpose(1, 2);
+  return bias.defined() ? y + bias.unsqueeze(-1) : y;
+}
+
+// One run of a program: its registers, and what the reverse pass needs (the density steps' chunk tables, one
+// entry per density instruction, and every instruction's start).
+struct Machine {
+  at::TensorList params;
+  at::IntArrayRef program;
+  at::ArrayRef<double> scalars;
+  std::vector<Tensor> r;
+  std::vector<std::vector<int64_t>> chunks;
+  std::vector<size_t> starts;
+
+  Tensor param(int64_t k) const { return k < 0 ? Tensor() : params[k]; }
+
+  // the registers after running the program forward. differentiable: the density steps through their autograd
+  // Function (a replay for double backward); otherwise without autograd, keeping their chunk tables
+  void run(const Tensor &features, const Tensor &src, const Tensor &basis, bool differentiable)
+  {
+    TORCH_CHECK(program.size() >= 2 && program[0] >= 3 && program[1] < program[0],
+                "facetpot::frozen_program: bad program header");
+    r.assign(program[0], Tensor());
+    r[0] = features, r[1] = src, r[2] = basis;
+    size_t pc = 2;
+    while (pc < program.size()) {
+      const int64_t len = program[pc + 1];
+      TORCH_CHECK(pc + 2 + len <= program.size(), "facetpot::frozen_program: truncated instruction");
+      starts.push_back(pc);
+      if (program[pc] == DENSITY) density(program.data() + pc + 2, differentiable);
+      else if (program[pc] == SPLIT) split(program.data() + pc + 2);
+      else step(program[pc], program.data() + pc + 2);
+      pc += 2 + len;
+    }
+  }
+
+  void density(const int64_t *a, bool differentiable)
+  {
+    const int64_t nb = a[3];
+    std::vector<Tensor> blocks, ms;
+    for (int64_t k = 0; k < nb; k++) blocks.push_back(r[a[4 + k]]), ms.push_back(params[a[4 + nb + k]]);
+    std::vector<Tensor> ys;
+    if (differentiable) {
+      ys = facetpot::density_group_messages(r[a[1]], r[a[2]], a[0], blocks, ms);
+    } else {
+      chunks.emplace_back();
+      ys = facetpot::density_group_forward(r[a[1]], r[a[2]], a[0], blocks, ms, chunks.back());
+    }
+    for (int64_t k = 0; k < nb; k++) r[a[4 + 2 * nb + k]] = ys[k];
+  }
+
+  void split(const int64_t *a)
+  {
+    const int64_t n = a[2];
+    std::vector<Tensor> parts = at::split_with_sizes(r[a[0]], at::IntArrayRef(a + 3, n), a[1]);
+    for (int64_t k = 0; k < n; k++) r[a[3 + n + k]] = parts[k];
+  }
+
+  void step(int64_t op, const int64_t *a)
+  {
+    switch (op) {
+      case LINEAR: {
+        std::vector<Tensor> srcs;
+        for (int64_t k = 0; k < a[3]; k++) srcs.push_back(r[a[4 + k]]);
+        r[a[0]] = linear(srcs, params[a[1]], param(a[2]));
+        break;
+      }
+      case ZEROS: r[a[0]] = at::zeros({r[a[1]].size(0), a[2], a[3]}, r[a[1]].options()); break;
+      case MATMUL: r[a[0]] = at::matmul(r[a[1]], params[a[2]]); break;
+      case BASIS_COLS: {
+        const Tensor &b = r[a[1]];
+        Tensor cols = (a[2] == 0 && a[3] == b.size(2)) ? b : b.narrow(2, a[2], a[3] - a[2]);
+        r[a[0]] = cols.reshape({b.size(0), b.size(1), -1});
+        break;
+      }
+      case ADD: r[a[0]] = r[a[1]] + r[a[2]]; break;
+      case SILU: r[a[0]] = at::silu(r[a[1]]) * scalars[a[2]]; break;
+      case SIGMOID: r[a[0]] = at::sigmoid(r[a[1]]) * scalars[a[2]]; break;
+      case GATED: r[a[0]] = r[a[1]] * r[a[2]].narrow(1, a[3], a[4]); break;
+      case CAT: {
+        std::vector<Tensor> xs;
+        for (int64_t k = 0; k < a[2]; k++) xs.push_back(r[a[3 + k]]);
+        r[a[0]] = at::cat(xs, a[1]);
+        break;
+      }
+      case TRANSPOSE: r[a[0]] = r[a[1]].transpose(a[2], a[3]); break;
+      case DENSE: r[a[0]] = at::linear(r[a[1]], params[a[2]], param(a[3])); break;
+      case QUADRATIC: r[a[0]] = at::addcmul(r[a[1]] * 0.5, r[a[1]], r[a[1]], 0.25); break;
+      case NARROW: r[a[0]] = r[a[1]].narrow(a[2], a[3], a[4]); break;
+      case FLATTEN: r[a[0]] = r[a[1]].reshape({-1}); break;
+      default: TORCH_CHECK(false, "facetpot::frozen_program: unknown opcode ", op);
+    }
+  }
+};
+
+// registers (by the instructions' output arguments) that depend on the basis: the only ones the reverse pass visits
+std::vector<bool> basis_dependence(at::IntArrayRef program, const std::vector<size_t> &starts)
+{
+  std::vector<bool> dep(program[0], false);
+  dep[2] = true;
+  for (size_t pc : starts) {
+    const int64_t op = program[pc];
+    const int64_t *a = program.data() + pc + 2;
+    switch (op) {
+      case LINEAR: { bool d = false; for (int64_t k = 0; k < a[3]; k++) d = d || dep[a[4 + k]]; dep[a[0]] = d; break; }
+      case ZEROS: break;
+      case MATMUL: case TRANSPOSE: case DENSE: case NARROW: case FLATTEN: case SILU: case SIGMOID: case QUADRATIC:
+      case BASIS_COLS: dep[a[0]] = dep[a[1]]; break;
+      case DENSITY: {
+        bool d = dep[a[2]];
+        for (int64_t k = 0; k < a[3]; k++) d = d || dep[a[4 + k]];
+        for (int64_t k = 0; k < a[3]; k++) dep[a[4 + 2 * a[3] + k]] = d;
+        break;
+      }
+      case SPLIT: for (int64_t k = 0; k < a[2]; k++) dep[a[3 + a[2] + k]] = dep[a[0]]; break;
+      case ADD: case GATED: dep[a[0]] = dep[a[1]] || dep[a[2]]; break;
+      case CAT: { bool d = false; for (int64_t k = 0; k < a[2]; k++) d = d || dep[a[3 + k]]; dep[a[0]] = d; break; }
+    }
+  }
+  return dep;
+}
+
+// The reverse pass of a run: g[k] = d(sum grad_out * result) / d register k, for the registers that depend on the
+// basis, instruction by instruction from the last; g[2] is the basis' gradient.
+struct Reverse {
+  const Machine &m;
+  std::vector<bool> dep;
+  std::vector<Tensor> g;
+
+  Reverse(const Machine &machine, const Tensor &grad_out)
+      : m(machine), dep(basis_dependence(machine.program, machine.starts)), g(machine.r.size())
+  {
+    g[m.program[1]] = grad_out;
+  }
+
+  void acc(int64_t k, const Tensor &t)
+  {
+    if (dep[k]) g[k] = g[k].defined() ? g[k] + t : t;
+  }
+
+  void acc_narrow(int64_t k, int64_t dim, int64_t start, int64_t length, const Tensor &t)
+  {
+    if (!dep[k]) return;
+    Tensor full = at::zeros_like(m.r[k]);
+    full.narrow(dim, start, length).copy_(t);
+    acc(k, full);
+  }
+
+  Tensor run()
+  {
+    size_t density_index = m.chunks.size();
+    for (auto it = m.starts.rbegin(); it != m.starts.rend(); ++it) {
+      const int64_t op = m.program[*it];
+      const int64_t *a = m.program.data() + *it + 2;
+      if (op == DENSITY) density(a, m.chunks[--density_index]);
+      else if (op == SPLIT) split(a);
+      else if (op != ZEROS && g[a[0]].defined()) step(op, a, g[a[0]]);
+    }
+    return g[2].defined() ? g[2] : at::zeros_like(m.r[2]);
+  }
+
+  void density(const int64_t *a, const std::vector<int64_t> &chunks)
+  {
+    const int64_t nb = a[3];
+    const int64_t *outs = a + 4 + 2 * nb;
+    bool any = false;
+    for (int64_t k = 0; k < nb; k++) any = any || g[outs[k]].defined();
+    if (!any) return;
+    std::vector<Tensor> blocks, ms, grads;
+    bool need_x = false;
+    for (int64_t k = 0; k < nb; k++) {
+      blocks.push_back(m.r[a[4 + k]]);
+      ms.push_back(m.params[a[4 + nb + k]]);
+      need_x = need_x || dep[a[4 + k]];
+      grads.push_back(g[outs[k]].defined() ? g[outs[k]] : at::zeros_like(m.r[outs[k]]));
+    }
+    std::vector<Tensor> got =
+        facetpot::density_group_backward(m.r[a[1]], m.r[a[2]], a[0], chunks, blocks, ms, grads, dep[a[2]], need_x);
+    if (got[0].defined()) acc(a[2], got[0]);
+    for (int64_t k = 0; k < nb; k++)
+      if (got[1 + k].defined()) acc(a[4 + k], got[1 + k]);
+  }
+
+  void split(const int64_t *a)
+  {
+    const int64_t n = a[2];
+    bool any = false;
+    std::vector<Tensor> parts;
+    for (int64_t k = 0; k < n; k++) {
+      const int64_t o = a[3 + n + k];
+      any = any || g[o].defined();
+      parts.push_back(g[o].defined() ? g[o] : at::zeros_like(m.r[o]));
+    }
+    if (any) acc(a[0], at::cat(parts, a[1]));
+  }
+
+  void step(int64_t op, const int64_t *a, const Tensor &gy)
+  {
+    const std::vector<Tensor> &r = m.r;
+    switch (op) {
+      case LINEAR: linear_step(a, gy); break;
+      case MATMUL: acc(a[1], at::matmul(gy, m.params[a[2]].t())); break;
+      case BASIS_COLS: {
+        const Tensor &b = r[a[1]];
+        Tensor gv = gy.view({b.size(0), b.size(1), a[3] - a[2], b.size(3)});
+        if (a[2] == 0 && a[3] == b.size(2)) acc(a[1], gv);
+        else acc_narrow(a[1], 2, a[2], a[3] - a[2], gv);
+        break;
+      }
+      case ADD: acc(a[1], gy), acc(a[2], gy); break;
+      case SILU: {  // d silu / dx = sigma (1 + x (1 - sigma))
+        Tensor sig = at::sigmoid(r[a[1]]);
+        acc(a[1], gy * (sig * (1 + r[a[1]] * (1 - sig))) * m.scalars[a[2]]);
+        break;
+      }
+      case SIGMOID: acc(a[1], gy * r[a[0]] * (1 - r[a[0]] / m.scalars[a[2]])); break;  // y = s sigma: y (1 - y / s)
+      case GATED:
+        acc(a[1], gy * r[a[2]].narrow(1, a[3], a[4]));
+        acc_narrow(a[2], 1, a[3], a[4], (gy * r[a[1]]).sum(2, true));
+        break;
+      case CAT: {
+        int64_t off = 0;
+        for (int64_t k = 0; k < a[2]; k++) {
+          const int64_t size = r[a[3 + k]].size(a[1]);
+          acc(a[3 + k], gy.narrow(a[1], off, size));
+          off += size;
+        }
+        break;
+      }
+      case TRANSPOSE: acc(a[1], gy.transpose(a[2], a[3])); break;
+      case DENSE: acc(a[1], at::matmul(gy, m.params[a[2]])); break;
+      case QUADRATIC: acc(a[1], at::addcmul(gy * 0.5, gy, r[a[1]], 0.5)); break;
+      case NARROW: acc_narrow(a[1], a[2], a[3], a[4], gy); break;
+      case FLATTEN: acc(a[1], gy.view(r[a[1]].sizes())); break;
+      default: TORCH_CHECK(false, "facetpot::frozen_program: no reverse step for opcode ", op);
+    }
+  }
+
+  void linear_step(const int64_t *a, const Tensor &gy)
+  {
+    const Tensor &w = m.params[a[1]];
+    const int64_t n = gy.size(0), v = gy.size(1), mm = gy.size(2);
+    Tensor gx = mm == 1 ? at::mm(gy.view({n, v}), w.t()).unsqueeze(-1)
+                        : at::mm(gy.transpose(1, 2).reshape({n * mm, v}), w.t()).view({n, mm, -1}).transpose(1, 2);
+    int64_t off = 0;
+    for (int64_t k = 0; k < a[3]; k++) {
+      const int64_t s = a[4 + k], u = m.r[s].size(1);
+      acc(s, a[3] == 1 ? gx : gx.narrow(1, off, u));
+      off += u;
+    }
+  }
+};
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// forward without autograd, keeping the registers; backward by the reverse pass (or, when asked for a graph of
+// the gradient, by autograd through a differentiable replay)
+struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
+  static Tensor forward(AutogradContext *ctx, const Tensor &features, const Tensor &src, const Tensor &basis,
+                        at::TensorList params, at::IntArrayRef program, at::ArrayRef<double> scalars)
+  {
+    Machine m{params, program, scalars};
+    m.run(features, src, basis, false);
+    std::vector<int64_t> flat_chunks, chunk_sizes, starts(m.starts.begin(), m.starts.end());
+    for (const auto &c : m.chunks) {
+      chunk_sizes.push_back((int64_t) c.size());
+      flat_chunks.insert(flat_chunks.end(), c.begin(), c.end());
+    }
+    std::vector<Tensor> regs = m.r;
+    regs[2] = Tensor();  // the basis (an input) is saved below, as a variable
+    ctx->saved_data["registers"] = regs;
+    ctx->saved_data["params"] = params.vec();
+    ctx->saved_data["program"] = program.vec();
+    ctx->saved_data["scalars"] = scalars.vec();
+    ctx->saved_data["chunks"] = flat_chunks;
+    ctx->saved_data["chunk_sizes"] = chunk_sizes;
+    ctx->saved_data["starts"] = starts;
+    ctx->save_for_backward({features, src, basis});
+    return m.r[program[1]];
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads)
+  {
+    variable_list saved = ctx->get_saved_variables();
+    std::vector<Tensor> params = ctx->saved_data["params"].toTensorVector();
+    std::vector<int64_t> program = ctx->saved_data["program"].toIntVector();
+    std::vector<double> scalars = ctx->saved_data["scalars"].toDoubleVector();
+    variable_list out(5 + params.size());  // one per argument, the parameter list flattened
+    if (!ctx->needs_input_grad(2)) return out;
+    Machine m{params, program, scalars};
+    if (at::GradMode::is_enabled()) {  // create_graph: autograd through the program, keeping its graph
+      m.run(saved[0], saved[1], saved[2], true);
+      variable_list outputs = {m.r[program[1]]}, inputs = {saved[2]}, seeds = {grads[0]};
+      out[2] = torch::autograd::grad(outputs, inputs, seeds, true, true, true)[0];
+      return out;
+    }
+    m.r = ctx->saved_data["registers"].toTensorVector();
+    m.r[2] = saved[2];
+    std::vector<int64_t> flat = ctx->saved_data["chunks"].toIntVector();
+    size_t pos = 0;
+    for (int64_t n : ctx->saved_data["chunk_sizes"].toIntVector()) {
+      m.chunks.emplace_back(flat.begin() + pos, flat.begin() + pos + n);
+      pos += n;
+    }
+    for (int64_t k : ctx->saved_data["starts"].toIntVector()) m.starts.push_back((size_t) k);
+    out[2] = Reverse(m, grads[0].contiguous()).run();
+    return out;
+  }
+};
+
+Tensor frozen_program(const Tensor &features, const Tensor &src, const Tensor &basis, at::TensorList params,
+                      at::IntArrayRef program, at::ArrayRef<double> scalars)
+{
+  return FrozenProgram::apply(features, src, basis, params, program, scalars);
+}
+
+const char *SCHEMA = "frozen_program(Tensor features, Tensor src, Tensor basis, Tensor[] params, int[] program, "
+                     "float[] scalars) -> Tensor";
+
+struct Registration {
+  std::unique_ptr<torch::Library> library;
+  Registration()
+  {
+    if (c10::Dispatcher::singleton().findSchema({"facetpot::frozen_program", ""}).has_value()) return;
+    library = std::make_unique<torch::Library>(torch::Library::FRAGMENT, "facetpot", std::nullopt, __FILE__, __LINE__);
+    library->def(SCHEMA);
+    // composite: autograd records the ATen calls inside (and density_group's own Function)
+    library->impl("frozen_program", torch::dispatch(c10::DispatchKey::CompositeImplicitAutograd, &frozen_program));
+  }
+};
+
+const Registration registration;
+
+}    // namespace

@@ -1,0 +1,141 @@
+"""The C++ inference engine (``facetpot::frozen_program``): the same energies, forces, stress and Hessians as the
+Python layers, for every kind of layer the program expresses, and the Python layers wherever it cannot run."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from facetpot.derivatives import compute_properties
+from facetpot.hessian import hessian
+from facetpot.inference.engine_library import load_engine
+from facetpot.inference.frozen_program import compile_layers, run_layers
+from facetpot.inference.prepare import inference_model
+from facetpot.structure.graph import atoms_list_to_graph
+from facetpot.testing import SEVENNET_LIKE, awkward_structures, small_model
+
+pytestmark = pytest.mark.skipif(not load_engine(), reason="the C++ engine cannot be built here")
+
+KINDS = {
+    "s2 grid, quadratic": {},
+    "s2 grid, silu, parity off": dict(grid_activation="silu", parity=False),
+    "gate, sigmoid, rank 3, self-connection bias": dict(nonlinearity="gate", radial_rank=3),
+    # the shipped trims' options (spline radial weights, no first Linear_in, SiLU gates, ranks per layer)
+    "trim-like": {
+        **SEVENNET_LIKE,
+        "radial": "spline",
+        "radial_rank": [4, 3, 3, 3, 3],
+        "first_linear_in": False,
+        "self_connection_bias": False,
+        "species": [1, 6, 8, 13, 14, 29],
+        "cutoff": 4.0,
+        "cutoff_on": 3.5,
+    },
+}
+
+
+def _structures():
+    si = bulk("Si", "diamond", a=5.43) * (2, 2, 2)  # 16 atoms
+    si.rattle(0.05, seed=1)
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True) * (3, 3, 2)  # 72 atoms: two density chunks of 48
+    cu.rattle(0.05, seed=2)
+    return [si, cu] + list(awkward_structures().values())
+
+
+def _both(model, graph, **options):
+    """(Python layers, engine) results of one prepared model."""
+    model.use_layer_runner(None)
+    ref = compute_properties(model, graph, **options)
+    model.use_layer_runner(run_layers)
+    return ref, compute_properties(model, graph, **options)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_engine_equals_the_python_layers(kind):
+    prepared = inference_model(small_model(**KINDS[kind]))
+    assert compile_layers(prepared) is not None
+    graph = atoms_list_to_graph(_structures(), prepared.cutoff, min_distance=0.0)
+    ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
+    for key in ("energy", "energies", "forces", "virials"):
+        torch.testing.assert_close(out[key], ref[key], rtol=1e-9, atol=1e-9, msg=key)
+    assert float(ref["forces"].abs().max()) > 0.1  # forces that can disagree
+
+
+def test_engine_runs_and_is_used():
+    """The engine's result is the engine's: a weight changed behind the program's back (same storage, a new
+    version) is seen, and a runner that returns nonsense would show."""
+    prepared = inference_model(small_model())
+    graph = atoms_list_to_graph(_structures()[:1], prepared.cutoff)
+    before = compute_properties(prepared, graph)["energy"].detach()
+    with torch.no_grad():
+        prepared.layers[0].conv.radial_weight.mul_(1.5)
+    ref, out = _both(prepared, graph)
+    torch.testing.assert_close(out["energy"], ref["energy"], rtol=1e-10, atol=1e-10)
+    assert abs(float(out["energy"].detach() - before)) > 1e-3
+    prepared.use_layer_runner(lambda model, features, edges: run_layers(model, features, edges) + 1.0)
+    shifted = compute_properties(prepared, graph)["energy"].detach()
+    assert abs(float(shifted - ref["energy"].detach())) > 1e-3
+
+
+def test_hessian_through_the_engine_equals_the_python_layers():
+    """Second derivatives: the engine's backward replays the program under autograd when asked for a graph."""
+    prepared = inference_model(small_model(nonlinearity="gate", radial_rank=3))
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.rattle(0.1, seed=3)
+    graph = atoms_list_to_graph([atoms], prepared.cutoff)
+    prepared.use_layer_runner(None)
+    ref = hessian(prepared, graph)
+    prepared.use_layer_runner(run_layers)
+    torch.testing.assert_close(hessian(prepared, graph), ref, rtol=1e-8, atol=1e-8)
+    assert float(ref.abs().max()) > 0.1
+
+
+def test_float32_engine_within_round_off_of_float64():
+    model = small_model(nonlinearity="gate", radial_rank=3)
+    graph = atoms_list_to_graph(_structures()[:2], model.cutoff)
+    exact = compute_properties(inference_model(model, dtype="float64"), graph)
+    single = compute_properties(inference_model(model, dtype="float32"), graph)
+    np.testing.assert_allclose(single["forces"].double().numpy(), exact["forces"].numpy(), atol=2e-4)
+
+
+def test_python_layers_where_the_program_cannot_run():
+    # radial MLPs (a SevenNet port) are not expressed: no program, the Python layers
+    port = inference_model(small_model(**SEVENNET_LIKE, species=[14]))
+    assert port.backend == "edgewise"
+    graph = atoms_list_to_graph([bulk("Si", "diamond", a=5.43)], port.cutoff)
+    assert run_layers(port, port.embed(port.species_index(graph.numbers))[0], _edges(port, graph)) is None
+    # weights that train: the Python layers (the program has no weight gradients)
+    model = small_model()
+    model.use_layer_runner(run_layers)
+    assert run_layers(model, model.embed(model.species_index(graph.numbers))[0], _edges(model, graph)) is None
+
+
+def _edges(model, graph):
+    n = graph.num_atoms
+    return model.edges(graph.edge_index, graph.edge_vectors().to(model.dtype), n, n)
+
+
+def test_engine_choice_from_the_environment():
+    """FACETPOT_ENGINE=python never builds; a failing compiler falls back with one warning (auto) or stops (cpp)."""
+    code = (
+        "import warnings, facetpot.inference.engine_library as e\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    ok = e.load_engine()\n"
+        "print(ok, len(w), str(w[0].message)[:60] if w else '')\n"
+    )
+
+    def run(**env):
+        full = {**os.environ, **env}
+        return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True)
+
+    assert run(FACETPOT_ENGINE="python").stdout.startswith("False 0")
+    no_compiler = dict(CXX="/nonexistent/g++", FACETPOT_CACHE=os.environ.get("TMPDIR", "/tmp") + "/facetpot-no-cxx")
+    out = run(FACETPOT_ENGINE="auto", **no_compiler)
+    assert out.stdout.startswith("False 1 facetpot: the C++ inference engine is unavailable"), out.stdout + out.stderr
+    out = run(FACETPOT_ENGINE="cpp", **no_compiler)
+    assert out.returncode != 0 and "no C++ compiler" in out.stderr
