@@ -56,10 +56,12 @@ def source_dir() -> Path:
 
 
 def compiler_flags(include: Path) -> List[str]:
-    """The compiler and its flags: C++17, -O2, position-independent, against this torch's headers."""
+    """The compiler and its flags: C++17, -O2, position-independent, hidden symbols, against this torch's headers."""
     import torch.utils.cpp_extension as cpp  # lazy: only a build needs it, and importing it costs every calculator
 
-    cmd = [os.environ.get("CXX", "g++"), "-std=c++17", "-O2", "-fPIC"]
+    # hidden visibility: the library's own calls stay inside it, whatever else a process has loaded (the LAMMPS
+    # plugin compiles density_group_op.cpp too)
+    cmd = [os.environ.get("CXX", "g++"), "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden"]
     cmd += [f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}", f"-I{include}"]
     for inc in cpp.include_paths():
         cmd += ["-isystem", str(inc)]

@@ -182,24 +182,38 @@ struct Reverse {
   const Machine &m;
   std::vector<bool> dep;
   std::vector<Tensor> g;
+  std::vector<bool> owned;  // g[k] is a tensor only g[k] holds: further terms are added in place
 
   Reverse(const Machine &machine, const Tensor &grad_out)
-      : m(machine), dep(basis_dependence(machine.program, machine.starts)), g(machine.r.size())
+      : m(machine), dep(basis_dependence(machine.program, machine.starts)), g(machine.r.size()),
+        owned(machine.r.size(), false)
   {
     g[m.program[1]] = grad_out;
   }
 
-  void acc(int64_t k, const Tensor &t)
+  // g[k] += t; fresh: t is a new tensor nothing else holds (g[k] may then take further terms in place)
+  void acc(int64_t k, const Tensor &t, bool fresh = false)
   {
-    if (dep[k]) g[k] = g[k].defined() ? g[k] + t : t;
+    if (!dep[k]) return;
+    if (!g[k].defined()) {
+      g[k] = t, owned[k] = fresh;
+    } else if (owned[k]) {
+      g[k].add_(t);
+    } else {
+      g[k] = g[k] + t, owned[k] = true;
+    }
   }
 
+  // g[k].narrow(dim, start, length) += t
   void acc_narrow(int64_t k, int64_t dim, int64_t start, int64_t length, const Tensor &t)
   {
     if (!dep[k]) return;
-    Tensor full = at::zeros_like(m.r[k]);
-    full.narrow(dim, start, length).copy_(t);
-    acc(k, full);
+    if (!g[k].defined()) {
+      g[k] = at::zeros_like(m.r[k]), owned[k] = true;
+    } else if (!owned[k]) {
+      g[k] = g[k].clone(), owned[k] = true;
+    }
+    g[k].narrow(dim, start, length).add_(t);
   }
 
   Tensor run()
@@ -232,7 +246,7 @@ struct Reverse {
     }
     std::vector<Tensor> got =
         facetpot::density_group_backward(m.r[a[1]], m.r[a[2]], a[0], chunks, blocks, ms, grads, dep[a[2]], need_x);
-    if (got[0].defined()) acc(a[2], got[0]);
+    if (got[0].defined()) acc(a[2], got[0], true);
     for (int64_t k = 0; k < nb; k++)
       if (got[1 + k].defined()) acc(a[4 + k], got[1 + k]);
   }
@@ -247,7 +261,7 @@ struct Reverse {
       any = any || g[o].defined();
       parts.push_back(g[o].defined() ? g[o] : at::zeros_like(m.r[o]));
     }
-    if (any) acc(a[0], at::cat(parts, a[1]));
+    if (any) acc(a[0], at::cat(parts, a[1]), true);
   }
 
   void step(int64_t op, const int64_t *a, const Tensor &gy)
@@ -255,7 +269,7 @@ struct Reverse {
     const std::vector<Tensor> &r = m.r;
     switch (op) {
       case LINEAR: linear_step(a, gy); break;
-      case MATMUL: acc(a[1], at::matmul(gy, m.params[a[2]].t())); break;
+      case MATMUL: matmul_step(a, gy); break;
       case BASIS_COLS: {
         const Tensor &b = r[a[1]];
         Tensor gv = gy.view({b.size(0), b.size(1), a[3] - a[2], b.size(3)});
@@ -266,12 +280,12 @@ struct Reverse {
       case ADD: acc(a[1], gy), acc(a[2], gy); break;
       case SILU: {  // d silu / dx = sigma (1 + x (1 - sigma))
         Tensor sig = at::sigmoid(r[a[1]]);
-        acc(a[1], gy * (sig * (1 + r[a[1]] * (1 - sig))) * m.scalars[a[2]]);
+        acc(a[1], gy * (sig * (1 + r[a[1]] * (1 - sig))) * m.scalars[a[2]], true);
         break;
       }
-      case SIGMOID: acc(a[1], gy * r[a[0]] * (1 - r[a[0]] / m.scalars[a[2]])); break;  // y = s sigma: y (1 - y / s)
+      case SIGMOID: acc(a[1], gy * r[a[0]] * (1 - r[a[0]] / m.scalars[a[2]]), true); break;  // y = s sigma: y (1 - y / s)
       case GATED:
-        acc(a[1], gy * r[a[2]].narrow(1, a[3], a[4]));
+        acc(a[1], gy * r[a[2]].narrow(1, a[3], a[4]), true);
         acc_narrow(a[2], 1, a[3], a[4], (gy * r[a[1]]).sum(2, true));
         break;
       case CAT: {
@@ -284,12 +298,26 @@ struct Reverse {
         break;
       }
       case TRANSPOSE: acc(a[1], gy.transpose(a[2], a[3])); break;
-      case DENSE: acc(a[1], at::matmul(gy, m.params[a[2]])); break;
-      case QUADRATIC: acc(a[1], at::addcmul(gy * 0.5, gy, r[a[1]], 0.5)); break;
+      case DENSE: acc(a[1], at::matmul(gy, m.params[a[2]]), true); break;
+      case QUADRATIC: acc(a[1], at::addcmul(gy * 0.5, gy, r[a[1]], 0.5), true); break;
       case NARROW: acc_narrow(a[1], a[2], a[3], a[4], gy); break;
       case FLATTEN: acc(a[1], gy.view(r[a[1]].sizes())); break;
       default: TORCH_CHECK(false, "facetpot::frozen_program: no reverse step for opcode ", op);
     }
+  }
+
+  // in @ P: g_in += gy P^T, in place where g_in is owned (the basis gets one such term per layer, its rank mixing:
+  // no temporary of the basis' size for the second and later)
+  void matmul_step(const int64_t *a, const Tensor &gy)
+  {
+    const int64_t k = a[1];
+    if (!dep[k]) return;
+    const Tensor &p = m.params[a[2]];
+    if (g[k].defined() && owned[k] && g[k].is_contiguous()) {
+      g[k].view({-1, p.size(0)}).addmm_(gy.reshape({-1, p.size(1)}), p.t());
+      return;
+    }
+    acc(k, at::matmul(gy, p.t()), true);
   }
 
   void linear_step(const int64_t *a, const Tensor &gy)
@@ -301,7 +329,7 @@ struct Reverse {
     int64_t off = 0;
     for (int64_t k = 0; k < a[3]; k++) {
       const int64_t s = a[4 + k], u = m.r[s].size(1);
-      acc(s, a[3] == 1 ? gx : gx.narrow(1, off, u));
+      acc(s, a[3] == 1 ? gx : gx.narrow(1, off, u), a[3] == 1);
       off += u;
     }
   }
