@@ -14,6 +14,15 @@ import pytest  # noqa: E402
 from facetpot.testing import small_model  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _engine_built():
+    """The C++ inference engine built (or found in the cache) once, before any test: a command a test runs in a
+    subprocess then never prints the one-time build message into the output it checks."""
+    from facetpot.inference.engine_library import load_engine
+
+    load_engine()
+
+
 @pytest.fixture
 def model():
     return small_model()
