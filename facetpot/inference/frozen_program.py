@@ -4,8 +4,11 @@
 
 ``compile_layers`` walks the model's modules (linear maps, density convolutions, gates, grid layers, readout) and
 writes, for each, the ATen calls its ``forward`` makes, on numbered registers (``md/lammps/frozen_program_op.cpp``
-runs them). Autograd records them in C++, so forces and stress come from the same backward pass as before; the
-saving is the Python interpreter around ~5,000 small operations per call, which dominates small cells.
+runs them). The operator is one autograd node: its forward runs the program without autograd, keeping the
+registers; its backward is a hand-written reverse pass to the basis (and, when asked for a graph, a replay under
+autograd: Hessians). Forces and stress then come from the same backward pass as before, without Python's interpreter
+and autograd's bookkeeping around thousands of small operations per call (benchmarks/RESULTS.md, the note of
+2026-12-07 on the engine).
 ``attach`` makes a prepared model run its layers this way while its weights stay frozen (the program is rebuilt
 after any change of a weight, dtype or device; a model that trains, or one the program cannot express: radial
 MLPs, a backend other than density, LAMMPS domains with ghost atoms, a GPU (not yet measured there), runs its
@@ -42,8 +45,6 @@ OPCODES: Dict[str, int] = {
     "flatten": 16,  # out, in
 }
 FEATURES, SRC, BASIS = 0, 1, 2
-#: receiving atoms per density chunk on the GPU: one chunk
-ONE_CHUNK = 1 << 40
 
 
 class Unsupported(ValueError):
@@ -166,7 +167,7 @@ def compile_layers(model: FacetModel) -> Program:
     """The program of ``model.readouts``: embedding features in, e(h^(T)) (N,) out. Unsupported if it cannot."""
     with torch.no_grad():
         p = Program()
-        chunk = ONE_CHUNK if model.device.type == "cuda" else model.layers[0].conv.backend.cache_atoms_cpu
+        chunk = model.layers[0].conv.backend.cache_atoms_cpu  # the engine runs on the CPU (run_layers)
         regs = [FEATURES]
         for layer in model.layers:
             regs = _interaction(p, layer, regs, chunk)
@@ -178,20 +179,19 @@ def compile_layers(model: FacetModel) -> Program:
 def _program_of(model: FacetModel) -> Optional[Program]:
     try:
         return compile_layers(model)
-    except (Unsupported, AttributeError):
+    except Unsupported:
         return None
 
 
-@torch.jit.unused
 def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[torch.Tensor]:
     """e(h^(T)) by the compiled program, or None where the Python layers must run (weights that train, a model the
     program cannot express, ghost atoms, no edges, a GPU)."""
     params = list(model.parameters())
     if torch.compiler.is_compiling() or any(t.requires_grad for t in params):
         return None
-    # buffers too: a new backend (set_backend) brings new ones with the same weights
     if features.device.type != "cpu" or edges.num_receivers != edges.num_senders or edges.num_edges() == 0:
         return None  # GPUs: not yet measured there
+    # keyed by the buffers too: a new backend (set_backend) brings new ones with the same weights
     program = remembered(model, "frozen_program", params + list(model.buffers()), lambda: _program_of(model))
     if program is None:
         return None
