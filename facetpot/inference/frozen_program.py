@@ -98,15 +98,15 @@ def _linear(p: Program, lin, regs: List[int]) -> List[int]:
     return out
 
 
-def _convolution(p: Program, conv, regs: List[int], chunk: int) -> List[int]:
+def _convolution(p: Program, conv, regs: List[int]) -> List[int]:
     """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped)."""
     backend = conv.backend
     if conv.radial_mlp is not None or backend.name != "density":
         raise Unsupported(f"a convolution with {'radial MLPs' if conv.radial_mlp is not None else backend.name}")
     rb_all = p.op("matmul", BASIS, p.param(conv.radial_mix)) if conv.radial_rank > 0 else BASIS
     ms = backend.message_matrices(conv.radial_weight.detach() * conv.norm)
-    if backend.cache_atoms > 0:
-        chunk = backend.cache_atoms
+    # receiving atoms per chunk: the backend's CPU choice (the engine runs on the CPU: run_layers)
+    chunk = backend.cache_atoms if backend.cache_atoms > 0 else backend.cache_atoms_cpu
     mid: List[int] = []
     for group, degrees in zip(backend.groups, backend.group_degrees):
         cols = p.op("basis_cols", rb_all, degrees[0] ** 2, degrees[1] ** 2)
@@ -148,10 +148,10 @@ def _grid_mixing(p: Program, mixing, regs: List[int]) -> List[int]:
     return _linear(p, mixing.down, regs + back)
 
 
-def _interaction(p: Program, layer, regs: List[int], chunk: int) -> List[int]:
+def _interaction(p: Program, layer, regs: List[int]) -> List[int]:
     """InteractionBlock.forward, every atom receiving."""
     mixed = _linear(p, layer.linear_in, regs) if layer.linear_in is not None else regs
-    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed, chunk))
+    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed))
     sc = _linear(p, layer.self_connection, regs)
     y = [p.op("add", a, b) for a, b in zip(msg, sc)]
     if layer.gate is not None:
@@ -167,10 +167,9 @@ def compile_layers(model: FacetModel) -> Program:
     """The program of ``model.readouts``: embedding features in, e(h^(T)) (N,) out. Unsupported if it cannot."""
     with torch.no_grad():
         p = Program()
-        chunk = model.layers[0].conv.backend.cache_atoms_cpu  # the engine runs on the CPU (run_layers)
         regs = [FEATURES]
         for layer in model.layers:
-            regs = _interaction(p, layer, regs, chunk)
+            regs = _interaction(p, layer, regs)
         result = p.op("flatten", _linear(p, model.readout, regs)[0])
         p.code = [p.num_registers, result] + p.code
     return p
