@@ -246,9 +246,7 @@ class DensityBackend(ConvolutionBackend):
         ``frozen_cache``: its calls then skip rebuilding them. The caller owns the promise that the weights
         do not change afterwards (``DeployedFacet`` holds its own frozen copy)."""
         with torch.no_grad():
-            ms = self._message_matrices(
-                weights, unflatten(self.cc_flat, self.cc_shapes), unflatten(self.colpath_flat, self.colpath_sizes)
-            )
+            ms = self.message_matrices(weights)
         self.kept_ms_shapes = [list(m.shape) for m in ms]
         self.kept_ms_flat = torch.cat([m.reshape(-1) for m in ms])
 
