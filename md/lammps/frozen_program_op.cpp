@@ -351,7 +351,11 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
       chunk_sizes.push_back((int64_t) c.size());
       flat_chunks.insert(flat_chunks.end(), c.begin(), c.end());
     }
-    std::vector<Tensor> regs = m.r;
+    // saved detached: the result register IS the output, whose grad_fn becomes this node; holding it (or a view
+    // of it) here would be a reference cycle, and every call's registers would leak (MB per call)
+    std::vector<Tensor> regs;
+    regs.reserve(m.r.size());
+    for (const Tensor &t : m.r) regs.push_back(t.defined() ? t.detach() : Tensor());
     regs[2] = Tensor();  // the basis (an input) is saved below, as a variable
     ctx->saved_data["registers"] = regs;
     ctx->saved_data["params"] = params.vec();

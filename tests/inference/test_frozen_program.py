@@ -1,9 +1,11 @@
 """The C++ inference engine (``facetpot::frozen_program``): the same energies, forces, stress and Hessians as the
 Python layers, for every kind of layer the program expresses, and the Python layers wherever it cannot run."""
 
+import gc
 import os
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -100,6 +102,23 @@ def test_float32_engine_within_round_off_of_float64():
     exact = compute_properties(inference_model(model, dtype="float64"), graph)
     single = compute_properties(inference_model(model, dtype="float32"), graph)
     np.testing.assert_allclose(single["forces"].double().numpy(), exact["forces"].numpy(), atol=2e-4)
+
+
+def test_a_call_leaves_nothing_alive():
+    """The engine's autograd node must not hold its own output: that cycle kept every call's registers alive
+    (~4 MB per MD step of 16 atoms in float64, 19 GB after a few thousand steps)."""
+    prepared = inference_model(small_model())
+    graph = atoms_list_to_graph(_structures()[:1], prepared.cutoff)
+    features = prepared.embed(prepared.species_index(graph.numbers))[0]
+    vectors = graph.edge_vectors().to(prepared.dtype).requires_grad_(True)
+    with torch.enable_grad():
+        n = graph.num_atoms
+        out = run_layers(prepared, features, prepared.edges(graph.edge_index, vectors, n, n))
+        assert out is not None and out.grad_fn is not None
+    alive = weakref.ref(out)
+    del out
+    gc.collect()
+    assert alive() is None
 
 
 def test_python_layers_where_the_program_cannot_run():
