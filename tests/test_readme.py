@@ -42,3 +42,15 @@ def test_lower_level_block_runs_with_the_shipped_model():
     out = namespace["out"]
     assert out["energy"].shape == (2,) and out["virials"].shape == (2 + 4, 3, 3)
     assert torch.isfinite(out["stress"]).all()
+
+
+def test_torchsim_block_runs():
+    pytest.importorskip("torch_sim")
+    block = next(b for b in python_blocks() if "from facetpot.torchsim import FacetModel" in b)
+    assert "n_steps=1000" in block
+    from ase.build import bulk
+
+    namespace = {"list_of_atoms": [bulk("Si", "diamond", a=5.5), bulk("MgO", "rocksalt", a=4.3)]}
+    exec(compile(block.replace("n_steps=1000", "n_steps=5"), "README TorchSim", "exec"), namespace)
+    forces = namespace["model"](namespace["relaxed"])["forces"]
+    assert float(forces.abs().max()) < 0.05 and namespace["hot"].n_systems == 2
