@@ -64,6 +64,8 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "self_connection_bias": True,  # a bias on the scalar outputs of each layer's self-connection (none in SevenNet)
     # False: the first layer has no Linear_in (the species embedding, a learned table, already is any linear map of it)
     "first_linear_in": True,
+    # a bias on the scalar outputs of each layer's Linear_in (SevenNet-MF's fidelity one-hot, fixed at conversion)
+    "linear_in_bias": False,
 }
 RADIAL_KINDS = ("spline", "bessel_mlp")
 
@@ -156,6 +158,7 @@ def _interaction_blocks(cfg: Dict[str, Any], hidden, radial_hidden) -> List[Inte
                 radial_rank=int(ranks[t]),
                 self_connection_bias=bool(cfg["self_connection_bias"]),
                 linear_in=bool(cfg["first_linear_in"]) or t > 0,
+                linear_in_bias=bool(cfg["linear_in_bias"]),
             )
         )
         irreps = out

@@ -16,7 +16,12 @@ def add_to(sub) -> None:
         "trim (needs facetpot[sevennet]; also spelled facet convert sevennet)",
         run,
     )
-    p.add_argument("source", help="7net-0, 7net-l3i5 or a SevenNet checkpoint file")
+    p.add_argument("source", help="7net-0, 7net-l3i5, 7net-mf-0 or a SevenNet checkpoint file")
+    p.add_argument(
+        "--modal",
+        default=None,
+        help="the fidelity of a multi-fidelity model (7net-mf-0: PBE or R2SCAN; any case)",
+    )
     p.add_argument("-o", "--output", required=True, help="the model file to write (.pt)")
     p.add_argument("--splines", type=int, default=0, help="replace the radial MLPs by K splines (Facet)")
     p.add_argument(
@@ -43,7 +48,7 @@ def run(args) -> int:
 
     if args.splines and not args.fit_data:
         raise ValueError("--splines needs --fit-data: structures whose pair distances the fit is weighted by")
-    model = convert_sevennet(args.source)
+    model = convert_sevennet(args.source, modal=args.modal)
     if args.splines:
         ported = model.num_parameters()
         distances = pair_distances(read_structures(args.fit_data), model.cutoff)

@@ -50,6 +50,7 @@ class InteractionBlock(nn.Module):
         radial_rank: int = 0,
         self_connection_bias: bool = True,
         linear_in: bool = True,
+        linear_in_bias: bool = False,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -57,7 +58,10 @@ class InteractionBlock(nn.Module):
         self.irreps_in, self.irreps_out = list(irreps_in), list(irreps_out)
         self.scalars_only = all(l == 0 for _, l, _ in self.irreps_out)
         # linear_in=False: the convolution reads the input as it is (a first layer fed by a learned embedding)
-        self.linear_in: Optional[IrrepsLinear] = IrrepsLinear(self.irreps_in, self.irreps_in) if linear_in else None
+        # linear_in_bias: a bias on its scalar outputs (SevenNet-MF's one-hot of the fidelity, fixed at conversion)
+        self.linear_in: Optional[IrrepsLinear] = (
+            IrrepsLinear(self.irreps_in, self.irreps_in, bias=linear_in_bias) if linear_in else None
+        )
         self.conv = ChannelwiseConvolution(
             self.irreps_in,
             sh_lmax,

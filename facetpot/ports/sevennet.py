@@ -17,6 +17,12 @@ facetpot, all factors exact):
     readout 128 -> 64 -> 1, no activation               -> one 128 -> 1 matrix W1 W2 / sqrt(64)
     E_i = shift[s] + scale[s] e_i                        -> sigma = scale, E0 = shift + scale e_iso
 
+Multi-fidelity checkpoints (SevenNet-MF-0: ``modal_list`` R2SCAN, PBE) append a one-hot of the fidelity to the
+scalar inputs of Linear_1, Linear_2 and the readout's first layer, and shift energies per fidelity. With the
+fidelity m chosen at conversion (``modal=``), each of those is an ordinary linear map plus a bias: for f scalar
+inputs, W' = W sqrt(f / (f + M)) (e3nn normalises by the fan-in f + M) and b = W_modal[m] / sqrt(f + M)
+(Linear_1 -> ``linear_in_bias``, Linear_2 -> the self-connection's bias, readout -> a constant in E0).
+
 Needs the ``sevenn`` package only here (``pip install facetpot[sevennet]``): to find the checkpoints
 it ships by name and for e3nn's SiLU constant; the converted model never needs it. Checkpoints are
 pickles: convert only files you trust (the ones inside the sevenn wheel are).
@@ -44,6 +50,10 @@ SUPPORTED = {
     "act_radial": "silu",
     "_normalize_sph": True,
 }
+#: sevenn's defaults for keys that later checkpoints (SevenNet-MF-0) leave out of their config
+SEVENN_DEFAULTS = {"interaction_type": "nequip", "_normalize_sph": True}
+#: multi-fidelity settings the port reproduces (the fidelity one-hot on these layers only)
+MODAL_SUPPORTED = {"use_modal_node_embedding": False, "use_modal_wise_scale": False}
 
 
 class ConversionError(ValueError):
@@ -84,8 +94,12 @@ def read_checkpoint(path: Path) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]
             "layout of sevenn < 0.11 (SevenNet-0 11Jul2024, SevenNet-l3i5)"
         )
     for key, want in SUPPORTED.items():
-        if cfg.get(key) != want:
+        if cfg.get(key, SEVENN_DEFAULTS.get(key)) != want:
             raise ConversionError(f"{path}: {key} = {cfg.get(key)!r}; the port supports {want!r} only")
+    if cfg.get("use_modality"):
+        for key, want in MODAL_SUPPORTED.items():
+            if bool(cfg.get(key, False)) != want:
+                raise ConversionError(f"{path}: {key} = {cfg.get(key)!r}; the port supports {want!r} only")
     if cfg["radial_basis"].get("radial_basis_name") != "bessel":
         raise ConversionError(f"{path}: radial basis {cfg['radial_basis']}; the port supports bessel only")
     if cfg["cutoff_function"].get("cutoff_function_name") not in ("XPLOR", "poly_cut"):
@@ -137,8 +151,29 @@ def facet_config(cfg: Dict[str, Any], sd: Dict[str, torch.Tensor]) -> Dict[str, 
         "gate_activation": "silu",
         # e3nn estimates it by sampling; SevenNet uses this number, so the port must too
         "silu_norm": float(normalize2mom(torch.nn.functional.silu).cst),
-        "self_connection_bias": False,
+        # a multi-fidelity model's one-hot of the fidelity: biases on Linear_1 and Linear_2 (the self-connection's)
+        "self_connection_bias": bool(cfg.get("use_modality") and cfg.get("use_modal_self_inter_outro")),
+        "linear_in_bias": bool(cfg.get("use_modality") and cfg.get("use_modal_self_inter_intro")),
     }
+
+
+def modal_index(cfg: Dict[str, Any], modal, path: Path) -> Tuple[int, int, str]:
+    """(number of fidelities M, index of ``modal``, its SevenNet spelling); (0, -1, "") for a one-fidelity model.
+    Names match without regard to case ("r2scan" is SevenNet's "R2SCAN")."""
+    if not cfg.get("use_modality"):
+        if modal is not None:
+            raise ConversionError(f"{path.name} has one fidelity: modal={modal!r} does not apply")
+        return 0, -1, ""
+    names = dict(cfg["_modal_map"])
+    if modal is None:
+        raise ConversionError(
+            f"{path.name} is a multi-fidelity model: choose its fidelity with modal= "
+            f"(facet convert sevennet --modal), one of {', '.join(names)}"
+        )
+    match = [n for n in names if n.lower() == str(modal).lower()]
+    if not match:
+        raise ConversionError(f"{path.name}: unknown fidelity {modal!r}; it has {', '.join(names)}")
+    return int(cfg["_number_of_modalities"]), int(names[match[0]]), match[0]
 
 
 def _flipped_columns(sd, key: str, paths) -> torch.Tensor:
@@ -157,10 +192,12 @@ def _flipped_columns(sd, key: str, paths) -> torch.Tensor:
     return torch.tensor(signs, dtype=torch.float64)
 
 
-def convert_sevennet(name_or_path) -> FacetModel:
-    """The facetpot model (float64) computing what the SevenNet checkpoint computes."""
+def convert_sevennet(name_or_path, modal=None) -> FacetModel:
+    """The facetpot model (float64) computing what the SevenNet checkpoint computes; ``modal`` names the fidelity
+    of a multi-fidelity checkpoint (SevenNet-MF-0: "PBE" or "R2SCAN")."""
     path = checkpoint_path(name_or_path)
     cfg, sd = read_checkpoint(path)
+    n_modal, m, modal_name = modal_index(cfg, modal, path)
     sd = {k: v.detach().to(torch.float64) if v.is_floating_point() else v for k, v in sd.items()}
     model = FacetModel(**facet_config(cfg, sd)).double()
     type_map = {int(z): int(i) for z, i in cfg["_type_map"].items()}
@@ -170,30 +207,63 @@ def convert_sevennet(name_or_path) -> FacetModel:
         w_emb = sd["onehot_to_feature_x.linear.weight"].view(len(type_map), -1)
         model.embedding.weight.copy_(torch.stack([w_emb[type_map[z]] for z in species]) / math.sqrt(len(type_map)))
         model.radial.frequencies.copy_(sd["edge_embedding.basis_function.coeffs"])
+        modal_layers = {
+            "intro": n_modal if cfg.get("use_modal_self_inter_intro") else 0,
+            "outro": n_modal if cfg.get("use_modal_self_inter_outro") else 0,
+        }
         for t, layer in enumerate(model.layers):
-            _copy_layer(layer, sd, t, irreps[t], irreps[t + 1])
-        w1 = sd["reduce_input_to_hidden.linear.weight"].view(irreps[-1][0][0], -1)
+            _copy_layer(layer, sd, t, irreps[t], irreps[t + 1], modal_layers, m)
+        f = irreps[-1][0][0]
+        w1 = sd["reduce_input_to_hidden.linear.weight"]
         w2 = sd["reduce_hidden_to_energy.linear.weight"].view(-1, 1)
-        model.readout.weights[0].copy_(w1 @ w2 / math.sqrt(w1.shape[1]))
-        # E_i = shift + scale e_i  ==  E0 + sigma (e_i - e_iso)  with sigma = scale, E0 = shift + scale e_iso
+        hidden = w2.shape[0]
+        # the readout's fidelity rows: a constant c per atom added to e_i before the scale
+        k = n_modal if cfg.get("use_modal_output_block") else 0
+        c = float(w1[f * hidden :].view(k, hidden)[m] @ w2[:, 0]) / math.sqrt((f + k) * hidden) if k else 0.0
+        w1 = w1[: f * hidden].view(f, hidden)
+        model.readout.weights[0].copy_(w1 @ w2 / math.sqrt(hidden) * math.sqrt(f / (f + k)))
+        # E_i = shift + scale (e_i + c)  ==  E0 + sigma (e_i - e_iso)  with sigma = scale, E0 = shift + scale (e_iso + c)
         e_iso = model.isolated_atom_energies(torch.arange(len(species)))
     shift, scale = sd["rescale_atomic_energy.shift"], sd["rescale_atomic_energy.scale"]
+    shift = shift[m] if shift.ndim == 2 else shift  # per fidelity (use_modal_wise_shift)
     model.set_scale({z: float(scale[type_map[z]]) for z in species})
     model.set_atomic_energies(
-        {z: float(shift[type_map[z]] + scale[type_map[z]] * e_iso[k]) for k, z in enumerate(species)}
+        {z: float(shift[type_map[z]] + scale[type_map[z]] * (e_iso[k] + c)) for k, z in enumerate(species)}
     )
+    fidelity = f", fidelity {modal_name}" if modal_name else ""
     model.metadata = {
-        "source": f"SevenNet checkpoint {path.name} (sevenn config version {cfg.get('version')})",
+        "source": f"SevenNet checkpoint {path.name} (sevenn config version {cfg.get('version')}){fidelity}",
         "licence": "MIT (SevenNet, Copyright (c) 2024 Yutack Park)",
         "citation": "Park et al., J. Chem. Theory Comput. 20, 4857 (2024), doi:10.1021/acs.jctc.4c00190",
     }
     return model.eval()
 
 
-def _copy_layer(layer, sd, t: int, irreps_x, irreps_next) -> None:
-    """Block t's weights; SevenNet's gate input is one 0e block [scalars | gates] that facetpot keeps as two."""
-    for b, w in enumerate(_linear_blocks(sd[f"{t}_self_interaction_1.linear.weight"], irreps_x, irreps_x).values()):
+def _modal_split(blocks, n_in: int, fan: int, n_modal: int, m: int):
+    """A linear layer fed [inputs..., M x 0e one-hot]: (weights without the one-hot rows, rescaled to facetpot's
+    1/sqrt(fan) on scalar outputs, and {output block: bias}) for fidelity m."""
+    if not n_modal:
+        return {key: w for key, w in blocks.items()}, {}
+    weights, biases = {}, {}
+    for (i, o), w in blocks.items():
+        if i == n_in:
+            biases[o] = w[m] / math.sqrt(fan + n_modal)
+        else:
+            weights[(i, o)] = w * math.sqrt(fan / (fan + n_modal)) if i == 0 else w
+    return weights, biases
+
+
+def _copy_layer(layer, sd, t: int, irreps_x, irreps_next, modal_layers=None, m: int = -1) -> None:
+    """Block t's weights; SevenNet's gate input is one 0e block [scalars | gates] that facetpot keeps as two.
+    ``modal_layers``: the fidelity one-hot's width on Linear_1 ("intro") and Linear_2 ("outro"), 0 for none."""
+    modal_layers = modal_layers or {"intro": 0, "outro": 0}
+    n_in = modal_layers["intro"]
+    blocks = _linear_blocks(sd[f"{t}_self_interaction_1.linear.weight"], irreps_x + [(n_in, 0)] * bool(n_in), irreps_x)
+    weights, biases = _modal_split(blocks, len(irreps_x), irreps_x[0][0], n_in, m)
+    for b, w in enumerate(weights.values()):
         layer.linear_in.weights[b].copy_(w)
+    for o, bias in biases.items():
+        layer.linear_in.biases[o].copy_(bias)
     n_scalars = irreps_next[0][0]
     gated = [(mul, l) for mul, l in irreps_next if l > 0]
     gate_in = [(n_scalars + sum(m for m, _ in gated), 0)] + gated
@@ -210,9 +280,13 @@ def _copy_layer(layer, sd, t: int, irreps_x, irreps_next) -> None:
     paths = layer.conv.paths.paths
     l_mid = sorted({p.l3 for p in paths})
     irreps_mid = [(sum(p.mul for p in paths if p.l3 == l), l) for l in l_mid]
-    out = _linear_blocks(sd[f"{t}_self_interaction_2.linear.weight"], irreps_mid, gate_in)
+    n_out = modal_layers["outro"]
+    out = _linear_blocks(sd[f"{t}_self_interaction_2.linear.weight"], irreps_mid + [(n_out, 0)] * bool(n_out), gate_in)
+    out, out_biases = _modal_split(out, len(irreps_mid), irreps_mid[0][0], n_out, m)
     for k, (o, lo, hi) in enumerate(split):
         layer.linear_out.weights[k].copy_(out[(l_mid.index(gate_in[o][1]), o)][:, lo:hi])
+        if o in out_biases:  # summed with the self-connection before the gate: its bias carries Linear_2's
+            layer.self_connection.biases[k].copy_(out_biases[o][lo:hi])
     key = f"{t}_convolution"
     mlp = layer.conv.radial_mlp
     for k in range(len(mlp.weights)):

@@ -136,9 +136,9 @@ def _fit_layer(target_conv, weights, chunks: Sequence[torch.Tensor], rank: int) 
 @torch.no_grad()
 def fold_first_linear(model: FacetModel) -> FacetModel:
     """The same function without the first layer's Linear_in (``first_linear_in=False``): the embedding E becomes
-    E' = E L / sqrt(fan_in) (what the convolution reads), and the first self-connection, which read E, reads E'
-    with weights S' solving E' S' = E S (exact: the N_species rows of E' are independent unless L is singular on
-    them, which raises). Saves the mul0 x mul0 numbers of L."""
+    E' = E L / sqrt(fan_in) + b (what the convolution reads; b: Linear_in's bias, if any), and the first
+    self-connection, which read E, reads E' with weights S' solving E' S' = E S (exact: the N_species rows of E' are
+    independent unless L is singular on them, which raises). Saves the mul0 x mul0 numbers of L (and b)."""
     if not model.config["first_linear_in"]:
         return model
     layer = model.layers[0]
@@ -148,6 +148,8 @@ def fold_first_linear(model: FacetModel) -> FacetModel:
     out = FacetModel(**cfg).to(model.dtype)
     e = model.embedding.weight.detach().double()
     e_new = e @ layer.linear_in.weights[0].double() * layer.linear_in.norms[0]
+    if layer.linear_in.has_bias[0]:  # SevenNet-MF's fidelity bias: part of what the convolution reads
+        e_new = e_new + layer.linear_in.biases[0].double()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("layers.0.linear_in.")}
     state["embedding.weight"] = e_new.to(model.dtype)
     sc = layer.self_connection

@@ -42,12 +42,15 @@ def facet_results(model, atoms):
     return float(out["energy"][0]), out["forces"].detach().numpy(), stress
 
 
-@pytest.mark.parametrize("name", ["7net-0", "7net-l3i5"])
-def test_port_equals_sevennet(tmp_path, name):
-    assert facet(["convert", "sevennet", name, "-o", str(tmp_path / "m.pt")]) == 0
+@pytest.mark.parametrize(
+    "name, modal", [("7net-0", None), ("7net-l3i5", None), ("7net-mf-0", "PBE"), ("7net-mf-0", "R2SCAN")]
+)
+def test_port_equals_sevennet(tmp_path, name, modal):
+    fidelity = ["--modal", modal.lower()] if modal else []  # any case: SevenNet's own spelling is upper case
+    assert facet(["convert", "sevennet", name, "-o", str(tmp_path / "m.pt")] + fidelity) == 0
     model = load_model(tmp_path / "m.pt")
     assert model.dtype == torch.float64 and model.backend == "edgewise"
-    calc = sevenn_calculator.SevenNetCalculator(name, device="cpu")  # float32
+    calc = sevenn_calculator.SevenNetCalculator(name, device="cpu", **({"modal": modal} if modal else {}))
     for label, atoms in structures().items():
         atoms.calc = calc
         e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
@@ -71,6 +74,23 @@ def test_port_values_float64():
     e, f, _ = facet_results(model, molecule("CH3CH2OH"))
     assert e == pytest.approx(-46.68064410, abs=2e-8)
     assert np.abs(f).max() == pytest.approx(0.299914, abs=2e-6)
+
+
+def test_multi_fidelity_model_needs_its_fidelity():
+    """SevenNet-MF-0's fidelities differ by eV per cell (R2SCAN's energy zero is another): the choice is required,
+    checked, and changes the model."""
+    from facetpot.ports.sevennet import ConversionError, convert_sevennet
+
+    with pytest.raises(ConversionError, match="choose its fidelity with modal=.*R2SCAN, PBE"):
+        convert_sevennet("7net-mf-0")
+    with pytest.raises(ConversionError, match="unknown fidelity 'scan'"):
+        convert_sevennet("7net-mf-0", modal="scan")
+    with pytest.raises(ConversionError, match="has one fidelity"):
+        convert_sevennet("7net-0", modal="PBE")
+    si = bulk("Si", "diamond", a=5.43)
+    pbe, r2scan = (facet_results(convert_sevennet("7net-mf-0", modal=m), si)[0] for m in ("PBE", "r2scan"))
+    assert abs(pbe - r2scan) > 1.0
+    assert "fidelity R2SCAN" in convert_sevennet("7net-mf-0", modal="R2SCAN").metadata["source"]
 
 
 def test_converter_errors(tmp_path):

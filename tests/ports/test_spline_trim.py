@@ -21,12 +21,20 @@ def _atoms():
     return [a for name, a in awkward_structures().items() if name != "molecule"]
 
 
-def test_fold_first_linear_is_exact_and_saves_its_numbers():
-    port = small_model(**PORT_LIKE)
+@pytest.mark.parametrize("multi_fidelity", [False, True])
+def test_fold_first_linear_is_exact_and_saves_its_numbers(multi_fidelity):
+    """Also with Linear_in's bias (a SevenNet-MF port's fidelity): the fold carries it into the embedding."""
+    options = dict(linear_in_bias=True, self_connection_bias=True) if multi_fidelity else {}
+    port = small_model(**{**PORT_LIKE, **options})
+    if multi_fidelity:
+        with torch.no_grad():
+            for layer in port.layers:
+                for bias in layer.linear_in.biases:
+                    bias.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(5))
     folded = fold_first_linear(port)
     assert not folded.config["first_linear_in"] and folded.layers[0].linear_in is None
     mul0 = port.embedding.weight.shape[1]
-    assert port.num_parameters() - folded.num_parameters() == mul0 * mul0
+    assert port.num_parameters() - folded.num_parameters() == mul0 * mul0 + (mul0 if multi_fidelity else 0)
     for atoms in _atoms():
         a, b = model_outputs(port, atoms), model_outputs(folded, atoms)
         assert abs(float(a["energy"] - b["energy"])) < 1e-10
