@@ -36,11 +36,25 @@ def _structure():
         ("density", {"radial_rank": 2}),
         ("triton", {}),
         ("density", {"radial_rank": [2, 3], "first_linear_in": False}),
+        ("density", {"linear_in_bias": True}),
     ],
-    ids=["density", "edgewise", "sevennet-like", "density-low-rank", "triton", "ranks-per-layer-folded"],
+    ids=[
+        "density",
+        "edgewise",
+        "sevennet-like",
+        "density-low-rank",
+        "triton",
+        "ranks-per-layer-folded",
+        "linear-in-bias",
+    ],
 )
 def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     model = small_model(seed=1, **cfg).set_backend(backend)
+    if cfg.get("linear_in_bias"):  # zero at the start: values, so that a bias the export dropped would show
+        with torch.no_grad():
+            for layer in model.layers:
+                for bias in layer.linear_in.biases:
+                    bias.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(2))
     atoms = _structure()
     ref = model_outputs(model, atoms)
     path = export_torchscript(model, tmp_path / "model.pt")

@@ -37,6 +37,8 @@ KINDS = {
         "cutoff": 4.0,
         "cutoff_on": 3.5,
     },
+    # a SevenNet-MF port's fidelity: biases on Linear_in and the self-connection (made non-zero below)
+    "linear_in bias": dict(nonlinearity="gate", linear_in_bias=True, self_connection_bias=True),
 }
 
 
@@ -58,7 +60,12 @@ def _both(model, graph, **options):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_engine_equals_the_python_layers(kind):
-    prepared = inference_model(small_model(**KINDS[kind]))
+    model = small_model(**KINDS[kind])
+    with torch.no_grad():  # biases start at zero: give them values, or a dropped bias would not show
+        for name, p in model.named_parameters():
+            if ".biases." in name:
+                p.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(len(name)))
+    prepared = inference_model(model)
     assert compile_layers(prepared) is not None
     graph = atoms_list_to_graph(_structures(), prepared.cutoff, min_distance=0.0)
     ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
