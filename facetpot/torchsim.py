@@ -28,6 +28,7 @@ import torch
 
 try:
     from torch_sim.models.interface import ModelInterface
+    from torch_sim.neighbors import torch_nl_linked_cell
 except ImportError as err:  # pragma: no cover - exercised where torch-sim is missing
     raise ImportError(
         "facetpot.torchsim needs TorchSim: pip install 'facetpot[torchsim]' (the torch-sim-atomistic package)"
@@ -168,8 +169,6 @@ def batched_neighbors(positions, cell, pbc, system, cutoff: float):
     """TorchSim's linked-cell list for the whole batch on its device. Positions are wrapped into their cells
     first (x' = x - n . cell) and the shifts turned back, so r_ij = x_j - x_i + S . cell holds for the
     positions given."""
-    from torch_sim.neighbors import torch_nl_linked_cell
-
     if not bool(pbc.all()):
         raise ValueError('neighbor_list="torch" needs periodic systems (pbc on every axis); use "vesin"')
     x = positions.detach()

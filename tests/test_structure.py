@@ -94,7 +94,7 @@ LAYERS = (
     ("structure",),
     ("model", "derivatives", "descriptors", "hessian", "io", "pretrained", "data", "dispersion", "plots"),
     ("ports", "inference", "testing"),
-    ("training", "evaluate", "export", "lammps", "workflows"),
+    ("training", "evaluate", "export", "lammps", "workflows", "torchsim"),
     ("distill",),
     ("cli", "demo"),
 )

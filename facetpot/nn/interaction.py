@@ -32,6 +32,22 @@ def gate_inputs(irreps_out: Sequence[MulIrrep]) -> List[MulIrrep]:
     return scalars + [(sum(m for m, _, _ in gated), 0, 1)] + gated
 
 
+def grid_mixing(
+    pre: Sequence[MulIrrep], irreps_out: Sequence[MulIrrep], grid: GridOptions, parity: bool
+) -> S2GridMixing:
+    """The S2 grid layer from the pre-activation blocks ``pre`` to ``irreps_out`` (band limit: ``pre``'s)."""
+    return S2GridMixing(
+        list(pre),
+        list(irreps_out),
+        max(l for _, l, _ in pre),
+        channels=grid.channels,
+        hidden=grid.hidden,
+        activation=grid.activation,
+        grid_degree=grid.degree,
+        parity=parity,
+    )
+
+
 class InteractionBlock(nn.Module):
     def __init__(
         self,
@@ -57,8 +73,8 @@ class InteractionBlock(nn.Module):
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         self.irreps_in, self.irreps_out = list(irreps_in), list(irreps_out)
         self.scalars_only = all(l == 0 for _, l, _ in self.irreps_out)
-        # linear_in=False: the convolution reads the input as it is (a first layer fed by a learned embedding)
-        # linear_in_bias: a bias on its scalar outputs (SevenNet-MF's one-hot of the fidelity, fixed at conversion)
+        # linear_in=False: the convolution reads the input as it is (a first layer fed by a learned embedding);
+        # linear_in_bias: a bias on its scalars (SevenNet-MF's one-hot of the fidelity, fixed at conversion)
         self.linear_in: Optional[IrrepsLinear] = (
             IrrepsLinear(self.irreps_in, self.irreps_in, bias=linear_in_bias) if linear_in else None
         )
@@ -84,19 +100,7 @@ class InteractionBlock(nn.Module):
             self.gate = None
         self.linear_out = IrrepsLinear(self.conv.irreps_mid, pre)
         self.self_connection = IrrepsLinear(self.irreps_in, pre, bias=self_connection_bias, allow_missing=True)
-        if self.mode == "s2_mlp":
-            self.mixing = S2GridMixing(
-                pre,
-                self.irreps_out,
-                max(l for _, l, _ in pre),  # the features' band limit
-                channels=grid.channels,
-                hidden=grid.hidden,
-                activation=grid.activation,
-                grid_degree=grid.degree,
-                parity=parity,
-            )
-        else:
-            self.mixing = None
+        self.mixing = grid_mixing(pre, self.irreps_out, grid, parity) if self.mode == "s2_mlp" else None
 
     def forward(self, blocks: List[torch.Tensor], edges: EdgeData) -> List[torch.Tensor]:
         """blocks: features of the N sending atoms; returns those of the receiving atoms
