@@ -243,7 +243,7 @@ def _modal_split(blocks, n_in: int, fan: int, n_modal: int, m: int):
     """A linear layer fed [inputs..., M x 0e one-hot]: (weights without the one-hot rows, rescaled to facetpot's
     1/sqrt(fan) on scalar outputs, and {output block: bias}) for fidelity m."""
     if not n_modal:
-        return {key: w for key, w in blocks.items()}, {}
+        return blocks, {}
     weights, biases = {}, {}
     for (i, o), w in blocks.items():
         if i == n_in:
@@ -253,10 +253,10 @@ def _modal_split(blocks, n_in: int, fan: int, n_modal: int, m: int):
     return weights, biases
 
 
-def _copy_layer(layer, sd, t: int, irreps_x, irreps_next, modal_layers=None, m: int = -1) -> None:
+def _copy_layer(layer, sd, t: int, irreps_x, irreps_next, modal_layers: Dict[str, int], m: int) -> None:
     """Block t's weights; SevenNet's gate input is one 0e block [scalars | gates] that facetpot keeps as two.
-    ``modal_layers``: the fidelity one-hot's width on Linear_1 ("intro") and Linear_2 ("outro"), 0 for none."""
-    modal_layers = modal_layers or {"intro": 0, "outro": 0}
+    ``modal_layers``: the fidelity one-hot's width on Linear_1 ("intro") and Linear_2 ("outro"), 0 for none;
+    ``m``: the fidelity's index."""
     n_in = modal_layers["intro"]
     blocks = _linear_blocks(sd[f"{t}_self_interaction_1.linear.weight"], irreps_x + [(n_in, 0)] * bool(n_in), irreps_x)
     weights, biases = _modal_split(blocks, len(irreps_x), irreps_x[0][0], n_in, m)

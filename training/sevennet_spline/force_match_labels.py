@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from facetpot.inference.model_source import load_model
@@ -37,26 +36,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fidelity import close_contacts, families, rattled  # noqa: E402  (the benchmark's families, other random numbers)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_labels import min_distance, with_labels  # noqa: E402  (the distillation labels' own helpers)
+
 DEFAULT_DATA = ROOT.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
 
 
 def labelled(structures, port, family: str, batch_atoms: int) -> list:
-    out = []
-    for a, (energy, forces, stress) in zip(structures, predict_structures(port, structures, batch_atoms)):
-        b = a.copy()
-        b.info = {"config_type": family, "weight": 1.0}
-        for key in ("mptrj_traj_id", "mptrj_snapshot_id"):
-            if key in a.info:
-                b.info[key] = a.info[key]
-        b.arrays = {k: v for k, v in b.arrays.items() if k in ("numbers", "positions")}
-        b.calc = SinglePointCalculator(b, energy=energy, forces=forces, stress=stress)
-        out.append(b)
-    return out
-
-
-def closest_pair(atoms) -> float:
-    d = atoms.get_all_distances(mic=True) + 1e3 * np.eye(len(atoms))
-    return float(d.min()) if len(atoms) > 1 else np.inf
+    return [
+        with_labels(a, *result, family, 1.0)
+        for a, result in zip(structures, predict_structures(port, structures, batch_atoms))
+    ]
 
 
 def main(argv=None):
@@ -96,7 +86,7 @@ def main(argv=None):
             out += read(kept, ":")
             print(f"{family}: labels read from {kept}", flush=True)
             continue
-        apart = [a for a in structures if closest_pair(a) >= MIN_DISTANCE]
+        apart = [a for a in structures if min_distance(a, cutoff=MIN_DISTANCE) >= MIN_DISTANCE]
         done = labelled(apart, port, family, args.batch_atoms)
         write(kept, done, format="extxyz")
         out += done
