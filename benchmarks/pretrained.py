@@ -50,7 +50,8 @@ from systems import WORKER_IMPORT  # benchmarks/systems.py
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared/data/mptrj/mptrj-random-1k.extxyz"
 
-#: key -> (shipped name, SevenNet name, label of the original, default: the shipped model file)
+#: key -> (shipped name, SevenNet name (NAME@FIDELITY for a multi-fidelity model), label of the original, default:
+#: the shipped model file). Only PBE heads: the frames carry PBE labels
 MODELS = {
     "7net0": ("facet-7net0-spline", "7net-0", "SevenNet-0", str(HERE.parent / "pretrained/facet-7net0-spline.pt")),
     "l3i5": (
@@ -58,6 +59,12 @@ MODELS = {
         "7net-l3i5",
         "SevenNet-l3i5",
         str(HERE.parent / "pretrained/facet-7net-l3i5-spline.pt"),
+    ),
+    "mf0": (
+        "facet-7net-mf0-pbe-spline",
+        "7net-mf-0@PBE",
+        "SevenNet-MF-0 (PBE)",
+        str(HERE.parent / "pretrained/facet-7net-mf0-pbe-spline.pt"),
     ),
 }
 SYSTEMS = ["Si 64", "Si 512", "MgO 512", "SrTiO3 320"]
@@ -78,7 +85,8 @@ atoms = build[system]()
 atoms.rattle(0.01, seed=1)
 if which == "sevennet":
     from sevenn.calculator import SevenNetCalculator
-    calc = SevenNetCalculator(model, device="cpu")
+    name, _, modal = model.partition("@")
+    calc = SevenNetCalculator(name, device="cpu", **({"modal": modal} if modal else {}))
 else:
     import facetpot
     m = facetpot.load_model(model, dtype="float32")
@@ -98,7 +106,8 @@ print("RESULT", json.dumps({"atoms": len(atoms), "ms": median_ms(time_calls(call
 def predict_sevennet(name, frames):
     from sevenn.calculator import SevenNetCalculator  # lazy: optional, only this benchmark needs it
 
-    calc = SevenNetCalculator(name, device="cpu")  # float32, as shipped
+    name, _, modal = name.partition("@")
+    calc = SevenNetCalculator(name, device="cpu", **({"modal": modal} if modal else {}))  # float32, as shipped
     n_params = sum(p.numel() for p in calc.model.parameters() if p.requires_grad)  # trainable, as SevenNet counts
     e, f, s = [], [], []
     for atoms in frames:
@@ -277,6 +286,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-7net0", default=MODELS["7net0"][3], help="facet-7net0-spline model file")
     p.add_argument("--model-l3i5", default=MODELS["l3i5"][3], help="facet-7net-l3i5-spline model file")
+    p.add_argument("--model-mf0", default=MODELS["mf0"][3], help="facet-7net-mf0-pbe-spline model file")
     p.add_argument("--only", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="models to run")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="MPtrj frames with DFT labels (default: %(default)s)")
     p.add_argument("--frames", type=int, default=None, help="only the first N frames (a quick look)")
@@ -300,7 +310,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     speed_threads = args.speed_threads or args.threads
     WAIT_POLICY["policy"] = args.omp_wait_policy
-    paths = {"7net0": args.model_7net0, "l3i5": args.model_l3i5}
+    paths = {"7net0": args.model_7net0, "l3i5": args.model_l3i5, "mf0": args.model_mf0}
     for key in args.only:
         if not Path(paths[key]).is_file():
             raise SystemExit(

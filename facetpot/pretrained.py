@@ -51,6 +51,22 @@ PRETRAINED: Dict[str, PretrainedModel] = {
             "facet-7net-l3i5-spline.md",
         ),
         PretrainedModel(
+            "facet-7net-mf0-pbe-spline",
+            "SevenNet-MF-0's PBE/PBE+U head (MPtrj fidelity, 89 elements) with Facet spline radial weights, "
+            "layer-output refit to its exact port: 75% of the parameters",
+            "facet-7net-mf0-pbe-spline.pt",
+            "88cafeea32d232e9dd7a329e7e648930af3cc1f229eef3199333c7c3f1ce40eb",
+            "facet-7net-mf0-spline.md",
+        ),
+        PretrainedModel(
+            "facet-7net-mf0-r2scan-spline",
+            "SevenNet-MF-0's r2SCAN head (MP-r2SCAN fidelity, 89 elements) with Facet spline radial weights: "
+            "the PBE head's trim with the r2SCAN biases and energies",
+            "facet-7net-mf0-r2scan-spline.pt",
+            "9c08dbbf9266c9c8ef05dddd4361a02656d472d5963c8d2727c6ba7db8463fdd",
+            "facet-7net-mf0-spline.md",
+        ),
+        PretrainedModel(
             "facet-s-universal",
             "Facet-S (splines + spherical-grid layer, 89 elements) distilled 2 h on 2 CPU cores from "
             "facet-7net-l3i5-spline: NOT converged (held-out MPtrj force error 11x its teacher's); for trials and fine-tuning",

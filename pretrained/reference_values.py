@@ -36,7 +36,7 @@ def reference_values(model) -> dict:
     for label, atoms in reference_structures().items():
         periodic = bool(atoms.pbc.all())
         res = compute_properties(model, atoms_to_graph(atoms, model.cutoff), stress=periodic)
-        out[label] = {"energy": float(res["energy"][0]), "forces": res["forces"].detach().tolist()}
+        out[label] = {"energy": float(res["energy"][0].detach()), "forces": res["forces"].detach().tolist()}
         if periodic:
             out[label]["stress"] = res["stress"][0].detach().tolist()
     return out

@@ -39,7 +39,7 @@ def facet_results(model, atoms):
     stress = out["stress"][0].detach().numpy() if periodic else None
     if stress is not None:
         stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-    return float(out["energy"][0]), out["forces"].detach().numpy(), stress
+    return float(out["energy"][0].detach()), out["forces"].detach().numpy(), stress
 
 
 @pytest.mark.parametrize(
@@ -104,3 +104,34 @@ def test_converter_errors(tmp_path):
     model = convert_sevennet("7net-0")
     with pytest.raises(ValueError, match="use the edgewise backend"):
         model.set_backend("density")
+
+
+def test_other_fidelity_of_a_trim():
+    """A trim of one fidelity with the other fidelity's biases and energies (the SevenNet-MF-0 trim's recipe):
+    applied to a port it gives the other port exactly; applied to a folded port with changed radial weights (a
+    stand-in trim) it keeps them and equals the other port changed alike; ports of two models are refused."""
+    from facetpot.ports.multi_fidelity import other_fidelity
+    from facetpot.ports.sevennet import convert_sevennet
+    from facetpot.ports.spline_fit import fold_first_linear
+
+    pbe, r2scan = (convert_sevennet("7net-mf-0", modal=m).double() for m in ("PBE", "R2SCAN"))
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.05, seed=3)
+    made = other_fidelity(pbe, pbe, r2scan)
+    for got, want in zip(facet_results(made, si), facet_results(r2scan, si)):
+        assert np.allclose(got, want, rtol=0, atol=1e-10)
+
+    def changed(model):
+        out = fold_first_linear(model)
+        with torch.no_grad():
+            out.layers[2].conv.radial_mlp.weights[1].mul_(1.05)
+        return out
+
+    trim = changed(pbe)
+    made = other_fidelity(trim, pbe, r2scan)
+    e_made, f_made, _ = facet_results(made, si)
+    e_want, f_want, _ = facet_results(changed(r2scan), si)
+    assert e_made == pytest.approx(e_want, abs=1e-8) and np.allclose(f_made, f_want, atol=1e-8)
+    assert abs(e_made - facet_results(fold_first_linear(r2scan), si)[0]) > 1e-4  # the change is kept
+    with pytest.raises(ValueError, match="differ in their configs"):
+        other_fidelity(pbe, pbe, convert_sevennet("7net-0").double())
