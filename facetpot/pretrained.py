@@ -39,7 +39,7 @@ PRETRAINED: Dict[str, PretrainedModel] = {
             "facet-7net0-spline",
             "SevenNet-0 (MPtrj, 89 elements, PBE/PBE+U) with Facet spline radial weights: 75% of the parameters",
             "facet-7net0-spline.pt",
-            "eeabeda3c4e54a3e8f92ac37f673366dad34efa53276bfc919b929ef7d3a89d9",
+            "6e0a860a2d71b88662bce546cce21b1d205898e37be96f23e5ea0d3383f074b3",
             "facet-7net0-spline.md",
         ),
         PretrainedModel(
