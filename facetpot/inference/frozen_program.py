@@ -98,6 +98,21 @@ def _linear(p: Program, lin, regs: List[int]) -> List[int]:
     return out
 
 
+def channel_matrix(m: torch.Tensor, l_in: int) -> torch.Tensor:
+    """A block's M_u (u, m1 K', cols) as the density step takes it: for a block of scalars (l_in = 0) whose M_u couples
+    each run of K' = K / cols basis columns to one message column, M_u[u, c K' + k, c'] = 0 unless c' = c (one path
+    per harmonic degree), its diagonal Wd (u, cols, K', 1) with Wd[u, c, k] = M_u[u, c K' + k, c], summed by a loop
+    instead of a GEMM whose columns are mostly zeros (density_group_op.cpp); else M_u as it is."""
+    u, rows, cols = m.shape
+    if l_in != 0 or cols == 0 or rows % cols != 0:
+        return m
+    blocks = m.reshape(u, cols, rows // cols, cols)
+    diag = torch.diagonal(blocks, dim1=1, dim2=3)  # (u, K', cols)
+    if not torch.equal(blocks, torch.diag_embed(diag).transpose(1, 2)):
+        return m
+    return diag.transpose(1, 2).unsqueeze(-1).contiguous()
+
+
 def _convolution(p: Program, conv, regs: List[int]) -> List[int]:
     """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped)."""
     backend = conv.backend
@@ -112,7 +127,8 @@ def _convolution(p: Program, conv, regs: List[int]) -> List[int]:
         cols = p.op("basis_cols", rb_all, degrees[0] ** 2, degrees[1] ** 2)
         outs = [p.register() for _ in group]
         blocks = [regs[b] for b in group]
-        p.emit("density", chunk, SRC, cols, len(group), *blocks, *[p.param(ms[b]) for b in group], *outs)
+        matrices = [p.param(channel_matrix(ms[b], backend.irreps_in[b][1])) for b in group]
+        p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *outs)
         for b, y in zip(group, outs):
             dims = backend.block_path_dims[b]
             pieces = [p.register() for _ in dims]

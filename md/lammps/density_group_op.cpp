@@ -7,6 +7,10 @@
 //   forward   xn = x[src] (C, n, F)   D = xn^T rb (C, F, R)   y_b[., u] = D_b[., u] M_b[u]
 //   backward  gD_b[., u] = gy_b[., u] M_b[u]^T   g rb = xn gD (C, n, R)   g xn = rb gD^T (C, n, F) -> g x
 // A chunk reads only the first w slots of its rows, w its largest neighbour count (padding trails each row).
+// A block of scalars whose M_b couples every basis column to one message column (one path per harmonic degree:
+// M_b[u, c R' + r, c'] = 0 unless c' = c) may be given as its diagonal Wd_b (u, cols, R', 1) instead (the frozen
+// program does, facetpot/inference/frozen_program.py): y_b[., u, c] = sum_r D_b[., u, c R' + r] Wd_b[u, c, r] and
+// gD_b[., u, c R' + r] = gy_b[., u, c] Wd_b[u, c, r], loops instead of GEMMs with 9 columns that are 8/9 zeros.
 // The weights' matrices M_b get no gradient (frozen weights); a double backward (create_graph=True) differentiates
 // the plain formulation, as the Python version does. The forward and backward without autograd are also the
 // density steps of the C++ inference engine (frozen_program_op.cpp, through density_group.h).
@@ -17,6 +21,7 @@
 
 #include <torch/torch.h>
 #include <torch/library.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
@@ -45,6 +50,62 @@ Tensor scratch(size_t slot, at::IntArrayRef shape, const at::TensorOptions &opti
   Tensor &t = pool[index];
   if (!t.defined() || t.numel() < numel) t = at::empty({std::max<int64_t>(numel, 1)}, options);
   return t.narrow(0, 0, numel).view(shape);
+}
+
+// whether a block's matrix is the diagonal form Wd_b (u, cols, R', 1) of a block of scalars (see the top)
+bool diagonal_form(const Tensor &m) { return m.dim() == 4; }
+
+// M_b (u, cols R', cols) of a diagonal form: M_b[u, c R' + r, c'] = Wd_b[u, c, r] [c = c'] (differentiable)
+Tensor dense_matrix(const Tensor &m)
+{
+  if (!diagonal_form(m)) return m;
+  const int64_t u = m.size(0), cols = m.size(1), r = m.size(2);
+  Tensor eye = at::eye(cols, m.options()).view({1, cols, 1, cols});
+  return (m.view({u, cols, r, 1}) * eye).reshape({u, cols * r, cols});
+}
+
+// y (u, C, cols): y[k, a, c] = sum_r d[a, k, c R' + r] wd[k, c, r], d the block's rows of a chunk's density (C, u, cols R')
+void diagonal_messages(const Tensor &d, const Tensor &wd, Tensor &y)
+{
+  const int64_t c_atoms = d.size(0), u = d.size(1), cols = wd.size(1), r = wd.size(2);
+  TORCH_CHECK(d.size(2) == cols * r && d.stride(2) == 1, "facetpot::density_group: diagonal block of another width");
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "diagonal_messages", [&] {
+    const scalar_t *dp = d.data_ptr<scalar_t>(), *wp = wd.data_ptr<scalar_t>();
+    scalar_t *yp = y.data_ptr<scalar_t>();
+    const int64_t sa = d.stride(0), sk = d.stride(1);
+    at::parallel_for(0, u, 8, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; k++)
+        for (int64_t a = 0; a < c_atoms; a++)
+          for (int64_t c = 0; c < cols; c++) {
+            const scalar_t *x = dp + a * sa + k * sk + c * r, *w = wp + (k * cols + c) * r;
+            scalar_t acc = 0;
+            for (int64_t q = 0; q < r; q++) acc += x[q] * w[q];
+            yp[(k * c_atoms + a) * cols + c] = acc;
+          }
+    });
+  });
+}
+
+// gd[a, k, c R' + r] = gy[a, k, c] wd[k, c, r]: the block's rows of a chunk's density gradient (C, u, cols R')
+void diagonal_density_gradient(const Tensor &gy, const Tensor &wd, Tensor gd)
+{
+  const int64_t c_atoms = gd.size(0), u = gd.size(1), cols = wd.size(1), r = wd.size(2);
+  TORCH_CHECK(gd.stride(2) == 1, "facetpot::density_group: strided density gradient");
+  AT_DISPATCH_FLOATING_TYPES(gd.scalar_type(), "diagonal_density_gradient", [&] {
+    auto g = gy.accessor<scalar_t, 3>();
+    const scalar_t *wp = wd.data_ptr<scalar_t>();
+    scalar_t *op = gd.data_ptr<scalar_t>();
+    const int64_t sa = gd.stride(0), sk = gd.stride(1);
+    at::parallel_for(0, c_atoms, 4, [&](int64_t a0, int64_t a1) {
+      for (int64_t a = a0; a < a1; a++)
+        for (int64_t k = 0; k < u; k++)
+          for (int64_t c = 0; c < cols; c++) {
+            const scalar_t s = g[a][k][c], *w = wp + (k * cols + c) * r;
+            scalar_t *o = op + a * sa + k * sk + c * r;
+            for (int64_t q = 0; q < r; q++) o[q] = s * w[q];
+          }
+    });
+  });
 }
 
 // (N_send + 1, F): the blocks' features side by side and a zero row for padding slots
@@ -93,6 +154,11 @@ Tensor chunk_density_gradient(const variable_list &grads, const std::vector<Tens
   int64_t row = 0;
   for (int64_t b = 0; b < nb; b++) {
     const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2), m1r = ms[b].size(1);
+    if (diagonal_form(ms[b])) {
+      diagonal_density_gradient(grads[b].narrow(0, a, c), ms[b], g_dens.narrow(1, row, rows));
+      row += rows;
+      continue;
+    }
     Tensor gu = grads[b].narrow(0, a, c).transpose(0, 1);  // (u, C, cols)
     if (gu.stride(-1) != 1) gu = gu.contiguous();
     Tensor t = t_bufs[b].narrow(0, 0, u * c * m1r).view({u, c, m1r});
@@ -153,7 +219,8 @@ variable_list plain_gradients(AutogradContext *ctx, const variable_list &grads)
     for (int64_t b = 0; b < nb; b++) {
       const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
       if (grads[b].defined()) {
-        ys.push_back(at::bmm(dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1), ms[b]).transpose(0, 1));
+        ys.push_back(
+            at::bmm(dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1), dense_matrix(ms[b])).transpose(0, 1));
         gs.push_back(grads[b]);
       }
       row += rows;
@@ -191,6 +258,13 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
     int64_t row = 0;
     for (int64_t b = 0; b < nb; b++) {
       const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
+      if (diagonal_form(ms[b])) {
+        Tensor y = at::empty({u, c, ms[b].size(1)}, dens.options());
+        diagonal_messages(dens.narrow(1, row, rows), ms[b], y);
+        pieces[b].push_back(y);
+        row += rows;
+        continue;
+      }
       Tensor d = dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1);  // (u, C, m1 R)
       pieces[b].push_back(at::bmm(d, ms[b]));                                     // (u, C, cols)
       row += rows;

@@ -15,7 +15,7 @@ from ase.build import bulk
 from facetpot.derivatives import compute_properties
 from facetpot.hessian import hessian
 from facetpot.inference.engine_library import load_engine
-from facetpot.inference.frozen_program import compile_layers, run_layers
+from facetpot.inference.frozen_program import channel_matrix, compile_layers, run_layers
 from facetpot.inference.prepare import inference_model
 from facetpot.structure.graph import atoms_list_to_graph
 from facetpot.testing import SEVENNET_LIKE, awkward_structures, small_model
@@ -66,12 +66,35 @@ def test_engine_equals_the_python_layers(kind):
             if ".biases." in name:
                 p.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(len(name)))
     prepared = inference_model(model)
-    assert compile_layers(prepared) is not None
+    program = compile_layers(prepared)
+    assert program is not None
+    # the scalar blocks' diagonal channel step (density_group_op.cpp) is among what is compared
+    assert any(t.dim() == 4 for t in program.params)
     graph = atoms_list_to_graph(_structures(), prepared.cutoff, min_distance=0.0)
     ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
     for key in ("energy", "energies", "forces", "virials"):
         torch.testing.assert_close(out[key], ref[key], rtol=1e-9, atol=1e-9, msg=key)
     assert float(ref["forces"].abs().max()) > 0.1  # forces that can disagree
+
+
+def test_channel_matrix_diagonal_form():
+    """A scalar block's M_u that couples each run of K' basis columns to one message column becomes its diagonal
+    Wd (u, cols, K', 1), which rebuilds M_u exactly; one entry off that pattern, or a block of l > 0, keeps M_u."""
+    gen = torch.Generator().manual_seed(0)
+    u, cols, k = 4, 3, 5
+    wd = torch.randn(u, cols, k, generator=gen, dtype=torch.float64)
+    m = torch.zeros(u, cols, k, cols, dtype=torch.float64)
+    for c in range(cols):
+        m[:, c, :, c] = wd[:, c]
+    m = m.reshape(u, cols * k, cols)
+    diag = channel_matrix(m, 0)
+    assert diag.shape == (u, cols, k, 1)
+    rebuilt = (diag * torch.eye(cols, dtype=m.dtype).view(1, cols, 1, cols)).reshape(u, cols * k, cols)
+    assert torch.equal(rebuilt, m)
+    off = m.clone()
+    off[1, 2, 1] = 0.5  # basis column 2 (of message column 0) also feeding message column 1
+    assert channel_matrix(off, 0) is off
+    assert channel_matrix(m, 1) is m
 
 
 def test_engine_runs_and_is_used():
