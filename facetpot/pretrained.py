@@ -39,7 +39,7 @@ PRETRAINED: Dict[str, PretrainedModel] = {
             "facet-7net0-spline",
             "SevenNet-0 (MPtrj, 89 elements, PBE/PBE+U) with Facet spline radial weights: 75% of the parameters",
             "facet-7net0-spline.pt",
-            "6e0a860a2d71b88662bce546cce21b1d205898e37be96f23e5ea0d3383f074b3",
+            "9cfc863769d880c8406e225c2a32df22c60dae8d5f3638a049bbe1ceba2a6171",
             "facet-7net0-spline.md",
         ),
         PretrainedModel(
