@@ -29,14 +29,12 @@ from workloads import small_crystals  # noqa: E402
 
 def runner(program):
     """A layer runner (``FacetModel.use_layer_runner``) that runs ``program``, as ``frozen_program.run_layers``."""
-    import torch
+    from facetpot.inference.frozen_program import run_program
 
     def run(model, features, edges):
         if edges.num_edges() == 0:
             return None  # isolated atoms: the Python layers (run_layers does the same)
-        return torch.ops.facetpot.frozen_program(
-            features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars
-        )
+        return run_program(program, features, edges)
 
     return run
 

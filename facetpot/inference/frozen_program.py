@@ -113,7 +113,7 @@ def channel_matrix(m: torch.Tensor, l_in: int) -> torch.Tensor:
     return diag.transpose(1, 2).unsqueeze(-1).contiguous()
 
 
-def _convolution(p: Program, conv, regs: List[int], options: Dict[str, Optional[int]]) -> List[int]:
+def _convolution(p: Program, conv, regs: List[int], diagonal: bool, chunk: Optional[int]) -> List[int]:
     """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped)."""
     backend = conv.backend
     if conv.radial_mlp is not None or backend.name != "density":
@@ -121,13 +121,12 @@ def _convolution(p: Program, conv, regs: List[int], options: Dict[str, Optional[
     rb_all = p.op("matmul", BASIS, p.param(conv.radial_mix)) if conv.radial_rank > 0 else BASIS
     ms = backend.message_matrices(conv.radial_weight.detach() * conv.norm)
     # receiving atoms per chunk: the backend's CPU choice (the engine runs on the CPU: run_layers)
-    chunk = options["chunk"] or (backend.cache_atoms if backend.cache_atoms > 0 else backend.cache_atoms_cpu)
+    chunk = chunk or (backend.cache_atoms if backend.cache_atoms > 0 else backend.cache_atoms_cpu)
     mid: List[int] = []
     for group, degrees in zip(backend.groups, backend.group_degrees):
         cols = p.op("basis_cols", rb_all, degrees[0] ** 2, degrees[1] ** 2)
         outs = [p.register() for _ in group]
         blocks = [regs[b] for b in group]
-        diagonal = options["diagonal"]
         matrices = [p.param(channel_matrix(ms[b], backend.irreps_in[b][1]) if diagonal else ms[b]) for b in group]
         p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *outs)
         for b, y in zip(group, outs):
@@ -165,10 +164,10 @@ def _grid_mixing(p: Program, mixing, regs: List[int]) -> List[int]:
     return _linear(p, mixing.down, regs + back)
 
 
-def _interaction(p: Program, layer, regs: List[int], options: Dict[str, Optional[int]]) -> List[int]:
+def _interaction(p: Program, layer, regs: List[int], diagonal: bool, chunk: Optional[int]) -> List[int]:
     """InteractionBlock.forward, every atom receiving."""
     mixed = _linear(p, layer.linear_in, regs) if layer.linear_in is not None else regs
-    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed, options))
+    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed, diagonal, chunk))
     sc = _linear(p, layer.self_connection, regs)
     y = [p.op("add", a, b) for a, b in zip(msg, sc)]
     if layer.gate is not None:
@@ -184,12 +183,11 @@ def compile_layers(model: FacetModel, diagonal: bool = True, chunk: Optional[int
     """The program of ``model.readouts``: embedding features in, e(h^(T)) (N,) out. Unsupported if it cannot.
     ``diagonal``: scalar blocks in :func:`channel_matrix`'s diagonal form where they have it; ``chunk``: receiving
     atoms per density chunk (None: the backend's CPU choice). Both change the speed only (benchmarks/engine_variants.py)."""
-    options: Dict[str, Optional[int]] = {"diagonal": int(diagonal), "chunk": chunk}
     with torch.no_grad():
         p = Program()
         regs = [FEATURES]
         for layer in model.layers:
-            regs = _interaction(p, layer, regs, options)
+            regs = _interaction(p, layer, regs, diagonal, chunk)
         result = p.op("flatten", _linear(p, model.readout, regs)[0])
         p.code = [p.num_registers, result] + p.code
     return p
@@ -214,6 +212,12 @@ def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[tor
     program = remembered(model, "frozen_program", params + list(model.buffers()), lambda: _program_of(model))
     if program is None:
         return None
+    return run_program(program, features, edges)
+
+
+def run_program(program: Program, features: torch.Tensor, edges) -> torch.Tensor:
+    """e(h^(T)) (N,) of ``program`` (:func:`compile_layers`) on the layer-0 features and the density tables of
+    ``edges``, by the C++ operator (autograd through its hand-written reverse pass)."""
     return torch.ops.facetpot.frozen_program(
         features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars
     )
