@@ -4,8 +4,8 @@
 
 The shipped default model (float32, energy + forces + stress through ``compute_properties``, the calculator's
 path without ASE) runs its layers by ``facetpot.inference.frozen_program`` compiled as: ``dense`` (every block's
-channel step one GEMM with M_u), ``diagonal`` (what ships: scalar blocks as their diagonal,
-``frozen_program.channel_matrix``) and ``diagonal, chunk C`` for every ``--chunks`` C (receiving atoms per density
+channel step one GEMM with M_u), ``factored`` (what ships: W per path and the CG non-zeros,
+``frozen_program.channel_factors``) and ``factored, chunk C`` for every ``--chunks`` C (receiving atoms per density
 chunk; the default is the backend's CPU choice). Workloads: 30 small MPtrj crystals (at most 20 atoms;
 ``workloads.small_crystals``) one by one, Si 64 and Si 512 (rattled 0.02 Å). The variants alternate within every
 round; per workload and variant: best and median over ``--rounds`` rounds of the time per structure. Numbers are
@@ -79,9 +79,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     name = args.model or DEFAULT_MODEL
     model = inference_model(name, dtype="float32")
-    variants = {"dense": compile_layers(model, diagonal=False), "diagonal": compile_layers(model)}
+    variants = {"dense": compile_layers(model, factored=False), "factored": compile_layers(model)}
     for c in args.chunks:
-        variants[f"diagonal, chunk {c}"] = compile_layers(model, chunk=c)
+        variants[f"factored, chunk {c}"] = compile_layers(model, chunk=c)
     workloads = [
         ("30 small MPtrj crystals, one by one", small_crystals(30), 3),
         ("Si 64", [silicon(2, rattle=0.02)], 4),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import torch
 from ..io.atomic_write import atomic_write
 
 SOURCES = ("density_group_op.cpp", "frozen_program_op.cpp")
-HEADERS = ("density_group.h",)
+HEADERS = ("density_group.h", "vector_loops.h")
 LIBRARY = "libfacetpot_engine.so"
 CHOICES = ("auto", "python", "cpp")
 
@@ -56,12 +57,14 @@ def source_dir() -> Path:
 
 
 def compiler_flags(include: Path) -> List[str]:
-    """The compiler and its flags: C++17, -O2, position-independent, hidden symbols, against this torch's headers."""
+    """The compiler and its flags: C++17, -O3 for this machine's instruction set (-march=native: the library is built
+    per machine, its key holds the CPU's, :func:`cpu_signature`), position-independent, hidden symbols, against this
+    torch's headers."""
     import torch.utils.cpp_extension as cpp  # lazy: only a build needs it, and importing it costs every calculator
 
     # hidden visibility: the library's own calls stay inside it, whatever else a process has loaded (the LAMMPS
     # plugin compiles density_group_op.cpp too)
-    cmd = [os.environ.get("CXX", "g++"), "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden"]
+    cmd = [os.environ.get("CXX", "g++"), "-std=c++17", "-O3", "-march=native", "-fPIC", "-fvisibility=hidden"]
     cmd += [f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}", f"-I{include}"]
     for inc in cpp.include_paths():
         cmd += ["-isystem", str(inc)]
@@ -100,8 +103,20 @@ def compile_library(sources: List[Path], out: Path) -> Path:
     return out
 
 
+def cpu_signature() -> str:
+    """The CPU model and instruction-set flags (Linux: /proc/cpuinfo), so that a cache shared by machines of other
+    CPUs (a network home) keeps one build per kind of CPU: -march=native code may not run on another."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    keep = [line for line in lines if line.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part")]
+    return "\n".join(sorted(set(keep)))
+
+
 def build_key(src: Path) -> str:
     h = hashlib.sha256()
+    h.update(cpu_signature().encode())
     for name in SOURCES + HEADERS:
         h.update((src / name).read_bytes())
     h.update(" ".join(compiler_flags(Path("INC")) + link_flags()).encode())

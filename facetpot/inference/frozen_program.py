@@ -17,11 +17,13 @@ Python layers).
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from ..model import FacetModel
+from ..nn.conv_paths import block_path_weights
+from ..nn.flat_constants import unflatten
 from ..nn.frozen_cache import remembered
 from .engine_library import load_engine
 
@@ -31,7 +33,7 @@ OPCODES: Dict[str, int] = {
     "zeros": 2,  # out, like, mul, dim
     "matmul": 3,  # out, in, param
     "basis_cols": 4,  # out, basis, first, end
-    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., outs...
+    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs...
     "split": 6,  # in, dim, n, sizes..., outs...
     "add": 7,  # out, a, b
     "silu": 8,  # out, in, scalar
@@ -98,28 +100,42 @@ def _linear(p: Program, lin, regs: List[int]) -> List[int]:
     return out
 
 
-def channel_matrix(m: torch.Tensor, l_in: int) -> torch.Tensor:
-    """A block's M_u (u, m1 K', cols) as the density step takes it: for a block of scalars (l_in = 0) whose M_u couples
-    each run of K' = K / cols basis columns to one message column, M_u[u, c K' + k, c'] = 0 unless c' = c (one path
-    per harmonic degree), its diagonal Wd (u, cols, K', 1) with Wd[u, c, k] = M_u[u, c K' + k, c], summed by a loop
-    instead of a GEMM whose columns are mostly zeros (density_group_op.cpp); else M_u as it is."""
-    u, rows, cols = m.shape
-    if l_in != 0 or cols == 0 or rows % cols != 0:
-        return m
-    blocks = m.reshape(u, cols, rows // cols, cols)
-    diag = torch.diagonal(blocks, dim1=1, dim2=3)  # (u, K', cols)
-    if not torch.equal(blocks, torch.diag_embed(diag).transpose(1, 2)):
-        return m
-    return diag.transpose(1, 2).unsqueeze(-1).contiguous()
+def channel_factors(backend, weights: torch.Tensor, b: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Block b's M_u in factored form, as the engine's channel step takes it (density_group_op.cpp, Coupling):
+
+        M_u[r K + k, c] = sum_{(r, p, c, v)} v W[u, p, k]
+
+    W (u, P, K) the block's radial weights per path (``weights`` scaled by the convolution's norm), and the coupling
+    table (1 + n, 4) float64: a header (rows, P, cols, 0), then one row (r, p, c, v) per non-zero v = CC[r, c] of the
+    block's CG tensors side by side (``ConvolutionPaths.block_coupling``), r = m1 d' + a, p the path of column c."""
+    mul, n_paths = backend.irreps_in[b][0], backend.block_num_paths[b]
+    w = block_path_weights(weights, backend.block_weight_offset[b], n_paths, mul)
+    cc = unflatten(backend.cc_flat, backend.cc_shapes)[b].to(torch.float64)
+    colpath = unflatten(backend.colpath_flat, backend.colpath_sizes)[b]
+    rows, cols = torch.nonzero(cc, as_tuple=True)
+    entries = torch.stack([rows.double(), colpath[cols].double(), cols.double(), cc[rows, cols]], dim=1)
+    header = torch.tensor([[cc.shape[0], n_paths, cc.shape[1], 0.0]], dtype=torch.float64)
+    return w.contiguous(), torch.cat([header, entries])
 
 
-def _convolution(p: Program, conv, regs: List[int], diagonal: bool, chunk: Optional[int]) -> List[int]:
-    """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped)."""
+def factored_matrix(w: torch.Tensor, coupling: torch.Tensor) -> torch.Tensor:
+    """M_u (u, rows K, cols) of a factored form (:func:`channel_factors`), by its formula."""
+    rows, _, cols = (int(v) for v in coupling[0, :3])
+    m = w.new_zeros(w.shape[0], rows, w.shape[2], cols)
+    for r, p, c, v in coupling[1:].tolist():
+        m[:, int(r), :, int(c)] += v * w[:, int(p), :]
+    return m.reshape(w.shape[0], rows * w.shape[2], cols)
+
+
+def _convolution(p: Program, conv, regs: List[int], factored: bool, chunk: Optional[int]) -> List[int]:
+    """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped), each block's
+    channel step in factored form (:func:`channel_factors`) unless ``factored`` is False (M_u as it is)."""
     backend = conv.backend
     if conv.radial_mlp is not None or backend.name != "density":
         raise Unsupported(f"a convolution with {'radial MLPs' if conv.radial_mlp is not None else backend.name}")
     rb_all = p.op("matmul", BASIS, p.param(conv.radial_mix)) if conv.radial_rank > 0 else BASIS
-    ms = backend.message_matrices(conv.radial_weight.detach() * conv.norm)
+    weights = conv.radial_weight.detach() * conv.norm
+    ms = None if factored else backend.message_matrices(weights)
     # receiving atoms per chunk: the backend's CPU choice (the engine runs on the CPU: run_layers)
     chunk = chunk or (backend.cache_atoms if backend.cache_atoms > 0 else backend.cache_atoms_cpu)
     mid: List[int] = []
@@ -127,8 +143,12 @@ def _convolution(p: Program, conv, regs: List[int], diagonal: bool, chunk: Optio
         cols = p.op("basis_cols", rb_all, degrees[0] ** 2, degrees[1] ** 2)
         outs = [p.register() for _ in group]
         blocks = [regs[b] for b in group]
-        matrices = [p.param(channel_matrix(ms[b], backend.irreps_in[b][1]) if diagonal else ms[b]) for b in group]
-        p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *outs)
+        if factored:
+            forms = [channel_factors(backend, weights, b) for b in group]
+            matrices, couplings = [p.param(w) for w, _ in forms], [p.param(c) for _, c in forms]
+        else:
+            matrices, couplings = [p.param(ms[b]) for b in group], [-1] * len(group)
+        p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *couplings, *outs)
         for b, y in zip(group, outs):
             dims = backend.block_path_dims[b]
             pieces = [p.register() for _ in dims]
@@ -164,10 +184,10 @@ def _grid_mixing(p: Program, mixing, regs: List[int]) -> List[int]:
     return _linear(p, mixing.down, regs + back)
 
 
-def _interaction(p: Program, layer, regs: List[int], diagonal: bool, chunk: Optional[int]) -> List[int]:
+def _interaction(p: Program, layer, regs: List[int], factored: bool, chunk: Optional[int]) -> List[int]:
     """InteractionBlock.forward, every atom receiving."""
     mixed = _linear(p, layer.linear_in, regs) if layer.linear_in is not None else regs
-    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed, diagonal, chunk))
+    msg = _linear(p, layer.linear_out, _convolution(p, layer.conv, mixed, factored, chunk))
     sc = _linear(p, layer.self_connection, regs)
     y = [p.op("add", a, b) for a, b in zip(msg, sc)]
     if layer.gate is not None:
@@ -179,15 +199,15 @@ def _interaction(p: Program, layer, regs: List[int], diagonal: bool, chunk: Opti
     return [p.op("silu", y[0], p.scalar(layer.silu_norm))]
 
 
-def compile_layers(model: FacetModel, diagonal: bool = True, chunk: Optional[int] = None) -> Program:
+def compile_layers(model: FacetModel, factored: bool = True, chunk: Optional[int] = None) -> Program:
     """The program of ``model.readouts``: embedding features in, e(h^(T)) (N,) out. Unsupported if it cannot.
-    ``diagonal``: scalar blocks in :func:`channel_matrix`'s diagonal form where they have it; ``chunk``: receiving
-    atoms per density chunk (None: the backend's CPU choice). Both change the speed only (benchmarks/engine_variants.py)."""
+    ``factored``: channel steps in :func:`channel_factors`' form (else M_u); ``chunk``: receiving atoms per density
+    chunk (None: the backend's CPU choice). Both change the speed only (benchmarks/engine_variants.py)."""
     with torch.no_grad():
         p = Program()
         regs = [FEATURES]
         for layer in model.layers:
-            regs = _interaction(p, layer, regs, diagonal, chunk)
+            regs = _interaction(p, layer, regs, factored, chunk)
         result = p.op("flatten", _linear(p, model.readout, regs)[0])
         p.code = [p.num_registers, result] + p.code
     return p

@@ -34,7 +34,7 @@ PLUGIN_NAME = "facetplugin.so"
 #: exported models call for the frozen-weight density convolution
 OPERATOR_SOURCE = "density_group_op.cpp"
 SOURCES = ("pair_facet.cpp", "facet_plugin.cpp", OPERATOR_SOURCE)
-HEADERS = ("pair_facet.h", "lammpsplugin_abi.h", "density_group.h")
+HEADERS = ("pair_facet.h", "lammpsplugin_abi.h", "density_group.h", "vector_loops.h")
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 

@@ -57,13 +57,17 @@ class BlockLayout:
         return len(self.paths)
 
 
+def block_path_weights(weights: torch.Tensor, offset: int, num_paths: int, mul: int) -> torch.Tensor:
+    """W of one block per channel and path: Wb[u, p, k] = W[k, offset + p mul + u], (mul, num_paths, K) (a view)."""
+    return weights.narrow(1, offset, num_paths * mul).view(weights.shape[0], num_paths, mul).permute(2, 1, 0)
+
+
 def expand_block_weights(
     weights: torch.Tensor, offset: int, num_paths: int, mul: int, colpath: torch.Tensor
 ) -> torch.Tensor:
     """W laid out per output column of one block: Wx[k, u, c] = W[k, offset + path(c) mul + u], (K, mul, cols),
     with ``colpath`` the path (within the block) of every column (:meth:`ConvolutionPaths.block_coupling`)."""
-    wb = weights.narrow(1, offset, num_paths * mul).view(weights.shape[0], num_paths, mul).permute(0, 2, 1)
-    return wb.index_select(2, colpath)
+    return block_path_weights(weights, offset, num_paths, mul).permute(2, 0, 1).index_select(2, colpath)
 
 
 class ConvolutionPaths:

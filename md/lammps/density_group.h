@@ -13,14 +13,19 @@ namespace facetpot {
 std::vector<at::Tensor> density_group_messages(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
                                                at::TensorList blocks, at::TensorList ms);
 
-// the same without autograd: the messages, and the chunk table the backward needs
+// the same without autograd: the messages, and the chunk table the backward needs. couplings: per block, undefined
+// (ms[b] is M_b) or the coupling table of a factored form (ms[b] is W_b (u, P, R); density_group_op.cpp, Coupling)
 std::vector<at::Tensor> density_group_forward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
-                                              at::TensorList blocks, at::TensorList ms, std::vector<int64_t> &chunks);
+                                              at::TensorList blocks, at::TensorList ms, at::TensorList couplings,
+                                              std::vector<int64_t> &chunks);
 
 // [g rb (or undefined unless need_rb), g block_0, ... (undefined unless need_x)] from the messages' gradients grads
 // (one per block, all defined)
 std::vector<at::Tensor> density_group_backward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
                                                const std::vector<int64_t> &chunks, const std::vector<at::Tensor> &blocks,
-                                               const std::vector<at::Tensor> &ms, const std::vector<at::Tensor> &grads,
-                                               bool need_rb, bool need_x);
+                                               const std::vector<at::Tensor> &ms, at::TensorList couplings,
+                                               const std::vector<at::Tensor> &grads, bool need_rb, bool need_x);
+
+// M_b (u, rows R, cols) of a factored form W_b (u, P, R) and its coupling table
+at::Tensor factored_matrix(const at::Tensor &w, const at::Tensor &coupling);
 }    // namespace facetpot

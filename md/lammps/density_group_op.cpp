@@ -7,10 +7,9 @@
 //   forward   xn = x[src] (C, n, F)   D = xn^T rb (C, F, R)   y_b[., u] = D_b[., u] M_b[u]
 //   backward  gD_b[., u] = gy_b[., u] M_b[u]^T   g rb = xn gD (C, n, R)   g xn = rb gD^T (C, n, F) -> g x
 // A chunk reads only the first w slots of its rows, w its largest neighbour count (padding trails each row).
-// A block of scalars whose M_b couples every basis column to one message column (one path per harmonic degree:
-// M_b[u, c R' + r, c'] = 0 unless c' = c) may be given as its diagonal Wd_b (u, cols, R', 1) instead (the frozen
-// program does, facetpot/inference/frozen_program.py): y_b[., u, c] = sum_r D_b[., u, c R' + r] Wd_b[u, c, r] and
-// gD_b[., u, c R' + r] = gy_b[., u, c] Wd_b[u, c, r], loops instead of GEMMs with 9 columns that are 8/9 zeros.
+// The C++ inference engine (frozen_program_op.cpp) gives every block's M_b in factored form instead: its radial
+// weights per path and the CG tensors' non-zeros (Coupling below), the channel step then a loop of short dot products
+// instead of a GEMM with a matrix of 90% zeros.
 // The weights' matrices M_b get no gradient (frozen weights); a double backward (create_graph=True) differentiates
 // the plain formulation, as the Python version does. The forward and backward without autograd are also the
 // density steps of the C++ inference engine (frozen_program_op.cpp, through density_group.h).
@@ -18,6 +17,7 @@
 // Registered at load time unless the schema already exists (a Python process that imported facetpot has
 // registered the Python version of the same operator).
 #include "density_group.h"
+#include "vector_loops.h"
 
 #include <torch/torch.h>
 #include <torch/library.h>
@@ -52,58 +52,104 @@ Tensor scratch(size_t slot, at::IntArrayRef shape, const at::TensorOptions &opti
   return t.narrow(0, 0, numel).view(shape);
 }
 
-// whether a block's matrix is the diagonal form Wd_b (u, cols, R', 1) of a block of scalars (see the top)
-bool diagonal_form(const Tensor &m) { return m.dim() == 4; }
+// A block's channel step in factored form (the frozen program's, facetpot/inference/frozen_program.py
+// channel_factors): W_b (u, P, R) the radial weights of its P paths, and its coupling, a float64 table whose first
+// row is (rows, P, cols, 0) and every further row (r, p, c, v) one non-zero of the CG tensors, r = m1 d' + a a row
+// of the block's density (R columns each), p its path, c a message column:
+//   M_b[u, r R + k, c] = sum_{(r, p, c, v)} v W_b[u, p, k]
+// The step runs as y[., u, c] = sum v T_(r, p), T_(r, p) = D_b[., u, r] . W_b[u, p] (a dot product of R per pair
+// the CG tensors touch): ~10x fewer multiply-adds than the GEMM with M_b, whose entries are 90% zeros, and W_b is
+// ~30x smaller than M_b (which a small cell read from memory twice per call).
+struct Coupling {
+  int64_t rows = 0, paths = 0, cols = 0;
+  std::vector<int64_t> row, path;   // the pairs (r, p) whose dot products are needed
+  std::vector<int64_t> pair, col;   // entries: y[col] += value T[pair]
+  std::vector<double> value;
+};
 
-// M_b (u, cols R', cols) of a diagonal form: M_b[u, c R' + r, c'] = Wd_b[u, c, r] [c = c'] (differentiable)
-Tensor dense_matrix(const Tensor &m)
+Coupling read_coupling(const Tensor &table)
 {
-  if (!diagonal_form(m)) return m;
-  const int64_t u = m.size(0), cols = m.size(1), r = m.size(2);
-  Tensor eye = at::eye(cols, m.options()).view({1, cols, 1, cols});
-  return (m.view({u, cols, r, 1}) * eye).reshape({u, cols * r, cols});
+  TORCH_CHECK(table.dim() == 2 && table.size(1) == 4 && table.size(0) >= 1 && table.scalar_type() == at::kDouble,
+              "facetpot::density_group: a coupling table is (1 + n, 4) float64");
+  Tensor t = table.contiguous();
+  const double *v = t.data_ptr<double>();
+  Coupling cp;
+  cp.rows = (int64_t) v[0], cp.paths = (int64_t) v[1], cp.cols = (int64_t) v[2];
+  std::vector<int64_t> index(cp.rows * cp.paths, -1);
+  for (int64_t e = 1; e < t.size(0); e++) {
+    const int64_t r = (int64_t) v[4 * e], p = (int64_t) v[4 * e + 1], c = (int64_t) v[4 * e + 2];
+    TORCH_CHECK(0 <= r && r < cp.rows && 0 <= p && p < cp.paths && 0 <= c && c < cp.cols,
+                "facetpot::density_group: a coupling entry out of range");
+    int64_t &q = index[r * cp.paths + p];
+    if (q < 0) q = (int64_t) cp.row.size(), cp.row.push_back(r), cp.path.push_back(p);
+    cp.pair.push_back(q), cp.col.push_back(c), cp.value.push_back(v[4 * e + 3]);
+  }
+  return cp;
 }
 
-// y (u, C, cols): y[k, a, c] = sum_r d[a, k, c R' + r] wd[k, c, r], d the block's rows of a chunk's density (C, u, cols R')
-void diagonal_messages(const Tensor &d, const Tensor &wd, Tensor &y)
+// the couplings of a group's blocks (an undefined table: the block's matrix is M_b itself)
+std::vector<Coupling> read_couplings(at::TensorList tables, size_t n)
 {
-  const int64_t c_atoms = d.size(0), u = d.size(1), cols = wd.size(1), r = wd.size(2);
-  TORCH_CHECK(d.size(2) == cols * r && d.stride(2) == 1, "facetpot::density_group: diagonal block of another width");
-  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "diagonal_messages", [&] {
-    const scalar_t *dp = d.data_ptr<scalar_t>(), *wp = wd.data_ptr<scalar_t>();
+  std::vector<Coupling> out(n);
+  for (size_t b = 0; b < n && b < tables.size(); b++)
+    if (tables[b].defined()) out[b] = read_coupling(tables[b]);
+  return out;
+}
+
+bool factored(const std::vector<Coupling> &cps, int64_t b) { return cps[b].rows > 0; }
+
+using facetpot::axpy;
+using facetpot::dot;
+
+// y (u, C, cols) = the block's messages from d (C, u, rows R), the block's part of a chunk's density
+void factored_messages(const Tensor &d, const Tensor &w, const Coupling &cp, Tensor &y)
+{
+  const int64_t c_atoms = d.size(0), u = d.size(1), r = w.size(2), n_pairs = (int64_t) cp.row.size();
+  TORCH_CHECK(d.size(2) == cp.rows * r && d.stride(2) == 1 && w.size(0) == u && w.size(1) == cp.paths &&
+                  w.is_contiguous(),
+              "facetpot::density_group: factored weights of another shape");
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "factored_messages", [&] {
+    const scalar_t *dp = d.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>();
     scalar_t *yp = y.data_ptr<scalar_t>();
-    const int64_t sa = d.stride(0), sk = d.stride(1);
+    const std::vector<scalar_t> value(cp.value.begin(), cp.value.end());
+    const int64_t sa = d.stride(0), sk = d.stride(1), cols = cp.cols, n_entries = (int64_t) value.size();
     at::parallel_for(0, u, 8, [&](int64_t k0, int64_t k1) {
+      std::vector<scalar_t> t(n_pairs);
       for (int64_t k = k0; k < k1; k++)
-        for (int64_t a = 0; a < c_atoms; a++)
-          for (int64_t c = 0; c < cols; c++) {
-            const scalar_t *x = dp + a * sa + k * sk + c * r, *w = wp + (k * cols + c) * r;
-            scalar_t acc = 0;
-            for (int64_t q = 0; q < r; q++) acc += x[q] * w[q];
-            yp[(k * c_atoms + a) * cols + c] = acc;
-          }
+        for (int64_t a = 0; a < c_atoms; a++) {
+          const scalar_t *x = dp + a * sa + k * sk, *wk = wp + k * cp.paths * r;
+          for (int64_t q = 0; q < n_pairs; q++) t[q] = dot(x + cp.row[q] * r, wk + cp.path[q] * r, r);
+          scalar_t *o = yp + (k * c_atoms + a) * cols;
+          std::fill(o, o + cols, scalar_t(0));
+          for (int64_t e = 0; e < n_entries; e++) o[cp.col[e]] += value[e] * t[cp.pair[e]];
+        }
     });
   });
 }
 
-// gd[a, k, c R' + r] = gy[a, k, c] wd[k, c, r]: the block's rows of a chunk's density gradient (C, u, cols R')
-void diagonal_density_gradient(const Tensor &gy, const Tensor &wd, Tensor gd)
+// gd (C, u, rows R), the block's part of a chunk's density gradient, from the messages' gradient gy (C, u, cols):
+// gT_(r, p) = sum v gy[c], gd[., u, r] = sum_p gT_(r, p) W_b[u, p]
+void factored_density_gradient(const Tensor &gy, const Tensor &w, const Coupling &cp, Tensor gd)
 {
-  const int64_t c_atoms = gd.size(0), u = gd.size(1), cols = wd.size(1), r = wd.size(2);
-  TORCH_CHECK(gd.stride(2) == 1, "facetpot::density_group: strided density gradient");
-  AT_DISPATCH_FLOATING_TYPES(gd.scalar_type(), "diagonal_density_gradient", [&] {
+  const int64_t c_atoms = gd.size(0), u = gd.size(1), r = w.size(2), n_pairs = (int64_t) cp.row.size();
+  TORCH_CHECK(gd.stride(2) == 1 && gd.size(2) == cp.rows * r, "facetpot::density_group: strided density gradient");
+  AT_DISPATCH_FLOATING_TYPES(gd.scalar_type(), "factored_density_gradient", [&] {
     auto g = gy.accessor<scalar_t, 3>();
-    const scalar_t *wp = wd.data_ptr<scalar_t>();
+    const scalar_t *wp = w.data_ptr<scalar_t>();
     scalar_t *op = gd.data_ptr<scalar_t>();
-    const int64_t sa = gd.stride(0), sk = gd.stride(1);
+    const std::vector<scalar_t> value(cp.value.begin(), cp.value.end());
+    const int64_t sa = gd.stride(0), sk = gd.stride(1), width = cp.rows * r, n_entries = (int64_t) value.size();
     at::parallel_for(0, c_atoms, 4, [&](int64_t a0, int64_t a1) {
+      std::vector<scalar_t> gt(n_pairs);
       for (int64_t a = a0; a < a1; a++)
-        for (int64_t k = 0; k < u; k++)
-          for (int64_t c = 0; c < cols; c++) {
-            const scalar_t s = g[a][k][c], *w = wp + (k * cols + c) * r;
-            scalar_t *o = op + a * sa + k * sk + c * r;
-            for (int64_t q = 0; q < r; q++) o[q] = s * w[q];
-          }
+        for (int64_t k = 0; k < u; k++) {
+          std::fill(gt.begin(), gt.end(), scalar_t(0));
+          for (int64_t e = 0; e < n_entries; e++) gt[cp.pair[e]] += value[e] * g[a][k][cp.col[e]];
+          scalar_t *o = op + a * sa + k * sk;
+          const scalar_t *wk = wp + k * cp.paths * r;
+          std::fill(o, o + width, scalar_t(0));
+          for (int64_t q = 0; q < n_pairs; q++) axpy(o + cp.row[q] * r, gt[q], wk + cp.path[q] * r, r);
+        }
     });
   });
 }
@@ -147,15 +193,15 @@ std::vector<int64_t> chunk_table(const Tensor &src, int64_t pad, int64_t chunk)
 
 // gD (C, F, R) of the chunk of C atoms from atom a: gD_b[., u] = gy_b[., u] M_b[u]^T, the blocks' rows side by side
 Tensor chunk_density_gradient(const variable_list &grads, const std::vector<Tensor> &blocks,
-                              const std::vector<Tensor> &ms, std::vector<Tensor> &t_bufs, Tensor g_dens, int64_t a,
-                              int64_t c)
+                              const std::vector<Tensor> &ms, const std::vector<Coupling> &cps,
+                              std::vector<Tensor> &t_bufs, Tensor g_dens, int64_t a, int64_t c)
 {
   const int64_t nb = (int64_t) blocks.size();
   int64_t row = 0;
   for (int64_t b = 0; b < nb; b++) {
     const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2), m1r = ms[b].size(1);
-    if (diagonal_form(ms[b])) {
-      diagonal_density_gradient(grads[b].narrow(0, a, c), ms[b], g_dens.narrow(1, row, rows));
+    if (factored(cps, b)) {
+      factored_density_gradient(grads[b].narrow(0, a, c), ms[b], cps[b], g_dens.narrow(1, row, rows).view({c, u, -1}));
       row += rows;
       continue;
     }
@@ -220,7 +266,7 @@ variable_list plain_gradients(AutogradContext *ctx, const variable_list &grads)
       const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
       if (grads[b].defined()) {
         ys.push_back(
-            at::bmm(dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1), dense_matrix(ms[b])).transpose(0, 1));
+            at::bmm(dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1), ms[b]).transpose(0, 1));
         gs.push_back(grads[b]);
       }
       row += rows;
@@ -234,12 +280,13 @@ variable_list plain_gradients(AutogradContext *ctx, const variable_list &grads)
 
 // the forward of a group: messages of every block, and the chunk table (first atom, end atom, width per chunk)
 std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t chunk, at::TensorList blocks,
-                                  at::TensorList ms, std::vector<int64_t> &chunks)
+                                  at::TensorList ms, at::TensorList couplings, std::vector<int64_t> &chunks)
 {
   TORCH_CHECK(!blocks.empty() && blocks.size() == ms.size(), "facetpot::density_group: one matrix per block");
   for (const Tensor &m : ms)
     TORCH_CHECK(!m.requires_grad(), "facetpot::density_group has no weight gradients (frozen weights only)");
   const int64_t nb = (int64_t) blocks.size();
+  const std::vector<Coupling> cps = read_couplings(couplings, blocks.size());
   Tensor x_ext = extended(blocks);
   const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
   chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
@@ -258,9 +305,9 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
     int64_t row = 0;
     for (int64_t b = 0; b < nb; b++) {
       const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
-      if (diagonal_form(ms[b])) {
-        Tensor y = at::empty({u, c, ms[b].size(1)}, dens.options());
-        diagonal_messages(dens.narrow(1, row, rows), ms[b], y);
+      if (factored(cps, b)) {
+        Tensor y = at::empty({u, c, cps[b].cols}, dens.options());
+        factored_messages(dens.narrow(1, row, rows).view({c, u, -1}), ms[b], cps[b], y);
         pieces[b].push_back(y);
         row += rows;
         continue;
@@ -280,10 +327,11 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
 // the backward of a group: (g rb or undefined, g x_ext (N_send + 1, F) or undefined) from the messages' gradients
 std::pair<Tensor, Tensor> group_backward(const Tensor &src, const Tensor &rb, int64_t chunk,
                                          const std::vector<int64_t> &chunks, const std::vector<Tensor> &blocks,
-                                         const std::vector<Tensor> &ms, const variable_list &grads, bool need_rb,
-                                         bool need_x)
+                                         const std::vector<Tensor> &ms, at::TensorList couplings,
+                                         const variable_list &grads, bool need_rb, bool need_x)
 {
   const int64_t nb = (int64_t) blocks.size();
+  const std::vector<Coupling> cps = read_couplings(couplings, blocks.size());
   Tensor x_ext = extended(blocks);
   const int64_t n_recv = src.size(0), n_slot = src.size(1), r = rb.size(2), f = x_ext.size(1);
   bool trimmed = false;
@@ -298,10 +346,11 @@ std::pair<Tensor, Tensor> group_backward(const Tensor &src, const Tensor &rb, in
   Tensor g_rb_buf = trimmed && need_rb ? scratch(3, {width * n_slot * r}, rb.options()) : Tensor();
   std::vector<Tensor> t_bufs;
   for (int64_t b = 0; b < nb; b++)
-    t_bufs.push_back(scratch(4 + b, {blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
+    t_bufs.push_back(factored(cps, b) ? Tensor()
+                                      : scratch(4 + b, {blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
   for (size_t k = 0; k < chunks.size(); k += 3) {
     const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
-    Tensor g_dens = chunk_density_gradient(grads, blocks, ms, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
+    Tensor g_dens = chunk_density_gradient(grads, blocks, ms, cps, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
     Tensor s = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
     if (need_rb) {
       Tensor xn = xn_buf.narrow(0, 0, c * w);
@@ -329,7 +378,7 @@ struct DensityGroup : public torch::autograd::Function<DensityGroup> {
                                at::TensorList blocks, at::TensorList ms)
   {
     std::vector<int64_t> chunks;
-    std::vector<Tensor> out = group_forward(src, rb, chunk, blocks, ms, chunks);
+    std::vector<Tensor> out = group_forward(src, rb, chunk, blocks, ms, {}, chunks);
     std::vector<Tensor> saved = {src, rb};
     for (const Tensor &x : blocks) saved.push_back(x);
     for (const Tensor &m : ms) saved.push_back(m);
@@ -351,7 +400,8 @@ struct DensityGroup : public torch::autograd::Function<DensityGroup> {
     bool need_x = false;
     for (int64_t b = 0; b < nb; b++) need_x = need_x || ctx->needs_input_grad(2 + b);
     auto g = group_backward(saved[0], saved[1], ctx->saved_data["chunk"].toInt(),
-                            ctx->saved_data["chunks"].toIntVector(), blocks, ms, grads, ctx->needs_input_grad(1), need_x);
+                            ctx->saved_data["chunks"].toIntVector(), blocks, ms, {}, grads, ctx->needs_input_grad(1),
+                            need_x);
     return argument_gradients(ctx, g.first, g.second, blocks);
   }
 };
@@ -372,17 +422,30 @@ std::vector<torch::Tensor> density_group_messages(const torch::Tensor &src, cons
 }
 
 std::vector<at::Tensor> density_group_forward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
-                                              at::TensorList blocks, at::TensorList ms, std::vector<int64_t> &chunks)
+                                              at::TensorList blocks, at::TensorList ms, at::TensorList couplings,
+                                              std::vector<int64_t> &chunks)
 {
-  return group_forward(src, rb, chunk, blocks, ms, chunks);
+  return group_forward(src, rb, chunk, blocks, ms, couplings, chunks);
+}
+
+at::Tensor factored_matrix(const at::Tensor &w, const at::Tensor &coupling)
+{
+  const Coupling cp = read_coupling(coupling);
+  const int64_t u = w.size(0), r = w.size(2), n = (int64_t) cp.pair.size();
+  std::vector<int64_t> path(n), cell(n);
+  for (int64_t e = 0; e < n; e++) path[e] = cp.path[cp.pair[e]], cell[e] = cp.row[cp.pair[e]] * cp.cols + cp.col[e];
+  at::Tensor value = at::tensor(cp.value, coupling.options()).to(w.scalar_type());
+  at::Tensor terms = w.index_select(1, at::tensor(path)) * value.view({1, n, 1});  // (u, n, R)
+  at::Tensor m = at::zeros({u, cp.rows * cp.cols, r}, w.options()).index_add_(1, at::tensor(cell), terms);
+  return m.view({u, cp.rows, cp.cols, r}).permute({0, 1, 3, 2}).reshape({u, cp.rows * r, cp.cols});
 }
 
 std::vector<at::Tensor> density_group_backward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
                                                const std::vector<int64_t> &chunks, const std::vector<at::Tensor> &blocks,
-                                               const std::vector<at::Tensor> &ms, const std::vector<at::Tensor> &grads,
-                                               bool need_rb, bool need_x)
+                                               const std::vector<at::Tensor> &ms, at::TensorList couplings,
+                                               const std::vector<at::Tensor> &grads, bool need_rb, bool need_x)
 {
-  auto g = group_backward(src, rb, chunk, chunks, blocks, ms, grads, need_rb, need_x);
+  auto g = group_backward(src, rb, chunk, chunks, blocks, ms, couplings, grads, need_rb, need_x);
   std::vector<at::Tensor> out = {g.first};
   int64_t col = 0;
   for (const at::Tensor &x : blocks) {

@@ -12,6 +12,7 @@
 //
 // The opcodes and their arguments are listed in OPCODES of frozen_program.py, the one place that writes them.
 #include "density_group.h"
+#include "vector_loops.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -31,7 +32,7 @@ enum Op : int64_t {
   ZEROS = 2,       // out, like, mul, dim: zeros (N, mul, dim)
   MATMUL = 3,      // out, in, param: in @ param
   BASIS_COLS = 4,  // out, basis, first, end: columns first..end-1 of axis 2, flattened with the last axis
-  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., outs...: density_group_messages
+  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs...
   SPLIT = 6,       // in, dim, n, sizes..., outs...
   ADD = 7,         // out, a, b
   SILU = 8,        // out, in, scalar: silu(in) * scalar
@@ -45,8 +46,61 @@ enum Op : int64_t {
   FLATTEN = 16,    // out, in: reshape(-1)
 };
 
-Tensor linear(const std::vector<Tensor> &srcs, const Tensor &w, const Tensor &bias)
+// Rows (atoms x components) up to which an equivariant linear map runs as loops (small_linear) instead of a GEMM:
+// on a few rows a GEMM call's packing of W costs more than its arithmetic (a 5-atom crystal's ~90 maps per call).
+constexpr int64_t SMALL_ROWS = 32;
+
+bool small(const std::vector<Tensor> &xs, const Tensor &w)
 {
+  const int64_t rows = xs[0].size(0) * xs[0].size(2);
+  if (rows > SMALL_ROWS || !w.is_contiguous() || (w.scalar_type() != at::kFloat && w.scalar_type() != at::kDouble))
+    return false;
+  for (const Tensor &x : xs)
+    if (x.scalar_type() != w.scalar_type()) return false;
+  return true;
+}
+
+// y (N, v, m) = [x_1 ... x_S] (N, u, m) along u, times W (u, v), + bias (v) where given (m = 1): one pass over W's
+// rows, t[(a c), :] += x[a, i, c] W[i, :] into a (N m, v) buffer in cache, then transposed into y
+Tensor small_linear(const std::vector<Tensor> &xs, const Tensor &w, const Tensor &bias)
+{
+  const int64_t n = xs[0].size(0), m = xs[0].size(2), v = w.size(1), rows = n * m;
+  Tensor t = bias.defined() ? bias.view({1, v}).expand({rows, v}).contiguous() : at::zeros({rows, v}, w.options());
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "small_linear", [&] {
+    scalar_t *tp = t.data_ptr<scalar_t>();
+    const scalar_t *wp = w.data_ptr<scalar_t>();
+    int64_t i0 = 0;
+    for (const Tensor &x : xs) {
+      auto xa = x.accessor<scalar_t, 3>();
+      const int64_t u = x.size(1);
+      for (int64_t i = 0; i < u; i++)
+        for (int64_t a = 0; a < n; a++)
+          for (int64_t c = 0; c < m; c++) facetpot::axpy(tp + (a * m + c) * v, xa[a][i][c], wp + (i0 + i) * v, v);
+      i0 += u;
+    }
+  });
+  return m == 1 ? t.view({n, v, 1}) : t.view({n, m, v}).transpose(1, 2).contiguous();
+}
+
+// gx (N, u, m) = gy (N, v, m) W^T: gx[a, i, c] = gy[a, :, c] . W[i, :], dot products with gy's rows made contiguous
+Tensor small_linear_gradient(const Tensor &gy, const Tensor &w)
+{
+  const int64_t n = gy.size(0), v = gy.size(1), m = gy.size(2), u = w.size(0);
+  Tensor g = m == 1 ? gy.reshape({n, v}).contiguous() : gy.transpose(1, 2).contiguous();  // (N m, v)
+  Tensor gx = at::empty({n, u, m}, gy.options());
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "small_linear_gradient", [&] {
+    const scalar_t *gp = g.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>();
+    scalar_t *op = gx.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < u; i++)
+      for (int64_t r = 0; r < n * m; r++) op[(r / m * u + i) * m + r % m] = facetpot::dot(gp + r * v, wp + i * v, v);
+  });
+  return gx;
+}
+
+// differentiable: ATen calls only (autograd records them: the replay for Hessians)
+Tensor linear(const std::vector<Tensor> &srcs, const Tensor &w, const Tensor &bias, bool differentiable)
+{
+  if (!differentiable && small(srcs, w)) return small_linear(srcs, w, bias);
   Tensor x = srcs.size() == 1 ? srcs[0] : at::cat(srcs, 1);
   const int64_t n = x.size(0), u = x.size(1), m = x.size(2);
   Tensor y;
@@ -65,6 +119,7 @@ struct Machine {
   at::IntArrayRef program;
   at::ArrayRef<double> scalars;
   std::vector<Tensor> r;
+  bool differentiable = false;
   std::vector<std::vector<int64_t>> chunks;
   std::vector<size_t> starts;
 
@@ -78,6 +133,7 @@ struct Machine {
                 "facetpot::frozen_program: bad program header");
     r.assign(program[0], Tensor());
     r[0] = features, r[1] = src, r[2] = basis;
+    this->differentiable = differentiable;
     size_t pc = 2;
     while (pc < program.size()) {
       const int64_t len = program[pc + 1];
@@ -90,19 +146,24 @@ struct Machine {
     }
   }
 
+  // a density step; its matrices in factored form (a coupling table) where given. differentiable: through
+  // density_group's autograd Function, with the factored forms expanded to M_b (a replay for Hessians only)
   void density(const int64_t *a, bool differentiable)
   {
     const int64_t nb = a[3];
-    std::vector<Tensor> blocks, ms;
-    for (int64_t k = 0; k < nb; k++) blocks.push_back(r[a[4 + k]]), ms.push_back(params[a[4 + nb + k]]);
+    std::vector<Tensor> blocks, ms, couplings;
+    for (int64_t k = 0; k < nb; k++) {
+      blocks.push_back(r[a[4 + k]]), ms.push_back(params[a[4 + nb + k]]), couplings.push_back(param(a[4 + 2 * nb + k]));
+      if (differentiable && couplings[k].defined()) ms[k] = facetpot::factored_matrix(ms[k], couplings[k]);
+    }
     std::vector<Tensor> ys;
     if (differentiable) {
       ys = facetpot::density_group_messages(r[a[1]], r[a[2]], a[0], blocks, ms);
     } else {
       chunks.emplace_back();
-      ys = facetpot::density_group_forward(r[a[1]], r[a[2]], a[0], blocks, ms, chunks.back());
+      ys = facetpot::density_group_forward(r[a[1]], r[a[2]], a[0], blocks, ms, couplings, chunks.back());
     }
-    for (int64_t k = 0; k < nb; k++) r[a[4 + 2 * nb + k]] = ys[k];
+    for (int64_t k = 0; k < nb; k++) r[a[4 + 3 * nb + k]] = ys[k];
   }
 
   void split(const int64_t *a)
@@ -118,7 +179,7 @@ struct Machine {
       case LINEAR: {
         std::vector<Tensor> srcs;
         for (int64_t k = 0; k < a[3]; k++) srcs.push_back(r[a[4 + k]]);
-        r[a[0]] = linear(srcs, params[a[1]], param(a[2]));
+        r[a[0]] = linear(srcs, params[a[1]], param(a[2]), differentiable);
         break;
       }
       case ZEROS: r[a[0]] = at::zeros({r[a[1]].size(0), a[2], a[3]}, r[a[1]].options()); break;
@@ -165,7 +226,7 @@ std::vector<bool> basis_dependence(at::IntArrayRef program, const std::vector<si
       case DENSITY: {
         bool d = dep[a[2]];
         for (int64_t k = 0; k < a[3]; k++) d = d || dep[a[4 + k]];
-        for (int64_t k = 0; k < a[3]; k++) dep[a[4 + 2 * a[3] + k]] = d;
+        for (int64_t k = 0; k < a[3]; k++) dep[a[4 + 3 * a[3] + k]] = d;
         break;
       }
       case SPLIT: for (int64_t k = 0; k < a[2]; k++) dep[a[3 + a[2] + k]] = dep[a[0]]; break;
@@ -232,20 +293,22 @@ struct Reverse {
   void density(const int64_t *a, const std::vector<int64_t> &chunks)
   {
     const int64_t nb = a[3];
-    const int64_t *outs = a + 4 + 2 * nb;
+    const int64_t *outs = a + 4 + 3 * nb;
     bool any = false;
     for (int64_t k = 0; k < nb; k++) any = any || g[outs[k]].defined();
     if (!any) return;
-    std::vector<Tensor> blocks, ms, grads;
+    std::vector<Tensor> blocks, ms, couplings, grads;
     bool need_x = false;
     for (int64_t k = 0; k < nb; k++) {
       blocks.push_back(m.r[a[4 + k]]);
       ms.push_back(m.params[a[4 + nb + k]]);
+      couplings.push_back(m.param(a[4 + 2 * nb + k]));
       need_x = need_x || dep[a[4 + k]];
       grads.push_back(g[outs[k]].defined() ? g[outs[k]] : at::zeros_like(m.r[outs[k]]));
     }
     std::vector<Tensor> got =
-        facetpot::density_group_backward(m.r[a[1]], m.r[a[2]], a[0], chunks, blocks, ms, grads, dep[a[2]], need_x);
+        facetpot::density_group_backward(m.r[a[1]], m.r[a[2]], a[0], chunks, blocks, ms, couplings, grads, dep[a[2]],
+                                         need_x);
     if (got[0].defined()) acc(a[2], got[0], true);
     for (int64_t k = 0; k < nb; k++)
       if (got[1 + k].defined()) acc(a[4 + k], got[1 + k]);
@@ -324,8 +387,9 @@ struct Reverse {
   {
     const Tensor &w = m.params[a[1]];
     const int64_t n = gy.size(0), v = gy.size(1), mm = gy.size(2);
-    Tensor gx = mm == 1 ? at::mm(gy.view({n, v}), w.t()).unsqueeze(-1)
-                        : at::mm(gy.transpose(1, 2).reshape({n * mm, v}), w.t()).view({n, mm, -1}).transpose(1, 2);
+    Tensor gx = small({gy}, w) ? small_linear_gradient(gy, w)
+                : mm == 1      ? at::mm(gy.view({n, v}), w.t()).unsqueeze(-1)
+                          : at::mm(gy.transpose(1, 2).reshape({n * mm, v}), w.t()).view({n, mm, -1}).transpose(1, 2);
     int64_t off = 0;
     for (int64_t k = 0; k < a[3]; k++) {
       const int64_t s = a[4 + k], u = m.r[s].size(1);

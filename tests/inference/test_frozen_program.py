@@ -15,7 +15,13 @@ from ase.build import bulk
 from facetpot.derivatives import compute_properties
 from facetpot.hessian import hessian
 from facetpot.inference.engine_library import load_engine
-from facetpot.inference.frozen_program import channel_matrix, compile_layers, run_layers
+from facetpot.inference.frozen_program import (
+    OPCODES,
+    channel_factors,
+    compile_layers,
+    factored_matrix,
+    run_layers,
+)
 from facetpot.inference.prepare import inference_model
 from facetpot.structure.graph import atoms_list_to_graph
 from facetpot.testing import SEVENNET_LIKE, awkward_structures, small_model
@@ -68,8 +74,8 @@ def test_engine_equals_the_python_layers(kind):
     prepared = inference_model(model)
     program = compile_layers(prepared)
     assert program is not None
-    # the scalar blocks' diagonal channel step (density_group_op.cpp) is among what is compared
-    assert any(t.dim() == 4 for t in program.params)
+    # the factored channel steps (density_group_op.cpp) are what is compared
+    assert len(_couplings(program)) == sum(len(g) for layer in prepared.layers for g in layer.conv.backend.groups)
     graph = atoms_list_to_graph(_structures(), prepared.cutoff, min_distance=0.0)
     ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
     for key in ("energy", "energies", "forces", "virials"):
@@ -77,24 +83,37 @@ def test_engine_equals_the_python_layers(kind):
     assert float(ref["forces"].abs().max()) > 0.1  # forces that can disagree
 
 
-def test_channel_matrix_diagonal_form():
-    """A scalar block's M_u that couples each run of K' basis columns to one message column becomes its diagonal
-    Wd (u, cols, K', 1), which rebuilds M_u exactly; one entry off that pattern, or a block of l > 0, keeps M_u."""
-    gen = torch.Generator().manual_seed(0)
-    u, cols, k = 4, 3, 5
-    wd = torch.randn(u, cols, k, generator=gen, dtype=torch.float64)
-    m = torch.zeros(u, cols, k, cols, dtype=torch.float64)
-    for c in range(cols):
-        m[:, c, :, c] = wd[:, c]
-    m = m.reshape(u, cols * k, cols)
-    diag = channel_matrix(m, 0)
-    assert diag.shape == (u, cols, k, 1)
-    rebuilt = (diag * torch.eye(cols, dtype=m.dtype).view(1, cols, 1, cols)).reshape(u, cols * k, cols)
-    assert torch.equal(rebuilt, m)
-    off = m.clone()
-    off[1, 2, 1] = 0.5  # basis column 2 (of message column 0) also feeding message column 1
-    assert channel_matrix(off, 0) is off
-    assert channel_matrix(m, 1) is m
+def _couplings(program):
+    """The coupling tables (factored channel steps) the program's density instructions pass."""
+    code, pc, out = program.code, 2, []
+    while pc < len(code):
+        op, args = code[pc], code[pc + 2 : pc + 2 + code[pc + 1]]
+        if op == OPCODES["density"]:
+            nb = args[3]
+            out += [program.params[k] for k in args[4 + 2 * nb : 4 + 3 * nb] if k >= 0]
+        pc += 2 + code[pc + 1]
+    return out
+
+
+def test_channel_factors_rebuild_the_message_matrices():
+    """Every block's factored form (W per path, the CG non-zeros) gives back the backend's M_u, and holds the CG
+    tensors' non-zeros only (a tenth of M_u's entries for l > 0)."""
+    model = inference_model(small_model(**KINDS["trim-like"]))
+    checked = 0
+    for layer in model.layers:
+        conv = layer.conv
+        weights = conv.radial_weight.detach() * conv.norm
+        ms = conv.backend.message_matrices(weights)
+        for b, m in enumerate(ms):
+            if conv.backend.block_num_paths[b] == 0:
+                continue
+            w, coupling = channel_factors(conv.backend, weights, b)
+            torch.testing.assert_close(factored_matrix(w, coupling), m, rtol=1e-12, atol=1e-15)
+            assert coupling.shape[0] - 1 == int(
+                (m.reshape(m.shape[0], -1, w.shape[2], m.shape[2])[0].abs().sum(1) > 0).sum()
+            )
+            checked += 1
+    assert checked >= 10
 
 
 def test_engine_runs_and_is_used():
