@@ -113,12 +113,14 @@ void factored_messages(const Tensor &d, const Tensor &w, const Coupling &cp, Ten
     scalar_t *yp = y.data_ptr<scalar_t>();
     const std::vector<scalar_t> value(cp.value.begin(), cp.value.end());
     const int64_t sa = d.stride(0), sk = d.stride(1), cols = cp.cols, n_entries = (int64_t) value.size();
+    std::vector<int64_t> xoff(n_pairs), woff(n_pairs);
+    for (int64_t q = 0; q < n_pairs; q++) xoff[q] = cp.row[q] * r, woff[q] = cp.path[q] * r;
     at::parallel_for(0, u, 8, [&](int64_t k0, int64_t k1) {
       std::vector<scalar_t> t(n_pairs);
       for (int64_t k = k0; k < k1; k++)
         for (int64_t a = 0; a < c_atoms; a++) {
           const scalar_t *x = dp + a * sa + k * sk, *wk = wp + k * cp.paths * r;
-          for (int64_t q = 0; q < n_pairs; q++) t[q] = dot(x + cp.row[q] * r, wk + cp.path[q] * r, r);
+          facetpot::dots(x, wk, xoff.data(), woff.data(), n_pairs, r, t.data());
           scalar_t *o = yp + (k * c_atoms + a) * cols;
           std::fill(o, o + cols, scalar_t(0));
           for (int64_t e = 0; e < n_entries; e++) o[cp.col[e]] += value[e] * t[cp.pair[e]];

@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace facetpot {
 
@@ -33,6 +36,49 @@ inline scalar_t dot(const scalar_t *x, const scalar_t *w, int64_t n)
   for (int64_t j = 0; j < lanes; j++) acc += part[j];
   return acc;
 }
+
+// out[q] = x[xoff[q]:] . w[woff[q]:] over n, q < count: many short dot products, their partial sums reduced eight
+// at a time (AVX, float: one vector of eight results from eight vectors, instead of a horizontal sum each)
+template <typename scalar_t>
+inline void dots(const scalar_t *x, const scalar_t *w, const int64_t *xoff, const int64_t *woff, int64_t count,
+                 int64_t n, scalar_t *out)
+{
+  for (int64_t q = 0; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
+}
+
+#if defined(__AVX__)
+// [sum a_0, ..., sum a_7]
+inline __m256 sums8(const __m256 *a)
+{
+  const __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
+template <>
+inline void dots<float>(const float *x, const float *w, const int64_t *xoff, const int64_t *woff, int64_t count,
+                        int64_t n, float *out)
+{
+  const int64_t body = n - n % 8;
+  int64_t q = 0;
+  for (; q + 8 <= count; q += 8) {
+    __m256 acc[8];
+    float tail[8];
+    for (int64_t j = 0; j < 8; j++) {
+      const float *xq = x + xoff[q + j], *wq = w + woff[q + j];
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t i = 0; i < body; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(xq + i), _mm256_loadu_ps(wq + i), a);
+      acc[j] = a;
+      float t = 0;
+      for (int64_t i = body; i < n; i++) t += xq[i] * wq[i];
+      tail[j] = t;
+    }
+    _mm256_storeu_ps(out + q, _mm256_add_ps(sums8(acc), _mm256_loadu_ps(tail)));
+  }
+  for (; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
+}
+#endif
 
 // o += s w over n
 template <typename scalar_t>
