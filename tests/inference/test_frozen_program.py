@@ -207,3 +207,16 @@ def test_engine_choice_from_the_environment():
     assert out.stdout.startswith("False 1 facetpot: the C++ inference engine is unavailable"), out.stdout + out.stderr
     out = run(FACETPOT_ENGINE="cpp", **no_compiler)
     assert out.returncode != 0 and "no C++ compiler" in out.stderr
+
+
+def test_engine_cache_is_kept_per_kind_of_cpu(monkeypatch):
+    """The engine is built for this machine's instruction set (-march=native): a cache shared with a machine of
+    another CPU (another model or flags) must give it a build of its own, not ours."""
+    from facetpot.inference import engine_library
+
+    src = engine_library.source_dir()
+    assert "-march=native" in engine_library.compiler_flags(src)
+    here = engine_library.build_key(src)
+    assert engine_library.build_key(src) == here
+    monkeypatch.setattr(engine_library, "cpu_signature", lambda: "model name : another CPU\nflags : sse2")
+    assert engine_library.build_key(src) != here
