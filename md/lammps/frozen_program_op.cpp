@@ -65,7 +65,9 @@ bool small(const std::vector<Tensor> &xs, const Tensor &w)
 Tensor small_linear(const std::vector<Tensor> &xs, const Tensor &w, const Tensor &bias)
 {
   const int64_t n = xs[0].size(0), m = xs[0].size(2), v = w.size(1), rows = n * m;
-  Tensor t = bias.defined() ? bias.view({1, v}).expand({rows, v}).contiguous() : at::zeros({rows, v}, w.options());
+  Tensor t = at::empty({rows, v}, w.options());  // a fresh buffer: expand().contiguous() of one row is the bias itself
+  if (bias.defined()) t.copy_(bias.view({1, v}).expand({rows, v}));
+  else t.zero_();
   AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "small_linear", [&] {
     scalar_t *tp = t.data_ptr<scalar_t>();
     const scalar_t *wp = w.data_ptr<scalar_t>();
