@@ -156,6 +156,71 @@ void factored_density_gradient(const Tensor &gy, const Tensor &w, const Coupling
   });
 }
 
+// The forward of a group whose blocks are all factored, without the density in memory: for every receiving atom a,
+// block b and channel u, the block's rows D_b[a, u] (m1 x R) = sum_j x_j[u, m1] rb[a, j] are combined in a buffer
+// of a few kB (combine_rows), and the factored channel step reads them there. The density (F x R per atom: 276 kB
+// for the shipped model) is neither written nor read back, and the backward does not need it (its gradient comes
+// from the messages' gradient). y_b (N, u, cols) per block.
+std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const Tensor &rb_in, at::TensorList blocks,
+                                  at::TensorList ms, const std::vector<Coupling> &cps)
+{
+  const Tensor rb = rb_in.stride(2) == 1 ? rb_in : rb_in.contiguous();
+  const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2), nb = blocks.size();
+  const int64_t pad = x_ext.size(0) - 1;
+  std::vector<Tensor> out;
+  std::vector<int64_t> first(nb);  // each block's first column in x_ext
+  int64_t col = 0, max_m1 = 0;
+  for (int64_t b = 0; b < nb; b++) {
+    TORCH_CHECK(ms[b].is_contiguous() && ms[b].size(0) == blocks[b].size(1) && ms[b].size(1) == cps[b].paths &&
+                    cps[b].rows * ms[b].size(2) == blocks[b].size(2) * r,
+                "facetpot::density_group: factored weights of another shape");
+    out.push_back(at::empty({n_recv, blocks[b].size(1), cps[b].cols}, x_ext.options()));
+    first[b] = col, col += blocks[b].size(1) * blocks[b].size(2);
+    max_m1 = std::max(max_m1, blocks[b].size(2));
+  }
+  const Tensor src_c = src.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x_ext.scalar_type(), "fused_forward", [&] {
+    const scalar_t *xp = x_ext.data_ptr<scalar_t>(), *rp = rb.data_ptr<scalar_t>();
+    const int64_t *sp = src_c.data_ptr<int64_t>();
+    const int64_t ra = rb.stride(0), rj = rb.stride(1);
+    std::vector<std::vector<int64_t>> xoff(nb), woff(nb);
+    std::vector<std::vector<scalar_t>> value(nb);
+    for (int64_t b = 0; b < nb; b++) {
+      const int64_t k = ms[b].size(2);
+      for (size_t q = 0; q < cps[b].row.size(); q++)
+        xoff[b].push_back(cps[b].row[q] * k), woff[b].push_back(cps[b].path[q] * k);
+      value[b].assign(cps[b].value.begin(), cps[b].value.end());
+    }
+    at::parallel_for(0, n_recv, 1, [&](int64_t a0, int64_t a1) {
+      std::vector<scalar_t> dseg(max_m1 * r), coef(n_slot), t;
+      for (int64_t a = a0; a < a1; a++) {
+        const int64_t *s = sp + a * n_slot;
+        int64_t w = 0;
+        while (w < n_slot && s[w] != pad) w++;
+        for (int64_t b = 0; b < nb; b++) {
+          const Coupling &cp = cps[b];
+          const int64_t u = blocks[b].size(1), m1 = blocks[b].size(2), k = ms[b].size(2), cols = cp.cols;
+          const scalar_t *wp = ms[b].data_ptr<scalar_t>();
+          scalar_t *yp = out[b].data_ptr<scalar_t>() + a * u * cols;
+          t.resize(cp.row.size());
+          for (int64_t ch = 0; ch < u; ch++) {
+            for (int64_t i = 0; i < m1; i++) {
+              for (int64_t j = 0; j < w; j++) coef[j] = xp[s[j] * f + first[b] + ch * m1 + i];
+              facetpot::combine_rows(dseg.data() + i * r, coef.data(), rp + a * ra, rj, w, r);
+            }
+            facetpot::dots(dseg.data(), wp + ch * cp.paths * k, xoff[b].data(), woff[b].data(),
+                           (int64_t) t.size(), k, t.data());
+            scalar_t *o = yp + ch * cols;
+            std::fill(o, o + cols, scalar_t(0));
+            for (size_t e = 0; e < value[b].size(); e++) o[cp.col[e]] += value[b][e] * t[cp.pair[e]];
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
 // (N_send + 1, F): the blocks' features side by side and a zero row for padding slots
 Tensor extended(at::TensorList blocks)
 {
@@ -292,6 +357,9 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
   Tensor x_ext = extended(blocks);
   const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
   chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
+  bool all_factored = x_ext.device().is_cpu() && src.scalar_type() == at::kLong;
+  for (int64_t b = 0; b < nb; b++) all_factored = all_factored && factored(cps, b);
+  if (all_factored) return fused_forward(x_ext, src, rb, blocks, ms, cps);
   const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
   // workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
   Tensor xn_buf = scratch(0, {width * n_slot, f}, x_ext.options());

@@ -93,4 +93,34 @@ inline void axpy(scalar_t *o, scalar_t s, const scalar_t *w, int64_t n)
   for (; i < n; i++) o[i] += s * w[i];
 }
 
+// out[i] = sum_j coef[j] rows[j * stride + i], i < len, j < n: a few rows combined, the partial sums of 32 floats
+// (four vectors) at a time held in registers across the rows
+template <typename scalar_t>
+inline void combine_rows(scalar_t *out, const scalar_t *coef, const scalar_t *rows, int64_t stride, int64_t n,
+                         int64_t len)
+{
+  typedef typename Vec<scalar_t>::type V;
+  constexpr int64_t lanes = 32 / sizeof(scalar_t);
+  int64_t i = 0;
+  for (; i + 4 * lanes <= len; i += 4 * lanes) {
+    V a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t j = 0; j < n; j++) {
+      const scalar_t s = coef[j], *p = rows + j * stride + i;
+      a0 += s * load(p), a1 += s * load(p + lanes), a2 += s * load(p + 2 * lanes), a3 += s * load(p + 3 * lanes);
+    }
+    std::memcpy(out + i, &a0, sizeof a0), std::memcpy(out + i + lanes, &a1, sizeof a1);
+    std::memcpy(out + i + 2 * lanes, &a2, sizeof a2), std::memcpy(out + i + 3 * lanes, &a3, sizeof a3);
+  }
+  for (; i + lanes <= len; i += lanes) {
+    V a = {};
+    for (int64_t j = 0; j < n; j++) a += coef[j] * load(rows + j * stride + i);
+    std::memcpy(out + i, &a, sizeof a);
+  }
+  for (; i < len; i++) {
+    scalar_t a = 0;
+    for (int64_t j = 0; j < n; j++) a += coef[j] * rows[j * stride + i];
+    out[i] = a;
+  }
+}
+
 }    // namespace facetpot
