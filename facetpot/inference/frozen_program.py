@@ -118,15 +118,6 @@ def channel_factors(backend, weights: torch.Tensor, b: int) -> Tuple[torch.Tenso
     return w.contiguous(), torch.cat([header, entries])
 
 
-def factored_matrix(w: torch.Tensor, coupling: torch.Tensor) -> torch.Tensor:
-    """M_u (u, rows K, cols) of a factored form (:func:`channel_factors`), by its formula."""
-    rows, _, cols = (int(v) for v in coupling[0, :3])
-    m = w.new_zeros(w.shape[0], rows, w.shape[2], cols)
-    for r, p, c, v in coupling[1:].tolist():
-        m[:, int(r), :, int(c)] += v * w[:, int(p), :]
-    return m.reshape(w.shape[0], rows * w.shape[2], cols)
-
-
 def _convolution(p: Program, conv, regs: List[int], factored: bool, chunk: Optional[int]) -> List[int]:
     """ChannelwiseConvolution with the density backend's grouped Function (DensityBackend._grouped), each block's
     channel step in factored form (:func:`channel_factors`) unless ``factored`` is False (M_u as it is)."""

@@ -99,35 +99,6 @@ std::vector<Coupling> read_couplings(at::TensorList tables, size_t n)
 bool factored(const std::vector<Coupling> &cps, int64_t b) { return cps[b].rows > 0; }
 
 using facetpot::axpy;
-using facetpot::dot;
-
-// y (u, C, cols) = the block's messages from d (C, u, rows R), the block's part of a chunk's density
-void factored_messages(const Tensor &d, const Tensor &w, const Coupling &cp, Tensor &y)
-{
-  const int64_t c_atoms = d.size(0), u = d.size(1), r = w.size(2), n_pairs = (int64_t) cp.row.size();
-  TORCH_CHECK(d.size(2) == cp.rows * r && d.stride(2) == 1 && w.size(0) == u && w.size(1) == cp.paths &&
-                  w.is_contiguous(),
-              "facetpot::density_group: factored weights of another shape");
-  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "factored_messages", [&] {
-    const scalar_t *dp = d.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>();
-    scalar_t *yp = y.data_ptr<scalar_t>();
-    const std::vector<scalar_t> value(cp.value.begin(), cp.value.end());
-    const int64_t sa = d.stride(0), sk = d.stride(1), cols = cp.cols, n_entries = (int64_t) value.size();
-    std::vector<int64_t> xoff(n_pairs), woff(n_pairs);
-    for (int64_t q = 0; q < n_pairs; q++) xoff[q] = cp.row[q] * r, woff[q] = cp.path[q] * r;
-    at::parallel_for(0, u, 8, [&](int64_t k0, int64_t k1) {
-      std::vector<scalar_t> t(n_pairs);
-      for (int64_t k = k0; k < k1; k++)
-        for (int64_t a = 0; a < c_atoms; a++) {
-          const scalar_t *x = dp + a * sa + k * sk, *wk = wp + k * cp.paths * r;
-          facetpot::dots(x, wk, xoff.data(), woff.data(), n_pairs, r, t.data());
-          scalar_t *o = yp + (k * c_atoms + a) * cols;
-          std::fill(o, o + cols, scalar_t(0));
-          for (int64_t e = 0; e < n_entries; e++) o[cp.col[e]] += value[e] * t[cp.pair[e]];
-        }
-    });
-  });
-}
 
 // gd (C, u, rows R), the block's part of a chunk's density gradient, from the messages' gradient gy (C, u, cols):
 // gT_(r, p) = sum v gy[c], gd[., u, r] = sum_p gT_(r, p) W_b[u, p]
@@ -357,9 +328,13 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
   Tensor x_ext = extended(blocks);
   const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
   chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
-  bool all_factored = x_ext.device().is_cpu() && src.scalar_type() == at::kLong;
-  for (int64_t b = 0; b < nb; b++) all_factored = all_factored && factored(cps, b);
-  if (all_factored) return fused_forward(x_ext, src, rb, blocks, ms, cps);
+  if (factored(cps, 0)) {  // the engine's programs: every block of a group factored, on the CPU
+    for (int64_t b = 0; b < nb; b++)
+      TORCH_CHECK(factored(cps, b), "facetpot::density_group: a group mixes factored and plain matrices");
+    TORCH_CHECK(x_ext.device().is_cpu() && src.scalar_type() == at::kLong,
+                "facetpot::density_group: factored matrices run on the CPU only");
+    return fused_forward(x_ext, src, rb, blocks, ms, cps);
+  }
   const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
   // workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
   Tensor xn_buf = scratch(0, {width * n_slot, f}, x_ext.options());
@@ -375,13 +350,6 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
     int64_t row = 0;
     for (int64_t b = 0; b < nb; b++) {
       const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2);
-      if (factored(cps, b)) {
-        Tensor y = at::empty({u, c, cps[b].cols}, dens.options());
-        factored_messages(dens.narrow(1, row, rows).view({c, u, -1}), ms[b], cps[b], y);
-        pieces[b].push_back(y);
-        row += rows;
-        continue;
-      }
       Tensor d = dens.narrow(1, row, rows).reshape({c, u, -1}).transpose(0, 1);  // (u, C, m1 R)
       pieces[b].push_back(at::bmm(d, ms[b]));                                     // (u, C, cols)
       row += rows;

@@ -141,7 +141,7 @@ struct Machine {
       const int64_t len = program[pc + 1];
       TORCH_CHECK(pc + 2 + len <= program.size(), "facetpot::frozen_program: truncated instruction");
       starts.push_back(pc);
-      if (program[pc] == DENSITY) density(program.data() + pc + 2, differentiable);
+      if (program[pc] == DENSITY) density(program.data() + pc + 2);
       else if (program[pc] == SPLIT) split(program.data() + pc + 2);
       else step(program[pc], program.data() + pc + 2);
       pc += 2 + len;
@@ -150,7 +150,7 @@ struct Machine {
 
   // a density step; its matrices in factored form (a coupling table) where given. differentiable: through
   // density_group's autograd Function, with the factored forms expanded to M_b (a replay for Hessians only)
-  void density(const int64_t *a, bool differentiable)
+  void density(const int64_t *a)
   {
     const int64_t nb = a[3];
     std::vector<Tensor> blocks, ms, couplings;

@@ -19,7 +19,6 @@ from facetpot.inference.frozen_program import (
     OPCODES,
     channel_factors,
     compile_layers,
-    factored_matrix,
     run_layers,
 )
 from facetpot.inference.prepare import inference_model
@@ -93,6 +92,15 @@ def _couplings(program):
             out += [program.params[k] for k in args[4 + 2 * nb : 4 + 3 * nb] if k >= 0]
         pc += 2 + code[pc + 1]
     return out
+
+
+def factored_matrix(w: torch.Tensor, coupling: torch.Tensor) -> torch.Tensor:
+    """M_u (u, rows K, cols) of a factored form (``channel_factors``), by its formula, entry by entry."""
+    rows, _, cols = (int(v) for v in coupling[0, :3])
+    m = w.new_zeros(w.shape[0], rows, w.shape[2], cols)
+    for r, p, c, v in coupling[1:].tolist():
+        m[:, int(r), :, int(c)] += v * w[:, int(p), :]
+    return m.reshape(w.shape[0], rows * w.shape[2], cols)
 
 
 def test_channel_factors_rebuild_the_message_matrices():
