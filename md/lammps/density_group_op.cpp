@@ -128,10 +128,12 @@ void factored_density_gradient(const Tensor &gy, const Tensor &w, const Coupling
 }
 
 // The forward of a group whose blocks are all factored, without the density in memory: for every receiving atom a,
-// block b and channel u, the block's rows D_b[a, u] (m1 x R) = sum_j x_j[u, m1] rb[a, j] are combined in a buffer
-// of a few kB (combine_rows), and the factored channel step reads them there. The density (F x R per atom: 276 kB
-// for the shipped model) is neither written nor read back, and the backward does not need it (its gradient comes
-// from the messages' gradient). y_b (N, u, cols) per block.
+// block b and TILE_CHANNELS channels u, the block's rows D_b[a, u] (m1 x R) = sum_j x_j[u, m1] rb[a, j] are combined
+// in a buffer of a few kB (combine_rows, TILE_ROWS rows at once), and the factored channel step reads them there.
+// The density (F x R per atom: 276 kB for the shipped model) is neither written nor read back, and the backward does
+// not need it (its gradient comes from the messages' gradient). y_b (N, u, cols) per block.
+constexpr int64_t TILE_CHANNELS = 6, TILE_ROWS = 6;  // fused_forward's tiles: channels per pass, rows per register tile
+
 std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const Tensor &rb_in, at::TensorList blocks,
                                   at::TensorList ms, const std::vector<Coupling> &cps)
 {
@@ -163,7 +165,7 @@ std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const 
       value[b].assign(cps[b].value.begin(), cps[b].value.end());
     }
     at::parallel_for(0, n_recv, 1, [&](int64_t a0, int64_t a1) {
-      std::vector<scalar_t> dseg(max_m1 * r), coef(n_slot), t;
+      std::vector<scalar_t> dseg(TILE_CHANNELS * max_m1 * r), coef(TILE_ROWS * n_slot), t;
       for (int64_t a = a0; a < a1; a++) {
         const int64_t *s = sp + a * n_slot;
         int64_t w = 0;
@@ -174,16 +176,25 @@ std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const 
           const scalar_t *wp = ms[b].data_ptr<scalar_t>();
           scalar_t *yp = out[b].data_ptr<scalar_t>() + a * u * cols;
           t.resize(cp.row.size());
-          for (int64_t ch = 0; ch < u; ch++) {
-            for (int64_t i = 0; i < m1; i++) {
-              for (int64_t j = 0; j < w; j++) coef[j] = xp[s[j] * f + first[b] + ch * m1 + i];
-              facetpot::combine_rows(dseg.data() + i * r, coef.data(), rp + a * ra, rj, w, r);
+          for (int64_t ch0 = 0; ch0 < u; ch0 += TILE_CHANNELS) {
+            const int64_t n_ch = std::min(TILE_CHANNELS, u - ch0), rows = n_ch * m1;
+            // the density rows of channels ch0 .. ch0 + n_ch - 1 (consecutive columns of x_ext), TILE_ROWS at a time
+            for (int64_t t0 = 0; t0 < rows; t0 += TILE_ROWS) {
+              const int64_t nr = std::min(TILE_ROWS, rows - t0), c0 = first[b] + ch0 * m1 + t0;
+              for (int64_t j = 0; j < w; j++)
+                for (int64_t q = 0; q < nr; q++) coef[j * nr + q] = xp[s[j] * f + c0 + q];
+              scalar_t *o = dseg.data() + t0 * r;
+              const scalar_t *rows_a = rp + a * ra;
+              facetpot::combine_rows(nr, o, r, coef.data(), rows_a, rj, w, r);
             }
-            facetpot::dots(dseg.data(), wp + ch * cp.paths * k, xoff[b].data(), woff[b].data(),
-                           (int64_t) t.size(), k, t.data());
-            scalar_t *o = yp + ch * cols;
-            std::fill(o, o + cols, scalar_t(0));
-            for (size_t e = 0; e < value[b].size(); e++) o[cp.col[e]] += value[b][e] * t[cp.pair[e]];
+            for (int64_t c = 0; c < n_ch; c++) {
+              const int64_t ch = ch0 + c;
+              facetpot::dots(dseg.data() + c * m1 * r, wp + ch * cp.paths * k, xoff[b].data(), woff[b].data(),
+                             (int64_t) t.size(), k, t.data());
+              scalar_t *o = yp + ch * cols;
+              std::fill(o, o + cols, scalar_t(0));
+              for (size_t e = 0; e < value[b].size(); e++) o[cp.col[e]] += value[b][e] * t[cp.pair[e]];
+            }
           }
         }
       }
