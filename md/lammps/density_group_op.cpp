@@ -134,6 +134,20 @@ void factored_density_gradient(const Tensor &gy, const Tensor &w, const Coupling
 // not need it (its gradient comes from the messages' gradient). y_b (N, u, cols) per block.
 constexpr int64_t TILE_CHANNELS = 6, TILE_ROWS = 6;  // fused_forward's tiles: channels per pass, rows per register tile
 
+// out (rows, r) = the density rows sum_j x[s_j, c] rows_a[j] of `rows` consecutive feature columns c from x (row
+// stride f), TILE_ROWS at a time (coef: a buffer of TILE_ROWS x w)
+template <typename scalar_t>
+void density_rows(scalar_t *out, scalar_t *coef, const scalar_t *x, int64_t f, const int64_t *s, int64_t w,
+                  const scalar_t *rows_a, int64_t rj, int64_t r, int64_t rows)
+{
+  for (int64_t t0 = 0; t0 < rows; t0 += TILE_ROWS) {
+    const int64_t nr = std::min(TILE_ROWS, rows - t0);
+    for (int64_t j = 0; j < w; j++)
+      for (int64_t q = 0; q < nr; q++) coef[j * nr + q] = x[s[j] * f + t0 + q];
+    facetpot::combine_rows(nr, out + t0 * r, r, coef, rows_a, rj, w, r);
+  }
+}
+
 std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const Tensor &rb_in, at::TensorList blocks,
                                   at::TensorList ms, const std::vector<Coupling> &cps)
 {
@@ -178,15 +192,8 @@ std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const 
           t.resize(cp.row.size());
           for (int64_t ch0 = 0; ch0 < u; ch0 += TILE_CHANNELS) {
             const int64_t n_ch = std::min(TILE_CHANNELS, u - ch0), rows = n_ch * m1;
-            // the density rows of channels ch0 .. ch0 + n_ch - 1 (consecutive columns of x_ext), TILE_ROWS at a time
-            for (int64_t t0 = 0; t0 < rows; t0 += TILE_ROWS) {
-              const int64_t nr = std::min(TILE_ROWS, rows - t0), c0 = first[b] + ch0 * m1 + t0;
-              for (int64_t j = 0; j < w; j++)
-                for (int64_t q = 0; q < nr; q++) coef[j * nr + q] = xp[s[j] * f + c0 + q];
-              scalar_t *o = dseg.data() + t0 * r;
-              const scalar_t *rows_a = rp + a * ra;
-              facetpot::combine_rows(nr, o, r, coef.data(), rows_a, rj, w, r);
-            }
+            // the density rows of channels ch0 .. ch0 + n_ch - 1 (consecutive columns of x_ext)
+            density_rows(dseg.data(), coef.data(), xp + first[b] + ch0 * m1, f, s, w, rp + a * ra, rj, r, rows);
             for (int64_t c = 0; c < n_ch; c++) {
               const int64_t ch = ch0 + c;
               facetpot::dots(dseg.data() + c * m1 * r, wp + ch * cp.paths * k, xoff[b].data(), woff[b].data(),
