@@ -1,6 +1,7 @@
 // Short loops over contiguous rows in 32-byte vectors (GCC / Clang vector extension: AVX registers where the build
 // targets them, two SSE registers otherwise), for the engine's kernels whose rows are too short for a GEMM call:
-// the factored channel step (density_group_op.cpp) and the linear maps of a few atoms (frozen_program_op.cpp).
+// the density rows and the factored channel step of the forward (density_group_op.cpp) and the linear maps of a few
+// atoms (frozen_program_op.cpp).
 #pragma once
 
 #include <cstdint>
