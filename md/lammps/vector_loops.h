@@ -48,7 +48,7 @@ inline void dots(const scalar_t *x, const scalar_t *w, const int64_t *xoff, cons
   for (int64_t q = 0; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
 }
 
-#if defined(__AVX__)
+#if defined(__AVX2__) && defined(__FMA__)
 // [sum a_0, ..., sum a_7]
 inline __m256 sums8(const __m256 *a)
 {
@@ -58,27 +58,52 @@ inline __m256 sums8(const __m256 *a)
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
+// the dot products of dots<float> for n = 8 NV + t (t < 8 lanes loaded under `mask` where TAIL): no loop over n,
+// eight products at once (independent chains), one reduction for eight results (sums8); the last count % 8 with
+// zero vectors in the unused places
+template <int NV, bool TAIL>
+inline void dots8(const float *x, const float *w, const int64_t *xoff, const int64_t *woff, int64_t count,
+                  __m256i mask, float *out)
+{
+  for (int64_t q = 0; q < count; q += 8) {
+    const int64_t m = count - q < 8 ? count - q : 8;
+    __m256 acc[8];
+    for (int j = 0; j < 8; j++) {
+      if (j >= m) {
+        acc[j] = _mm256_setzero_ps();
+        continue;
+      }
+      const float *xq = x + xoff[q + j], *wq = w + woff[q + j];
+      __m256 a = _mm256_mul_ps(_mm256_loadu_ps(xq), _mm256_loadu_ps(wq));
+      for (int v = 1; v < NV; v++) a = _mm256_fmadd_ps(_mm256_loadu_ps(xq + 8 * v), _mm256_loadu_ps(wq + 8 * v), a);
+      if (TAIL) a = _mm256_fmadd_ps(_mm256_maskload_ps(xq + 8 * NV, mask), _mm256_maskload_ps(wq + 8 * NV, mask), a);
+      acc[j] = a;
+    }
+    if (m == 8) {
+      _mm256_storeu_ps(out + q, sums8(acc));
+    } else {
+      float part[8];
+      _mm256_storeu_ps(part, sums8(acc));
+      for (int64_t j = 0; j < m; j++) out[q + j] = part[j];
+    }
+  }
+}
+
 template <>
 inline void dots<float>(const float *x, const float *w, const int64_t *xoff, const int64_t *woff, int64_t count,
                         int64_t n, float *out)
 {
-  const int64_t body = n - n % 8;
-  int64_t q = 0;
-  for (; q + 8 <= count; q += 8) {
-    __m256 acc[8];
-    float tail[8];
-    for (int64_t j = 0; j < 8; j++) {
-      const float *xq = x + xoff[q + j], *wq = w + woff[q + j];
-      __m256 a = _mm256_setzero_ps();
-      for (int64_t i = 0; i < body; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(xq + i), _mm256_loadu_ps(wq + i), a);
-      acc[j] = a;
-      float t = 0;
-      for (int64_t i = body; i < n; i++) t += xq[i] * wq[i];
-      tail[j] = t;
-    }
-    _mm256_storeu_ps(out + q, _mm256_add_ps(sums8(acc), _mm256_loadu_ps(tail)));
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  switch (n) {  // the engine's radial widths (K = 16, 20; a rank of 8 .. 32)
+    case 8: return dots8<1, false>(x, w, xoff, woff, count, mask, out);
+    case 12: return dots8<1, true>(x, w, xoff, woff, count, mask, out);
+    case 16: return dots8<2, false>(x, w, xoff, woff, count, mask, out);
+    case 20: return dots8<2, true>(x, w, xoff, woff, count, mask, out);
+    case 24: return dots8<3, false>(x, w, xoff, woff, count, mask, out);
+    case 32: return dots8<4, false>(x, w, xoff, woff, count, mask, out);
+    default: break;
   }
-  for (; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
+  for (int64_t q = 0; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
 }
 #endif
 
