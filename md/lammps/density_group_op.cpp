@@ -65,6 +65,7 @@ struct Coupling {
   std::vector<int64_t> row, path;   // the pairs (r, p) whose dot products are needed
   std::vector<int64_t> pair, col;   // entries: y[col] += value T[pair]
   std::vector<double> value;
+  std::vector<int64_t> row_start, row_pairs;  // the pairs of row r: row_pairs[row_start[r] .. row_start[r + 1])
 };
 
 Coupling read_coupling(const Tensor &table)
@@ -84,6 +85,12 @@ Coupling read_coupling(const Tensor &table)
     if (q < 0) q = (int64_t) cp.row.size(), cp.row.push_back(r), cp.path.push_back(p);
     cp.pair.push_back(q), cp.col.push_back(c), cp.value.push_back(v[4 * e + 3]);
   }
+  cp.row_start.assign(cp.rows + 1, 0);
+  for (int64_t r : cp.row) cp.row_start[r + 1]++;
+  for (int64_t r = 0; r < cp.rows; r++) cp.row_start[r + 1] += cp.row_start[r];
+  std::vector<int64_t> fill(cp.row_start.begin(), cp.row_start.end() - 1);
+  cp.row_pairs.resize(cp.row.size());
+  for (size_t q = 0; q < cp.row.size(); q++) cp.row_pairs[fill[cp.row[q]]++] = (int64_t) q;
   return cp;
 }
 
@@ -98,31 +105,37 @@ std::vector<Coupling> read_couplings(at::TensorList tables, size_t n)
 
 bool factored(const std::vector<Coupling> &cps, int64_t b) { return cps[b].rows > 0; }
 
-using facetpot::axpy;
 
-// gd (C, u, rows R), the block's part of a chunk's density gradient, from the messages' gradient gy (C, u, cols):
-// gT_(r, p) = sum v gy[c], gd[., u, r] = sum_p gT_(r, p) W_b[u, p]
+// o (rows x r), one channel's density gradient, from its messages' gradient g (cols): gT_(r, p) = sum v g[c],
+// o[r] = sum_p gT_(r, p) w[p] (w: the channel's W_b (P, r); gt: a buffer of one value per pair)
+template <typename scalar_t>
+void channel_density_gradient(const scalar_t *g, const scalar_t *w, const Coupling &cp, const scalar_t *value,
+                              scalar_t *gt, scalar_t *o, int64_t r)
+{
+  const int64_t n_pairs = (int64_t) cp.row.size(), n_entries = (int64_t) cp.value.size();
+  std::fill(gt, gt + n_pairs, scalar_t(0));
+  for (int64_t e = 0; e < n_entries; e++) gt[cp.pair[e]] += value[e] * g[cp.col[e]];
+  for (int64_t row = 0; row < cp.rows; row++)  // each row's pairs summed in registers, the row stored once
+    facetpot::combine_scaled(o + row * r, w, r, gt, cp.path.data(), cp.row_pairs.data() + cp.row_start[row],
+                             cp.row_start[row + 1] - cp.row_start[row]);
+}
+
+// gd (C, u, rows R), the block's part of a chunk's density gradient, from the messages' gradient gy (C, u, cols)
 void factored_density_gradient(const Tensor &gy, const Tensor &w, const Coupling &cp, Tensor gd)
 {
-  const int64_t c_atoms = gd.size(0), u = gd.size(1), r = w.size(2), n_pairs = (int64_t) cp.row.size();
+  const int64_t c_atoms = gd.size(0), u = gd.size(1), r = w.size(2);
   TORCH_CHECK(gd.stride(2) == 1 && gd.size(2) == cp.rows * r, "facetpot::density_group: strided density gradient");
+  const Tensor g = gy.contiguous();
   AT_DISPATCH_FLOATING_TYPES(gd.scalar_type(), "factored_density_gradient", [&] {
-    auto g = gy.accessor<scalar_t, 3>();
-    const scalar_t *wp = w.data_ptr<scalar_t>();
+    const scalar_t *gp = g.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>();
     scalar_t *op = gd.data_ptr<scalar_t>();
     const std::vector<scalar_t> value(cp.value.begin(), cp.value.end());
-    const int64_t sa = gd.stride(0), sk = gd.stride(1), width = cp.rows * r, n_entries = (int64_t) value.size();
     at::parallel_for(0, c_atoms, 4, [&](int64_t a0, int64_t a1) {
-      std::vector<scalar_t> gt(n_pairs);
+      std::vector<scalar_t> gt(cp.row.size());
       for (int64_t a = a0; a < a1; a++)
-        for (int64_t k = 0; k < u; k++) {
-          std::fill(gt.begin(), gt.end(), scalar_t(0));
-          for (int64_t e = 0; e < n_entries; e++) gt[cp.pair[e]] += value[e] * g[a][k][cp.col[e]];
-          scalar_t *o = op + a * sa + k * sk;
-          const scalar_t *wk = wp + k * cp.paths * r;
-          std::fill(o, o + width, scalar_t(0));
-          for (int64_t q = 0; q < n_pairs; q++) axpy(o + cp.row[q] * r, gt[q], wk + cp.path[q] * r, r);
-        }
+        for (int64_t k = 0; k < u; k++)
+          channel_density_gradient(gp + (a * u + k) * cp.cols, wp + k * cp.paths * r, cp, value.data(), gt.data(),
+                                   op + a * gd.stride(0) + k * gd.stride(1), r);
     });
   });
 }
@@ -208,6 +221,96 @@ std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const 
     });
   });
   return out;
+}
+
+// The backward of a group whose blocks are all factored, atom by atom without the chunk's density gradient in memory
+// or a GEMM call: per receiving atom a, its density gradient gd (F x R, a few hundred kB: stays in cache) from the
+// messages' gradients, then
+//   g rb[a, j] = sum_i x[s_j, i] gd[i]       (combine_rows over the F rows, TILE_ROWS slots at a time)
+//   g x[s_j, i] += rb[a, j] . gd[i]          (dot_block, added to the senders' rows: one copy of g x per thread)
+template <typename scalar_t>
+struct FusedBackward {
+  const scalar_t *x, *rb;  // x_ext (N_send + 1, f); rb (N_recv, n_slot, r), unit stride in r
+  const int64_t *src;
+  int64_t f, r, n_slot, ra, rj, pad;
+  std::vector<const scalar_t *> gy, w;  // per block: the messages' gradient (N_recv, u, cols) and W_b (u, P, K)
+  std::vector<int64_t> first, u, m1, k;
+  std::vector<std::vector<scalar_t>> value;
+  const std::vector<Coupling> *cps;
+
+  void density_gradient(int64_t a, scalar_t *gt, scalar_t *gd) const
+  {
+    for (size_t b = 0; b < u.size(); b++) {
+      const Coupling &cp = (*cps)[b];
+      for (int64_t ch = 0; ch < u[b]; ch++)
+        channel_density_gradient(gy[b] + (a * u[b] + ch) * cp.cols, w[b] + ch * cp.paths * k[b], cp, value[b].data(),
+                                 gt, gd + (first[b] + ch * m1[b]) * r, k[b]);
+    }
+  }
+
+  // atom a's part: g rb[a] (all n_slot rows, padding zero) into g_rb where defined, g x into g_x where defined
+  void atom(int64_t a, std::vector<scalar_t> &gt, std::vector<scalar_t> &gd, std::vector<scalar_t> &coef,
+            std::vector<scalar_t *> &outs, scalar_t *g_rb, scalar_t *g_x) const
+  {
+    const int64_t *s = src + a * n_slot;
+    int64_t wd = 0;
+    while (wd < n_slot && s[wd] != pad) wd++;
+    density_gradient(a, gt.data(), gd.data());
+    if (g_rb) {
+      scalar_t *o = g_rb + a * n_slot * r;
+      for (int64_t j0 = 0; j0 < wd; j0 += TILE_ROWS) {
+        const int64_t nr = std::min(TILE_ROWS, wd - j0);
+        for (int64_t q = 0; q < nr; q++)
+          for (int64_t i = 0; i < f; i++) coef[i * nr + q] = x[s[j0 + q] * f + i];
+        facetpot::combine_rows(nr, o + j0 * r, r, coef.data(), gd.data(), r, f, r);
+      }
+      std::fill(o + wd * r, o + n_slot * r, scalar_t(0));
+    }
+    if (g_x) {
+      for (int64_t j = 0; j < wd; j++) outs[j] = g_x + s[j] * f;
+      facetpot::dot_block(rb + a * ra, rj, wd, gd.data(), r, f, r, outs.data());
+    }
+  }
+};
+
+std::pair<Tensor, Tensor> fused_backward(const Tensor &x_ext, const Tensor &src_in, const Tensor &rb_in,
+                                         const std::vector<Tensor> &blocks, const std::vector<Tensor> &ms,
+                                         const std::vector<Coupling> &cps, const variable_list &grads, bool need_rb,
+                                         bool need_x)
+{
+  const Tensor rb = rb_in.stride(2) == 1 ? rb_in : rb_in.contiguous(), src = src_in.contiguous();
+  const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
+  const int64_t threads = need_x ? std::min<int64_t>(at::get_num_threads(), std::max<int64_t>(n_recv, 1)) : 1;
+  Tensor g_rb = need_rb ? at::empty({n_recv, n_slot, r}, rb.options()) : Tensor();
+  Tensor g_xs = need_x ? at::zeros({threads, x_ext.size(0), f}, x_ext.options()) : Tensor();
+  std::vector<Tensor> gys;
+  for (size_t b = 0; b < blocks.size(); b++) gys.push_back(grads[b].contiguous());
+  AT_DISPATCH_FLOATING_TYPES(x_ext.scalar_type(), "fused_backward", [&] {
+    FusedBackward<scalar_t> p{x_ext.data_ptr<scalar_t>(), rb.data_ptr<scalar_t>(), src.data_ptr<int64_t>(), f, r,
+                              n_slot, rb.stride(0), rb.stride(1), x_ext.size(0) - 1};
+    p.cps = &cps;
+    int64_t row = 0;
+    for (size_t b = 0; b < blocks.size(); b++) {
+      p.gy.push_back(gys[b].data_ptr<scalar_t>()), p.w.push_back(ms[b].data_ptr<scalar_t>());
+      p.first.push_back(row), p.u.push_back(blocks[b].size(1)), p.m1.push_back(blocks[b].size(2));
+      p.k.push_back(ms[b].size(2)), p.value.emplace_back(cps[b].value.begin(), cps[b].value.end());
+      row += blocks[b].size(1) * blocks[b].size(2);
+    }
+    scalar_t *rb_out = need_rb ? g_rb.data_ptr<scalar_t>() : nullptr;
+    scalar_t *x_out = need_x ? g_xs.data_ptr<scalar_t>() : nullptr;
+    const int64_t grain = std::max<int64_t>(1, (n_recv + threads - 1) / threads);
+    at::parallel_for(0, n_recv, grain, [&](int64_t a0, int64_t a1) {
+      size_t pairs = 0;
+      for (const Coupling &cp : cps) pairs = std::max(pairs, cp.row.size());
+      thread_local std::vector<scalar_t> gt, gd, coef;  // kept from call to call: no large allocation per call
+      thread_local std::vector<scalar_t *> outs;
+      gt.resize(std::max(gt.size(), pairs)), gd.resize(std::max<size_t>(gd.size(), f * r));
+      coef.resize(std::max<size_t>(coef.size(), f * TILE_ROWS)), outs.resize(std::max<size_t>(outs.size(), n_slot));
+      scalar_t *mine = x_out ? x_out + std::min<int64_t>(at::get_thread_num(), threads - 1) * x_ext.size(0) * f : x_out;
+      for (int64_t a = a0; a < a1; a++) p.atom(a, gt, gd, coef, outs, rb_out, mine);
+    });
+  });
+  return {g_rb, need_x ? (threads == 1 ? g_xs[0] : g_xs.sum(0)) : Tensor()};
 }
 
 // (N_send + 1, F): the blocks' features side by side and a zero row for padding slots
@@ -389,6 +492,8 @@ std::pair<Tensor, Tensor> group_backward(const Tensor &src, const Tensor &rb, in
   const int64_t nb = (int64_t) blocks.size();
   const std::vector<Coupling> cps = read_couplings(couplings, blocks.size());
   Tensor x_ext = extended(blocks);
+  if (factored(cps, 0) && x_ext.device().is_cpu())  // the engine's programs (group_forward: all blocks factored)
+    return fused_backward(x_ext, src, rb, blocks, ms, cps, grads, need_rb, need_x);
   const int64_t n_recv = src.size(0), n_slot = src.size(1), r = rb.size(2), f = x_ext.size(1);
   bool trimmed = false;
   for (size_t k = 0; k < chunks.size(); k += 3) trimmed = trimmed || chunks[k + 2] < n_slot;

@@ -48,6 +48,16 @@ inline void dots(const scalar_t *x, const scalar_t *w, const int64_t *xoff, cons
   for (int64_t q = 0; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
 }
 
+// outs[j][i] += a_j . b_i over n, j < nj, i < ni, a_j = a + j sa and b_i = b + i sb: the products of the rows of two
+// matrices (a GEMM A B^T whose output rows lie anywhere: the engine's backward adds them to the senders' rows)
+template <typename scalar_t>
+inline void dot_block(const scalar_t *a, int64_t sa, int64_t nj, const scalar_t *b, int64_t sb, int64_t ni, int64_t n,
+                      scalar_t *const *outs)
+{
+  for (int64_t j = 0; j < nj; j++)
+    for (int64_t i = 0; i < ni; i++) outs[j][i] += dot(a + j * sa, b + i * sb, n);
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 // [sum a_0, ..., sum a_7]
 inline __m256 sums8(const __m256 *a)
@@ -105,6 +115,58 @@ inline void dots<float>(const float *x, const float *w, const int64_t *xoff, con
   }
   for (int64_t q = 0; q < count; q++) out[q] = dot(x + xoff[q], w + woff[q], n);
 }
+
+// dot_block's tiles: JT rows of a and 8 / JT rows of b (2 x 4 or 1 x 8), eight chains over n, reduced at once
+template <int JT>
+inline void dot_tile(const float *a, int64_t sa, const float *b, int64_t sb, int64_t n, __m256i mask, float *const *outs,
+                     int64_t i)
+{
+  constexpr int IT = 8 / JT;
+  const int64_t body = n - n % 8;
+  __m256 acc[8];
+  for (int q = 0; q < 8; q++) acc[q] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < body; k += 8) {
+    __m256 x[JT];
+    for (int t = 0; t < JT; t++) {
+      x[t] = _mm256_loadu_ps(a + t * sa + k);
+      asm("" : "+x"(x[t]));  // in a register, not folded into every multiply-add (combine_tile's empty asm)
+    }
+    for (int q = 0; q < IT; q++) {
+      __m256 y = _mm256_loadu_ps(b + q * sb + k);
+      asm("" : "+x"(y));
+      for (int t = 0; t < JT; t++) acc[t * IT + q] = _mm256_fmadd_ps(x[t], y, acc[t * IT + q]);
+    }
+  }
+  if (body < n)
+    for (int q = 0; q < IT; q++) {
+      const __m256 y = _mm256_maskload_ps(b + q * sb + body, mask);
+      for (int t = 0; t < JT; t++)
+        acc[t * IT + q] = _mm256_fmadd_ps(_mm256_maskload_ps(a + t * sa + body, mask), y, acc[t * IT + q]);
+    }
+  float part[8];
+  _mm256_storeu_ps(part, sums8(acc));
+  for (int t = 0; t < JT; t++)
+    for (int q = 0; q < IT; q++) outs[t][i + q] += part[t * IT + q];
+}
+
+template <>
+inline void dot_block<float>(const float *a, int64_t sa, int64_t nj, const float *b, int64_t sb, int64_t ni, int64_t n,
+                             float *const *outs)
+{
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  int64_t j = 0;
+  for (; j < nj; j += 2) {
+    const bool pair = j + 2 <= nj;
+    const int64_t it = pair ? 4 : 8;
+    int64_t i = 0;
+    for (; i + it <= ni; i += it) {
+      if (pair) dot_tile<2>(a + j * sa, sa, b + i * sb, sb, n, mask, outs + j, i);
+      else dot_tile<1>(a + j * sa, sa, b + i * sb, sb, n, mask, outs + j, i);
+    }
+    for (int64_t t = j; t < j + (pair ? 2 : 1); t++)
+      for (int64_t c = i; c < ni; c++) outs[t][c] += dot(a + t * sa, b + c * sb, n);
+  }
+}
 #endif
 
 // o += s w over n
@@ -118,6 +180,27 @@ inline void axpy(scalar_t *o, scalar_t s, const scalar_t *w, int64_t n)
     std::memcpy(o + i, &v, sizeof v);
   }
   for (; i < n; i++) o[i] += s * w[i];
+}
+
+// o[i] = sum_q s[p_q] w[path[p_q] n + i] over i < n, q < count (p = pairs): a row that sums several scaled rows of
+// w, each vector summed in a register and stored once (adding into o row by row would wait on its own stores)
+template <typename scalar_t>
+inline void combine_scaled(scalar_t *o, const scalar_t *w, int64_t n, const scalar_t *s, const int64_t *path,
+                           const int64_t *pairs, int64_t count)
+{
+  typedef typename Vec<scalar_t>::type V;
+  constexpr int64_t lanes = 32 / sizeof(scalar_t);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    V acc = {};
+    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * load(w + path[pairs[q]] * n + i);
+    std::memcpy(o + i, &acc, sizeof acc);
+  }
+  for (; i < n; i++) {
+    scalar_t acc = 0;
+    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * w[path[pairs[q]] * n + i];
+    o[i] = acc;
+  }
 }
 
 // out[t * out_stride + i] = sum_j coef[j * NR + t] rows[j * stride + i], t < NR, i < len: NR rows combined at once,
@@ -147,6 +230,17 @@ inline void combine_tile(scalar_t *out, int64_t out_stride, const scalar_t *coef
       }
       for (int t = 0; t < NR; t++)
         _mm256_storeu_ps(out + t * out_stride + i, a0[t]), _mm256_storeu_ps(out + t * out_stride + i + 8, a1[t]);
+    }
+    for (; i < len; i += 8) {  // the last len % 16 columns: one vector at a time, the last under a mask
+      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (len - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      __m256 a0[NR];
+      for (int t = 0; t < NR; t++) a0[t] = _mm256_setzero_ps();
+      const float *p = rows + i, *c = coef;
+      for (int64_t j = 0; j < n; j++, p += stride, c += NR) {
+        const __m256 r0 = _mm256_maskload_ps(p, m);
+        for (int t = 0; t < NR; t++) a0[t] = _mm256_fmadd_ps(_mm256_broadcast_ss(c + t), r0, a0[t]);
+      }
+      for (int t = 0; t < NR; t++) _mm256_maskstore_ps(out + t * out_stride + i, m, a0[t]);
     }
   }
 #endif
