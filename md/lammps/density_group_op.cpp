@@ -65,7 +65,7 @@ struct Coupling {
   std::vector<int64_t> row, path;   // the pairs (r, p) whose dot products are needed
   std::vector<int64_t> pair, col;   // entries: y[col] += value T[pair]
   std::vector<double> value;
-  std::vector<int64_t> row_start, row_pairs;  // the pairs of row r: row_pairs[row_start[r] .. row_start[r + 1])
+  std::vector<int64_t> row_start, row_pairs, row_paths;  // row r's pairs row_pairs[row_start[r] ..), their paths
 };
 
 Coupling read_coupling(const Tensor &table)
@@ -91,6 +91,7 @@ Coupling read_coupling(const Tensor &table)
   std::vector<int64_t> fill(cp.row_start.begin(), cp.row_start.end() - 1);
   cp.row_pairs.resize(cp.row.size());
   for (size_t q = 0; q < cp.row.size(); q++) cp.row_pairs[fill[cp.row[q]]++] = (int64_t) q;
+  for (int64_t q : cp.row_pairs) cp.row_paths.push_back(cp.path[q]);
   return cp;
 }
 
@@ -116,8 +117,8 @@ void channel_density_gradient(const scalar_t *g, const scalar_t *w, const Coupli
   std::fill(gt, gt + n_pairs, scalar_t(0));
   for (int64_t e = 0; e < n_entries; e++) gt[cp.pair[e]] += value[e] * g[cp.col[e]];
   for (int64_t row = 0; row < cp.rows; row++)  // each row's pairs summed in registers, the row stored once
-    facetpot::combine_scaled(o + row * r, w, r, gt, cp.path.data(), cp.row_pairs.data() + cp.row_start[row],
-                             cp.row_start[row + 1] - cp.row_start[row]);
+    facetpot::combine_scaled(o + row * r, w, r, gt, cp.row_pairs.data() + cp.row_start[row],
+                             cp.row_paths.data() + cp.row_start[row], cp.row_start[row + 1] - cp.row_start[row]);
 }
 
 // gd (C, u, rows R), the block's part of a chunk's density gradient, from the messages' gradient gy (C, u, cols)

@@ -182,26 +182,58 @@ inline void axpy(scalar_t *o, scalar_t s, const scalar_t *w, int64_t n)
   for (; i < n; i++) o[i] += s * w[i];
 }
 
-// o[i] = sum_q s[p_q] w[path[p_q] n + i] over i < n, q < count (p = pairs): a row that sums several scaled rows of
-// w, each vector summed in a register and stored once (adding into o row by row would wait on its own stores)
+// o[i] = sum_q s[pairs[q]] w[rows[q] n + i] over i < n, q < count: a row that sums several scaled rows of w, summed
+// in registers and stored once (adding into o row by row would wait on its own stores)
 template <typename scalar_t>
-inline void combine_scaled(scalar_t *o, const scalar_t *w, int64_t n, const scalar_t *s, const int64_t *path,
-                           const int64_t *pairs, int64_t count)
+inline void combine_scaled(scalar_t *o, const scalar_t *w, int64_t n, const scalar_t *s, const int64_t *pairs,
+                           const int64_t *rows, int64_t count)
 {
-  typedef typename Vec<scalar_t>::type V;
-  constexpr int64_t lanes = 32 / sizeof(scalar_t);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    V acc = {};
-    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * load(w + path[pairs[q]] * n + i);
-    std::memcpy(o + i, &acc, sizeof acc);
-  }
-  for (; i < n; i++) {
+  for (int64_t i = 0; i < n; i++) {
     scalar_t acc = 0;
-    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * w[path[pairs[q]] * n + i];
+    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * w[rows[q] * n + i];
     o[i] = acc;
   }
 }
+
+#if defined(__AVX2__) && defined(__FMA__)
+// combine_scaled for n = 8 NV + t (t < 8 lanes under `mask` where TAIL): the row's vectors all in registers
+template <int NV, bool TAIL>
+inline void combine_scaled8(float *o, const float *w, int64_t n, const float *s, const int64_t *pairs,
+                            const int64_t *rows, int64_t count, __m256i mask)
+{
+  __m256 a[NV + 1];
+  for (int v = 0; v <= NV; v++) a[v] = _mm256_setzero_ps();
+  for (int64_t q = 0; q < count; q++) {
+    const __m256 b = _mm256_broadcast_ss(s + pairs[q]);
+    const float *wq = w + rows[q] * n;
+    for (int v = 0; v < NV; v++) a[v] = _mm256_fmadd_ps(b, _mm256_loadu_ps(wq + 8 * v), a[v]);
+    if (TAIL) a[NV] = _mm256_fmadd_ps(b, _mm256_maskload_ps(wq + 8 * NV, mask), a[NV]);
+  }
+  for (int v = 0; v < NV; v++) _mm256_storeu_ps(o + 8 * v, a[v]);
+  if (TAIL) _mm256_maskstore_ps(o + 8 * NV, mask, a[NV]);
+}
+
+template <>
+inline void combine_scaled<float>(float *o, const float *w, int64_t n, const float *s, const int64_t *pairs,
+                                  const int64_t *rows, int64_t count)
+{
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  switch (n) {  // the engine's radial widths, as in dots
+    case 8: return combine_scaled8<1, false>(o, w, n, s, pairs, rows, count, mask);
+    case 12: return combine_scaled8<1, true>(o, w, n, s, pairs, rows, count, mask);
+    case 16: return combine_scaled8<2, false>(o, w, n, s, pairs, rows, count, mask);
+    case 20: return combine_scaled8<2, true>(o, w, n, s, pairs, rows, count, mask);
+    case 24: return combine_scaled8<3, false>(o, w, n, s, pairs, rows, count, mask);
+    case 32: return combine_scaled8<4, false>(o, w, n, s, pairs, rows, count, mask);
+    default: break;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    float acc = 0;
+    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * w[rows[q] * n + i];
+    o[i] = acc;
+  }
+}
+#endif
 
 // out[t * out_stride + i] = sum_j coef[j * NR + t] rows[j * stride + i], t < NR, i < len: NR rows combined at once,
 // a register tile of NR x 2 vectors (NR = 6: twelve accumulators, the two vectors of `rows` and a broadcast fill the
