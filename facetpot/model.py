@@ -23,6 +23,7 @@ from torch import nn
 from .nn.convolution import BACKENDS
 from .nn.edges import EdgeData
 from .nn.exact_buffers import ExactBuffers
+from .nn.frozen_cache import module_tensors, remembered
 from .nn.interaction import InteractionBlock
 from .nn.irreps import parse_irreps
 from .nn.irreps_linear import IrrepsLinear
@@ -371,17 +372,11 @@ class FacetModel(ExactBuffers):
         requires a gradient (the calculator, MD, relaxations: a whole network pass per call saved, whatever the
         composition; an isolated atom's readout depends on its species only); any change of a parameter (its
         storage, dtype, device or in-place version) recomputes it."""
-        params = list(self.parameters())
-        if any(p.requires_grad for p in params) or torch.compiler.is_compiling():
+        sources = module_tensors(self)
+        if torch.compiler.is_compiling() or any(t.requires_grad for t in sources):
             return self.isolated_atom_energies(present)
-        key = (present.device, tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
-        cached = self.__dict__.get("_e_iso_cache")
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                every = torch.arange(self.atomic_energies.shape[0], device=present.device)
-                cached = (key, self.isolated_atom_energies(every))
-            self.__dict__["_e_iso_cache"] = cached
-        return cached[1][present]
+        every = torch.arange(self.atomic_energies.shape[0], device=self.atomic_energies.device)
+        return remembered(self, "isolated_atom_energies", sources, lambda: self.isolated_atom_energies(every))[present]
 
     def atom_energies(self, species: torch.Tensor, e: torch.Tensor, e_iso: torch.Tensor) -> torch.Tensor:
         """E_i = E0[s_i] + sigma[s_i] (e_i - e_iso,i): readouts e and isolated-atom readouts e_iso, per atom."""

@@ -24,7 +24,7 @@ import torch
 from ..model import FacetModel
 from ..nn.conv_paths import block_path_weights
 from ..nn.flat_constants import unflatten
-from ..nn.frozen_cache import remembered
+from ..nn.frozen_cache import module_tensors, remembered
 from .engine_library import load_engine
 
 #: opcode -> its arguments (frozen_program_op.cpp's enum Op, same numbers)
@@ -214,13 +214,12 @@ def _program_of(model: FacetModel) -> Optional[Program]:
 def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[torch.Tensor]:
     """e(h^(T)) by the compiled program, or None where the Python layers must run (weights that train, a model the
     program cannot express, ghost atoms, no edges, a GPU)."""
-    params = list(model.parameters())
-    if torch.compiler.is_compiling() or any(t.requires_grad for t in params):
+    sources = module_tensors(model)  # parameters and buffers (a new backend brings new buffers, same weights)
+    if torch.compiler.is_compiling() or any(t.requires_grad for t in sources):
         return None
     if features.device.type != "cpu" or edges.num_receivers != edges.num_senders or edges.num_edges() == 0:
         return None  # GPUs: not yet measured there
-    # keyed by the buffers too: a new backend (set_backend) brings new ones with the same weights
-    program = remembered(model, "frozen_program", params + list(model.buffers()), lambda: _program_of(model))
+    program = remembered(model, "frozen_program", sources, lambda: _program_of(model))
     if program is None:
         return None
     return run_program(program, features, edges)

