@@ -58,13 +58,18 @@ def source_dir() -> Path:
 
 def compiler_flags(include: Path) -> List[str]:
     """The compiler and its flags: C++17, -O3 for this machine's instruction set (-march=native: the library is built
-    per machine, its key holds the CPU's, :func:`cpu_signature`), position-independent, hidden symbols, against this
-    torch's headers."""
+    per machine, its key holds the CPU's, :func:`cpu_signature`), position-independent, hidden symbols, OpenMP where
+    torch has it, against this torch's headers."""
     import torch.utils.cpp_extension as cpp  # lazy: only a build needs it, and importing it costs every calculator
 
     # hidden visibility: the library's own calls stay inside it, whatever else a process has loaded (the LAMMPS
     # plugin compiles density_group_op.cpp too)
     cmd = [os.environ.get("CXX", "g++"), "-std=c++17", "-O3", "-march=native", "-fPIC", "-fvisibility=hidden"]
+    if torch.backends.openmp.is_available():
+        # ATen's parallel_for in the engine's kernels is an OpenMP loop compiled into the engine: without the flag it
+        # runs on one thread whatever torch.set_num_threads says. The runtime is torch's own libgomp.so.1 (the
+        # library's rpath, the soname torch has loaded): one thread pool in the process.
+        cmd.append("-fopenmp")
     cmd += [f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}", f"-I{include}"]
     for inc in cpp.include_paths():
         cmd += ["-isystem", str(inc)]

@@ -9,7 +9,8 @@
 // A chunk reads only the first w slots of its rows, w its largest neighbour count (padding trails each row).
 // The C++ inference engine (frozen_program_op.cpp) gives every block's M_b in factored form instead: its radial
 // weights per path and the CG tensors' non-zeros (Coupling below), the channel step then a loop of short dot products
-// instead of a GEMM with a matrix of 90% zeros.
+// instead of a GEMM with a matrix of 90% zeros; its groups run atom by atom, forward and backward (fused_forward,
+// fused_backward), without the density or its gradient in memory.
 // The weights' matrices M_b get no gradient (frozen weights); a double backward (create_graph=True) differentiates
 // the plain formulation, as the Python version does. The forward and backward without autograd are also the
 // density steps of the C++ inference engine (frozen_program_op.cpp, through density_group.h).
@@ -121,32 +122,16 @@ void channel_density_gradient(const scalar_t *g, const scalar_t *w, const Coupli
                              cp.row_paths.data() + cp.row_start[row], cp.row_start[row + 1] - cp.row_start[row]);
 }
 
-// gd (C, u, rows R), the block's part of a chunk's density gradient, from the messages' gradient gy (C, u, cols)
-void factored_density_gradient(const Tensor &gy, const Tensor &w, const Coupling &cp, Tensor gd)
-{
-  const int64_t c_atoms = gd.size(0), u = gd.size(1), r = w.size(2);
-  TORCH_CHECK(gd.stride(2) == 1 && gd.size(2) == cp.rows * r, "facetpot::density_group: strided density gradient");
-  const Tensor g = gy.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(gd.scalar_type(), "factored_density_gradient", [&] {
-    const scalar_t *gp = g.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>();
-    scalar_t *op = gd.data_ptr<scalar_t>();
-    const std::vector<scalar_t> value(cp.value.begin(), cp.value.end());
-    at::parallel_for(0, c_atoms, 4, [&](int64_t a0, int64_t a1) {
-      std::vector<scalar_t> gt(cp.row.size());
-      for (int64_t a = a0; a < a1; a++)
-        for (int64_t k = 0; k < u; k++)
-          channel_density_gradient(gp + (a * u + k) * cp.cols, wp + k * cp.paths * r, cp, value.data(), gt.data(),
-                                   op + a * gd.stride(0) + k * gd.stride(1), r);
-    });
-  });
-}
-
 // The forward of a group whose blocks are all factored, without the density in memory: for every receiving atom a,
 // block b and TILE_CHANNELS channels u, the block's rows D_b[a, u] (m1 x R) = sum_j x_j[u, m1] rb[a, j] are combined
 // in a buffer of a few kB (combine_rows, TILE_ROWS rows at once), and the factored channel step reads them there.
 // The density (F x R per atom: 276 kB for the shipped model) is neither written nor read back, and the backward does
 // not need it (its gradient comes from the messages' gradient). y_b (N, u, cols) per block.
 constexpr int64_t TILE_CHANNELS = 6, TILE_ROWS = 6;  // fused_forward's tiles: channels per pass, rows per register tile
+// receiving atoms per thread below which fused_forward and fused_backward run on one thread: a small crystal's
+// dozen atoms gain nothing from a second thread on this project's CPU (2 threads 13.3-13.6 against 12.8-13.0 ms per
+// call, 150 small crystals) and pay for waking it up, for the threads' copies of g x, and for their sum
+constexpr int64_t ATOMS_PER_THREAD = 32;
 
 // out (rows, r) = the density rows sum_j x[s_j, c] rows_a[j] of `rows` consecutive feature columns c from x (row
 // stride f), TILE_ROWS at a time (coef: a buffer of TILE_ROWS x w)
@@ -192,7 +177,7 @@ std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const 
         xoff[b].push_back(cps[b].row[q] * k), woff[b].push_back(cps[b].path[q] * k);
       value[b].assign(cps[b].value.begin(), cps[b].value.end());
     }
-    at::parallel_for(0, n_recv, 1, [&](int64_t a0, int64_t a1) {
+    at::parallel_for(0, n_recv, ATOMS_PER_THREAD, [&](int64_t a0, int64_t a1) {
       std::vector<scalar_t> dseg(TILE_CHANNELS * max_m1 * r), coef(TILE_ROWS * n_slot), t;
       for (int64_t a = a0; a < a1; a++) {
         const int64_t *s = sp + a * n_slot;
@@ -281,7 +266,8 @@ std::pair<Tensor, Tensor> fused_backward(const Tensor &x_ext, const Tensor &src_
 {
   const Tensor rb = rb_in.stride(2) == 1 ? rb_in : rb_in.contiguous(), src = src_in.contiguous();
   const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
-  const int64_t threads = need_x ? std::min<int64_t>(at::get_num_threads(), std::max<int64_t>(n_recv, 1)) : 1;
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), std::max<int64_t>(n_recv / ATOMS_PER_THREAD, 1));
+  const int64_t threads = need_x ? workers : 1;  // copies of g x
   Tensor g_rb = need_rb ? at::empty({n_recv, n_slot, r}, rb.options()) : Tensor();
   Tensor g_xs = need_x ? at::zeros({threads, x_ext.size(0), f}, x_ext.options()) : Tensor();
   std::vector<Tensor> gys;
@@ -299,7 +285,7 @@ std::pair<Tensor, Tensor> fused_backward(const Tensor &x_ext, const Tensor &src_
     }
     scalar_t *rb_out = need_rb ? g_rb.data_ptr<scalar_t>() : nullptr;
     scalar_t *x_out = need_x ? g_xs.data_ptr<scalar_t>() : nullptr;
-    const int64_t grain = std::max<int64_t>(1, (n_recv + threads - 1) / threads);
+    const int64_t grain = std::max<int64_t>(ATOMS_PER_THREAD, (n_recv + workers - 1) / workers);
     at::parallel_for(0, n_recv, grain, [&](int64_t a0, int64_t a1) {
       size_t pairs = 0;
       for (const Coupling &cp : cps) pairs = std::max(pairs, cp.row.size());
@@ -353,18 +339,13 @@ std::vector<int64_t> chunk_table(const Tensor &src, int64_t pad, int64_t chunk)
 
 // gD (C, F, R) of the chunk of C atoms from atom a: gD_b[., u] = gy_b[., u] M_b[u]^T, the blocks' rows side by side
 Tensor chunk_density_gradient(const variable_list &grads, const std::vector<Tensor> &blocks,
-                              const std::vector<Tensor> &ms, const std::vector<Coupling> &cps,
-                              std::vector<Tensor> &t_bufs, Tensor g_dens, int64_t a, int64_t c)
+                              const std::vector<Tensor> &ms, std::vector<Tensor> &t_bufs, Tensor g_dens, int64_t a,
+                              int64_t c)
 {
   const int64_t nb = (int64_t) blocks.size();
   int64_t row = 0;
   for (int64_t b = 0; b < nb; b++) {
     const int64_t u = blocks[b].size(1), rows = u * blocks[b].size(2), m1r = ms[b].size(1);
-    if (factored(cps, b)) {
-      factored_density_gradient(grads[b].narrow(0, a, c), ms[b], cps[b], g_dens.narrow(1, row, rows).view({c, u, -1}));
-      row += rows;
-      continue;
-    }
     Tensor gu = grads[b].narrow(0, a, c).transpose(0, 1);  // (u, C, cols)
     if (gu.stride(-1) != 1) gu = gu.contiguous();
     Tensor t = t_bufs[b].narrow(0, 0, u * c * m1r).view({u, c, m1r});
@@ -506,13 +487,12 @@ std::pair<Tensor, Tensor> group_backward(const Tensor &src, const Tensor &rb, in
   Tensor g_dens_buf = scratch(2, {width, f, r}, rb.options());
   Tensor xn_buf = scratch(0, {width * n_slot, f}, rb.options());
   Tensor g_rb_buf = trimmed && need_rb ? scratch(3, {width * n_slot * r}, rb.options()) : Tensor();
-  std::vector<Tensor> t_bufs;
+  std::vector<Tensor> t_bufs;  // plain matrices M_b here (factored groups returned above)
   for (int64_t b = 0; b < nb; b++)
-    t_bufs.push_back(factored(cps, b) ? Tensor()
-                                      : scratch(4 + b, {blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
+    t_bufs.push_back(scratch(4 + b, {blocks[b].size(1) * width * ms[b].size(1)}, rb.options()));
   for (size_t k = 0; k < chunks.size(); k += 3) {
     const int64_t a = chunks[k], c = chunks[k + 1] - a, w = chunks[k + 2];
-    Tensor g_dens = chunk_density_gradient(grads, blocks, ms, cps, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
+    Tensor g_dens = chunk_density_gradient(grads, blocks, ms, t_bufs, g_dens_buf.narrow(0, 0, c), a, c);
     Tensor s = src.narrow(0, a, c).narrow(1, 0, w).reshape({-1});
     if (need_rb) {
       Tensor xn = xn_buf.narrow(0, 0, c * w);

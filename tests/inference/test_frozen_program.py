@@ -82,6 +82,24 @@ def test_engine_equals_the_python_layers(kind):
     assert float(ref["forces"].abs().max()) > 0.1  # forces that can disagree
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_engine_equals_the_python_layers_on_one_thread_and_two(threads):
+    """Above 32 receiving atoms per thread the engine's backward splits the atoms between threads, each adding to its
+    own copy of the senders' gradient (density_group_op.cpp fused_backward): the same forces and virials as the
+    Python layers whether one thread or two run it."""
+    prepared = inference_model(small_model(**KINDS["trim-like"]))
+    graph = atoms_list_to_graph(_structures(), prepared.cutoff, min_distance=0.0)
+    assert graph.num_atoms >= 2 * 32
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
+    finally:
+        torch.set_num_threads(before)
+    for key in ("energies", "forces", "virials"):
+        torch.testing.assert_close(out[key], ref[key], rtol=1e-9, atol=1e-9, msg=key)
+
+
 def _couplings(program):
     """The coupling tables (factored channel steps) the program's density instructions pass."""
     code, pc, out = program.code, 2, []
