@@ -128,10 +128,10 @@ void channel_density_gradient(const scalar_t *g, const scalar_t *w, const Coupli
 // The density (F x R per atom: 276 kB for the shipped model) is neither written nor read back, and the backward does
 // not need it (its gradient comes from the messages' gradient). y_b (N, u, cols) per block.
 constexpr int64_t TILE_CHANNELS = 6, TILE_ROWS = 6;  // fused_forward's tiles: channels per pass, rows per register tile
-// receiving atoms per thread below which fused_forward and fused_backward run on one thread: a small crystal's
-// dozen atoms gain nothing from a second thread on this project's CPU (2 threads 13.3-13.6 against 12.8-13.0 ms per
-// call, 150 small crystals) and pay for waking it up, for the threads' copies of g x, and for their sum
-constexpr int64_t ATOMS_PER_THREAD = 32;
+// receiving atoms per thread below which fused_forward and fused_backward leave threads idle: waking a thread and
+// summing its copy of g x cost more than a few atoms' work (150 small crystals one by one, 2 threads, median per call:
+// 9.6 ms with 1 atom per thread, 8.0-8.3 with 4, 9.7 with 8, 12 with 16; 2026-12-08)
+constexpr int64_t ATOMS_PER_THREAD = 4;
 
 // out (rows, r) = the density rows sum_j x[s_j, c] rows_a[j] of `rows` consecutive feature columns c from x (row
 // stride f), TILE_ROWS at a time (coef: a buffer of TILE_ROWS x w)
