@@ -375,8 +375,9 @@ class FacetModel(ExactBuffers):
         sources = module_tensors(self)
         if torch.compiler.is_compiling() or any(t.requires_grad for t in sources):
             return self.isolated_atom_energies(present)
-        every = torch.arange(self.atomic_energies.shape[0], device=self.atomic_energies.device)
-        return remembered(self, "isolated_atom_energies", sources, lambda: self.isolated_atom_energies(every))[present]
+        e0 = self.atomic_energies
+        every = lambda: self.isolated_atom_energies(torch.arange(e0.shape[0], device=e0.device))  # noqa: E731
+        return remembered(self, "isolated_atom_energies", sources, every)[present]
 
     def atom_energies(self, species: torch.Tensor, e: torch.Tensor, e_iso: torch.Tensor) -> torch.Tensor:
         """E_i = E0[s_i] + sigma[s_i] (e_i - e_iso,i): readouts e and isolated-atom readouts e_iso, per atom."""

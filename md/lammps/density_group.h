@@ -13,7 +13,7 @@ namespace facetpot {
 std::vector<at::Tensor> density_group_messages(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
                                                at::TensorList blocks, at::TensorList ms);
 
-// the same without autograd: the messages, and the chunk table the backward needs. couplings: per block, undefined
+// the same without autograd: the messages, and the chunk table the backward needs (empty for factored groups). couplings: per block, undefined
 // (ms[b] is M_b) or the coupling table of a factored form (ms[b] is W_b (u, P, R); density_group_op.cpp, Coupling)
 std::vector<at::Tensor> density_group_forward(const at::Tensor &src, const at::Tensor &rb, int64_t chunk,
                                               at::TensorList blocks, at::TensorList ms, at::TensorList couplings,

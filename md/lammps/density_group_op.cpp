@@ -107,7 +107,6 @@ std::vector<Coupling> read_couplings(at::TensorList tables, size_t n)
 
 bool factored(const std::vector<Coupling> &cps, int64_t b) { return cps[b].rows > 0; }
 
-
 // o (rows x r), one channel's density gradient, from its messages' gradient g (cols): gT_(r, p) = sum v g[c],
 // o[r] = sum_p gT_(r, p) w[p] (w: the channel's W_b (P, r); gt: a buffer of one value per pair)
 template <typename scalar_t>
@@ -430,14 +429,15 @@ std::vector<Tensor> group_forward(const Tensor &src, const Tensor &rb, int64_t c
   const std::vector<Coupling> cps = read_couplings(couplings, blocks.size());
   Tensor x_ext = extended(blocks);
   const int64_t n_recv = src.size(0), n_slot = src.size(1), f = x_ext.size(1), r = rb.size(2);
-  chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
-  if (factored(cps, 0)) {  // the engine's programs: every block of a group factored, on the CPU
-    for (int64_t b = 0; b < nb; b++)
+  if (factored(cps, 0)) {  // the engine's programs: every block of a group factored, on the CPU; atom by atom
+    for (int64_t b = 0; b < nb; b++)  // forward and backward (fused_backward): no chunk table
       TORCH_CHECK(factored(cps, b), "facetpot::density_group: a group mixes factored and plain matrices");
     TORCH_CHECK(x_ext.device().is_cpu() && src.scalar_type() == at::kLong,
                 "facetpot::density_group: factored matrices run on the CPU only");
+    chunks.clear();
     return fused_forward(x_ext, src, rb, blocks, ms, cps);
   }
+  chunks = chunk_table(src, x_ext.size(0) - 1, chunk);
   const int64_t width = std::min(std::max<int64_t>(1, chunk), n_recv);
   // workspaces reused by every chunk (a fresh multi-MB tensor per chunk costs page faults)
   Tensor xn_buf = scratch(0, {width * n_slot, f}, x_ext.options());

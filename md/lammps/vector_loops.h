@@ -1,7 +1,7 @@
 // Short loops over contiguous rows in 32-byte vectors (GCC / Clang vector extension: AVX registers where the build
 // targets them, two SSE registers otherwise), for the engine's kernels whose rows are too short for a GEMM call:
-// the density rows and the factored channel step of the forward (density_group_op.cpp) and the linear maps of a few
-// atoms (frozen_program_op.cpp).
+// the density rows, the factored channel step and its gradient, and the backward's products of a group
+// (density_group_op.cpp fused_forward, fused_backward), and the linear maps of a few atoms (frozen_program_op.cpp).
 #pragma once
 
 #include <cstdint>
@@ -59,6 +59,12 @@ inline void dot_block(const scalar_t *a, int64_t sa, int64_t nj, const scalar_t 
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
+// the lanes below `lanes` (0 .. 8) set: the mask of a vector's first `lanes` floats (maskload / maskstore)
+inline __m256i tail_mask(int64_t lanes)
+{
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int) lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // [sum a_0, ..., sum a_7]
 inline __m256 sums8(const __m256 *a)
 {
@@ -103,7 +109,7 @@ template <>
 inline void dots<float>(const float *x, const float *w, const int64_t *xoff, const int64_t *woff, int64_t count,
                         int64_t n, float *out)
 {
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask = tail_mask(n % 8);
   switch (n) {  // the engine's radial widths (K = 16, 20; a rank of 8 .. 32)
     case 8: return dots8<1, false>(x, w, xoff, woff, count, mask, out);
     case 12: return dots8<1, true>(x, w, xoff, woff, count, mask, out);
@@ -153,7 +159,7 @@ template <>
 inline void dot_block<float>(const float *a, int64_t sa, int64_t nj, const float *b, int64_t sb, int64_t ni, int64_t n,
                              float *const *outs)
 {
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask = tail_mask(n % 8);
   int64_t j = 0;
   for (; j < nj; j += 2) {
     const bool pair = j + 2 <= nj;
@@ -185,14 +191,21 @@ inline void axpy(scalar_t *o, scalar_t s, const scalar_t *w, int64_t n)
 // o[i] = sum_q s[pairs[q]] w[rows[q] n + i] over i < n, q < count: a row that sums several scaled rows of w, summed
 // in registers and stored once (adding into o row by row would wait on its own stores)
 template <typename scalar_t>
-inline void combine_scaled(scalar_t *o, const scalar_t *w, int64_t n, const scalar_t *s, const int64_t *pairs,
-                           const int64_t *rows, int64_t count)
+inline void combine_scaled_loop(scalar_t *o, const scalar_t *w, int64_t n, const scalar_t *s, const int64_t *pairs,
+                                const int64_t *rows, int64_t count)
 {
   for (int64_t i = 0; i < n; i++) {
     scalar_t acc = 0;
     for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * w[rows[q] * n + i];
     o[i] = acc;
   }
+}
+
+template <typename scalar_t>
+inline void combine_scaled(scalar_t *o, const scalar_t *w, int64_t n, const scalar_t *s, const int64_t *pairs,
+                           const int64_t *rows, int64_t count)
+{
+  combine_scaled_loop(o, w, n, s, pairs, rows, count);
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -217,7 +230,7 @@ template <>
 inline void combine_scaled<float>(float *o, const float *w, int64_t n, const float *s, const int64_t *pairs,
                                   const int64_t *rows, int64_t count)
 {
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask = tail_mask(n % 8);
   switch (n) {  // the engine's radial widths, as in dots
     case 8: return combine_scaled8<1, false>(o, w, n, s, pairs, rows, count, mask);
     case 12: return combine_scaled8<1, true>(o, w, n, s, pairs, rows, count, mask);
@@ -227,11 +240,7 @@ inline void combine_scaled<float>(float *o, const float *w, int64_t n, const flo
     case 32: return combine_scaled8<4, false>(o, w, n, s, pairs, rows, count, mask);
     default: break;
   }
-  for (int64_t i = 0; i < n; i++) {
-    float acc = 0;
-    for (int64_t q = 0; q < count; q++) acc += s[pairs[q]] * w[rows[q] * n + i];
-    o[i] = acc;
-  }
+  combine_scaled_loop(o, w, n, s, pairs, rows, count);
 }
 #endif
 
@@ -264,7 +273,7 @@ inline void combine_tile(scalar_t *out, int64_t out_stride, const scalar_t *coef
         _mm256_storeu_ps(out + t * out_stride + i, a0[t]), _mm256_storeu_ps(out + t * out_stride + i + 8, a1[t]);
     }
     for (; i < len; i += 8) {  // the last len % 16 columns: one vector at a time, the last under a mask
-      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (len - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      const __m256i m = tail_mask(len - i);
       __m256 a0[NR];
       for (int t = 0; t < NR; t++) a0[t] = _mm256_setzero_ps();
       const float *p = rows + i, *c = coef;

@@ -84,9 +84,9 @@ def test_engine_equals_the_python_layers(kind):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_engine_equals_the_python_layers_on_one_thread_and_two(threads):
-    """Above 32 receiving atoms per thread the engine's backward splits the atoms between threads, each adding to its
-    own copy of the senders' gradient (density_group_op.cpp fused_backward): the same forces and virials as the
-    Python layers whether one thread or two run it."""
+    """From ATOMS_PER_THREAD (4) receiving atoms per thread the engine's backward splits the atoms between threads,
+    each adding to its own copy of the senders' gradient (density_group_op.cpp fused_backward): the same forces and
+    virials as the Python layers whether one thread or two run it."""
     prepared = inference_model(small_model(**KINDS["trim-like"]))
     graph = atoms_list_to_graph(_structures(), prepared.cutoff, min_distance=0.0)
     assert graph.num_atoms >= 2 * 32
