@@ -100,13 +100,15 @@ def lammps_time(workdir, n, ranks, threads, steps, warmup):
     seconds, nsteps = float(loops[-1][0]), int(loops[-1][1])
     # the pair style's own breakdown of the timed run (rank 0): model vs exchange + interface
     parts = re.findall(
-        r"pair_style facet, rank 0, \d+ calls: model ([0-9.]+) ms/call, feature exchange ([0-9.]+) "
+        r"pair_style facet, rank 0, \d+ calls \((\d+) whole-domain calls of the C\+\+ engine\): model ([0-9.]+) "
+        r"ms/call, feature exchange ([0-9.]+) "
         r"ms/call, interface \(edges, tensors, forces\) ([0-9.]+) ms/call",
         proc.stdout,
     )
-    model_ms, comm_ms, other_ms = (float(v) for v in parts[-1])
+    engine_calls, model_ms, comm_ms, other_ms = (float(v) for v in parts[-1])
     return {
         "ms_per_step": 1e3 * seconds / nsteps,
+        "engine_calls": int(engine_calls),
         "steps": nsteps,
         "model_ms": model_ms,
         "exchange_ms": comm_ms,

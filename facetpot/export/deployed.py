@@ -25,8 +25,17 @@ import torch
 from torch import nn
 
 from ..model import FacetModel
+from ..inference.frozen_program import compile_layers
 from ..inference.prepare import inference_model
 from ..nn.edges import edges_from_tensors
+
+
+def _with_gradient(e: torch.Tensor, edge_vec: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(E_i, dE/dr_ij) with E = sum E_i; zero where no edge reaches the energies."""
+    g = torch.autograd.grad([e.sum()], [edge_vec], allow_unused=True)[0]
+    if g is None:
+        g = torch.zeros_like(edge_vec)
+    return e.detach(), g
 
 
 def _block_dims(irreps) -> List[int]:
@@ -115,9 +124,40 @@ class DeployedFacet(nn.Module):
         h = self.embed(species)
         for t in range(self.num_layers):
             h = self.layer(t, h, edge_index, graph, n)
-        e = self.energies(h.narrow(0, 0, nlocal), species.narrow(0, 0, nlocal))
-        grads = torch.autograd.grad([e.sum()], [edge_vec], allow_unused=True)
-        g = grads[0]
-        if g is None:
-            g = torch.zeros_like(edge_vec)
-        return e.detach(), g
+        return _with_gradient(self.energies(h.narrow(0, 0, nlocal), species.narrow(0, 0, nlocal)), edge_vec)
+
+
+class DeployedFacetEngine(DeployedFacet):
+    """A :class:`DeployedFacet` that can also run a whole domain in one call of the C++ engine
+    (``facetpot.inference.frozen_program``: the model compiled into a program of ATen calls and fused kernels, kept in
+    the archive): :meth:`domain`. Only where the engine is loaded (the archive then calls its operator, which
+    ``pair_style facet`` registers too); Unsupported (``frozen_program``) for a model the program cannot express."""
+
+    program_params: List[torch.Tensor]
+    program_code: List[int]
+    program_scalars: List[float]
+
+    def __init__(self, model: FacetModel):
+        super().__init__(model)
+        program = compile_layers(self.model)
+        self.program_params = list(program.params)
+        self.program_code = list(program.code)
+        self.program_scalars = list(program.scalars)
+
+    @torch.jit.export
+    def domain(
+        self, species: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(E_i, dE/dr_ij of every edge) of a domain whose neighbours are its own atoms: edge_index's senders are the
+        atoms (0..N-1) that the neighbours are images of, ``edge_vec`` the images' r_ij (one LAMMPS rank: a ghost's
+        sender is its owner). Same numbers as :meth:`forward`, with the layers in one engine call."""
+        n = species.shape[0]
+        if edge_index.shape[1] == 0:  # the engine needs edges; the layers' answer without any
+            return self.forward(species, edge_index, edge_vec, n)
+        edge_vec = edge_vec.detach().requires_grad_(True)
+        edges = self.model.edges(edge_index, edge_vec, n, n)
+        features = self.model.embed(species)[0]
+        e = torch.ops.facetpot.frozen_program(
+            features, edges.tables[0], edges.tables[1], self.program_params, self.program_code, self.program_scalars
+        )
+        return _with_gradient(self.model.atom_energies(species, e, self.e_iso[species]), edge_vec)

@@ -20,7 +20,9 @@ from ..io.atomic_write import atomic_write
 from ..io.format_header import check_header, make_header
 from ..inference.model_source import torch_dtype
 from ..nn.convolution import DEFAULT_BACKEND
-from .deployed import DeployedFacet
+from ..inference.engine_library import load_engine
+from ..inference.frozen_program import Unsupported
+from .deployed import DeployedFacet, DeployedFacetEngine
 
 FORMAT_NAME = "facetpot-torchscript"
 FORMAT_VERSION = 1
@@ -38,14 +40,20 @@ _TEXT_KEYS = (
 )
 
 
-def prepare(model, dtype: Optional[str] = None, device: str = "cpu") -> DeployedFacet:
-    """A deployable copy of ``model`` in ``dtype`` (default: the model's) on ``device``."""
+def prepare(model, dtype: Optional[str] = None, device: str = "cpu", engine: bool = False) -> DeployedFacet:
+    """A deployable copy of ``model`` in ``dtype`` (default: the model's) on ``device``; with ``engine``, on the CPU
+    where the C++ engine is loaded and can express the model, one that has :meth:`DeployedFacetEngine.domain`."""
     wanted = torch_dtype(dtype) or model.dtype
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but this torch has no CUDA device")
     m = copy.deepcopy(model).to(device=device, dtype=wanted).eval()
     if not m.backend_scriptable:  # fused GPU kernels (triton, cueq) are not scriptable: same numbers
         m.set_backend(DEFAULT_BACKEND)
+    if engine and str(device) == "cpu" and load_engine():
+        try:
+            return DeployedFacetEngine(m)
+        except Unsupported:
+            pass
     return DeployedFacet(m)
 
 
@@ -60,6 +68,7 @@ def export_metadata(model, deployed: DeployedFacet, device: str) -> Dict[str, An
         "device": str(device),
         "feature_dims": list(deployed.feature_dims),
         "backend": deployed.model.backend,  # what the archive computes with
+        "engine": isinstance(deployed, DeployedFacetEngine),  # whether it calls the C++ engine (domain)
         "model_metadata": {k: v for k, v in getattr(model, "metadata", {}).items() if _jsonable(v)},
     }
 
@@ -74,7 +83,7 @@ def _jsonable(v) -> bool:
 
 def export_torchscript(model, path, dtype: Optional[str] = None, device: str = "cpu") -> Path:
     """Script ``model`` (a FacetModel) and write it to ``path`` atomically; returns the path."""
-    deployed = prepare(model, dtype, device)
+    deployed = prepare(model, dtype, device, engine=True)
     with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, but LAMMPS/C++ load it
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(deployed)
@@ -84,6 +93,12 @@ def export_torchscript(model, path, dtype: Optional[str] = None, device: str = "
     return atomic_write(path, lambda tmp: torch.jit.save(scripted, str(tmp), _extra_files=extra))
 
 
+def _jit_load(path: Path, device: str, extra: Dict[str, str]) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device, _extra_files=extra)
+
+
 def load_torchscript(path, device: str = "cpu") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
     """(scripted module, metadata); a file that is not a facetpot TorchScript export is refused."""
     path = Path(path)
@@ -91,11 +106,17 @@ def load_torchscript(path, device: str = "cpu") -> Tuple[torch.jit.ScriptModule,
         raise FileNotFoundError(f"no such exported model: {path}")
     extra = {"metadata.json": ""}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        module = _jit_load(path, device, extra)
     except RuntimeError as exc:
-        raise ValueError(f"{path} is not a TorchScript archive ({str(exc).splitlines()[0]})") from None
+        if "facetpot::frozen_program" not in str(exc):
+            raise ValueError(f"{path} is not a TorchScript archive ({str(exc).splitlines()[0]})") from None
+        # an export that calls the C++ engine (DeployedFacetEngine.domain): its operator must exist first
+        if not load_engine():
+            raise ValueError(
+                f"{path} calls facetpot's C++ inference engine, which this process cannot load (FACETPOT_ENGINE or "
+                "no compiler): export the model again where the engine is unavailable, or allow it"
+            ) from None
+        module = _jit_load(path, device, extra)
     if not extra["metadata.json"]:
         raise ValueError(f"{path} is a TorchScript archive but not a facetpot export (no metadata.json)")
     meta = json.loads(extra["metadata.json"])

@@ -16,24 +16,23 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Dict, List
 
 import torch
-import torch.utils.cpp_extension as cpp
 
 from .. import __version__
-from ..inference.engine_library import EngineBuildError, compile_library
+from ..inference.engine_library import EngineBuildError, compile_library, compiler_flags, cpu_signature, link_flags
 from ..io.atomic_write import atomic_write, atomic_write_text
 from .entry import plugin_dir
 
 PLUGIN_NAME = "facetplugin.so"
 #: density_group_op.cpp: the C++ version of the operator facetpot::density_group (nn/conv/density_op.py) that
-#: exported models call for the frozen-weight density convolution
+#: exported models call for the frozen-weight density convolution; frozen_program_op.cpp: the engine's operator
+#: facetpot::frozen_program, which an export's ``domain`` method calls (one rank: the whole model in one call)
 OPERATOR_SOURCE = "density_group_op.cpp"
-SOURCES = ("pair_facet.cpp", "facet_plugin.cpp", OPERATOR_SOURCE)
+SOURCES = ("pair_facet.cpp", "facet_plugin.cpp", OPERATOR_SOURCE, "frozen_program_op.cpp")
 HEADERS = ("pair_facet.h", "lammpsplugin_abi.h", "density_group.h", "vector_loops.h")
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
@@ -94,47 +93,31 @@ def toolchain() -> Dict[str, object]:
         "lammps_version_string": f"{int(day)} {MONTHS[int(month) - 1]} {year}",
         "mpi_include": mpi_include,
         "torch_version": torch.__version__,
-        "torch_includes": [Path(p) for p in cpp.include_paths()],
         "torch_lib": torch_dir / "lib",
-        "cxx11_abi": int(torch.compiled_with_cxx11_abi()),
-        "python_include": sysconfig.get_paths()["include"],
     }
 
 
 def command(tc: Dict[str, object], src: Path, out: Path) -> List[str]:
-    cmd = [
-        str(tc["compiler"]),
-        "-std=c++17",
-        "-O2",
-        "-fPIC",
+    """The engine's compiler and flags (``engine_library.compiler_flags``: -O3 for this machine's instruction set,
+    OpenMP where torch has it, hidden symbols) plus LAMMPS' and MPI's headers and libtorch's libraries: the plugin's
+    kernels (density_group_op.cpp) then run vectorised and on every thread, as the engine's do."""
+    cmd = compiler_flags(src)
+    cmd[0] = str(tc["compiler"])
+    cmd += [
         "-shared",
         "-DLAMMPS_SMALLBIG",
-        f"-D_GLIBCXX_USE_CXX11_ABI={tc['cxx11_abi']}",
         f'-DLAMMPS_VERSION_STRING="{tc["lammps_version_string"]}"',
         f'-DFACETPOT_VERSION="{__version__}"',
-        f"-I{src}",
         f"-I{tc['lammps_include']}",
         f"-I{tc['mpi_include']}",
     ]
-    for inc in tc["torch_includes"]:
-        cmd += ["-isystem", str(inc)]
     cmd += [str(src / s) for s in SOURCES]
-    cmd += [
-        "-o",
-        str(out),
-        f"-L{tc['torch_lib']}",
-        f"-Wl,-rpath,{tc['torch_lib']}",
-        "-Wl,--no-as-needed",
-        "-ltorch",
-        "-ltorch_cpu",
-        "-lc10",
-        "-Wl,--as-needed",
-    ]
-    return cmd
+    return cmd + ["-o", str(out)] + link_flags() + ["-Wl,--as-needed"]
 
 
 def build_key(tc: Dict[str, object], src: Path) -> str:
     h = hashlib.sha256()
+    h.update(cpu_signature().encode())  # -march=native: one build per kind of CPU
     for name in SOURCES + HEADERS:
         h.update((src / name).read_bytes())
     h.update(" ".join(command(tc, Path("SRC"), Path("OUT"))).encode())

@@ -11,7 +11,7 @@ static Pair *facet_creator(LAMMPS *lmp)
   return new PairFacet(lmp);
 }
 
-extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
+extern "C" __attribute__((visibility("default"))) void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
 {
   static lammpsplugin_t plugin;
   plugin.version = LAMMPS_VERSION_STRING;

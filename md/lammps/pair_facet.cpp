@@ -119,7 +119,7 @@ void PairFacet::allocate()
     for (int j = 0; j <= n; j++) setflag[i][j] = 0;
 }
 
-// pair_style facet [device cpu|cuda] [threads N] [recompute yes|no]
+// pair_style facet [device cpu|cuda] [threads N] [recompute yes|no] [engine yes|no]
 void PairFacet::settings(int narg, char **arg)
 {
   int iarg = 0;
@@ -146,12 +146,14 @@ void PairFacet::settings(int narg, char **arg)
       if (loaded) module.to(device);
     } else if (key == "recompute") {
       recompute = utils::logical(FLERR, value, false, lmp) == 1;
+    } else if (key == "engine") {
+      engine = utils::logical(FLERR, value, false, lmp) == 1;
     } else if (key == "threads") {
       num_threads = utils::inumeric(FLERR, value, false, lmp);
       if (num_threads < 1) error->all(FLERR, "pair_style facet: threads must be at least 1");
       at::set_num_threads(num_threads);
     } else {
-      error->all(FLERR, "pair_style facet: unknown keyword " + key + " (known: device, threads, recompute)");
+      error->all(FLERR, "pair_style facet: unknown keyword " + key + " (known: device, threads, recompute, engine)");
     }
     iarg += 2;
   }
@@ -199,6 +201,7 @@ void PairFacet::load_model(const std::string &path)
   int64_t width = 0;
   for (int t = 1; t < (int) feature_dims.size() - 1; t++) width = std::max(width, feature_dims[t]);
   comm_forward = comm_reverse = (int) width;
+  has_domain = module.find_method("domain").has_value();
   loaded = true;
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style facet: " + path + ": cutoff " + extra["cutoff"] + " A, " + extra["num_layers"] +
@@ -253,14 +256,15 @@ void PairFacet::init_style()
     force->pair->comm_reverse = std::max(force->pair->comm_reverse, comm_reverse);
   }
   time_total = time_model = time_comm = 0.0;
-  calls = 0;
+  calls = engine_calls = 0;
 }
 
 void PairFacet::finish()
 {
   if (comm->me != 0 || calls == 0) return;
   const double other = time_total - time_model - time_comm;
-  utils::logmesg(lmp, "pair_style facet, rank 0, " + std::to_string(calls) + " calls: model " +
+  utils::logmesg(lmp, "pair_style facet, rank 0, " + std::to_string(calls) + " calls (" +
+                          std::to_string(engine_calls) + " whole-domain calls of the C++ engine): model " +
                           std::to_string(1e3 * time_model / calls) + " ms/call, feature exchange " +
                           std::to_string(1e3 * time_comm / calls) + " ms/call, interface (edges, tensors, forces) " +
                           std::to_string(1e3 * other / calls) + " ms/call; overhead " +
@@ -335,10 +339,12 @@ void PairFacet::compute(int eflag, int vflag)
     exchange_only();    // no model, but every communication the other ranks make
   } else {
     torch::Tensor species, edge_vec, energies, grad;
-    model_inputs(species, edge_vec);
+    const bool whole = one_domain();
+    model_inputs(species, edge_vec, whole ? edge_owner : edge_send);
     const double model_start = platform::walltime();
     const double comm_before = time_comm;
-    run_model(species, edge_vec, energies, grad);
+    engine_calls += whole;
+    evaluate(whole, species, edge_vec, energies, grad);
     time_model += platform::walltime() - model_start - (time_comm - comm_before);
     accumulate(energies, grad);
   }
@@ -367,9 +373,9 @@ void PairFacet::build_edges()
   }
 }
 
-// the model's inputs on its device: edge_index (a member, every layer takes it), the species of
-// all atoms, and r_ij as the leaf the pair gradients are taken for
-void PairFacet::model_inputs(torch::Tensor &species, torch::Tensor &edge_vec)
+// the model's inputs on its device: edge_index (a member, every layer takes it) with the given senders, the
+// species of all atoms, and r_ij as the leaf the pair gradients are taken for
+void PairFacet::model_inputs(torch::Tensor &species, torch::Tensor &edge_vec, const std::vector<int64_t> &senders)
 {
   const int nall = atom->nlocal + atom->nghost;
   const int64_t num_edges = (int64_t) edge_recv.size();
@@ -377,7 +383,7 @@ void PairFacet::model_inputs(torch::Tensor &species, torch::Tensor &edge_vec)
   edge_index = torch::empty({2, num_edges}, long_opts);
   if (num_edges > 0) {
     std::memcpy(edge_index[0].data_ptr<int64_t>(), edge_recv.data(), sizeof(int64_t) * num_edges);
-    std::memcpy(edge_index[1].data_ptr<int64_t>(), edge_send.data(), sizeof(int64_t) * num_edges);
+    std::memcpy(edge_index[1].data_ptr<int64_t>(), senders.data(), sizeof(int64_t) * num_edges);
   }
   edge_index = edge_index.to(device);
   species = torch::empty({nall}, long_opts);
@@ -387,6 +393,37 @@ void PairFacet::model_inputs(torch::Tensor &species, torch::Tensor &edge_vec)
   edge_vec = torch::from_blob(edge_r.data(), {num_edges, 3}, torch::TensorOptions().dtype(torch::kFloat64))
                  .to(device, dtype, false, true)
                  .requires_grad_(true);
+}
+
+// Whether this step runs the whole model in one call of the C++ engine (the archive's ``domain`` method): one rank
+// on the CPU, where every neighbour's owner is a local atom (edge_owner: each edge's sender mapped to it, so that
+// the layers need no feature exchange); ``engine no`` and ``recompute yes`` keep the layer-by-layer pass.
+bool PairFacet::one_domain()
+{
+  if (!engine || recompute || !has_domain || comm->nprocs != 1 || device.type() != torch::kCPU) return false;
+  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost;
+  const tagint *tag = atom->tag;
+  tagint max_tag = 0;
+  for (int i = 0; i < nall; i++) max_tag = std::max(max_tag, tag[i]);
+  std::vector<int> local_of(max_tag + 1, -1);    // atom ID -> local index (one rank: every ID is local)
+  for (int i = 0; i < nlocal; i++) local_of[tag[i]] = i;
+  edge_owner.resize(edge_send.size());
+  for (size_t k = 0; k < edge_send.size(); k++) {
+    const int owner = local_of[tag[edge_send[k]]];
+    if (owner < 0) return false;
+    edge_owner[k] = owner;
+  }
+  return true;
+}
+
+// E_i and g_ij = dE/dr_ij by the archive's ``domain`` method: the local atoms only, each edge's sender the local atom
+// it is an image of (edge_index from edge_owner)
+void PairFacet::run_domain(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
+                           torch::Tensor &grad)
+{
+  auto out = module.run_method("domain", species, edge_index, edge_vec).toTuple();
+  energies = out->elements()[0].toTensor();
+  grad = out->elements()[1].toTensor();
 }
 
 // an empty subdomain runs no model but takes part in every exchange the other ranks make
@@ -402,28 +439,17 @@ torch::Tensor PairFacet::run_layer(int t, const torch::Tensor &h_in)
   return module.run_method("layer", (int64_t) t, h_in, edge_index, basis, (int64_t) atom->nlocal).toTensor();
 }
 
-// E_i of the local atoms and g_ij = dE/dr_ij of every edge, as CPU doubles. Layer by layer
-// forward (forward_layers), with the ghost features exchanged between layers; the backward pass
-// (backward_layers) goes through the layers one at a time in reverse, with the ghost feature
-// gradients summed into their owners in between, and ends with one pass through edge_basis.
-void PairFacet::run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
-                          torch::Tensor &grad)
+// E_i of the local atoms and g_ij = dE/dr_ij of every edge, as CPU doubles: the whole model in one call
+// (run_domain) or layer by layer (run_model); a failure of the model is a LAMMPS error.
+void PairFacet::evaluate(bool whole, const torch::Tensor &species, const torch::Tensor &edge_vec,
+                         torch::Tensor &energies, torch::Tensor &grad)
 {
   torch::autograd::AutoGradMode grad_mode(true);
   try {
-    LayerPass pass;
-    pass.graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) atom->nlocal,
-                                   (int64_t) (atom->nlocal + atom->nghost)).toTensorVector();
-    energies = forward_layers(species, pass);
-    std::vector<torch::Tensor> basis_grad = backward_layers(energies, pass);
-    std::vector<torch::Tensor> outs, grads;
-    for (size_t k = 0; k < pass.graph.size(); k++)
-      if (pass.graph[k].requires_grad() && basis_grad[k].defined()) {
-        outs.push_back(pass.graph[k]);
-        grads.push_back(basis_grad[k]);
-      }
-    grad = outs.empty() ? torch::zeros_like(edge_vec) : torch::autograd::grad(outs, {edge_vec}, grads, false, false, true)[0];
-    if (!grad.defined()) grad = torch::zeros_like(edge_vec);
+    if (whole)
+      run_domain(species.narrow(0, 0, atom->nlocal), edge_vec, energies, grad);
+    else
+      run_model(species, edge_vec, energies, grad);
   } catch (const c10::Error &e) {
     error->one(FLERR, "pair_style facet: model evaluation failed: " + torch_message(e));
   } catch (const std::exception &e) {
@@ -435,6 +461,27 @@ void PairFacet::run_model(const torch::Tensor &species, const torch::Tensor &edg
 
   energies = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   grad = grad.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+}
+
+// Layer by layer forward (forward_layers), with the ghost features exchanged between layers; the backward pass
+// (backward_layers) goes through the layers one at a time in reverse, with the ghost feature gradients summed into
+// their owners in between, and ends with one pass through edge_basis.
+void PairFacet::run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
+                          torch::Tensor &grad)
+{
+  LayerPass pass;
+  pass.graph = module.run_method("edge_basis", edge_index, edge_vec, (int64_t) atom->nlocal,
+                                 (int64_t) (atom->nlocal + atom->nghost)).toTensorVector();
+  energies = forward_layers(species, pass);
+  std::vector<torch::Tensor> basis_grad = backward_layers(energies, pass);
+  std::vector<torch::Tensor> outs, grads;
+  for (size_t k = 0; k < pass.graph.size(); k++)
+    if (pass.graph[k].requires_grad() && basis_grad[k].defined()) {
+      outs.push_back(pass.graph[k]);
+      grads.push_back(basis_grad[k]);
+    }
+  grad = outs.empty() ? torch::zeros_like(edge_vec) : torch::autograd::grad(outs, {edge_vec}, grads, false, false, true)[0];
+  if (!grad.defined()) grad = torch::zeros_like(edge_vec);
 }
 
 // The layers see leaf copies of the edge basis (``basis``; their gradients are collected, then sent

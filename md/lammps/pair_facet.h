@@ -38,7 +38,12 @@ class PairFacet : public Pair {
   void load_model(const std::string &path);
   // the steps of compute()
   void build_edges();
-  void model_inputs(torch::Tensor &species, torch::Tensor &edge_vec);
+  void model_inputs(torch::Tensor &species, torch::Tensor &edge_vec, const std::vector<int64_t> &senders);
+  bool one_domain();
+  void evaluate(bool whole, const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
+                torch::Tensor &grad);
+  void run_domain(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
+                  torch::Tensor &grad);
   void run_model(const torch::Tensor &species, const torch::Tensor &edge_vec, torch::Tensor &energies,
                  torch::Tensor &grad);
   // one model evaluation's layer-by-layer state, from forward_layers() to backward_layers()
@@ -64,6 +69,8 @@ class PairFacet : public Pair {
   std::string device_name = "cpu";
   int num_threads = 0;
   bool recompute = false;             // layers run again in the backward pass: one layer graph at a time
+  bool engine = true;                 // one rank: the whole model in one call where the archive can (one_domain)
+  bool has_domain = false;            // the archive has the ``domain`` method (a CPU export with the C++ engine)
   double cutoff = 0.0;
   int num_layers = 0;
   std::vector<int> model_species;     // atomic numbers, in model order
@@ -71,6 +78,7 @@ class PairFacet : public Pair {
   std::vector<int64_t> feature_dims;  // widths of the features exchanged between layers
   // edges i <- j of this step (i local, j local or ghost), kept from build_edges() to accumulate()
   std::vector<int64_t> edge_recv, edge_send;
+  std::vector<int64_t> edge_owner;    // the local atom each sender is an image of (one_domain)
   std::vector<double> edge_r;         // r_ij = x_j - x_i, 3 per edge
   // what every layer takes, held from model_inputs() to the end of run_model()
   torch::Tensor edge_index;           // (2, edges): receivers, senders
@@ -79,7 +87,7 @@ class PairFacet : public Pair {
   int comm_width = 0;
   // wall-time breakdown of compute() since the last init (printed by finish())
   double time_total = 0.0, time_model = 0.0, time_comm = 0.0;
-  bigint calls = 0;
+  bigint calls = 0, engine_calls = 0;
 };
 
 }    // namespace LAMMPS_NS

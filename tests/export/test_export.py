@@ -10,6 +10,7 @@ from facetpot.io.model_file import save_model
 from facetpot.testing import SEVENNET_LIKE, model_outputs, small_model, triclinic_cell
 from facetpot.testing import domain_from_atoms, run_layerwise
 from facetpot.export.torchscript import export_torchscript, load_torchscript, prepare
+from facetpot.inference.engine_library import load_engine
 
 
 def _fold(dom, edge_vec, edge_index, grad, volume):
@@ -86,6 +87,20 @@ def test_torchscript_file_matches_eager(tmp_path, backend, cfg):
     assert torch.allclose(forces, ref["forces"], rtol=0, atol=1e-10)
     assert torch.allclose(stress, ref["stress"][0], rtol=0, atol=1e-10)
     assert abs(float(ref["forces"].abs().max())) > 1e-3  # the comparison is not vacuous
+
+    # one call of the C++ engine, the neighbours' images mapped to their owners (one LAMMPS rank)
+    assert meta["engine"] == (meta["backend"] == "density" and cfg.get("radial") != "bessel_mlp" and load_engine())
+    if meta["engine"]:
+        owner = torch.as_tensor(dom.owner)
+        local = out["edge_index"][0] < dom.nlocal
+        ei = torch.stack([out["edge_index"][0][local], owner[out["edge_index"][1][local]]])
+        ev = out["edge_vec"][local].detach()
+        e, g = module.domain(species(dom.species_z[: dom.nlocal]), ei, ev)
+        forces = torch.zeros(dom.nlocal, 3, dtype=g.dtype).index_add_(0, ei[0], g).index_add_(0, ei[1], -g)
+        s = (ev.unsqueeze(2) * g.unsqueeze(1)).sum(0)
+        assert torch.allclose(e, ref["energies"], rtol=0, atol=1e-10)
+        assert torch.allclose(forces, ref["forces"], rtol=0, atol=1e-10)
+        assert torch.allclose(0.5 * (s + s.T) / atoms.get_volume(), ref["stress"][0], rtol=0, atol=1e-10)
 
 
 def test_layerwise_needs_the_exchange():

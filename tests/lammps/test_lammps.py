@@ -3,6 +3,8 @@ agrees with the ASE calculator, on any number of MPI ranks, and fails clearly on
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -276,6 +278,26 @@ def test_recompute_mode_is_exact(oxide_run):
     ref = model_outputs(model, atoms)
     assert np.abs(np.stack([d["fx"], d["fy"], d["fz"]], 1) - ref["forces"].numpy()).max() < 1e-8
     assert np.abs(d["c_pe"] - ref["energies"].numpy()).max() < 1e-8
+
+
+def test_one_rank_runs_the_engine_and_equals_the_layers(oxide_run):
+    """On one rank every step is one call of the C++ engine (the export's ``domain``: ghosts mapped to their owners);
+    ``pair_style facet engine no`` keeps the layer-by-layer pass with ghost exchange: the same numbers."""
+    tmp, _, _ = oxide_run
+    runs = {}
+    for option in ("", " engine no"):
+        script = (tmp / "in.lmp").read_text().replace("pair_style facet\n", f"pair_style facet{option}\n")
+        (tmp / "in.engine").write_text(script)
+        proc = run_lammps("in.engine", tmp)
+        calls = re.search(r"rank 0, (\d+) calls \((\d+) whole-domain calls of the C\+\+ engine\)", proc.stdout)
+        d = read_dump(tmp / "dump.out")
+        runs[option] = (int(calls.group(1)), int(calls.group(2)), np.stack([d["fx"], d["fy"], d["fz"]], 1), d["c_pe"])
+    (n_engine, whole, f_engine, e_engine), (n_layers, none, f_layers, e_layers) = runs[""], runs[" engine no"]
+    assert whole == n_engine > 0 and none == 0 and n_layers > 0
+    scale = np.abs(f_layers).max()
+    assert scale > 1e-2
+    assert np.abs(f_engine - f_layers).max() <= 1e-10 * scale
+    assert np.abs(e_engine - e_layers).max() <= 1e-10 * np.abs(e_layers).max()
 
 
 def test_entry_point_warns_about_a_stale_plugin(tmp_path, monkeypatch, capsys):
