@@ -12,7 +12,8 @@ and autograd's bookkeeping around thousands of small operations per call (benchm
 ``attach`` makes a prepared model run its layers this way while its weights stay frozen (the program is rebuilt
 after any change of a weight, dtype or device; a model that trains, or one the program cannot express: radial
 MLPs, a backend other than density, LAMMPS domains with ghost atoms, a GPU (not yet measured there), runs its
-Python layers).
+Python layers). A TorchScript export keeps the program too (``export.deployed.DeployedFacetEngine``): one LAMMPS rank
+maps its ghosts to their owners and runs it in one call.
 """
 
 from __future__ import annotations
