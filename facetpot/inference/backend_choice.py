@@ -20,9 +20,14 @@ if TYPE_CHECKING:
 BACKEND_ENV = "FACETPOT_BACKEND"
 
 
+def asked_backend(backend: Optional[str] = None) -> Optional[str]:
+    """``backend``, else ``$FACETPOT_BACKEND``, else None (every model then keeps its own)."""
+    return backend or os.environ.get(BACKEND_ENV) or None
+
+
 def chosen_backend(model: "FacetModel", backend: Optional[str] = None) -> str:
     """The backend ``model`` should compute with: ``backend``, else ``$FACETPOT_BACKEND``, else its own."""
-    return backend or os.environ.get(BACKEND_ENV) or model.backend
+    return asked_backend(backend) or model.backend
 
 
 def select_backend(model: "FacetModel", backend: Optional[str] = None) -> "FacetModel":

@@ -15,6 +15,7 @@ come back in input order, one per structure.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -28,6 +29,9 @@ from ..structure.option_checks import at_least
 from ..structure.validation import MIN_DISTANCE, has_volume
 from ..model import FacetModel
 from .ase_results import as_numpy, energy_problem, voigt
+from .backend_choice import asked_backend
+from .engine_library import engine_choice
+from .model_source import model_path
 from .prepare import inference_model
 from ..pretrained import DEFAULT_MODEL
 from ..derivatives import compute_properties
@@ -101,8 +105,32 @@ def iter_predict(
     input order, one window of ``WINDOW_BATCHES`` batches held at a time: what ``facet predict`` writes as it goes."""
     batch_atoms = default_batch_atoms(device) if batch_atoms is None else int(at_least("batch_atoms", batch_atoms, 1))
     at_least("min_distance", min_distance, 0.0, "Å")
-    m = inference_model(DEFAULT_MODEL if model is None else model, device=device, dtype=dtype, backend=backend)
+    m = prepared_model(DEFAULT_MODEL if model is None else model, device, dtype, backend)
     return _predict_stream(structures, m, batch_atoms, energies, min_distance)  # options checked before any output
+
+
+#: the models the last predict calls prepared, by (file, its size and time, device, dtype, backend, engine choice)
+_PREPARED: "OrderedDict[tuple, FacetModel]" = OrderedDict()
+#: how many :data:`_PREPARED` keeps
+KEEP_PREPARED = 2
+
+
+def prepared_model(model: Union[FacetModel, str, Path], device: str, dtype: Optional[str], backend) -> FacetModel:
+    """``inference_model``, reused for a model file or shipped name that an earlier call prepared with the same options
+    (and the file unchanged since): a loop of ``predict`` calls reads, prepares and compiles the model once, as a
+    calculator built once does. A FacetModel object is prepared afresh each time (the caller may change it)."""
+    if isinstance(model, FacetModel):
+        return inference_model(model, device=device, dtype=dtype, backend=backend)
+    path = model_path(model)
+    stat = path.stat()
+    options = (str(device), dtype, asked_backend(backend), engine_choice())
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns) + options
+    if key not in _PREPARED:
+        _PREPARED[key] = inference_model(path, device=device, dtype=dtype, backend=backend)
+        while len(_PREPARED) > KEEP_PREPARED:
+            _PREPARED.popitem(last=False)
+    _PREPARED.move_to_end(key)
+    return _PREPARED[key]
 
 
 def _predict_stream(

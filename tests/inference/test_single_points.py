@@ -177,3 +177,27 @@ def test_facet_predict_command(tmp_path):
         assert abs(atoms.get_potential_energy() - atoms.info["facet_energy"]) > 1e-3
     assert written[2].calc is None  # unlabelled input: predictions only, under their keys
     assert main(["predict", str(folder / "b.xyz"), "-o", str(folder / "b.xyz"), "-m", str(tmp_path / "m.pt")]) == 2
+
+
+def test_a_model_file_is_prepared_once_until_it_changes(tmp_path, monkeypatch):
+    """predict calls on one model file reuse the model the first prepared (a loop of calls reads and compiles it
+    once); a rewritten file, or other options, prepare it again, and the answers follow the file."""
+    from facetpot.inference import single_points
+    from facetpot.io.model_file import save_model
+
+    prepared = []
+    real = single_points.inference_model
+    monkeypatch.setattr(single_points, "inference_model", lambda *a, **k: prepared.append(a) or real(*a, **k))
+    atoms = _structures()[0]
+    path = tmp_path / "m.pt"
+    save_model(small_model(seed=1, species=[29]), path)
+    first = facetpot.predict([atoms], model=path, dtype="float64")[0]
+    again = facetpot.predict([atoms], model=path, dtype="float64")[0]
+    assert len(prepared) == 1 and again["energy"] == first["energy"]
+    facetpot.predict([atoms], model=path, dtype="float32")
+    assert len(prepared) == 2
+    save_model(small_model(seed=2, species=[29]), path)  # another model in the same file
+    changed = facetpot.predict([atoms], model=path, dtype="float64")[0]
+    assert len(prepared) == 3 and abs(changed["energy"] - first["energy"]) > 1e-6
+    ref, _, _, _ = _one_by_one(small_model(seed=2, species=[29]), atoms)
+    assert abs(changed["energy"] - ref) < 1e-8
