@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..model import FacetModel
-from ..inference.frozen_program import compile_layers
+from ..inference.frozen_program import compile_layers, slot_tables
 from ..inference.prepare import inference_model
 from ..nn.edges import edges_from_tensors
 
@@ -158,6 +158,12 @@ class DeployedFacetEngine(DeployedFacet):
         edges = self.model.edges(edge_index, edge_vec, n, n)
         features = self.model.embed(species)[0]
         e = torch.ops.facetpot.frozen_program(
-            features, edges.tables[0], edges.tables[1], self.program_params, self.program_code, self.program_scalars
+            features,
+            edges.tables[0],
+            edges.tables[1],
+            self.program_params,
+            self.program_code,
+            self.program_scalars,
+            slot_tables(edges),
         )
         return _with_gradient(self.model.atom_energies(species, e, self.e_iso[species]), edge_vec)

@@ -23,7 +23,9 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..model import FacetModel
+from ..nn.conv.density import neighbor_matrix
 from ..nn.conv_paths import block_path_weights
+from ..nn.edges import EdgeData
 from ..nn.flat_constants import unflatten
 from ..nn.frozen_cache import module_tensors, remembered
 from .engine_library import load_engine
@@ -34,7 +36,7 @@ OPCODES: Dict[str, int] = {
     "zeros": 2,  # out, like, mul, dim
     "matmul": 3,  # out, in, param
     "basis_cols": 4,  # out, basis, first, end
-    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs...
+    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs..., rad, sh
     "split": 6,  # in, dim, n, sizes..., outs...
     "add": 7,  # out, a, b
     "silu": 8,  # out, in, scalar
@@ -47,7 +49,9 @@ OPCODES: Dict[str, int] = {
     "narrow": 15,  # out, in, dim, start, length
     "flatten": 16,  # out, in
 }
-FEATURES, SRC, BASIS = 0, 1, 2
+#: the input registers: layer-0 features, neighbour matrix, basis table; where every neighbour slot holds one edge
+#: (no periodic images summed), the slots' radial basis and harmonics apart (else undefined): edge-first density steps
+FEATURES, SRC, BASIS, RADIAL_SLOTS, SH_SLOTS = 0, 1, 2, 3, 4
 
 
 class Unsupported(ValueError):
@@ -58,7 +62,7 @@ class Program:
     """Registers, instructions, frozen tensors and float constants being written."""
 
     def __init__(self):
-        self.num_registers = 3
+        self.num_registers = 5
         self.code: List[int] = []
         self.params: List[torch.Tensor] = []
         self.scalars: List[float] = []
@@ -125,7 +129,9 @@ def _convolution(p: Program, conv, regs: List[int], factored: bool, chunk: Optio
     backend = conv.backend
     if conv.radial_mlp is not None or backend.name != "density":
         raise Unsupported(f"a convolution with {'radial MLPs' if conv.radial_mlp is not None else backend.name}")
-    rb_all = p.op("matmul", BASIS, p.param(conv.radial_mix)) if conv.radial_rank > 0 else BASIS
+    mix = p.param(conv.radial_mix) if conv.radial_rank > 0 else -1
+    rb_all = p.op("matmul", BASIS, mix) if mix >= 0 else BASIS
+    rad = p.op("matmul", RADIAL_SLOTS, mix) if mix >= 0 else RADIAL_SLOTS  # undefined where slots are not given
     weights = conv.radial_weight.detach() * conv.norm
     ms = None if factored else backend.message_matrices(weights)
     # receiving atoms per chunk: the backend's CPU choice (the engine runs on the CPU: run_layers)
@@ -138,9 +144,11 @@ def _convolution(p: Program, conv, regs: List[int], factored: bool, chunk: Optio
         if factored:
             forms = [channel_factors(backend, weights, b) for b in group]
             matrices, couplings = [p.param(w) for w, _ in forms], [p.param(c) for _, c in forms]
+            sh = p.op("narrow", SH_SLOTS, 2, degrees[0] ** 2, degrees[1] ** 2 - degrees[0] ** 2)
+            edge = [rad, sh]
         else:
-            matrices, couplings = [p.param(ms[b]) for b in group], [-1] * len(group)
-        p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *couplings, *outs)
+            matrices, couplings, edge = [p.param(ms[b]) for b in group], [-1] * len(group), [-1, -1]
+        p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *couplings, *outs, *edge)
         for b, y in zip(group, outs):
             dims = backend.block_path_dims[b]
             pieces = [p.register() for _ in dims]
@@ -228,10 +236,25 @@ def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[tor
 
 def run_program(program: Program, features: torch.Tensor, edges) -> torch.Tensor:
     """e(h^(T)) (N,) of ``program`` (:func:`compile_layers`) on the layer-0 features and the density tables of
-    ``edges``, by the C++ operator (autograd through its hand-written reverse pass)."""
+    ``edges``, by the C++ operator (autograd through its hand-written reverse pass); edge first where every
+    neighbour slot holds one edge (:func:`slot_tables`)."""
     return torch.ops.facetpot.frozen_program(
-        features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars
+        features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars, slot_tables(edges)
     )
+
+
+def slot_tables(edges: EdgeData) -> List[torch.Tensor]:
+    """[radial basis (N, n, K), harmonics (N, n, d)] of the neighbour slots, where each slot holds one edge (a cell
+    wider than the cutoff's sphere: no periodic images summed into a slot, so the basis table's rows are these
+    products); [] otherwise. Detached: the gradient flows through the basis table."""
+    src = edges.tables[0]
+    if int((src < edges.num_senders).sum()) != edges.num_edges():
+        return []
+    slot = neighbor_matrix(edges)[1]
+    n, rad, sh = src.numel(), edges.radial.detach(), edges.sh.detach()
+    rad = rad.new_zeros([n, rad.shape[1]]).index_copy_(0, slot, rad)
+    sh = sh.new_zeros([n, sh.shape[1]]).index_copy_(0, slot, sh)
+    return [rad.view([src.shape[0], src.shape[1], -1]), sh.view([src.shape[0], src.shape[1], -1])]
 
 
 def attach(model: FacetModel) -> FacetModel:

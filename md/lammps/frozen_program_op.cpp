@@ -5,7 +5,9 @@
 // C++), the density convolution is the hand-written Function of density_group_op.cpp, so forces and stress are one
 // backward pass as before, without the Python interpreter between ~5,000 small operations per call.
 //
-//   registers: 0 the layer-0 features (N, u, 1), 1 the neighbour matrix src (N, n), 2 the basis (N, n, d, K)
+//   registers: 0 the layer-0 features (N, u, 1), 1 the neighbour matrix src (N, n), 2 the basis (N, n, d, K),
+//              3 and 4 (undefined unless every slot holds one edge) the slots' radial basis (N, n, K) and harmonics
+//              (N, n, d): the density steps then run edge first (density_group_op.cpp, EdgeForward)
 //   program:   [number of registers, result register, then instructions [opcode, length, arguments...]]
 //   params:    the frozen tensors (weights scaled by their norms, M_u matrices, grid matrices), by index
 //   scalars:   the floating-point constants (activation norms), by index
@@ -32,7 +34,7 @@ enum Op : int64_t {
   ZEROS = 2,       // out, like, mul, dim: zeros (N, mul, dim)
   MATMUL = 3,      // out, in, param: in @ param
   BASIS_COLS = 4,  // out, basis, first, end: columns first..end-1 of axis 2, flattened with the last axis
-  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs...
+  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs..., rad, sh
   SPLIT = 6,       // in, dim, n, sizes..., outs...
   ADD = 7,         // out, a, b
   SILU = 8,        // out, in, scalar: silu(in) * scalar
@@ -129,12 +131,13 @@ struct Machine {
 
   // the registers after running the program forward. differentiable: the density steps through their autograd
   // Function (a replay for double backward); otherwise without autograd, keeping their chunk tables
-  void run(const Tensor &features, const Tensor &src, const Tensor &basis, bool differentiable)
+  void run(const Tensor &features, const Tensor &src, const Tensor &basis, at::TensorList slots, bool differentiable)
   {
-    TORCH_CHECK(program.size() >= 2 && program[0] >= 3 && program[1] < program[0],
+    TORCH_CHECK(program.size() >= 2 && program[0] >= 5 && program[1] < program[0],
                 "facetpot::frozen_program: bad program header");
     r.assign(program[0], Tensor());
     r[0] = features, r[1] = src, r[2] = basis;
+    if (slots.size() == 2) r[3] = slots[0], r[4] = slots[1];
     this->differentiable = differentiable;
     size_t pc = 2;
     while (pc < program.size()) {
@@ -159,8 +162,14 @@ struct Machine {
       if (differentiable && couplings[k].defined()) ms[k] = facetpot::factored_matrix(ms[k], couplings[k]);
     }
     std::vector<Tensor> ys;
+    const Tensor &rad = r[a[4 + 4 * nb]], &sh = r[a[5 + 4 * nb]];
+    bool edge_first = !differentiable && rad.defined() && sh.defined();
+    for (int64_t k = 0; k < nb; k++) edge_first = edge_first && couplings[k].defined();
     if (differentiable) {
       ys = facetpot::density_group_messages(r[a[1]], r[a[2]], a[0], blocks, ms);
+    } else if (edge_first) {  // the backward (fused_backward) needs no chunk table
+      chunks.emplace_back();
+      ys = facetpot::density_group_edge_forward(r[a[1]], rad, sh, blocks, ms, couplings);
     } else {
       chunks.emplace_back();
       ys = facetpot::density_group_forward(r[a[1]], r[a[2]], a[0], blocks, ms, couplings, chunks.back());
@@ -185,7 +194,7 @@ struct Machine {
         break;
       }
       case ZEROS: r[a[0]] = at::zeros({r[a[1]].size(0), a[2], a[3]}, r[a[1]].options()); break;
-      case MATMUL: r[a[0]] = at::matmul(r[a[1]], params[a[2]]); break;
+      case MATMUL: r[a[0]] = r[a[1]].defined() ? at::matmul(r[a[1]], params[a[2]]) : Tensor(); break;
       case BASIS_COLS: {
         const Tensor &b = r[a[1]];
         Tensor cols = (a[2] == 0 && a[3] == b.size(2)) ? b : b.narrow(2, a[2], a[3] - a[2]);
@@ -205,7 +214,7 @@ struct Machine {
       case TRANSPOSE: r[a[0]] = r[a[1]].transpose(a[2], a[3]); break;
       case DENSE: r[a[0]] = at::linear(r[a[1]], params[a[2]], param(a[3])); break;
       case QUADRATIC: r[a[0]] = at::addcmul(r[a[1]] * 0.5, r[a[1]], r[a[1]], 0.25); break;
-      case NARROW: r[a[0]] = r[a[1]].narrow(a[2], a[3], a[4]); break;
+      case NARROW: r[a[0]] = r[a[1]].defined() ? r[a[1]].narrow(a[2], a[3], a[4]) : Tensor(); break;
       case FLATTEN: r[a[0]] = r[a[1]].reshape({-1}); break;
       default: TORCH_CHECK(false, "facetpot::frozen_program: unknown opcode ", op);
     }
@@ -408,10 +417,11 @@ using torch::autograd::variable_list;
 // the gradient, by autograd through a differentiable replay)
 struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
   static Tensor forward(AutogradContext *ctx, const Tensor &features, const Tensor &src, const Tensor &basis,
-                        at::TensorList params, at::IntArrayRef program, at::ArrayRef<double> scalars)
+                        at::TensorList params, at::IntArrayRef program, at::ArrayRef<double> scalars,
+                        at::TensorList slots)
   {
     Machine m{params, program, scalars};
-    m.run(features, src, basis, false);
+    m.run(features, src, basis, slots, false);
     std::vector<int64_t> flat_chunks, chunk_sizes, starts(m.starts.begin(), m.starts.end());
     for (const auto &c : m.chunks) {
       chunk_sizes.push_back((int64_t) c.size());
@@ -430,6 +440,7 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
     ctx->saved_data["chunks"] = flat_chunks;
     ctx->saved_data["chunk_sizes"] = chunk_sizes;
     ctx->saved_data["starts"] = starts;
+    ctx->saved_data["num_slots"] = (int64_t) slots.size();
     ctx->save_for_backward({features, src, basis});
     return m.r[program[1]];
   }
@@ -440,11 +451,12 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
     std::vector<Tensor> params = ctx->saved_data["params"].toTensorVector();
     std::vector<int64_t> program = ctx->saved_data["program"].toIntVector();
     std::vector<double> scalars = ctx->saved_data["scalars"].toDoubleVector();
-    variable_list out(5 + params.size());  // one per argument, the parameter list flattened
+    // one per argument, the tensor lists flattened
+    variable_list out(5 + params.size() + ctx->saved_data["num_slots"].toInt());
     if (!ctx->needs_input_grad(2)) return out;
     Machine m{params, program, scalars};
     if (at::GradMode::is_enabled()) {  // create_graph: autograd through the program, keeping its graph
-      m.run(saved[0], saved[1], saved[2], true);
+      m.run(saved[0], saved[1], saved[2], {}, true);
       variable_list outputs = {m.r[program[1]]}, inputs = {saved[2]}, seeds = {grads[0]};
       out[2] = torch::autograd::grad(outputs, inputs, seeds, true, true, true)[0];
       return out;
@@ -464,13 +476,15 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
 };
 
 Tensor frozen_program(const Tensor &features, const Tensor &src, const Tensor &basis, at::TensorList params,
-                      at::IntArrayRef program, at::ArrayRef<double> scalars)
+                      at::IntArrayRef program, at::ArrayRef<double> scalars, at::TensorList slots)
 {
-  return FrozenProgram::apply(features, src, basis, params, program, scalars);
+  return FrozenProgram::apply(features, src, basis, params, program, scalars, slots);
 }
 
+// slots: [] or [radial basis (N, n, K), harmonics (N, n, d)] of neighbour slots holding one edge each (no gradient:
+// the basis carries it)
 const char *SCHEMA = "frozen_program(Tensor features, Tensor src, Tensor basis, Tensor[] params, int[] program, "
-                     "float[] scalars) -> Tensor";
+                     "float[] scalars, Tensor[] slots) -> Tensor";
 
 struct Registration {
   std::unique_ptr<torch::Library> library;

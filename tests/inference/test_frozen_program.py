@@ -20,6 +20,7 @@ from facetpot.inference.frozen_program import (
     channel_factors,
     compile_layers,
     run_layers,
+    slot_tables,
 )
 from facetpot.inference.prepare import inference_model
 from facetpot.structure.graph import atoms_list_to_graph
@@ -98,6 +99,24 @@ def test_engine_equals_the_python_layers_on_one_thread_and_two(threads):
         torch.set_num_threads(before)
     for key in ("energies", "forces", "virials"):
         torch.testing.assert_close(out[key], ref[key], rtol=1e-9, atol=1e-9, msg=key)
+
+
+@pytest.mark.parametrize("kind", ["s2 grid, quadratic", "trim-like"])
+def test_edge_first_density_steps_equal_the_python_layers(kind):
+    """Where every neighbour slot holds one edge (a cell wider than the cutoff's sphere) the density steps run edge
+    first (``slot_tables``; density_group_op.cpp, EdgeForward): the same energies, forces and virials. A small cell,
+    whose periodic images share slots, gets no slot tables (and the density steps)."""
+    prepared = inference_model(small_model(**KINDS[kind]))
+    si = bulk("Si", "diamond", a=5.43) * (3, 3, 3)  # 216 atoms, 16 A wide
+    si.rattle(0.05, seed=3)
+    graph = atoms_list_to_graph([si], prepared.cutoff)
+    edges = _edges(prepared, graph)
+    assert [t.shape[2] for t in slot_tables(edges)] == [edges.radial.shape[1], edges.sh.shape[1]]
+    assert slot_tables(_edges(prepared, atoms_list_to_graph([bulk("Cu", "fcc", a=3.6)], prepared.cutoff))) == []
+    ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
+    for key in ("energy", "energies", "forces", "virials"):
+        torch.testing.assert_close(out[key], ref[key], rtol=1e-9, atol=1e-9, msg=key)
+    assert float(ref["forces"].abs().max()) > 0.1
 
 
 def _couplings(program):
