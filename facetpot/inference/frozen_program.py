@@ -246,14 +246,14 @@ def run_program(program: Program, features: torch.Tensor, edges) -> torch.Tensor
 def slot_tables(edges: EdgeData) -> List[torch.Tensor]:
     """[radial basis (N, n, K), harmonics (N, n, d)] of the neighbour slots, where each slot holds one edge (a cell
     wider than the cutoff's sphere: no periodic images summed into a slot, so the basis table's rows are these
-    products); [] otherwise. Detached: the gradient flows through the basis table."""
+    products); [] otherwise. The density steps' gradient then flows through these (edge first), not the basis table."""
     src = edges.tables[0]
     if int((src < edges.num_senders).sum()) != edges.num_edges():
         return []
     slot = neighbor_matrix(edges)[1]
-    n, rad, sh = src.numel(), edges.radial.detach(), edges.sh.detach()
-    rad = rad.new_zeros([n, rad.shape[1]]).index_copy_(0, slot, rad)
-    sh = sh.new_zeros([n, sh.shape[1]]).index_copy_(0, slot, sh)
+    n, rad, sh = src.numel(), edges.radial, edges.sh
+    rad = rad.new_zeros([n, rad.shape[1]]).index_copy(0, slot, rad)
+    sh = sh.new_zeros([n, sh.shape[1]]).index_copy(0, slot, sh)
     return [rad.view([src.shape[0], src.shape[1], -1]), sh.view([src.shape[0], src.shape[1], -1])]
 
 

@@ -19,11 +19,16 @@ std::vector<at::Tensor> density_group_forward(const at::Tensor &src, const at::T
                                               at::TensorList blocks, at::TensorList ms, at::TensorList couplings,
                                               std::vector<int64_t> &chunks);
 
-// the forward of a group of factored blocks edge first (density_group_op.cpp, EdgeForward), where every slot of src
+// the forward of a group of factored blocks edge first (density_group_op.cpp, EdgeKernel), where every slot of src
 // holds one edge: rad (N_recv, n_slot, K) its mixed radial basis, sh (N_recv, n_slot, d') the group's harmonics; the
-// same messages as density_group_forward, whose backward (from the product basis rb) applies
+// same messages as density_group_forward
 std::vector<at::Tensor> density_group_edge_forward(const at::Tensor &src, const at::Tensor &rad, const at::Tensor &sh,
                                                    at::TensorList blocks, at::TensorList ms, at::TensorList couplings);
+
+// its backward: [g rad, g sh, g block_0, ...] from the messages' gradients grads (one per block, all defined)
+std::vector<at::Tensor> density_group_edge_backward(const at::Tensor &src, const at::Tensor &rad, const at::Tensor &sh,
+                                                    at::TensorList blocks, at::TensorList ms, at::TensorList couplings,
+                                                    const std::vector<at::Tensor> &grads);
 
 // [g rb (or undefined unless need_rb), g block_0, ... (undefined unless need_x)] from the messages' gradients grads
 // (one per block, all defined)

@@ -217,57 +217,135 @@ std::vector<Tensor> fused_forward(const Tensor &x_ext, const Tensor &src, const 
 //   y[a, :, c] = sum_{j, m} A[j, m, c] Z[j, m, p(c), :]       (combine_rows per path: cols x w m1 x u)
 // K P u + cols m1 u multiply-adds per edge and block against m1 d' K u for the density (Si 512, the shipped model's
 // middle layers: 2.9x fewer), the same sum. A path's columns are consecutive (ConvolutionPaths.block_coupling).
+// The backward (EdgeKernel::backward) recomputes R, A and Z and returns the gradients of x, of the slots' b and Y.
 template <typename scalar_t>
-struct EdgeForward {
+struct EdgeKernel {
   const scalar_t *rad, *sh;  // (N_recv, n_slot, K), (N_recv, n_slot, d'), contiguous
   const int64_t *src;
   int64_t n_slot, k, d, pad;
   std::vector<const scalar_t *> xt, wt;  // per block: x (N_send, m1, u) and W (K, P, u), contiguous
-  std::vector<scalar_t *> y;             // per block: (N_recv, u, cols)
-  std::vector<int64_t> u, m1, paths;
+  std::vector<scalar_t *> y;             // forward, per block: (N_recv, u, cols)
+  std::vector<const scalar_t *> gy;      // backward, per block: the messages' gradient (N_recv, u, cols)
+  scalar_t *g_rad = nullptr, *g_sh = nullptr;  // backward: zeroed (N_recv, n_slot, K) and (N_recv, n_slot, d')
+  std::vector<int64_t> u, m1, paths, x_first;  // x_first: each block's first row in a thread's g x (sum N_send m1 u)
   std::vector<std::vector<int64_t>> path_first, path_cols;
   std::vector<std::vector<scalar_t>> value;
   std::vector<std::vector<int64_t>> a_cell, a_harmonic;  // per entry: its cell m cols + c of A_j, its column of Y_j
   const std::vector<Coupling> *cps;
 
-  void block(int64_t a, int64_t b, int64_t w, std::vector<scalar_t> &buf) const
+  struct Work {
+    scalar_t *r, *am, *z, *yt, *cf, *g, *gr, *ga;  // R, A, Z, y^T (or gy^T), coefficients; backward: G, g R, g A
+  };
+
+  int64_t slots(int64_t a) const
+  {
+    const int64_t *s = src + a * n_slot;
+    int64_t w = 0;
+    while (w < n_slot && s[w] != pad) w++;
+    return w;
+  }
+
+  // R, A and Z of atom a's w slots for block b, in buf (with room for the backward's G, g R and g A)
+  Work tables(int64_t a, int64_t b, int64_t w, std::vector<scalar_t> &buf) const
   {
     const Coupling &cp = (*cps)[b];
     const int64_t nu = u[b], nm = m1[b], np = paths[b], pu = np * nu, cols = cp.cols, *s = src + a * n_slot;
-    buf.resize(w * pu + w * nm * cols + w * nm * pu + cols * nu + std::max<int64_t>(k, w * nm) * TILE_ROWS);
-    scalar_t *r = buf.data(), *am = r + w * pu, *z = am + w * nm * cols, *yt = z + w * nm * pu, *cf = yt + cols * nu;
+    const int64_t sizes = w * pu + w * nm * cols + w * nm * pu;
+    buf.resize(2 * sizes + cols * nu + std::max<int64_t>(std::max(k, cols), w * nm) * TILE_ROWS);
+    Work t;
+    t.r = buf.data(), t.am = t.r + w * pu, t.z = t.am + w * nm * cols, t.yt = t.z + w * nm * pu;
+    t.cf = t.yt + cols * nu, t.g = t.cf + std::max<int64_t>(std::max(k, cols), w * nm) * TILE_ROWS;
+    t.gr = t.g + w * nm * pu, t.ga = t.gr + w * pu;
     for (int64_t j0 = 0; j0 < w; j0 += TILE_ROWS) {
       const int64_t nr = std::min(TILE_ROWS, w - j0);
       for (int64_t kk = 0; kk < k; kk++)
-        for (int64_t q = 0; q < nr; q++) cf[kk * nr + q] = rad[(a * n_slot + j0 + q) * k + kk];
-      facetpot::combine_rows(nr, r + j0 * pu, pu, cf, wt[b], pu, k, pu);
+        for (int64_t q = 0; q < nr; q++) t.cf[kk * nr + q] = rad[(a * n_slot + j0 + q) * k + kk];
+      facetpot::combine_rows(nr, t.r + j0 * pu, pu, t.cf, wt[b], pu, k, pu);
     }
-    std::fill(am, am + w * nm * cols, scalar_t(0));
+    std::fill(t.am, t.am + w * nm * cols, scalar_t(0));
     const int64_t n_entries = (int64_t) value[b].size(), *cell = a_cell[b].data(), *harmonic = a_harmonic[b].data();
     for (int64_t j = 0; j < w; j++) {
       const scalar_t *yj = sh + (a * n_slot + j) * d, *v = value[b].data();
-      scalar_t *aj = am + j * nm * cols;
+      scalar_t *aj = t.am + j * nm * cols;
       for (int64_t e = 0; e < n_entries; e++) aj[cell[e]] += v[e] * yj[harmonic[e]];
     }
     for (int64_t j = 0; j < w; j++)
       for (int64_t m = 0; m < nm; m++) {
         const scalar_t *xr = xt[b] + (s[j] * nm + m) * nu;
         for (int64_t p = 0; p < np; p++) {
-          scalar_t *zz = z + ((j * nm + m) * np + p) * nu;
-          const scalar_t *rr = r + j * pu + p * nu;
+          scalar_t *zz = t.z + (j * nm + m) * pu + p * nu;
+          const scalar_t *rr = t.r + j * pu + p * nu;
           for (int64_t i = 0; i < nu; i++) zz[i] = rr[i] * xr[i];
         }
       }
-    for (int64_t p = 0; p < np; p++)
+    return t;
+  }
+
+  // y[a, :, c] = sum_{j, m} A[j, m, c] Z[j, m, p(c), :]
+  void forward(int64_t a, int64_t b, int64_t w, std::vector<scalar_t> &buf) const
+  {
+    const Work t = tables(a, b, w, buf);
+    const int64_t nu = u[b], nm = m1[b], pu = paths[b] * nu, cols = (*cps)[b].cols;
+    for (int64_t p = 0; p < paths[b]; p++)
       for (int64_t c0 = path_first[b][p]; c0 < path_first[b][p] + path_cols[b][p]; c0 += TILE_ROWS) {
         const int64_t nr = std::min(TILE_ROWS, path_first[b][p] + path_cols[b][p] - c0);
         for (int64_t jm = 0; jm < w * nm; jm++)
-          for (int64_t q = 0; q < nr; q++) cf[jm * nr + q] = am[jm * cols + c0 + q];
-        facetpot::combine_rows(nr, yt + c0 * nu, nu, cf, z + p * nu, pu, w * nm, nu);
+          for (int64_t q = 0; q < nr; q++) t.cf[jm * nr + q] = t.am[jm * cols + c0 + q];
+        facetpot::combine_rows(nr, t.yt + c0 * nu, nu, t.cf, t.z + p * nu, pu, w * nm, nu);
       }
     scalar_t *o = y[b] + a * nu * cols;
     for (int64_t c = 0; c < cols; c++)
-      for (int64_t i = 0; i < nu; i++) o[i * cols + c] = yt[c * nu + i];
+      for (int64_t i = 0; i < nu; i++) o[i * cols + c] = t.yt[c * nu + i];
+  }
+
+  // G[j, m, p, :] = sum_{c in p} A[j, m, c] gy[a, :, c] and g A[j, m, c] = Z[j, m, p(c), :] . gy[a, :, c]
+  void path_gradients(int64_t a, int64_t b, int64_t w, const Work &t) const
+  {
+    const int64_t nu = u[b], nm = m1[b], pu = paths[b] * nu, cols = (*cps)[b].cols;
+    const scalar_t *gya = gy[b] + a * nu * cols;
+    for (int64_t c = 0; c < cols; c++)
+      for (int64_t i = 0; i < nu; i++) t.yt[c * nu + i] = gya[i * cols + c];
+    std::fill(t.ga, t.ga + w * nm * cols, scalar_t(0));
+    std::vector<scalar_t *> outs(w * nm);
+    for (int64_t p = 0; p < paths[b]; p++) {
+      const int64_t c0 = path_first[b][p], nc = path_cols[b][p];
+      for (int64_t jm0 = 0; jm0 < w * nm; jm0 += TILE_ROWS) {
+        const int64_t nr = std::min(TILE_ROWS, w * nm - jm0);
+        for (int64_t c = 0; c < nc; c++)
+          for (int64_t q = 0; q < nr; q++) t.cf[c * nr + q] = t.am[(jm0 + q) * cols + c0 + c];
+        facetpot::combine_rows(nr, t.g + jm0 * pu + p * nu, pu, t.cf, t.yt + c0 * nu, nu, nc, nu);
+      }
+      for (int64_t jm = 0; jm < w * nm; jm++) outs[jm] = t.ga + jm * cols + c0;
+      facetpot::dot_block(t.z + p * nu, pu, w * nm, t.yt + c0 * nu, nu, nc, nu, outs.data());
+    }
+  }
+
+  // atom a's gradients for block b: g x (this thread's copy gx), g b_j (g_rad), g Y_j (g_sh)
+  void backward(int64_t a, int64_t b, int64_t w, std::vector<scalar_t> &buf, scalar_t *gx) const
+  {
+    const Work t = tables(a, b, w, buf);
+    path_gradients(a, b, w, t);
+    const int64_t nu = u[b], nm = m1[b], np = paths[b], pu = np * nu, cols = (*cps)[b].cols, *s = src + a * n_slot;
+    std::fill(t.gr, t.gr + w * pu, scalar_t(0));
+    for (int64_t j = 0; j < w; j++)
+      for (int64_t m = 0; m < nm; m++) {
+        const scalar_t *xr = xt[b] + (s[j] * nm + m) * nu;
+        scalar_t *gxr = gx + x_first[b] + (s[j] * nm + m) * nu;
+        for (int64_t p = 0; p < np; p++) {
+          const scalar_t *gg = t.g + (j * nm + m) * pu + p * nu, *rr = t.r + j * pu + p * nu;
+          scalar_t *grr = t.gr + j * pu + p * nu;
+          for (int64_t i = 0; i < nu; i++) gxr[i] += gg[i] * rr[i], grr[i] += gg[i] * xr[i];
+        }
+      }
+    std::vector<scalar_t *> outs(w);
+    for (int64_t j = 0; j < w; j++) outs[j] = g_rad + (a * n_slot + j) * k;
+    facetpot::dot_block(t.gr, pu, w, wt[b], pu, k, pu, outs.data());
+    const int64_t n_entries = (int64_t) value[b].size(), *cell = a_cell[b].data(), *harmonic = a_harmonic[b].data();
+    for (int64_t j = 0; j < w; j++) {
+      scalar_t *gj = g_sh + (a * n_slot + j) * d;
+      const scalar_t *gaj = t.ga + j * nm * cols, *v = value[b].data();
+      for (int64_t e = 0; e < n_entries; e++) gj[harmonic[e]] += v[e] * gaj[cell[e]];
+    }
   }
 };
 
@@ -285,44 +363,86 @@ void path_columns(const Coupling &cp, std::vector<int64_t> &first, std::vector<i
   TORCH_CHECK(total == cp.cols, "facetpot::density_group: a path's message columns are not consecutive");
 }
 
+// the kernel's tables for one call (keep: the transposed features and weights it points into)
+template <typename scalar_t>
+EdgeKernel<scalar_t> edge_kernel(const Tensor &src, const Tensor &rad, const Tensor &sh, at::TensorList blocks,
+                                 at::TensorList ms, const std::vector<Coupling> &cps, std::vector<Tensor> &keep)
+{
+  EdgeKernel<scalar_t> p{rad.data_ptr<scalar_t>(), sh.data_ptr<scalar_t>(), src.data_ptr<int64_t>(), src.size(1),
+                         rad.size(2), sh.size(2), blocks[0].size(0)};
+  p.cps = &cps;
+  int64_t x_row = 0;
+  for (size_t b = 0; b < blocks.size(); b++) {
+    TORCH_CHECK(cps[b].rows == blocks[b].size(2) * sh.size(2) && ms[b].size(2) == rad.size(2),
+                "facetpot::density_group: edge-first tables of another shape");
+    keep.push_back(blocks[b].transpose(1, 2).contiguous());  // (N_send, m1, u)
+    keep.push_back(ms[b].permute({2, 1, 0}).contiguous());   // (K, P, u)
+    p.xt.push_back(keep[keep.size() - 2].data_ptr<scalar_t>()), p.wt.push_back(keep.back().data_ptr<scalar_t>());
+    p.u.push_back(blocks[b].size(1)), p.m1.push_back(blocks[b].size(2)), p.paths.push_back(cps[b].paths);
+    p.x_first.push_back(x_row), x_row += blocks[b].numel();
+    p.path_first.emplace_back(), p.path_cols.emplace_back();
+    path_columns(cps[b], p.path_first[b], p.path_cols[b]);
+    p.value.emplace_back(cps[b].value.begin(), cps[b].value.end());
+    p.a_cell.emplace_back(), p.a_harmonic.emplace_back();
+    for (size_t e = 0; e < cps[b].col.size(); e++) {
+      const int64_t row = cps[b].row[cps[b].pair[e]];
+      p.a_cell[b].push_back(row / sh.size(2) * cps[b].cols + cps[b].col[e]), p.a_harmonic[b].push_back(row % sh.size(2));
+    }
+  }
+  return p;
+}
+
 std::vector<Tensor> edge_forward(const Tensor &src_in, const Tensor &rad_in, const Tensor &sh_in, at::TensorList blocks,
                                  at::TensorList ms, const std::vector<Coupling> &cps)
 {
   const Tensor src = src_in.contiguous(), rad = rad_in.contiguous(), sh = sh_in.contiguous();
-  const int64_t n_recv = src.size(0), n_slot = src.size(1), nb = blocks.size();
+  const int64_t n_recv = src.size(0), nb = blocks.size();
   std::vector<Tensor> out, keep;
+  for (int64_t b = 0; b < nb; b++) out.push_back(at::empty({n_recv, blocks[b].size(1), cps[b].cols}, blocks[b].options()));
   AT_DISPATCH_FLOATING_TYPES(blocks[0].scalar_type(), "edge_forward", [&] {
-    EdgeForward<scalar_t> p{rad.data_ptr<scalar_t>(), sh.data_ptr<scalar_t>(), src.data_ptr<int64_t>(), n_slot,
-                            rad.size(2), sh.size(2), blocks[0].size(0)};
-    p.cps = &cps;
-    for (int64_t b = 0; b < nb; b++) {
-      TORCH_CHECK(cps[b].rows == blocks[b].size(2) * sh.size(2) && ms[b].size(2) == rad.size(2),
-                  "facetpot::density_group: edge-first tables of another shape");
-      keep.push_back(blocks[b].transpose(1, 2).contiguous());          // (N_send, m1, u)
-      keep.push_back(ms[b].permute({2, 1, 0}).contiguous());           // (K, P, u)
-      out.push_back(at::empty({n_recv, blocks[b].size(1), cps[b].cols}, blocks[b].options()));
-      p.xt.push_back(keep[2 * b].data_ptr<scalar_t>()), p.wt.push_back(keep[2 * b + 1].data_ptr<scalar_t>());
-      p.y.push_back(out[b].data_ptr<scalar_t>());
-      p.u.push_back(blocks[b].size(1)), p.m1.push_back(blocks[b].size(2)), p.paths.push_back(cps[b].paths);
-      p.path_first.emplace_back(), p.path_cols.emplace_back();
-      path_columns(cps[b], p.path_first[b], p.path_cols[b]);
-      p.value.emplace_back(cps[b].value.begin(), cps[b].value.end());
-      p.a_cell.emplace_back(), p.a_harmonic.emplace_back();
-      for (size_t e = 0; e < cps[b].col.size(); e++) {
-        const int64_t row = cps[b].row[cps[b].pair[e]];
-        p.a_cell[b].push_back(row / sh.size(2) * cps[b].cols + cps[b].col[e]), p.a_harmonic[b].push_back(row % sh.size(2));
-      }
-    }
+    EdgeKernel<scalar_t> p = edge_kernel<scalar_t>(src, rad, sh, blocks, ms, cps, keep);
+    for (int64_t b = 0; b < nb; b++) p.y.push_back(out[b].data_ptr<scalar_t>());
     at::parallel_for(0, n_recv, ATOMS_PER_THREAD, [&](int64_t a0, int64_t a1) {
       thread_local std::vector<scalar_t> buf;
-      for (int64_t a = a0; a < a1; a++) {
-        const int64_t *s = p.src + a * n_slot;
-        int64_t w = 0;
-        while (w < n_slot && s[w] != p.pad) w++;
-        for (int64_t b = 0; b < nb; b++) p.block(a, b, w, buf);
-      }
+      for (int64_t a = a0; a < a1; a++)
+        for (int64_t b = 0, w = p.slots(a); b < nb; b++) p.forward(a, b, w, buf);
     });
   });
+  return out;
+}
+
+// [g rad, g sh, g block_0, ...] of an edge-first group from its messages' gradients (one copy of g x per thread)
+std::vector<Tensor> edge_backward(const Tensor &src_in, const Tensor &rad_in, const Tensor &sh_in,
+                                  at::TensorList blocks, at::TensorList ms, const std::vector<Coupling> &cps,
+                                  const std::vector<Tensor> &grads)
+{
+  const Tensor src = src_in.contiguous(), rad = rad_in.contiguous(), sh = sh_in.contiguous();
+  const int64_t n_recv = src.size(0), nb = blocks.size();
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), std::max<int64_t>(n_recv / ATOMS_PER_THREAD, 1));
+  int64_t x_rows = 0;
+  for (const Tensor &x : blocks) x_rows += x.numel();
+  Tensor g_rad = at::zeros_like(rad), g_sh = at::zeros_like(sh), g_xs = at::zeros({threads, x_rows}, rad.options());
+  std::vector<Tensor> gys, keep;
+  for (int64_t b = 0; b < nb; b++) gys.push_back(grads[b].contiguous());
+  AT_DISPATCH_FLOATING_TYPES(blocks[0].scalar_type(), "edge_backward", [&] {
+    EdgeKernel<scalar_t> p = edge_kernel<scalar_t>(src, rad, sh, blocks, ms, cps, keep);
+    for (int64_t b = 0; b < nb; b++) p.gy.push_back(gys[b].data_ptr<scalar_t>());
+    p.g_rad = g_rad.data_ptr<scalar_t>(), p.g_sh = g_sh.data_ptr<scalar_t>();
+    const int64_t grain = std::max<int64_t>(ATOMS_PER_THREAD, (n_recv + threads - 1) / threads);
+    at::parallel_for(0, n_recv, grain, [&](int64_t a0, int64_t a1) {
+      thread_local std::vector<scalar_t> buf;
+      scalar_t *mine = g_xs.data_ptr<scalar_t>() + std::min<int64_t>(at::get_thread_num(), threads - 1) * x_rows;
+      for (int64_t a = a0; a < a1; a++)
+        for (int64_t b = 0, w = p.slots(a); b < nb; b++) p.backward(a, b, w, buf, mine);
+    });
+  });
+  const Tensor g_x = threads == 1 ? g_xs[0] : g_xs.sum(0);
+  std::vector<Tensor> out = {g_rad, g_sh};
+  int64_t row = 0;
+  for (const Tensor &x : blocks) {
+    out.push_back(g_x.narrow(0, row, x.numel()).view({x.size(0), x.size(2), x.size(1)}).transpose(1, 2));
+    row += x.numel();
+  }
   return out;
 }
 
@@ -696,6 +816,13 @@ std::vector<at::Tensor> density_group_edge_forward(const at::Tensor &src, const 
     TORCH_CHECK(factored(cps, b), "facetpot::density_group: edge first needs every block in factored form");
   TORCH_CHECK(src.device().is_cpu() && src.scalar_type() == at::kLong, "facetpot::density_group: CPU only");
   return edge_forward(src, rad, sh, blocks, ms, cps);
+}
+
+std::vector<at::Tensor> density_group_edge_backward(const at::Tensor &src, const at::Tensor &rad, const at::Tensor &sh,
+                                                    at::TensorList blocks, at::TensorList ms, at::TensorList couplings,
+                                                    const std::vector<at::Tensor> &grads)
+{
+  return edge_backward(src, rad, sh, blocks, ms, read_couplings(couplings, blocks.size()), grads);
 }
 
 at::Tensor factored_matrix(const at::Tensor &w, const at::Tensor &coupling)

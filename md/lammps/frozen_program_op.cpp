@@ -7,7 +7,7 @@
 //
 //   registers: 0 the layer-0 features (N, u, 1), 1 the neighbour matrix src (N, n), 2 the basis (N, n, d, K),
 //              3 and 4 (undefined unless every slot holds one edge) the slots' radial basis (N, n, K) and harmonics
-//              (N, n, d): the density steps then run edge first (density_group_op.cpp, EdgeForward)
+//              (N, n, d): the density steps then run edge first (density_group_op.cpp, EdgeKernel)
 //   program:   [number of registers, result register, then instructions [opcode, length, arguments...]]
 //   params:    the frozen tensors (weights scaled by their norms, M_u matrices, grid matrices), by index
 //   scalars:   the floating-point constants (activation norms), by index
@@ -162,19 +162,25 @@ struct Machine {
       if (differentiable && couplings[k].defined()) ms[k] = facetpot::factored_matrix(ms[k], couplings[k]);
     }
     std::vector<Tensor> ys;
-    const Tensor &rad = r[a[4 + 4 * nb]], &sh = r[a[5 + 4 * nb]];
-    bool edge_first = !differentiable && rad.defined() && sh.defined();
-    for (int64_t k = 0; k < nb; k++) edge_first = edge_first && couplings[k].defined();
     if (differentiable) {
       ys = facetpot::density_group_messages(r[a[1]], r[a[2]], a[0], blocks, ms);
-    } else if (edge_first) {  // the backward (fused_backward) needs no chunk table
+    } else if (edge_first(a)) {  // its backward (the reverse pass) needs no chunk table
       chunks.emplace_back();
-      ys = facetpot::density_group_edge_forward(r[a[1]], rad, sh, blocks, ms, couplings);
+      ys = facetpot::density_group_edge_forward(r[a[1]], r[a[4 + 4 * nb]], r[a[5 + 4 * nb]], blocks, ms, couplings);
     } else {
       chunks.emplace_back();
       ys = facetpot::density_group_forward(r[a[1]], r[a[2]], a[0], blocks, ms, couplings, chunks.back());
     }
     for (int64_t k = 0; k < nb; k++) r[a[4 + 3 * nb + k]] = ys[k];
+  }
+
+  // whether density instruction a runs edge first: the slots' tables given, every block in factored form
+  bool edge_first(const int64_t *a) const
+  {
+    const int64_t nb = a[3];
+    bool yes = r[a[4 + 4 * nb]].defined() && r[a[5 + 4 * nb]].defined();
+    for (int64_t k = 0; k < nb; k++) yes = yes && a[4 + 2 * nb + k] >= 0;
+    return yes;
   }
 
   void split(const int64_t *a)
@@ -225,7 +231,7 @@ struct Machine {
 std::vector<bool> basis_dependence(at::IntArrayRef program, const std::vector<size_t> &starts)
 {
   std::vector<bool> dep(program[0], false);
-  dep[2] = true;
+  dep[2] = dep[3] = dep[4] = true;  // the basis and the slots' tables
   for (size_t pc : starts) {
     const int64_t op = program[pc];
     const int64_t *a = program.data() + pc + 2;
@@ -288,7 +294,8 @@ struct Reverse {
     g[k].narrow(dim, start, length).add_(t);
   }
 
-  Tensor run()
+  // the gradients of the basis (zeros where none flows) and of the slots' tables (undefined where none flows)
+  std::vector<Tensor> run()
   {
     size_t density_index = m.chunks.size();
     for (auto it = m.starts.rbegin(); it != m.starts.rend(); ++it) {
@@ -298,7 +305,7 @@ struct Reverse {
       else if (op == SPLIT) split(a);
       else if (op != ZEROS && g[a[0]].defined()) step(op, a, g[a[0]]);
     }
-    return g[2].defined() ? g[2] : at::zeros_like(m.r[2]);
+    return {g[2].defined() ? g[2] : at::zeros_like(m.r[2]), g[3], g[4]};
   }
 
   void density(const int64_t *a, const std::vector<int64_t> &chunks)
@@ -316,6 +323,13 @@ struct Reverse {
       couplings.push_back(m.param(a[4 + 2 * nb + k]));
       need_x = need_x || dep[a[4 + k]];
       grads.push_back(g[outs[k]].defined() ? g[outs[k]] : at::zeros_like(m.r[outs[k]]));
+    }
+    if (m.edge_first(a)) {  // [g rad, g sh, g blocks...]
+      std::vector<Tensor> got = facetpot::density_group_edge_backward(m.r[a[1]], m.r[a[4 + 4 * nb]],
+                                                                      m.r[a[5 + 4 * nb]], blocks, ms, couplings, grads);
+      acc(a[4 + 4 * nb], got[0], true), acc(a[5 + 4 * nb], got[1], true);
+      for (int64_t k = 0; k < nb; k++) acc(a[4 + k], got[2 + k]);
+      return;
     }
     std::vector<Tensor> got =
         facetpot::density_group_backward(m.r[a[1]], m.r[a[2]], a[0], chunks, blocks, ms, couplings, grads, dep[a[2]],
@@ -451,9 +465,12 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
     std::vector<Tensor> params = ctx->saved_data["params"].toTensorVector();
     std::vector<int64_t> program = ctx->saved_data["program"].toIntVector();
     std::vector<double> scalars = ctx->saved_data["scalars"].toDoubleVector();
-    // one per argument, the tensor lists flattened
-    variable_list out(5 + params.size() + ctx->saved_data["num_slots"].toInt());
-    if (!ctx->needs_input_grad(2)) return out;
+    // one per argument, the tensor lists flattened: ..., params..., program, scalars, slots...
+    const size_t first_slot = 5 + params.size(), num_slots = (size_t) ctx->saved_data["num_slots"].toInt();
+    variable_list out(first_slot + num_slots);
+    bool needed = ctx->needs_input_grad(2);  // (tensor inputs only: features, src, basis, params..., slots...)
+    for (size_t k = 0; k < num_slots; k++) needed = needed || ctx->needs_input_grad(3 + params.size() + k);
+    if (!needed) return out;
     Machine m{params, program, scalars};
     if (at::GradMode::is_enabled()) {  // create_graph: autograd through the program, keeping its graph
       m.run(saved[0], saved[1], saved[2], {}, true);
@@ -470,7 +487,9 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
       pos += n;
     }
     for (int64_t k : ctx->saved_data["starts"].toIntVector()) m.starts.push_back((size_t) k);
-    out[2] = Reverse(m, grads[0].contiguous()).run();
+    std::vector<Tensor> got = Reverse(m, grads[0].contiguous()).run();
+    out[2] = got[0];
+    for (size_t k = 0; k < num_slots; k++) out[first_slot + k] = got[1 + k];
     return out;
   }
 };
@@ -481,8 +500,8 @@ Tensor frozen_program(const Tensor &features, const Tensor &src, const Tensor &b
   return FrozenProgram::apply(features, src, basis, params, program, scalars, slots);
 }
 
-// slots: [] or [radial basis (N, n, K), harmonics (N, n, d)] of neighbour slots holding one edge each (no gradient:
-// the basis carries it)
+// slots: [] or [radial basis (N, n, K), harmonics (N, n, d)] of neighbour slots holding one edge each (the
+// edge-first density steps' gradients flow to them; the other steps' to the basis)
 const char *SCHEMA = "frozen_program(Tensor features, Tensor src, Tensor basis, Tensor[] params, int[] program, "
                      "float[] scalars, Tensor[] slots) -> Tensor";
 
