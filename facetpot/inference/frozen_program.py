@@ -36,7 +36,7 @@ OPCODES: Dict[str, int] = {
     "zeros": 2,  # out, like, mul, dim
     "matmul": 3,  # out, in, param
     "basis_cols": 4,  # out, basis, first, end
-    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs..., rad, sh
+    "density": 5,  # chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs..., rad, sh, esrc
     "split": 6,  # in, dim, n, sizes..., outs...
     "add": 7,  # out, a, b
     "silu": 8,  # out, in, scalar
@@ -49,9 +49,13 @@ OPCODES: Dict[str, int] = {
     "narrow": 15,  # out, in, dim, start, length
     "flatten": 16,  # out, in
 }
-#: the input registers: layer-0 features, neighbour matrix, basis table; where every neighbour slot holds one edge
-#: (no periodic images summed), the slots' radial basis and harmonics apart (else undefined): edge-first density steps
-FEATURES, SRC, BASIS, RADIAL_SLOTS, SH_SLOTS = 0, 1, 2, 3, 4
+#: the input registers: layer-0 features, neighbour matrix, basis table; for edge-first density steps
+#: (:func:`slot_tables`, else undefined) a neighbour matrix of one edge per slot, its slots' radial basis and harmonics
+FEATURES, SRC, BASIS, RADIAL_SLOTS, SH_SLOTS, EDGE_SRC = 0, 1, 2, 3, 4, 5
+#: edges per distinct neighbour up to which the density steps run edge first: their cost grows with the edges, the
+#: density's with the distinct neighbours (periodic images share one), and edge first is ~1.6x faster at one edge per
+#: neighbour (Si 512, 2026-12-08)
+EDGE_FIRST_RATIO = 1.5
 
 
 class Unsupported(ValueError):
@@ -62,7 +66,7 @@ class Program:
     """Registers, instructions, frozen tensors and float constants being written."""
 
     def __init__(self):
-        self.num_registers = 5
+        self.num_registers = 6
         self.code: List[int] = []
         self.params: List[torch.Tensor] = []
         self.scalars: List[float] = []
@@ -145,9 +149,9 @@ def _convolution(p: Program, conv, regs: List[int], factored: bool, chunk: Optio
             forms = [channel_factors(backend, weights, b) for b in group]
             matrices, couplings = [p.param(w) for w, _ in forms], [p.param(c) for _, c in forms]
             sh = p.op("narrow", SH_SLOTS, 2, degrees[0] ** 2, degrees[1] ** 2 - degrees[0] ** 2)
-            edge = [rad, sh]
+            edge = [rad, sh, EDGE_SRC]
         else:
-            matrices, couplings, edge = [p.param(ms[b]) for b in group], [-1] * len(group), [-1, -1]
+            matrices, couplings, edge = [p.param(ms[b]) for b in group], [-1] * len(group), [-1, -1, -1]
         p.emit("density", chunk, SRC, cols, len(group), *blocks, *matrices, *couplings, *outs, *edge)
         for b, y in zip(group, outs):
             dims = backend.block_path_dims[b]
@@ -243,18 +247,38 @@ def run_program(program: Program, features: torch.Tensor, edges) -> torch.Tensor
     )
 
 
-def slot_tables(edges: EdgeData) -> List[torch.Tensor]:
-    """[radial basis (N, n, K), harmonics (N, n, d)] of the neighbour slots, where each slot holds one edge (a cell
-    wider than the cutoff's sphere: no periodic images summed into a slot, so the basis table's rows are these
-    products); [] otherwise. The density steps' gradient then flows through these (edge first), not the basis table."""
+def slot_tables(edges: EdgeData, ratio: float = EDGE_FIRST_RATIO) -> List[torch.Tensor]:
+    """[radial basis (N, n, K), harmonics (N, n, d), senders (N, n)] of a neighbour matrix with one edge per slot, for
+    the edge-first density steps, where the graph has at most ``ratio`` edges per distinct neighbour; []
+    otherwise (the density steps then sum periodic images into one slot). Those steps' gradients flow through
+    these, not through the basis table."""
     src = edges.tables[0]
-    if int((src < edges.num_senders).sum()) != edges.num_edges():
+    pairs, num_edges = int((src < edges.num_senders).sum()), edges.num_edges()
+    if num_edges == 0 or num_edges > ratio * pairs:
         return []
-    slot = neighbor_matrix(edges)[1]
+    if num_edges == pairs:  # one edge per neighbour already: the density's own matrix
+        slot = neighbor_matrix(edges)[1]
+    else:
+        src, slot = edge_matrix(edges)
     n, rad, sh = src.numel(), edges.radial, edges.sh
     rad = rad.new_zeros([n, rad.shape[1]]).index_copy(0, slot, rad)
     sh = sh.new_zeros([n, sh.shape[1]]).index_copy(0, slot, sh)
-    return [rad.view([src.shape[0], src.shape[1], -1]), sh.view([src.shape[0], src.shape[1], -1])]
+    return [rad.view([src.shape[0], src.shape[1], -1]), sh.view([src.shape[0], src.shape[1], -1]), src]
+
+
+def edge_matrix(edges: EdgeData) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(senders (N_recv, n): every receiving atom's edges in slots 0.., N_send in the padding that trails each row;
+    slot (E,): each edge's flat slot), n the largest number of edges of an atom."""
+    dst, n_recv = edges.receivers, edges.num_receivers
+    counts = torch.bincount(dst, minlength=n_recv)
+    n_max = int(counts.max())
+    order = torch.argsort(dst, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.empty_like(dst)
+    slot[order] = dst[order] * n_max + torch.arange(dst.shape[0], device=dst.device) - starts[dst[order]]
+    src = torch.full([n_recv * n_max], edges.num_senders, dtype=torch.long, device=dst.device)
+    src[slot] = edges.senders
+    return src.view([n_recv, n_max]), slot
 
 
 def attach(model: FacetModel) -> FacetModel:

@@ -6,8 +6,9 @@
 // backward pass as before, without the Python interpreter between ~5,000 small operations per call.
 //
 //   registers: 0 the layer-0 features (N, u, 1), 1 the neighbour matrix src (N, n), 2 the basis (N, n, d, K),
-//              3 and 4 (undefined unless every slot holds one edge) the slots' radial basis (N, n, K) and harmonics
-//              (N, n, d): the density steps then run edge first (density_group_op.cpp, EdgeKernel)
+//              3, 4, 5 (or undefined) the radial basis (N, n', K), harmonics (N, n', d) and senders (N, n') of a
+//              neighbour matrix of one edge per slot: the density steps then run edge first (density_group_op.cpp,
+//              EdgeKernel)
 //   program:   [number of registers, result register, then instructions [opcode, length, arguments...]]
 //   params:    the frozen tensors (weights scaled by their norms, M_u matrices, grid matrices), by index
 //   scalars:   the floating-point constants (activation norms), by index
@@ -34,7 +35,7 @@ enum Op : int64_t {
   ZEROS = 2,       // out, like, mul, dim: zeros (N, mul, dim)
   MATMUL = 3,      // out, in, param: in @ param
   BASIS_COLS = 4,  // out, basis, first, end: columns first..end-1 of axis 2, flattened with the last axis
-  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs..., rad, sh
+  DENSITY = 5,     // chunk, src, rb, n_blocks, blocks..., matrices..., couplings (-1: none)..., outs..., rad, sh, esrc
   SPLIT = 6,       // in, dim, n, sizes..., outs...
   ADD = 7,         // out, a, b
   SILU = 8,        // out, in, scalar: silu(in) * scalar
@@ -133,11 +134,11 @@ struct Machine {
   // Function (a replay for double backward); otherwise without autograd, keeping their chunk tables
   void run(const Tensor &features, const Tensor &src, const Tensor &basis, at::TensorList slots, bool differentiable)
   {
-    TORCH_CHECK(program.size() >= 2 && program[0] >= 5 && program[1] < program[0],
+    TORCH_CHECK(program.size() >= 2 && program[0] >= 6 && program[1] < program[0],
                 "facetpot::frozen_program: bad program header");
     r.assign(program[0], Tensor());
     r[0] = features, r[1] = src, r[2] = basis;
-    if (slots.size() == 2) r[3] = slots[0], r[4] = slots[1];
+    if (slots.size() == 3) r[3] = slots[0], r[4] = slots[1], r[5] = slots[2];
     this->differentiable = differentiable;
     size_t pc = 2;
     while (pc < program.size()) {
@@ -166,7 +167,8 @@ struct Machine {
       ys = facetpot::density_group_messages(r[a[1]], r[a[2]], a[0], blocks, ms);
     } else if (edge_first(a)) {  // its backward (the reverse pass) needs no chunk table
       chunks.emplace_back();
-      ys = facetpot::density_group_edge_forward(r[a[1]], r[a[4 + 4 * nb]], r[a[5 + 4 * nb]], blocks, ms, couplings);
+      ys = facetpot::density_group_edge_forward(r[a[6 + 4 * nb]], r[a[4 + 4 * nb]], r[a[5 + 4 * nb]], blocks, ms,
+                                                couplings);
     } else {
       chunks.emplace_back();
       ys = facetpot::density_group_forward(r[a[1]], r[a[2]], a[0], blocks, ms, couplings, chunks.back());
@@ -178,7 +180,8 @@ struct Machine {
   bool edge_first(const int64_t *a) const
   {
     const int64_t nb = a[3];
-    bool yes = r[a[4 + 4 * nb]].defined() && r[a[5 + 4 * nb]].defined();
+    bool yes = a[4 + 4 * nb] >= 0 && r[a[4 + 4 * nb]].defined() && r[a[5 + 4 * nb]].defined() &&
+               r[a[6 + 4 * nb]].defined();
     for (int64_t k = 0; k < nb; k++) yes = yes && a[4 + 2 * nb + k] >= 0;
     return yes;
   }
@@ -325,7 +328,7 @@ struct Reverse {
       grads.push_back(g[outs[k]].defined() ? g[outs[k]] : at::zeros_like(m.r[outs[k]]));
     }
     if (m.edge_first(a)) {  // [g rad, g sh, g blocks...]
-      std::vector<Tensor> got = facetpot::density_group_edge_backward(m.r[a[1]], m.r[a[4 + 4 * nb]],
+      std::vector<Tensor> got = facetpot::density_group_edge_backward(m.r[a[6 + 4 * nb]], m.r[a[4 + 4 * nb]],
                                                                       m.r[a[5 + 4 * nb]], blocks, ms, couplings, grads);
       acc(a[4 + 4 * nb], got[0], true), acc(a[5 + 4 * nb], got[1], true);
       for (int64_t k = 0; k < nb; k++) acc(a[4 + k], got[2 + k]);
@@ -469,7 +472,8 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
     const size_t first_slot = 5 + params.size(), num_slots = (size_t) ctx->saved_data["num_slots"].toInt();
     variable_list out(first_slot + num_slots);
     bool needed = ctx->needs_input_grad(2);  // (tensor inputs only: features, src, basis, params..., slots...)
-    for (size_t k = 0; k < num_slots; k++) needed = needed || ctx->needs_input_grad(3 + params.size() + k);
+    for (size_t k = 0; k < std::min<size_t>(num_slots, 2); k++)  // (the senders have none)
+      needed = needed || ctx->needs_input_grad(3 + params.size() + k);
     if (!needed) return out;
     Machine m{params, program, scalars};
     if (at::GradMode::is_enabled()) {  // create_graph: autograd through the program, keeping its graph
@@ -489,7 +493,7 @@ struct FrozenProgram : public torch::autograd::Function<FrozenProgram> {
     for (int64_t k : ctx->saved_data["starts"].toIntVector()) m.starts.push_back((size_t) k);
     std::vector<Tensor> got = Reverse(m, grads[0].contiguous()).run();
     out[2] = got[0];
-    for (size_t k = 0; k < num_slots; k++) out[first_slot + k] = got[1 + k];
+    for (size_t k = 0; k < std::min<size_t>(num_slots, 2); k++) out[first_slot + k] = got[1 + k];
     return out;
   }
 };
@@ -500,8 +504,8 @@ Tensor frozen_program(const Tensor &features, const Tensor &src, const Tensor &b
   return FrozenProgram::apply(features, src, basis, params, program, scalars, slots);
 }
 
-// slots: [] or [radial basis (N, n, K), harmonics (N, n, d)] of neighbour slots holding one edge each (the
-// edge-first density steps' gradients flow to them; the other steps' to the basis)
+// slots: [] or [radial basis (N, n, K), harmonics (N, n, d), senders (N, n)] of a neighbour matrix of one edge per
+// slot (the edge-first density steps' gradients flow to the first two; the other steps' to the basis)
 const char *SCHEMA = "frozen_program(Tensor features, Tensor src, Tensor basis, Tensor[] params, int[] program, "
                      "float[] scalars, Tensor[] slots) -> Tensor";
 

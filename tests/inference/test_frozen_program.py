@@ -16,6 +16,7 @@ from facetpot.derivatives import compute_properties
 from facetpot.hessian import hessian
 from facetpot.inference.engine_library import load_engine
 from facetpot.inference.frozen_program import (
+    EDGE_FIRST_RATIO,
     OPCODES,
     channel_factors,
     compile_layers,
@@ -101,17 +102,29 @@ def test_engine_equals_the_python_layers_on_one_thread_and_two(threads):
         torch.testing.assert_close(out[key], ref[key], rtol=1e-9, atol=1e-9, msg=key)
 
 
-@pytest.mark.parametrize("kind", ["s2 grid, quadratic", "trim-like"])
-def test_edge_first_density_steps_equal_the_python_layers(kind):
-    """Where every neighbour slot holds one edge (a cell wider than the cutoff's sphere) the density steps run edge
-    first (``slot_tables``; density_group_op.cpp, EdgeForward): the same energies, forces and virials. A small cell,
-    whose periodic images share slots, gets no slot tables (and the density steps)."""
-    prepared = inference_model(small_model(**KINDS[kind]))
-    si = bulk("Si", "diamond", a=5.43) * (3, 3, 3)  # 216 atoms, 16 A wide
+def _edge_first_cells():
+    si = bulk("Si", "diamond", a=5.43) * (3, 3, 3)  # 54 atoms, 11.5 A wide: one edge per neighbour
     si.rattle(0.05, seed=3)
-    graph = atoms_list_to_graph([si], prepared.cutoff)
+    narrow = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 1)  # 5.4 A high: 4/3 edges per neighbour
+    narrow.rattle(0.05, seed=4)
+    return {"one edge per neighbour": (si, False), "images sharing neighbours": (narrow, True)}
+
+
+@pytest.mark.parametrize("kind", ["s2 grid, quadratic", "trim-like"])
+@pytest.mark.parametrize("cell", list(_edge_first_cells()))
+def test_edge_first_density_steps_equal_the_python_layers(kind, cell):
+    """Up to EDGE_FIRST_RATIO edges per distinct neighbour the density steps run edge first (``slot_tables``: a
+    neighbour matrix of one edge per slot; density_group_op.cpp, EdgeKernel): the same energies, forces and virials
+    as the Python layers. A small cell, whose periodic images crowd its few neighbours, gets no slot tables."""
+    prepared = inference_model(small_model(**KINDS[kind]))
+    atoms, shared = _edge_first_cells()[cell]
+    graph = atoms_list_to_graph([atoms], prepared.cutoff)
     edges = _edges(prepared, graph)
-    assert [t.shape[2] for t in slot_tables(edges)] == [edges.radial.shape[1], edges.sh.shape[1]]
+    tables = slot_tables(edges)
+    assert [t.shape[2] for t in tables[:2]] == [edges.radial.shape[1], edges.sh.shape[1]]
+    assert int((tables[2] < graph.num_atoms).sum()) == edges.num_edges()  # every edge in a slot of its own
+    ratio = edges.num_edges() / int((edges.tables[0] < graph.num_atoms).sum())
+    assert (1.0 < ratio <= EDGE_FIRST_RATIO) if shared else ratio == 1.0
     assert slot_tables(_edges(prepared, atoms_list_to_graph([bulk("Cu", "fcc", a=3.6)], prepared.cutoff))) == []
     ref, out = _both(prepared, graph, forces=True, stress=None, virials=True)
     for key in ("energy", "energies", "forces", "virials"):
