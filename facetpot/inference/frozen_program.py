@@ -240,8 +240,8 @@ def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[tor
 
 def run_program(program: Program, features: torch.Tensor, edges) -> torch.Tensor:
     """e(h^(T)) (N,) of ``program`` (:func:`compile_layers`) on the layer-0 features and the density tables of
-    ``edges``, by the C++ operator (autograd through its hand-written reverse pass); edge first where every
-    neighbour slot holds one edge (:func:`slot_tables`)."""
+    ``edges``, by the C++ operator (autograd through its hand-written reverse pass); its density steps edge first
+    where the graph has few edges per distinct neighbour (:func:`slot_tables`)."""
     return torch.ops.facetpot.frozen_program(
         features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars, slot_tables(edges)
     )
