@@ -4,9 +4,11 @@
 
 The shipped default model (float32, energy + forces + stress through ``compute_properties``, the calculator's
 path without ASE) runs its layers by ``facetpot.inference.frozen_program`` compiled as: ``dense`` (every block's
-channel step one GEMM with M_u), ``factored`` (what ships: W per path and the CG non-zeros,
-``frozen_program.channel_factors``) and ``factored, chunk C`` for every ``--chunks`` C (receiving atoms per density
-chunk; the default is the backend's CPU choice). Workloads: 30 small MPtrj crystals (at most 20 atoms;
+channel step one GEMM with M_u), ``factored, density steps`` (W per path and the CG non-zeros,
+``frozen_program.channel_factors``, every atom's density summed over its neighbours), ``factored`` (what ships: the
+same, edge first where a graph has few edges per distinct neighbour, ``frozen_program.slot_tables``) and
+``factored, chunk C`` for every ``--chunks`` C (receiving atoms per density chunk, density steps; the default is the
+backend's CPU choice). Workloads: 30 small MPtrj crystals (at most 20 atoms;
 ``workloads.small_crystals``) one by one, Si 64 and Si 512 (rattled 0.02 Å). The variants alternate within every
 round; per workload and variant: best and median over ``--rounds`` rounds of the time per structure. Numbers are
 the same in every variant (float32 summation order aside).
@@ -27,14 +29,14 @@ from systems import silicon  # noqa: E402
 from workloads import small_crystals  # noqa: E402
 
 
-def runner(program):
+def runner(program, edge_first: bool):
     """A layer runner (``FacetModel.use_layer_runner``) that runs ``program``, as ``frozen_program.run_layers``."""
     from facetpot.inference.frozen_program import run_program
 
     def run(model, features, edges):
         if edges.num_edges() == 0:
             return None  # isolated atoms: the Python layers (run_layers does the same)
-        return run_program(program, features, edges)
+        return run_program(program, features, edges, edge_first)
 
     return run
 
@@ -45,8 +47,8 @@ def timings(model, variants, graphs, rounds: int, reps: int):
 
     out = {name: [] for name in variants}
     for _ in range(rounds):
-        for name, program in variants.items():
-            model.use_layer_runner(runner(program))
+        for name, (program, edge_first) in variants.items():
+            model.use_layer_runner(runner(program, edge_first))
             for g in graphs:  # warm-up: the density steps' scratch memory
                 compute_properties(model, g, stress=True)
             start = time.perf_counter()
@@ -79,9 +81,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     name = args.model or DEFAULT_MODEL
     model = inference_model(name, dtype="float32")
-    variants = {"dense": compile_layers(model, factored=False), "factored": compile_layers(model)}
+    factored = compile_layers(model)
+    variants = {
+        "dense": (compile_layers(model, factored=False), False),
+        "factored, density steps": (factored, False),
+        "factored": (factored, True),  # what ships: edge first where a graph allows (frozen_program.slot_tables)
+    }
     for c in args.chunks:
-        variants[f"factored, chunk {c}"] = compile_layers(model, chunk=c)
+        variants[f"factored, chunk {c}"] = (compile_layers(model, chunk=c), False)
     workloads = [
         ("30 small MPtrj crystals, one by one", small_crystals(30), 3),
         ("Si 64", [silicon(2, rattle=0.02)], 4),

@@ -53,8 +53,10 @@ OPCODES: Dict[str, int] = {
 #: (:func:`slot_tables`, else undefined) a neighbour matrix of one edge per slot, its slots' radial basis and harmonics
 FEATURES, SRC, BASIS, RADIAL_SLOTS, SH_SLOTS, EDGE_SRC = 0, 1, 2, 3, 4, 5
 #: edges per distinct neighbour up to which the density steps run edge first: their cost grows with the edges, the
-#: density's with the distinct neighbours (periodic images share one), and edge first is ~1.6x faster at one edge per
-#: neighbour (Si 512, 2026-12-08)
+#: density's with the distinct neighbours (periodic images share one); at one edge per neighbour edge first is
+#: 1.4x faster (Si 512, 2 threads, benchmarks/engine_variants.py, 2026-12-08); with this threshold 150 stressed
+#: MPtrj frames one by one took less in sum than without edge first (RESULTS.md, the note of 2026-12-08 on edge
+#: first; other thresholds not measured)
 EDGE_FIRST_RATIO = 1.5
 
 
@@ -238,12 +240,14 @@ def run_layers(model: FacetModel, features: torch.Tensor, edges) -> Optional[tor
     return run_program(program, features, edges)
 
 
-def run_program(program: Program, features: torch.Tensor, edges) -> torch.Tensor:
+def run_program(program: Program, features: torch.Tensor, edges, edge_first: bool = True) -> torch.Tensor:
     """e(h^(T)) (N,) of ``program`` (:func:`compile_layers`) on the layer-0 features and the density tables of
     ``edges``, by the C++ operator (autograd through its hand-written reverse pass); its density steps edge first
-    where the graph has few edges per distinct neighbour (:func:`slot_tables`)."""
+    where the graph has few edges per distinct neighbour (:func:`slot_tables`) unless ``edge_first`` is False (the
+    same numbers: benchmarks/engine_variants.py)."""
+    slots = slot_tables(edges) if edge_first else []
     return torch.ops.facetpot.frozen_program(
-        features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars, slot_tables(edges)
+        features, edges.tables[0], edges.tables[1], program.params, program.code, program.scalars, slots
     )
 
 
@@ -256,29 +260,11 @@ def slot_tables(edges: EdgeData, ratio: float = EDGE_FIRST_RATIO) -> List[torch.
     pairs, num_edges = int((src < edges.num_senders).sum()), edges.num_edges()
     if num_edges == 0 or num_edges > ratio * pairs:
         return []
-    if num_edges == pairs:  # one edge per neighbour already: the density's own matrix
-        slot = neighbor_matrix(edges)[1]
-    else:
-        src, slot = edge_matrix(edges)
+    src, slot = neighbor_matrix(edges, merge_images=False)
     n, rad, sh = src.numel(), edges.radial, edges.sh
     rad = rad.new_zeros([n, rad.shape[1]]).index_copy(0, slot, rad)
     sh = sh.new_zeros([n, sh.shape[1]]).index_copy(0, slot, sh)
     return [rad.view([src.shape[0], src.shape[1], -1]), sh.view([src.shape[0], src.shape[1], -1]), src]
-
-
-def edge_matrix(edges: EdgeData) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(senders (N_recv, n): every receiving atom's edges in slots 0.., N_send in the padding that trails each row;
-    slot (E,): each edge's flat slot), n the largest number of edges of an atom."""
-    dst, n_recv = edges.receivers, edges.num_receivers
-    counts = torch.bincount(dst, minlength=n_recv)
-    n_max = int(counts.max())
-    order = torch.argsort(dst, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slot = torch.empty_like(dst)
-    slot[order] = dst[order] * n_max + torch.arange(dst.shape[0], device=dst.device) - starts[dst[order]]
-    src = torch.full([n_recv * n_max], edges.num_senders, dtype=torch.long, device=dst.device)
-    src[slot] = edges.senders
-    return src.view([n_recv, n_max]), slot
 
 
 def attach(model: FacetModel) -> FacetModel:

@@ -306,7 +306,8 @@ struct EdgeKernel {
     for (int64_t c = 0; c < cols; c++)
       for (int64_t i = 0; i < nu; i++) t.yt[c * nu + i] = gya[i * cols + c];
     std::fill(t.ga, t.ga + w * nm * cols, scalar_t(0));
-    std::vector<scalar_t *> outs(w * nm);
+    thread_local std::vector<scalar_t *> outs;  // no allocation per atom and block
+    outs.resize(std::max<size_t>(outs.size(), w * nm));
     for (int64_t p = 0; p < paths[b]; p++) {
       const int64_t c0 = path_first[b][p], nc = path_cols[b][p];
       for (int64_t jm0 = 0; jm0 < w * nm; jm0 += TILE_ROWS) {
@@ -337,7 +338,8 @@ struct EdgeKernel {
           for (int64_t i = 0; i < nu; i++) gxr[i] += gg[i] * rr[i], grr[i] += gg[i] * xr[i];
         }
       }
-    std::vector<scalar_t *> outs(w);
+    thread_local std::vector<scalar_t *> outs;
+    outs.resize(std::max<size_t>(outs.size(), w));
     for (int64_t j = 0; j < w; j++) outs[j] = g_rad + (a * n_slot + j) * k;
     facetpot::dot_block(t.gr, pu, w, wt[b], pu, k, pu, outs.data());
     const int64_t n_entries = (int64_t) value[b].size(), *cell = a_cell[b].data(), *harmonic = a_harmonic[b].data();

@@ -39,16 +39,17 @@ from ..flat_constants import unflatten
 from ..frozen_cache import remembered
 
 
-def neighbor_matrix(edges: EdgeData) -> List[torch.Tensor]:
+def neighbor_matrix(edges: EdgeData, merge_images: bool = True) -> List[torch.Tensor]:
     """(src (N_recv, n_max): the distinct senders of every receiving atom, N_send in padding slots, which trail each
     row; slot (E,): the flat slot (row-major in (N_recv, n_max)) each edge adds its basis row into). The periodic
     images of one pair (i, j) share a slot, their basis rows summed (the density is linear in them): n_max is the
-    largest number of distinct neighbours, at most N_send however many images a small cell has."""
+    largest number of distinct neighbours, at most N_send however many images a small cell has. ``merge_images``
+    False: one slot per edge (the engine's edge-first steps), n_max the largest number of edges of an atom."""
     dst, senders, num_edges, n_recv = edges.receivers, edges.senders, edges.num_edges(), edges.num_receivers
     order = torch.argsort(dst * (edges.num_senders + 1) + senders, stable=True)  # by receiver, then sender
     dst_sorted, send_sorted = dst[order], senders[order]
     first = torch.ones(num_edges, dtype=torch.bool, device=dst.device)  # the first edge of each (i, j)
-    if num_edges > 1:
+    if num_edges > 1 and merge_images:
         first[1:] = (dst_sorted[1:] != dst_sorted[:-1]) | (send_sorted[1:] != send_sorted[:-1])
     pair_recv = dst_sorted[first]
     counts = torch.bincount(pair_recv, minlength=n_recv)
